@@ -1,0 +1,21 @@
+//! Generates the gRPC code and the descriptor set (served by reflection) from `proto/`.
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A vendored protoc, so a fresh machine needs no system package.
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let include = protoc_bin_vendored::include_path()?;
+    // SAFETY: build scripts run single-threaded; nothing else reads the environment concurrently.
+    unsafe { env::set_var("PROTOC", protoc) };
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("ossgate_descriptor.bin"))
+        .bytes(".ossgate.v1")
+        .compile_protos(
+            &[PathBuf::from("proto/ossgate/v1/ossgate.proto")],
+            &[PathBuf::from("proto"), include],
+        )?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Validated value types (placeholder).
