@@ -1,1 +1,20 @@
-//! Validated value types (placeholder).
+//! Validated value types shared by the gRPC layer, the OSS client and the
+//! emulator, plus their wire codecs (tag header, tagging XML) and CRC-64.
+//!
+//! Every constructor that takes untrusted input validates it and reports each
+//! problem as a [`Violation`] naming the offending field; nothing here panics
+//! on any input.
+
+mod crc64;
+mod enums;
+mod metadata;
+mod names;
+mod tags;
+mod violation;
+
+pub use crc64::{Crc64, crc64};
+pub use enums::{ObjectAcl, ObjectType, StorageClass};
+pub use metadata::UserMetadata;
+pub use names::{BucketName, ObjectKey, VersionId};
+pub use tags::{TagSet, TagXmlError, parse_tagging_xml};
+pub use violation::Violation;
