@@ -103,3 +103,88 @@ wire_enum! {
         Symlink => "Symlink",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_spellings() {
+        let classes: Vec<&str> = StorageClass::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            classes,
+            [
+                "Standard",
+                "IA",
+                "Archive",
+                "ColdArchive",
+                "DeepColdArchive"
+            ]
+        );
+        let acls: Vec<&str> = ObjectAcl::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            acls,
+            ["default", "private", "public-read", "public-read-write"]
+        );
+        let types: Vec<&str> = ObjectType::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(types, ["Normal", "Appendable", "Multipart", "Symlink"]);
+    }
+
+    #[test]
+    fn parse_round_trips_and_ignores_case() {
+        for &c in StorageClass::ALL {
+            assert_eq!(StorageClass::parse(c.as_str()), Some(c));
+            assert_eq!(StorageClass::parse(&c.as_str().to_uppercase()), Some(c));
+            assert_eq!(StorageClass::parse(&c.as_str().to_lowercase()), Some(c));
+            assert_eq!(c.to_string(), c.as_str());
+        }
+        for &a in ObjectAcl::ALL {
+            assert_eq!(ObjectAcl::parse(a.as_str()), Some(a));
+            assert_eq!(ObjectAcl::parse(&a.as_str().to_uppercase()), Some(a));
+        }
+        for &t in ObjectType::ALL {
+            assert_eq!(ObjectType::parse(t.as_str()), Some(t));
+            assert_eq!(ObjectType::parse(&t.as_str().to_lowercase()), Some(t));
+        }
+        assert_eq!(StorageClass::parse("ia"), Some(StorageClass::Ia));
+        assert_eq!(
+            StorageClass::parse("coldarchive"),
+            Some(StorageClass::ColdArchive)
+        );
+        assert_eq!(ObjectAcl::parse("Public-Read"), Some(ObjectAcl::PublicRead));
+    }
+
+    #[test]
+    fn unknown_values_are_rejected() {
+        for s in [
+            "",
+            "Std",
+            "Standard ",
+            " IA",
+            "InfrequentAccess",
+            "Cold Archive",
+        ] {
+            assert_eq!(StorageClass::parse(s), None, "{s:?}");
+        }
+        for s in ["", "public", "public_read", "publicread", "private "] {
+            assert_eq!(ObjectAcl::parse(s), None, "{s:?}");
+        }
+        for s in ["", "normal-object", "link"] {
+            assert_eq!(ObjectType::parse(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn from_str_error_lists_accepted_values() {
+        assert_eq!("ia".parse::<StorageClass>(), Ok(StorageClass::Ia));
+        let err = "Glacier".parse::<StorageClass>().unwrap_err();
+        assert_eq!(err.field, "");
+        assert_eq!(
+            err.description,
+            "storage class \"Glacier\" is not one of Standard, IA, Archive, ColdArchive, DeepColdArchive"
+        );
+        let err = "world".parse::<ObjectAcl>().unwrap_err();
+        assert!(err.description.contains("public-read-write"), "{err}");
+        assert!("x".parse::<ObjectType>().is_err());
+    }
+}

@@ -208,3 +208,202 @@ impl VersionId {
 }
 
 string_newtype!(VersionId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bucket_err(s: &str) -> String {
+        let v = BucketName::parse(s).expect_err(s);
+        assert_eq!(v.field, "");
+        v.description
+    }
+
+    fn key_err(s: &str) -> String {
+        let v = ObjectKey::parse(s).expect_err(s);
+        assert_eq!(v.field, "");
+        v.description
+    }
+
+    #[test]
+    fn bucket_names_accepted() {
+        for s in [
+            "abc",
+            "a-b",
+            "0a9",
+            "my-bucket-2024",
+            "123",
+            "a--b",
+            &"a".repeat(63),
+        ] {
+            let b = BucketName::parse(s).expect(s);
+            assert_eq!(b.as_str(), s);
+            assert_eq!(b.to_string(), s);
+            assert_eq!(b.as_ref(), s);
+            assert_eq!(b, s);
+        }
+    }
+
+    #[test]
+    fn bucket_name_length_bounds() {
+        assert_eq!(
+            bucket_err("ab"),
+            "bucket name \"ab\" is 2 characters; it must be 3 to 63 characters"
+        );
+        assert!(bucket_err("").contains("is 0 characters"));
+        assert!(BucketName::parse(&"a".repeat(63)).is_ok());
+        assert!(bucket_err(&"a".repeat(64)).contains("is 64 characters"));
+    }
+
+    #[test]
+    fn bucket_name_characters() {
+        assert_eq!(
+            bucket_err("My-bucket"),
+            "bucket name \"My-bucket\" contains 'M'; only lower-case letters a-z, digits 0-9 and '-' are allowed"
+        );
+        for s in [
+            "a_b",
+            "a.b",
+            "a b",
+            "ab\u{e9}",
+            "abc/",
+            "a\tb",
+            "\u{4e2d}\u{6587}\u{540d}",
+        ] {
+            assert!(bucket_err(s).contains("only lower-case letters"), "{s:?}");
+        }
+        assert!(bucket_err("a\tbc").contains("U+0009"));
+    }
+
+    #[test]
+    fn bucket_name_edges_must_be_alphanumeric() {
+        for s in ["-abc", "abc-", "-a-", "---"] {
+            assert_eq!(
+                bucket_err(s),
+                format!("bucket name {s:?} must start and end with a letter or digit, not '-'")
+            );
+        }
+    }
+
+    #[test]
+    fn object_keys_accepted() {
+        for s in [
+            "a",
+            "dir/file.txt",
+            "a/",
+            "dir//x",
+            "\u{4e2d}\u{6587}/\u{6587}\u{4ef6}.txt",
+            "sp ace",
+            "a\\b",
+            "~!@#$%^&*()+=?",
+            ".",
+            "..",
+            "x/../y",
+        ] {
+            let k = ObjectKey::parse(s).expect(s);
+            assert_eq!(k.as_str(), s);
+            assert_eq!(k.len_bytes(), s.len());
+        }
+    }
+
+    #[test]
+    fn object_key_byte_length_bounds() {
+        assert_eq!(
+            key_err(""),
+            "object key is empty; it must be 1 to 1023 bytes"
+        );
+        assert!(ObjectKey::parse(&"k".repeat(1023)).is_ok());
+        assert_eq!(
+            key_err(&"k".repeat(1024)),
+            "object key is 1024 bytes (UTF-8); the limit is 1023"
+        );
+        // Multi-byte characters count in bytes: 341 * 3 = 1023, 342 * 3 = 1026.
+        assert!(ObjectKey::parse(&"\u{4e2d}".repeat(341)).is_ok());
+        assert!(key_err(&"\u{4e2d}".repeat(342)).contains("1026 bytes"));
+        // 1022 ASCII + one 2-byte char = 1024 bytes although only 1023 chars.
+        let s = format!("{}\u{e9}", "k".repeat(1022));
+        assert_eq!(s.chars().count(), 1023);
+        assert!(key_err(&s).contains("1024 bytes"));
+    }
+
+    #[test]
+    fn object_key_leading_separator() {
+        assert_eq!(
+            key_err("/a"),
+            "object key \"/a\" must not start with '/' or '\\'"
+        );
+        assert!(key_err("\\a").contains("must not start with"));
+        assert!(key_err("/").contains("must not start with"));
+        assert!(ObjectKey::parse("a/").is_ok());
+    }
+
+    #[test]
+    fn object_key_control_characters() {
+        assert_eq!(
+            key_err("a\tb"),
+            "object key \"a\\tb\" contains control character U+0009 at byte 1"
+        );
+        for s in ["\0", "a\nb", "a\r", "x\u{1f}", "x\u{7f}y"] {
+            assert!(key_err(s).contains("control character"), "{s:?}");
+        }
+        // C1 controls are not ASCII; OSS only forbids ASCII ones.
+        assert!(ObjectKey::parse("a\u{85}b").is_ok());
+    }
+
+    #[test]
+    fn version_ids() {
+        for s in [
+            "null",
+            "CAEQNhiBgMDJgZCA0BYiIDc4MGZjZGI2OTBjOTRmNTE5NmU5NmFmZjQxYmI3****",
+            "a b",
+            &"v".repeat(1024),
+        ] {
+            assert_eq!(VersionId::parse(s).expect(s).as_str(), s);
+        }
+        assert_eq!(
+            VersionId::parse("").unwrap_err().description,
+            "version ID is empty"
+        );
+        assert_eq!(
+            VersionId::parse(&"v".repeat(1025)).unwrap_err().description,
+            "version ID is 1025 bytes; the limit is 1024"
+        );
+        assert_eq!(
+            VersionId::parse("ab\tc").unwrap_err().description,
+            "version ID contains U+0009; only printable ASCII characters are allowed"
+        );
+        assert!(VersionId::parse("\u{e9}").is_err());
+        assert!(VersionId::parse("a\u{7f}").is_err());
+    }
+
+    #[test]
+    fn conversions() {
+        let k: ObjectKey = "a/b".parse().unwrap();
+        assert_eq!(String::from(k.clone()), "a/b");
+        assert_eq!(k.clone().into_string(), "a/b");
+        assert_eq!(ObjectKey::try_from("a/b".to_owned()), Ok(k.clone()));
+        assert_eq!(ObjectKey::try_from("a/b"), Ok(k));
+        assert!("AB".parse::<BucketName>().is_err());
+        assert!(VersionId::try_from("").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_and_accept_what_they_check(s in any::<String>()) {
+            if let Ok(b) = BucketName::parse(&s) {
+                prop_assert!((3..=63).contains(&b.as_str().len()));
+            }
+            if let Ok(k) = ObjectKey::parse(&s) {
+                prop_assert!((1..=1023).contains(&k.as_str().len()));
+                prop_assert!(!k.as_str().starts_with(['/', '\\']));
+            }
+            let _ = VersionId::parse(&s);
+        }
+
+        #[test]
+        fn generated_bucket_names_are_valid(s in "[a-z0-9][a-z0-9-]{1,61}[a-z0-9]") {
+            prop_assert!(BucketName::parse(&s).is_ok());
+        }
+    }
+}

@@ -54,3 +54,52 @@ impl fmt::Display for Violation {
 }
 
 impl std::error::Error for Violation {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_keeps_field_and_description() {
+        let v = Violation::new("name", "is bad");
+        assert_eq!(v.field, "name");
+        assert_eq!(v.description, "is bad");
+    }
+
+    #[test]
+    fn under_reroots_each_field_shape() {
+        assert_eq!(Violation::new("", "d").under("bucket").field, "bucket");
+        assert_eq!(Violation::new("x", "d").under("req").field, "req.x");
+        assert_eq!(
+            Violation::new("[\"k\"]", "d").under("tags").field,
+            "tags[\"k\"]"
+        );
+        assert_eq!(
+            Violation::new("tags[\"k\"]", "d").under("request").field,
+            "request.tags[\"k\"]"
+        );
+        assert_eq!(Violation::new("x", "d").under("").field, "x");
+        // Nesting composes.
+        assert_eq!(
+            Violation::new("", "d").under("key").under("object").field,
+            "object.key"
+        );
+    }
+
+    #[test]
+    fn under_keeps_description() {
+        assert_eq!(
+            Violation::new("", "too long").under("a").description,
+            "too long"
+        );
+    }
+
+    #[test]
+    fn display_includes_field_when_present() {
+        assert_eq!(Violation::new("", "empty").to_string(), "empty");
+        assert_eq!(
+            Violation::new("tags[\"a\"]", "bad").to_string(),
+            "tags[\"a\"]: bad"
+        );
+    }
+}
