@@ -536,3 +536,634 @@ fn where_(state: State) -> &'static str {
 fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn set(pairs: &[(&str, &str)]) -> TagSet {
+        TagSet::from_pairs(pairs.iter().copied()).expect("valid tags")
+    }
+
+    fn errs(pairs: &[(&str, &str)]) -> Vec<Violation> {
+        TagSet::from_pairs(pairs.iter().copied()).expect_err("invalid tags")
+    }
+
+    fn one_err(pairs: &[(&str, &str)]) -> Violation {
+        let mut v = errs(pairs);
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.remove(0)
+    }
+
+    // ---- validation -------------------------------------------------------
+
+    #[test]
+    fn basic_set_is_sorted_and_queryable() {
+        let t = set(&[("b", "2"), ("a", "1"), ("C", "3")]);
+        assert_eq!(t.len(), 3);
+        assert!(!t.is_empty());
+        assert_eq!(t.get("a"), Some("1"));
+        assert_eq!(t.get("A"), None, "keys are case-sensitive");
+        assert_eq!(t.get("C"), Some("3"));
+        let keys: Vec<&str> = t.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["C", "a", "b"]);
+        let map = t.clone().into_map();
+        assert_eq!(map.get("b").map(String::as_str), Some("2"));
+        assert_eq!((&t).into_iter().count(), 3);
+        assert!(TagSet::empty().is_empty());
+        assert_eq!(TagSet::empty(), TagSet::default());
+        assert_eq!(
+            TagSet::from_pairs(Vec::<(String, String)>::new()),
+            Ok(TagSet::empty())
+        );
+    }
+
+    #[test]
+    fn count_limit_is_ten() {
+        let ten: Vec<(String, String)> = (0..10).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert_eq!(
+            TagSet::from_pairs(ten.clone()).unwrap().len(),
+            TagSet::MAX_TAGS
+        );
+        let mut eleven = ten;
+        eleven.push(("k10".into(), "v".into()));
+        let v = TagSet::from_pairs(eleven).unwrap_err();
+        assert_eq!(
+            v,
+            vec![Violation::new("tags", "11 tags given; the limit is 10")]
+        );
+    }
+
+    #[test]
+    fn key_length_in_characters() {
+        assert!(TagSet::from_pairs([("k".repeat(128), "")]).is_ok());
+        let long = "k".repeat(129);
+        let v = TagSet::from_pairs([(long.clone(), "")]).unwrap_err();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].field, format!("tags[\"{long}\"]"));
+        assert_eq!(
+            v[0].description,
+            format!("tag key \"{long}\" is 129 characters; the limit is 128")
+        );
+        // 128 three-byte characters (384 bytes) are fine: characters count, not bytes.
+        assert!(TagSet::from_pairs([("\u{4e2d}".repeat(128), "")]).is_ok());
+        assert!(TagSet::from_pairs([("\u{4e2d}".repeat(129), "")]).is_err());
+        assert!(TagSet::from_pairs([("\u{e9}".repeat(128), "")]).is_ok());
+    }
+
+    #[test]
+    fn value_length_in_characters() {
+        assert!(TagSet::from_pairs([("k", "v".repeat(256))]).is_ok());
+        let v = one_err(&[("k", &"v".repeat(257))]);
+        assert_eq!(v.field, "tags[\"k\"]");
+        assert_eq!(
+            v.description,
+            "value of tag \"k\" is 257 characters; the limit is 256"
+        );
+        assert!(TagSet::from_pairs([("k", "\u{e9}".repeat(256))]).is_ok());
+        assert!(TagSet::from_pairs([("k", "\u{e9}".repeat(257))]).is_err());
+    }
+
+    #[test]
+    fn empty_key_rejected_empty_value_allowed() {
+        let v = one_err(&[("", "v")]);
+        assert_eq!(v.field, "tags[\"\"]");
+        assert_eq!(
+            v.description,
+            "tag key is empty; it must be 1 to 128 characters"
+        );
+        assert_eq!(set(&[("k", "")]).get("k"), Some(""));
+    }
+
+    #[test]
+    fn allowed_characters() {
+        let t = set(&[
+            ("a+b-c=d.e_f:g/h", "A+B-C=D.E_F:G/H"),
+            ("with space", " leading and trailing "),
+            ("\u{4e2d}\u{6587}", "\u{e9}t\u{e9}"),
+            ("digits0123", "\u{0663}\u{0664}"),
+            ("\u{3b1}\u{3b2}\u{3b3}", "\u{416}"),
+        ]);
+        assert_eq!(t.len(), 5);
+        assert_eq!(t.get("with space"), Some(" leading and trailing "));
+    }
+
+    #[test]
+    fn rejected_characters_in_keys() {
+        for c in [
+            '&', '?', '#', '*', '\t', '\n', '%', '<', '>', '"', '\'', ',', ';', '@', '!', '~',
+            '\\', '\0',
+        ] {
+            let key = format!("a{c}b");
+            let v = one_err(&[(&key, "v")]);
+            assert_eq!(v.field, format!("tags[{key:?}]"), "{c:?}");
+            assert!(
+                v.description
+                    .starts_with(&format!("tag key {key:?} contains ")),
+                "{}",
+                v.description
+            );
+            assert!(
+                v.description
+                    .ends_with("allowed are letters, digits, space and + - = . _ : /")
+            );
+        }
+        assert_eq!(
+            one_err(&[("bad&key", "v")]),
+            Violation::new(
+                "tags[\"bad&key\"]",
+                "tag key \"bad&key\" contains '&'; allowed are letters, digits, space and + - = . _ : /"
+            )
+        );
+        assert!(one_err(&[("a\tb", "v")]).description.contains("U+0009"));
+    }
+
+    #[test]
+    fn rejected_characters_in_values() {
+        for c in ['&', '?', '#', '*', '\t', '%', '<', '>', '"', '\u{7f}'] {
+            let value = format!("x{c}");
+            let v = one_err(&[("key", &value)]);
+            assert_eq!(v.field, "tags[\"key\"]", "{c:?}");
+            assert!(
+                v.description.starts_with("value of tag \"key\" contains "),
+                "{}",
+                v.description
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_rejected() {
+        let v = one_err(&[("a", "1"), ("b", "2"), ("a", "3")]);
+        assert_eq!(v.field, "tags[\"a\"]");
+        assert_eq!(
+            v.description,
+            "duplicate tag key \"a\"; tag keys must be unique"
+        );
+        // Case-sensitive: "a" and "A" are different keys.
+        assert_eq!(set(&[("a", "1"), ("A", "2")]).len(), 2);
+        // A duplicated invalid key is still reported as duplicate.
+        let v = errs(&[("a&", "1"), ("a&", "2")]);
+        assert_eq!(v.len(), 2);
+        assert!(v[1].description.starts_with("duplicate"));
+    }
+
+    #[test]
+    fn all_problems_reported() {
+        let mut pairs: Vec<(String, String)> =
+            (0..11).map(|i| (format!("k{i}"), "v".into())).collect();
+        pairs[0].0 = "bad?".into();
+        pairs[1].1 = "x".repeat(300);
+        let v = TagSet::from_pairs(pairs).unwrap_err();
+        let fields: Vec<&str> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["tags[\"bad?\"]", "tags[\"k1\"]", "tags"]);
+    }
+
+    #[test]
+    fn key_with_too_many_chars_and_bad_char_gives_both() {
+        let key = format!("{}#", "k".repeat(130));
+        assert_eq!(errs(&[(&key, "")]).len(), 2);
+    }
+
+    // ---- header codec -----------------------------------------------------
+
+    #[test]
+    fn header_encoding_exact() {
+        assert_eq!(set(&[("a b+c", "x")]).to_header_value(), "a%20b%2Bc=x");
+        assert_eq!(
+            set(&[("project", "alpha"), ("team", "storage ops")]).to_header_value(),
+            "project=alpha&team=storage%20ops"
+        );
+        assert_eq!(set(&[("path", "a/b")]).to_header_value(), "path=a%2Fb");
+        assert_eq!(set(&[("k", "a=b:c")]).to_header_value(), "k=a%3Db%3Ac");
+        assert_eq!(set(&[("k", "")]).to_header_value(), "k=");
+        assert_eq!(set(&[("k", "-_.")]).to_header_value(), "k=-_.");
+        assert_eq!(
+            set(&[("\u{4e2d}\u{6587}", "\u{e9}")]).to_header_value(),
+            "%E4%B8%AD%E6%96%87=%C3%A9"
+        );
+        assert_eq!(TagSet::empty().to_header_value(), "");
+        // Sorted by key.
+        assert_eq!(set(&[("b", "2"), ("a", "1")]).to_header_value(), "a=1&b=2");
+    }
+
+    #[test]
+    fn header_parse_basic() {
+        assert_eq!(
+            TagSet::parse_header_value("project=alpha&team=storage%20ops").unwrap(),
+            set(&[("project", "alpha"), ("team", "storage ops")])
+        );
+        assert_eq!(TagSet::parse_header_value("").unwrap(), TagSet::empty());
+        assert_eq!(TagSet::parse_header_value("  ").unwrap(), TagSet::empty());
+        assert_eq!(TagSet::parse_header_value("k").unwrap(), set(&[("k", "")]));
+        assert_eq!(TagSet::parse_header_value("k=").unwrap(), set(&[("k", "")]));
+        assert_eq!(
+            TagSet::parse_header_value("a&b=1").unwrap(),
+            set(&[("a", ""), ("b", "1")])
+        );
+        assert_eq!(
+            TagSet::parse_header_value("a=1&&b=2&").unwrap(),
+            set(&[("a", "1"), ("b", "2")])
+        );
+    }
+
+    #[test]
+    fn header_parse_slash_encoded_or_raw() {
+        let want = set(&[("a/b", "c/d")]);
+        assert_eq!(TagSet::parse_header_value("a%2Fb=c%2Fd").unwrap(), want);
+        assert_eq!(TagSet::parse_header_value("a/b=c/d").unwrap(), want);
+        assert_eq!(TagSet::parse_header_value("a%2fb=c%2fd").unwrap(), want);
+    }
+
+    #[test]
+    fn header_parse_plus_is_literal() {
+        assert_eq!(
+            TagSet::parse_header_value("a+b=c+d").unwrap(),
+            set(&[("a+b", "c+d")])
+        );
+        assert_eq!(
+            TagSet::parse_header_value("a%20b%2Bc=x").unwrap(),
+            set(&[("a b+c", "x")])
+        );
+    }
+
+    #[test]
+    fn header_parse_unicode() {
+        assert_eq!(
+            TagSet::parse_header_value("%E4%B8%AD%E6%96%87=%C3%A9").unwrap(),
+            set(&[("\u{4e2d}\u{6587}", "\u{e9}")])
+        );
+        // Raw (unencoded) UTF-8 is tolerated.
+        assert_eq!(
+            TagSet::parse_header_value("\u{4e2d}=\u{e9}").unwrap(),
+            set(&[("\u{4e2d}", "\u{e9}")])
+        );
+    }
+
+    #[test]
+    fn header_parse_raw_equals_in_value_rejected() {
+        let v = TagSet::parse_header_value("aa=bb=cc").unwrap_err();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].field, "tags[\"aa\"]");
+        assert!(v[0].description.contains("%3D"), "{}", v[0].description);
+        assert_eq!(
+            TagSet::parse_header_value("aa=bb%3Dcc").unwrap(),
+            set(&[("aa", "bb=cc")])
+        );
+    }
+
+    #[test]
+    fn header_parse_bad_encoding() {
+        let v = TagSet::parse_header_value("k=%FF").unwrap_err();
+        assert_eq!(v[0].field, "tags[\"k\"]");
+        assert!(v[0].description.contains("not valid UTF-8"));
+        let v = TagSet::parse_header_value("%C3=v").unwrap_err();
+        assert_eq!(v[0].field, "tags[\"%C3\"]");
+        // A '%' that is not an escape stays a '%', which is not a tag character.
+        let v = TagSet::parse_header_value("k=50%zz").unwrap_err();
+        assert!(v[0].description.contains("'%'"), "{}", v[0].description);
+        let v = TagSet::parse_header_value("k=%").unwrap_err();
+        assert_eq!(v[0].field, "tags[\"k\"]");
+    }
+
+    #[test]
+    fn header_parse_validates() {
+        let v = TagSet::parse_header_value("a=1&a=2").unwrap_err();
+        assert_eq!(
+            v[0].description,
+            "duplicate tag key \"a\"; tag keys must be unique"
+        );
+        let v = TagSet::parse_header_value("=v").unwrap_err();
+        assert_eq!(v[0].field, "tags[\"\"]");
+        let v = TagSet::parse_header_value("bad%26key=v").unwrap_err();
+        assert_eq!(v[0].field, "tags[\"bad&key\"]");
+        let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+        let v = TagSet::parse_header_value(&eleven.join("&")).unwrap_err();
+        assert_eq!(
+            v,
+            vec![Violation::new("tags", "11 tags given; the limit is 10")]
+        );
+        // Problems found while decoding and while validating are all reported.
+        let v = TagSet::parse_header_value("a=b=c&d%3F=1").unwrap_err();
+        assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn header_round_trip_examples() {
+        for t in [
+            set(&[("a b+c", "x/y=z:w")]),
+            set(&[("\u{4e2d}\u{6587}", " \u{e9} "), ("k", "")]),
+            set(&[("k".repeat(128).as_str(), "v".repeat(256).as_str())]),
+            TagSet::empty(),
+        ] {
+            assert_eq!(TagSet::parse_header_value(&t.to_header_value()).unwrap(), t);
+        }
+    }
+
+    // ---- XML codec --------------------------------------------------------
+
+    #[test]
+    fn xml_exact_output() {
+        assert_eq!(
+            set(&[("b", "2"), ("a", "1")]).to_xml(),
+            "<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag>\
+             <Tag><Key>b</Key><Value>2</Value></Tag></TagSet></Tagging>"
+        );
+        assert_eq!(
+            TagSet::empty().to_xml(),
+            "<Tagging><TagSet></TagSet></Tagging>"
+        );
+    }
+
+    #[test]
+    fn xml_escaping_round_trip() {
+        let pairs = [("a&b", "<x>"), ("q\"'", "&amp;")];
+        let xml = tags_to_xml(pairs.iter().copied());
+        assert!(
+            xml.contains("<Key>a&amp;b</Key><Value>&lt;x&gt;</Value>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<Value>&amp;amp;</Value>"), "{xml}");
+        let back = parse_tagging_xml(&xml).unwrap();
+        let want: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(back, want);
+    }
+
+    #[test]
+    fn xml_round_trip_examples() {
+        for t in [
+            set(&[("a b", " x "), ("\u{4e2d}\u{6587}", "\u{e9}/+=:._-")]),
+            set(&[("k", "")]),
+            TagSet::empty(),
+        ] {
+            assert_eq!(TagSet::from_xml(&t.to_xml()).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn xml_parse_accepts_common_shapes() {
+        let doc = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Tagging xmlns="http://doc.oss-cn-hangzhou.aliyuncs.com">
+  <!-- comment -->
+  <TagSet>
+    <Tag>
+      <Key>project</Key>
+      <Value>alpha</Value>
+    </Tag>
+    <Tag><Value>v2</Value><Key>k2</Key></Tag>
+  </TagSet>
+</Tagging>
+"#;
+        assert_eq!(
+            TagSet::from_xml(doc).unwrap(),
+            set(&[("project", "alpha"), ("k2", "v2")])
+        );
+        for empty in [
+            "<Tagging/>",
+            "<Tagging></Tagging>",
+            "<Tagging><TagSet/></Tagging>",
+            "<Tagging><TagSet></TagSet></Tagging>",
+            "<?xml version=\"1.0\"?>\n<Tagging>\n<TagSet>\n</TagSet>\n</Tagging>\n",
+        ] {
+            assert_eq!(TagSet::from_xml(empty).unwrap(), TagSet::empty(), "{empty}");
+        }
+    }
+
+    #[test]
+    fn xml_parse_value_forms() {
+        let one = |xml: &str| parse_tagging_xml(xml).unwrap();
+        let wrap = |tag: &str| format!("<Tagging><TagSet><Tag>{tag}</Tag></TagSet></Tagging>");
+        assert_eq!(one(&wrap("<Key>k</Key>")), [("k".into(), "".into())]);
+        assert_eq!(
+            one(&wrap("<Key>k</Key><Value/>")),
+            [("k".into(), "".into())]
+        );
+        assert_eq!(
+            one(&wrap("<Key>k</Key><Value></Value>")),
+            [("k".into(), "".into())]
+        );
+        assert_eq!(
+            one(&wrap("<Key> k </Key><Value>  </Value>")),
+            [(" k ".into(), "  ".into())],
+            "whitespace is kept"
+        );
+        assert_eq!(
+            one(&wrap(
+                "<Key>&#20013;&#x6587;</Key><Value><![CDATA[a<b&c]]></Value>"
+            )),
+            [("\u{4e2d}\u{6587}".into(), "a<b&c".into())]
+        );
+        assert_eq!(
+            one(&wrap("<Key>a&lt;&gt;&amp;&quot;&apos;b</Key>")),
+            [("a<>&\"'b".into(), "".into())]
+        );
+        // Duplicates and order are preserved by the lenient parser.
+        assert_eq!(
+            one(
+                "<Tagging><TagSet><Tag><Key>b</Key></Tag><Tag><Key>a</Key></Tag><Tag><Key>b</Key></Tag></TagSet></Tagging>"
+            ),
+            [
+                ("b".into(), "".into()),
+                ("a".into(), "".into()),
+                ("b".into(), "".into())
+            ]
+        );
+    }
+
+    fn malformed(xml: &str) -> String {
+        match parse_tagging_xml(xml) {
+            Err(TagXmlError::Malformed(why)) => {
+                assert!(matches!(
+                    TagSet::from_xml(xml),
+                    Err(TagXmlError::Malformed(_))
+                ));
+                why
+            }
+            other => panic!("{xml:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn xml_malformed_documents() {
+        assert_eq!(malformed(""), "no <Tagging> element");
+        assert_eq!(malformed("   "), "no <Tagging> element");
+        assert_eq!(
+            malformed("not xml"),
+            "unexpected text \"not xml\" in the prolog"
+        );
+        assert_eq!(
+            malformed("<Foo/>"),
+            "the root element is <Foo>; expected <Tagging>"
+        );
+        assert_eq!(
+            malformed("<TagSet><Tag><Key>a</Key></Tag></TagSet>"),
+            "the root element is <TagSet>; expected <Tagging>"
+        );
+        assert!(malformed("<Tagging>").contains("ends inside <Tagging>"));
+        assert!(malformed("<Tagging><TagSet><Tag><Key>a").contains("<Key>"));
+        malformed("<Tagging><TagSet></Tagging>");
+        malformed("<Tagging></TagSet>");
+        malformed("<Tagging><TagSet><Tag><Key>a</Value></Tag></TagSet></Tagging>");
+        assert_eq!(
+            malformed("<Tagging/><Tagging/>"),
+            "element <Tagging> after the end of <Tagging>"
+        );
+        assert!(malformed("<Tagging/>junk").contains("unexpected text"));
+        assert_eq!(
+            malformed("<Tagging><Foo/></Tagging>"),
+            "unexpected element <Foo> in <Tagging>"
+        );
+        assert_eq!(
+            malformed("<Tagging><TagSet/><TagSet/></Tagging>"),
+            "more than one <TagSet>"
+        );
+        assert_eq!(
+            malformed("<Tagging><TagSet><Key>a</Key></TagSet></Tagging>"),
+            "unexpected element <Key> in <TagSet>"
+        );
+        assert_eq!(
+            malformed("<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>"),
+            "a <Tag> has no <Key>"
+        );
+        assert_eq!(
+            malformed("<Tagging><TagSet><Tag/></TagSet></Tagging>"),
+            "a <Tag> has no <Key>"
+        );
+        assert_eq!(
+            malformed("<Tagging><TagSet><Tag><Key>a</Key><Key>b</Key></Tag></TagSet></Tagging>"),
+            "a <Tag> has more than one <Key>"
+        );
+        assert!(
+            malformed("<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value><Value>2</Value></Tag></TagSet></Tagging>")
+                .contains("more than one <Value>")
+        );
+        assert!(
+            malformed("<Tagging><TagSet><Tag><Key><b>x</b></Key></Tag></TagSet></Tagging>")
+                .contains("only text is allowed")
+        );
+        assert!(malformed("<Tagging>text</Tagging>").contains("unexpected text"));
+        assert!(
+            malformed("<Tagging><TagSet><Tag><Key>a&foo;</Key></Tag></TagSet></Tagging>")
+                .contains("unknown entity &foo;")
+        );
+        malformed("<Tagging><TagSet><Tag><Key>a&b</Key></Tag></TagSet></Tagging>");
+        malformed("<Tagging><TagSet><Tag><Key>&#0;</Key></Tag></TagSet></Tagging>");
+        assert_eq!(
+            malformed("<!DOCTYPE x [<!ENTITY e \"v\">]><Tagging/>"),
+            "a DOCTYPE is not allowed"
+        );
+        malformed("<Tagging attr=\"unterminated></Tagging>");
+    }
+
+    #[test]
+    fn xml_invalid_tags() {
+        let wrap = |tags: &str| format!("<Tagging><TagSet>{tags}</TagSet></Tagging>");
+        let dup =
+            wrap("<Tag><Key>a</Key><Value>1</Value></Tag><Tag><Key>a</Key><Value>2</Value></Tag>");
+        match TagSet::from_xml(&dup) {
+            Err(TagXmlError::Invalid(v)) => {
+                assert_eq!(v.len(), 1);
+                assert_eq!(v[0].field, "tags[\"a\"]");
+                assert!(v[0].description.starts_with("duplicate"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match TagSet::from_xml(&wrap("<Tag><Key>a&amp;b</Key><Value>v</Value></Tag>")) {
+            Err(TagXmlError::Invalid(v)) => assert_eq!(v[0].field, "tags[\"a&b\"]"),
+            other => panic!("{other:?}"),
+        }
+        let eleven: String = (0..11)
+            .map(|i| format!("<Tag><Key>k{i}</Key></Tag>"))
+            .collect();
+        assert_eq!(
+            TagSet::from_xml(&wrap(&eleven)),
+            Err(TagXmlError::Invalid(vec![Violation::new(
+                "tags",
+                "11 tags given; the limit is 10"
+            )]))
+        );
+        // The lenient parser still returns them.
+        assert_eq!(parse_tagging_xml(&wrap(&eleven)).unwrap().len(), 11);
+    }
+
+    #[test]
+    fn error_display() {
+        assert_eq!(
+            TagXmlError::Malformed("no <Tagging> element".into()).to_string(),
+            "malformed tagging XML: no <Tagging> element"
+        );
+        let e = TagXmlError::Invalid(vec![
+            Violation::new("tags[\"a\"]", "x"),
+            Violation::new("tags", "y"),
+        ]);
+        assert_eq!(e.to_string(), "invalid tags: tags[\"a\"]: x; tags: y");
+    }
+
+    // ---- properties -------------------------------------------------------
+
+    /// Any string of allowed tag characters (ASCII and a few non-ASCII ones).
+    fn tag_text(max: usize) -> impl Strategy<Value = String> {
+        proptest::string::string_regex(&format!(
+            "[a-zA-Z0-9 +=._:/\\-\u{4e2d}\u{6587}\u{e9}\u{df}\u{3b1}\u{663}]{{0,{max}}}"
+        ))
+        .expect("valid regex")
+    }
+
+    fn tag_set() -> impl Strategy<Value = TagSet> {
+        let key = prop_oneof![tag_text(20), tag_text(128),]
+            .prop_filter("non-empty key", |k| !k.is_empty());
+        let value = prop_oneof![tag_text(20), tag_text(256)];
+        proptest::collection::btree_map(key, value, 0..=10)
+            .prop_map(|m| TagSet::from_pairs(m).expect("generated tags are valid"))
+    }
+
+    proptest! {
+        #[test]
+        fn header_round_trip(t in tag_set()) {
+            let header = t.to_header_value();
+            prop_assert!(header.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~%=&".contains(&b)));
+            prop_assert_eq!(TagSet::parse_header_value(&header).unwrap(), t);
+        }
+
+        #[test]
+        fn xml_round_trip(t in tag_set()) {
+            prop_assert_eq!(TagSet::from_xml(&t.to_xml()).unwrap(), t);
+        }
+
+        #[test]
+        fn header_parse_never_panics(s in any::<String>()) {
+            let _ = TagSet::parse_header_value(&s);
+        }
+
+        #[test]
+        fn header_parse_never_panics_on_escape_soup(s in "[a%=&+/ 0-9A-Fa-f\u{e9}]{0,40}") {
+            if let Ok(t) = TagSet::parse_header_value(&s) {
+                prop_assert!(t.len() <= TagSet::MAX_TAGS);
+            }
+        }
+
+        #[test]
+        fn xml_parse_never_panics(s in any::<String>()) {
+            let _ = TagSet::from_xml(&s);
+        }
+
+        #[test]
+        fn xml_parse_never_panics_on_markup_soup(
+            s in "(<Tagging>|</Tagging>|<TagSet>|</TagSet>|<Tag>|</Tag>|<Key>|</Key>|<Value>|</Value>|<Tag/>|&amp;|&#[0-9]{1,7};|&x;|<!--c-->|<!\\[CDATA\\[z\\]\\]>|[a-z &<>])*"
+        ) {
+            let _ = TagSet::from_xml(&s);
+        }
+
+        #[test]
+        fn from_pairs_never_panics(pairs in proptest::collection::vec((any::<String>(), any::<String>()), 0..12)) {
+            if let Err(v) = TagSet::from_pairs(pairs) {
+                prop_assert!(!v.is_empty());
+                prop_assert!(v.iter().all(|v| v.field.starts_with("tags") && !v.description.is_empty()));
+            }
+        }
+    }
+}
