@@ -877,6 +877,16 @@ mod tests {
     }
 
     #[test]
+    fn xml_matches_sdk_capture_body() {
+        // Body of the PutObjectTagging wire captures (tests/fixtures/sdk-captures).
+        assert_eq!(
+            set(&[("key two", "value/2"), ("k1", "v1")]).to_xml(),
+            "<Tagging><TagSet><Tag><Key>k1</Key><Value>v1</Value></Tag>\
+             <Tag><Key>key two</Key><Value>value/2</Value></Tag></TagSet></Tagging>"
+        );
+    }
+
+    #[test]
     fn xml_escaping_round_trip() {
         let pairs = [("a&b", "<x>"), ("q\"'", "&amp;")];
         let xml = tags_to_xml(pairs.iter().copied());
