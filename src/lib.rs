@@ -19,5 +19,6 @@ pub mod proto {
     tonic::include_proto!("ossgate.v1");
 
     /// The encoded descriptor set, served by gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ossgate_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("ossgate_descriptor");
 }
