@@ -1,7 +1,7 @@
 //! [`Client`]: one place that builds URLs, signs, sends, retries and turns
 //! failures into [`OssError`]. The operations themselves live in
-//! [`crate::oss::ops`] (pure builders and parsers) and call
-//! [`Client::send`] / [`Client::send_stream`].
+//! [`crate::oss::ops`] (pure builders and parsers) and go through the
+//! crate-internal `Client::send` / `Client::send_stream`.
 
 use std::fmt;
 use std::pin::Pin;

@@ -1,10 +1,24 @@
 //! The OSS REST client: HTTP, XML and signing.
+//!
+//! [`Client`] sends signed requests built by the pure builders in [`ops`];
+//! every failure is an [`OssError`] classified by [`error::classify`].
 pub mod credentials;
 pub mod sign;
 
+pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod ops;
 pub mod xml;
 
+pub use client::{BoxError, Client, ClientConfig, ConfigError};
 pub use endpoint::Addressing;
 pub use error::{OssError, OssErrorKind};
+pub use ops::object::ObjectId;
+pub use ops::{
+    ByteRange, ByteStream, ContentHeaders, ContentRange, DeleteObjectInput, DeleteObjectOutput,
+    DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectInput, GetObjectOutput,
+    GetObjectTaggingInput, GetObjectTaggingOutput, GetSymlinkInput, GetSymlinkOutput,
+    HeadObjectInput, ObjectHead, OssRequest, Payload, PutObjectInput, PutObjectOutput,
+    PutObjectTaggingInput, PutObjectTaggingOutput, PutSymlinkInput, PutSymlinkOutput,
+};
