@@ -1,6 +1,483 @@
-//! Service configuration (placeholder).
+//! Service settings: defaults < configuration file (`--config`, TOML) < environment.
+//!
+//! Environment variables use the `OSSGATE_` prefix and `__` for nesting
+//! (`OSSGATE_OSS__ENDPOINT` is `oss.endpoint`). The standard credential variables
+//! `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET` and `OSS_SESSION_TOKEN` (and their
+//! `ALIBABA_CLOUD_*` twins) fill the `oss.*` credentials unless an `OSSGATE_OSS__*`
+//! variable sets them. Unknown settings are errors: a typo must not be ignored.
 
-/// Loads and validates the configuration, then prints it.
-pub fn check(_path: Option<&std::path::Path>) -> anyhow::Result<()> {
-    anyhow::bail!("configuration is not built yet")
+use std::{
+    collections::HashMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    model::BucketName,
+    oss::{credentials::Credentials, sign::SignatureVersion},
+};
+
+/// Environment variable prefix of every setting.
+pub const ENV_PREFIX: &str = "OSSGATE";
+
+/// All settings of `ossgate serve`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// gRPC listen address.
+    pub listen: String,
+    /// Where OSS is and how to talk to it.
+    pub oss: OssSettings,
+    /// The embedded emulator, used when `oss.endpoint` is empty.
+    pub emulator: EmulatorSettings,
+    /// Server behaviour.
+    pub server: ServerSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[oss]`: the OSS endpoint, signing and credentials.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OssSettings {
+    /// OSS endpoint URL such as `https://oss-cn-hangzhou.aliyuncs.com`; empty starts the
+    /// embedded emulator.
+    pub endpoint: String,
+    /// Region ID for V4 signing (`cn-hangzhou`); empty derives it from the endpoint.
+    pub region: String,
+    /// `v4` (default) or `v1`.
+    pub signature_version: String,
+    /// `auto` (path style for IP and localhost endpoints, virtual host otherwise),
+    /// `virtual_host` or `path`.
+    pub addressing: String,
+    /// AccessKey ID.
+    pub access_key_id: String,
+    /// AccessKey secret.
+    pub access_key_secret: String,
+    /// STS security token, for temporary credentials.
+    pub security_token: String,
+    /// TCP connect timeout to OSS.
+    pub connect_timeout_ms: u64,
+}
+
+/// `[emulator]`: the embedded emulator started when no endpoint is configured.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmulatorSettings {
+    /// Directory for the emulator's data; empty keeps it in memory.
+    pub data_dir: String,
+    /// Buckets created at start (`name` or `name:versioned`).
+    pub buckets: Vec<String>,
+}
+
+/// `[server]`: gRPC server behaviour.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// How long in-flight calls may run after a shutdown signal before they are cut off.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[log]`: logging.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `ossgate=debug,info`.
+    pub level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            oss: OssSettings::default(),
+            emulator: EmulatorSettings::default(),
+            server: ServerSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for OssSettings {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            region: String::new(),
+            signature_version: "v4".into(),
+            addressing: "auto".into(),
+            access_key_id: String::new(),
+            access_key_secret: String::new(),
+            security_token: String::new(),
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for EmulatorSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: String::new(),
+            buckets: vec!["ossgate-dev".into()],
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+// Secrets never reach Debug output (and so never reach logs).
+impl fmt::Debug for OssSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OssSettings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("signature_version", &self.signature_version)
+            .field("addressing", &self.addressing)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &redacted(&self.access_key_secret))
+            .field("security_token", &redacted(&self.security_token))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
+}
+
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() { "" } else { "<redacted>" }
+}
+
+/// Standard credential variables, in order of preference for each setting.
+const CREDENTIAL_ENV: [(&str, &[&str]); 3] = [
+    (
+        "access_key_id",
+        &["OSS_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID"],
+    ),
+    (
+        "access_key_secret",
+        &["OSS_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
+    ),
+    (
+        "security_token",
+        &["OSS_SESSION_TOKEN", "ALIBABA_CLOUD_SECURITY_TOKEN"],
+    ),
+];
+
+impl Settings {
+    /// Loads settings from the process environment and an optional TOML file, then validates them.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_from(file, std::env::vars().collect())
+    }
+
+    /// Loads settings from `env` (instead of the process environment) and an optional file.
+    pub fn load_from(file: Option<&Path>, env: HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.is_file() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        // Standard credential variables sit between the file and OSSGATE_* variables.
+        let standard: HashMap<String, String> = CREDENTIAL_ENV
+            .iter()
+            .filter_map(|(setting, names)| {
+                let value = names.iter().find_map(|name| env.get(*name))?;
+                Some((format!("oss__{setting}"), value.clone()))
+            })
+            .collect();
+        builder = builder.add_source(
+            config::Environment::default()
+                .separator("__")
+                .source(Some(standard.into_iter().collect())),
+        );
+        let ossgate_env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(&format!("{ENV_PREFIX}_")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("emulator.buckets")
+                .try_parsing(true)
+                .source(Some(ossgate_env.into_iter().collect())),
+        );
+        let settings: Settings = builder
+            .build()
+            .context("reading the configuration")?
+            .try_deserialize()
+            .map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every setting, naming the first bad one.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        self.signature_version()?;
+        self.addressing()?;
+        if !self.oss.endpoint.is_empty() {
+            let url = reqwest::Url::parse(&self.oss.endpoint).map_err(|err| {
+                anyhow::anyhow!("oss.endpoint: {:?} is not a URL: {err}", self.oss.endpoint)
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                bail!(
+                    "oss.endpoint: {:?} must be an http:// or https:// URL with a host",
+                    self.oss.endpoint
+                );
+            }
+            if self.oss.access_key_id.is_empty() || self.oss.access_key_secret.is_empty() {
+                bail!(
+                    "oss.access_key_id and oss.access_key_secret (or OSS_ACCESS_KEY_ID and \
+                     OSS_ACCESS_KEY_SECRET) are required when oss.endpoint is set"
+                );
+            }
+        }
+        if self.oss.access_key_id.is_empty() != self.oss.access_key_secret.is_empty() {
+            bail!("oss.access_key_id and oss.access_key_secret must be set together");
+        }
+        if self.oss.connect_timeout_ms == 0 {
+            bail!("oss.connect_timeout_ms must be greater than 0");
+        }
+        for bucket in &self.emulator.buckets {
+            let name = bucket.strip_suffix(":versioned").unwrap_or(bucket);
+            BucketName::parse(name).map_err(|violation| {
+                anyhow::anyhow!(
+                    "emulator.buckets: {bucket:?} is not a valid bucket name: {}",
+                    violation.description
+                )
+            })?;
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format: {:?} is not one of text, json", self.log.format);
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|err| anyhow::anyhow!("log.level: {:?}: {err}", self.log.level))?;
+        Ok(())
+    }
+
+    /// The parsed `listen` address.
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen
+            .parse()
+            .map_err(|err| anyhow::anyhow!("listen: {:?} is not an address: {err}", self.listen))
+    }
+
+    /// The parsed `oss.signature_version`.
+    pub fn signature_version(&self) -> anyhow::Result<SignatureVersion> {
+        self.oss.signature_version.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "oss.signature_version: {:?} is not one of v4, v1",
+                self.oss.signature_version
+            )
+        })
+    }
+
+    /// The parsed `oss.addressing`.
+    pub fn addressing(&self) -> anyhow::Result<crate::oss::Addressing> {
+        match self.oss.addressing.as_str() {
+            "auto" => Ok(crate::oss::Addressing::Auto),
+            "virtual_host" => Ok(crate::oss::Addressing::VirtualHost),
+            "path" => Ok(crate::oss::Addressing::Path),
+            other => bail!("oss.addressing: {other:?} is not one of auto, virtual_host, path"),
+        }
+    }
+
+    /// The configured credentials, if any.
+    pub fn credentials(&self) -> Option<Credentials> {
+        (!self.oss.access_key_id.is_empty()).then(|| Credentials {
+            access_key_id: self.oss.access_key_id.clone(),
+            access_key_secret: self.oss.access_key_secret.clone(),
+            security_token: (!self.oss.security_token.is_empty())
+                .then(|| self.oss.security_token.clone()),
+        })
+    }
+
+    /// True when no endpoint is configured and the embedded emulator serves as OSS.
+    pub fn uses_embedded_emulator(&self) -> bool {
+        self.oss.endpoint.is_empty()
+    }
+
+    /// `server.shutdown_grace_ms` as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.server.shutdown_grace_ms)
+    }
+
+    /// `emulator.data_dir`, if set.
+    pub fn emulator_data_dir(&self) -> Option<PathBuf> {
+        (!self.emulator.data_dir.is_empty()).then(|| PathBuf::from(&self.emulator.data_dir))
+    }
+
+    /// The settings as JSON with every secret replaced by `<redacted>`.
+    pub fn redacted_json(&self) -> String {
+        let mut shown = self.clone();
+        shown.oss.access_key_secret = redacted(&self.oss.access_key_secret).into();
+        shown.oss.security_token = redacted(&self.oss.security_token).into();
+        serde_json::to_string_pretty(&shown).unwrap_or_default()
+    }
+}
+
+/// `ossgate check-config`: loads and validates, prints the result with secrets redacted.
+pub fn check(file: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(file)?;
+    println!("{}", settings.redacted_json());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write_file(contents: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), contents).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_serve_on_loopback_with_the_embedded_emulator() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:50051");
+        assert!(settings.uses_embedded_emulator());
+        assert_eq!(settings.signature_version().unwrap(), SignatureVersion::V4);
+        assert_eq!(settings.emulator.buckets, vec!["ossgate-dev"]);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let file = write_file(
+            "listen = \"127.0.0.1:7000\"\n[oss]\nendpoint = \"https://oss-cn-beijing.aliyuncs.com\"\nsignature_version = \"v1\"\naccess_key_id = \"file-ak\"\naccess_key_secret = \"file-sk\"\n",
+        );
+        let settings = Settings::load_from(
+            Some(file.path()),
+            env(&[
+                ("OSSGATE_OSS__SIGNATURE_VERSION", "v4"),
+                ("OSSGATE_OSS__REGION", "cn-beijing"),
+                ("OSS_ACCESS_KEY_SECRET", "env-sk"),
+                ("OSSGATE_EMULATOR__BUCKETS", "a-bucket,b-bucket:versioned"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:7000");
+        assert_eq!(settings.oss.endpoint, "https://oss-cn-beijing.aliyuncs.com");
+        assert_eq!(settings.oss.signature_version, "v4");
+        assert_eq!(settings.oss.region, "cn-beijing");
+        assert_eq!(settings.oss.access_key_id, "file-ak");
+        assert_eq!(settings.oss.access_key_secret, "env-sk");
+        assert_eq!(
+            settings.emulator.buckets,
+            vec!["a-bucket", "b-bucket:versioned"]
+        );
+    }
+
+    #[test]
+    fn ossgate_variables_win_over_standard_credential_variables() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("OSS_ACCESS_KEY_ID", "standard"),
+                ("OSS_ACCESS_KEY_SECRET", "standard-secret"),
+                ("OSSGATE_OSS__ACCESS_KEY_ID", "specific"),
+                ("OSS_SESSION_TOKEN", "token"),
+            ]),
+        )
+        .unwrap();
+        let creds = settings.credentials().unwrap();
+        assert_eq!(creds.access_key_id, "specific");
+        assert_eq!(creds.access_key_secret, "standard-secret");
+        assert_eq!(creds.security_token.as_deref(), Some("token"));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("OSSGATE_LISTEN", "nowhere")], "listen"),
+            (
+                &[("OSSGATE_OSS__SIGNATURE_VERSION", "v3")],
+                "oss.signature_version",
+            ),
+            (&[("OSSGATE_OSS__ADDRESSING", "sideways")], "oss.addressing"),
+            (&[("OSSGATE_OSS__ENDPOINT", "not a url")], "oss.endpoint"),
+            (
+                &[(
+                    "OSSGATE_OSS__ENDPOINT",
+                    "https://oss-cn-hangzhou.aliyuncs.com",
+                )],
+                "oss.access_key_id",
+            ),
+            (&[("OSSGATE_LOG__FORMAT", "xml")], "log.format"),
+            (
+                &[("OSSGATE_EMULATOR__BUCKETS", "Bad_Bucket")],
+                "emulator.buckets",
+            ),
+            (
+                &[("OSSGATE_OSS__CONNECT_TIMEOUT_MS", "soon")],
+                "connect_timeout_ms",
+            ),
+            (&[("OSSGATE_OSS__ENDPONT", "x")], "endpont"),
+        ];
+        for (vars, setting) in cases {
+            let err = Settings::load_from(None, env(vars)).unwrap_err();
+            let message = format!("{err:#}");
+            assert!(
+                message.contains(setting),
+                "error for {vars:?} should name {setting}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_setting_in_file_is_rejected() {
+        let file = write_file("[oss]\nendpont = \"https://oss-cn-hangzhou.aliyuncs.com\"\n");
+        let err = Settings::load_from(Some(file.path()), env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("endpont"), "{err:#}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_json() {
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                ("OSS_ACCESS_KEY_ID", "LTAIvisible"),
+                ("OSS_ACCESS_KEY_SECRET", "super-secret-value"),
+                ("OSS_SESSION_TOKEN", "secret-token-value"),
+            ]),
+        )
+        .unwrap();
+        for shown in [format!("{settings:?}"), settings.redacted_json()] {
+            assert!(shown.contains("LTAIvisible"));
+            assert!(!shown.contains("super-secret-value"), "{shown}");
+            assert!(!shown.contains("secret-token-value"), "{shown}");
+        }
+    }
 }
