@@ -1,1 +1,159 @@
-//! gRPC services (placeholder).
+//! gRPC services: each call is validated into [`crate::model`] types, sent through
+//! [`crate::oss::Client`], and its failures mapped to statuses in [`status`]. One file per
+//! RPC family.
+
+mod convert;
+mod object;
+pub mod status;
+mod symlink;
+mod tagging;
+mod validate;
+mod write;
+
+use std::{future::Future, time::Instant};
+
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, info, info_span};
+
+use crate::{oss::Client, proto, proto::object_service_server::ObjectService};
+
+pub use object::READ_CHUNK_BYTES;
+pub use write::MAX_PUT_OBJECT_BYTES;
+
+/// The `ossgate.v1.ObjectService` implementation.
+#[derive(Clone)]
+pub struct ObjectServiceImpl {
+    client: Client,
+}
+
+impl ObjectServiceImpl {
+    /// A service that forwards to OSS through `client`.
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Runs one call inside a span and logs its outcome (method, gRPC code, duration).
+async fn observe<T>(
+    method: &'static str,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let span = info_span!("rpc", method);
+    let result = call.instrument(span.clone()).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| match &result {
+        Ok(_) => info!(code = "OK", elapsed_ms, "call finished"),
+        Err(status) => info!(
+            code = ?status.code(),
+            message = status.message(),
+            elapsed_ms,
+            "call failed"
+        ),
+    });
+    result.map(Response::new)
+}
+
+#[tonic::async_trait]
+impl ObjectService for ObjectServiceImpl {
+    async fn write_object(
+        &self,
+        request: Request<Streaming<proto::WriteObjectRequest>>,
+    ) -> Result<Response<proto::WriteObjectResponse>, Status> {
+        observe(
+            "WriteObject",
+            write::write(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    type ReadObjectStream = object::ReadObjectStream;
+
+    async fn read_object(
+        &self,
+        request: Request<proto::ReadObjectRequest>,
+    ) -> Result<Response<Self::ReadObjectStream>, Status> {
+        observe(
+            "ReadObject",
+            object::read(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn head_object(
+        &self,
+        request: Request<proto::HeadObjectRequest>,
+    ) -> Result<Response<proto::HeadObjectResponse>, Status> {
+        observe(
+            "HeadObject",
+            object::head(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn delete_object(
+        &self,
+        request: Request<proto::DeleteObjectRequest>,
+    ) -> Result<Response<proto::DeleteObjectResponse>, Status> {
+        observe(
+            "DeleteObject",
+            object::delete(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        request: Request<proto::PutObjectTaggingRequest>,
+    ) -> Result<Response<proto::PutObjectTaggingResponse>, Status> {
+        observe(
+            "PutObjectTagging",
+            tagging::put(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        request: Request<proto::GetObjectTaggingRequest>,
+    ) -> Result<Response<proto::GetObjectTaggingResponse>, Status> {
+        observe(
+            "GetObjectTagging",
+            tagging::get(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        request: Request<proto::DeleteObjectTaggingRequest>,
+    ) -> Result<Response<proto::DeleteObjectTaggingResponse>, Status> {
+        observe(
+            "DeleteObjectTagging",
+            tagging::delete(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn put_symlink(
+        &self,
+        request: Request<proto::PutSymlinkRequest>,
+    ) -> Result<Response<proto::PutSymlinkResponse>, Status> {
+        observe(
+            "PutSymlink",
+            symlink::put(&self.client, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn get_symlink(
+        &self,
+        request: Request<proto::GetSymlinkRequest>,
+    ) -> Result<Response<proto::GetSymlinkResponse>, Status> {
+        observe(
+            "GetSymlink",
+            symlink::get(&self.client, request.into_inner()),
+        )
+        .await
+    }
+}

@@ -1,0 +1,202 @@
+//! The one place where failures become gRPC statuses: validation violations become
+//! INVALID_ARGUMENT with a `google.rpc.BadRequest`, and OSS errors go through one table to a
+//! code with a `google.rpc.ErrorInfo` (reason = the OSS code; metadata = request id, HTTP
+//! status, EC) and, for throttling, a `google.rpc.RetryInfo`.
+
+use std::{collections::HashMap, time::Duration};
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    model::Violation,
+    oss::{OssError, OssErrorKind},
+};
+
+/// `ErrorInfo.domain` for errors that OSS reported.
+pub const OSS_ERROR_DOMAIN: &str = "oss.aliyuncs.com";
+/// `ErrorInfo.domain` for errors the gateway itself detected.
+pub const GATEWAY_ERROR_DOMAIN: &str = "ossgate";
+/// How long a throttled caller is told to wait before retrying.
+const THROTTLE_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// INVALID_ARGUMENT listing every violation, in the message and as BadRequest field violations.
+pub fn invalid_argument(violations: Vec<Violation>) -> Status {
+    let summary = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut details = ErrorDetails::new();
+    for violation in violations {
+        details.add_bad_request_violation(violation.field, violation.description);
+    }
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {summary}"),
+        details,
+    )
+}
+
+/// INVALID_ARGUMENT for a single field.
+pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
+    invalid_argument(vec![Violation::new(field, description)])
+}
+
+/// A failure the gateway detected itself, with an ErrorInfo whose reason names it.
+pub fn gateway_error(code: Code, reason: &str, message: impl Into<String>) -> Status {
+    let details = ErrorDetails::with_error_info(reason, GATEWAY_ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(code, message, details)
+}
+
+/// The gRPC code for an OSS failure: the single mapping table.
+pub fn code_for(error: &OssError) -> Code {
+    // A few OSS codes say more than their class.
+    match error.code.as_str() {
+        // The append position moved: read x-oss-next-append-position and retry.
+        "PositionNotEqualToLength" => return Code::Aborted,
+        // Our clock is off; the call may succeed once it is corrected.
+        "RequestTimeTooSkewed" => return Code::Unavailable,
+        "EntityTooLarge" => return Code::OutOfRange,
+        _ => {}
+    }
+    match error.kind {
+        OssErrorKind::NotFound => Code::NotFound,
+        OssErrorKind::AlreadyExists => Code::AlreadyExists,
+        OssErrorKind::PreconditionFailed => Code::FailedPrecondition,
+        OssErrorKind::Conflict => Code::Aborted,
+        OssErrorKind::InvalidArgument => Code::InvalidArgument,
+        OssErrorKind::RangeNotSatisfiable => Code::OutOfRange,
+        // The gateway's own OSS credentials were refused: to the caller this is a permission
+        // problem (UNAUTHENTICATED is kept for callers without a valid identity).
+        OssErrorKind::AccessDenied | OssErrorKind::Unauthenticated => Code::PermissionDenied,
+        OssErrorKind::Throttled => Code::ResourceExhausted,
+        OssErrorKind::ServerError | OssErrorKind::Transport => Code::Unavailable,
+        OssErrorKind::Unsupported => Code::Unimplemented,
+        OssErrorKind::Timeout => Code::DeadlineExceeded,
+        OssErrorKind::Cancelled => Code::Cancelled,
+        OssErrorKind::ChecksumMismatch => Code::DataLoss,
+        OssErrorKind::InvalidResponse | OssErrorKind::Other => Code::Internal,
+    }
+}
+
+/// Converts an OSS failure into a status with ErrorInfo (and RetryInfo when throttled).
+pub fn oss_status(error: OssError) -> Status {
+    let code = code_for(&error);
+    let mut metadata = HashMap::new();
+    if let Some(request_id) = &error.request_id {
+        metadata.insert("request_id".to_string(), request_id.clone());
+    }
+    if let Some(status) = error.http_status {
+        metadata.insert("http_status".to_string(), status.to_string());
+    }
+    if let Some(ec) = &error.ec {
+        metadata.insert("ec".to_string(), ec.clone());
+    }
+    let reason = if error.code.is_empty() {
+        format!("{:?}", error.kind)
+    } else {
+        error.code.clone()
+    };
+    let mut details = ErrorDetails::with_error_info(reason, OSS_ERROR_DOMAIN, metadata);
+    if code == Code::ResourceExhausted {
+        details.set_retry_info(Some(THROTTLE_RETRY_DELAY));
+    }
+    let message = match &error.request_id {
+        Some(id) => format!("OSS: {} ({}; request id {id})", error.message, error.code),
+        None => format!("OSS: {} ({})", error.message, error.code),
+    };
+    Status::with_error_details(code, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oss::error::classify;
+
+    fn oss_error(http_status: u16, code: &str) -> OssError {
+        let (kind, retryable) = classify(http_status, code);
+        OssError {
+            kind,
+            code: code.into(),
+            message: "message".into(),
+            request_id: Some("REQ-1".into()),
+            ec: Some("0016-00000502".into()),
+            http_status: Some(http_status),
+            retryable,
+        }
+    }
+
+    #[test]
+    fn oss_codes_map_to_grpc_codes() {
+        let table: &[(u16, &str, Code)] = &[
+            (404, "NoSuchKey", Code::NotFound),
+            (404, "NoSuchBucket", Code::NotFound),
+            (404, "NoSuchVersion", Code::NotFound),
+            (404, "NoSuchUpload", Code::NotFound),
+            (404, "SymlinkTargetNotExist", Code::NotFound),
+            (409, "FileAlreadyExists", Code::AlreadyExists),
+            (412, "PreconditionFailed", Code::FailedPrecondition),
+            (409, "PositionNotEqualToLength", Code::Aborted),
+            (409, "ObjectNotAppendable", Code::FailedPrecondition),
+            (400, "InvalidArgument", Code::InvalidArgument),
+            (400, "MalformedXML", Code::InvalidArgument),
+            (400, "InvalidDigest", Code::InvalidArgument),
+            (400, "InvalidObjectName", Code::InvalidArgument),
+            (400, "EntityTooLarge", Code::OutOfRange),
+            (416, "InvalidRange", Code::OutOfRange),
+            (403, "AccessDenied", Code::PermissionDenied),
+            (403, "SignatureDoesNotMatch", Code::PermissionDenied),
+            (403, "InvalidAccessKeyId", Code::PermissionDenied),
+            (403, "RequestTimeTooSkewed", Code::Unavailable),
+            (503, "ServiceUnavailable", Code::Unavailable),
+            (500, "InternalError", Code::Unavailable),
+            (429, "SlowDown", Code::ResourceExhausted),
+            (405, "MethodNotAllowed", Code::Unimplemented),
+        ];
+        for (http_status, oss_code, expected) in table {
+            let status = oss_status(oss_error(*http_status, oss_code));
+            assert_eq!(status.code(), *expected, "{http_status} {oss_code}");
+            let info = status.get_error_details().error_info().cloned().unwrap();
+            assert_eq!(info.reason, *oss_code);
+            assert_eq!(info.domain, OSS_ERROR_DOMAIN);
+            assert_eq!(info.metadata["request_id"], "REQ-1");
+            assert_eq!(info.metadata["http_status"], http_status.to_string());
+            assert_eq!(info.metadata["ec"], "0016-00000502");
+            let retry = status.get_error_details().retry_info().cloned();
+            assert_eq!(
+                retry.is_some(),
+                *expected == Code::ResourceExhausted,
+                "{oss_code}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_side_failures_map_by_kind() {
+        for (kind, expected) in [
+            (OssErrorKind::Transport, Code::Unavailable),
+            (OssErrorKind::Timeout, Code::DeadlineExceeded),
+            (OssErrorKind::Cancelled, Code::Cancelled),
+            (OssErrorKind::InvalidResponse, Code::Internal),
+            (OssErrorKind::ChecksumMismatch, Code::DataLoss),
+        ] {
+            let status = oss_status(OssError::client(kind, "boom"));
+            assert_eq!(status.code(), expected, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn violations_become_one_bad_request() {
+        let status = invalid_argument(vec![
+            Violation::new("bucket", "is empty"),
+            Violation::new("tagging.tags[\"a&b\"]", "has '&'"),
+        ]);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let violations = &details.bad_request().unwrap().field_violations;
+        assert_eq!(violations.len(), 2);
+        assert_eq!(violations[1].field, "tagging.tags[\"a&b\"]");
+        assert!(status.message().contains("bucket: is empty"));
+    }
+}

@@ -1,0 +1,75 @@
+//! PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
+
+use tonic::Status;
+
+use super::{
+    convert::{self, version_string},
+    status::oss_status,
+    validate::Validation,
+};
+use crate::{
+    oss::{Client, PutObjectTaggingInput},
+    proto,
+};
+
+pub async fn put(
+    client: &Client,
+    req: proto::PutObjectTaggingRequest,
+) -> Result<proto::PutObjectTaggingResponse, Status> {
+    let mut v = Validation::new();
+    let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
+    let tags = match &req.tagging {
+        Some(tagging) => v.tag_set("tagging", tagging),
+        None => {
+            v.violation(
+                "tagging",
+                "is required; send an empty tag set to remove every tag",
+            );
+            None
+        }
+    };
+    let (target, tags) = v.conclude(target.zip(tags))?;
+    let out = client
+        .put_object_tagging(&PutObjectTaggingInput {
+            version_id: target.version_id,
+            ..PutObjectTaggingInput::new(target.bucket, target.key, tags)
+        })
+        .await
+        .map_err(oss_status)?;
+    Ok(proto::PutObjectTaggingResponse {
+        version_id: version_string(out.version_id),
+    })
+}
+
+pub async fn get(
+    client: &Client,
+    req: proto::GetObjectTaggingRequest,
+) -> Result<proto::GetObjectTaggingResponse, Status> {
+    let mut v = Validation::new();
+    let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
+    let target = v.conclude(target)?;
+    let out = client
+        .get_object_tagging(&target)
+        .await
+        .map_err(oss_status)?;
+    Ok(proto::GetObjectTaggingResponse {
+        tagging: Some(convert::tagging_to_proto(out.tags)),
+        version_id: version_string(out.version_id),
+    })
+}
+
+pub async fn delete(
+    client: &Client,
+    req: proto::DeleteObjectTaggingRequest,
+) -> Result<proto::DeleteObjectTaggingResponse, Status> {
+    let mut v = Validation::new();
+    let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
+    let target = v.conclude(target)?;
+    let out = client
+        .delete_object_tagging(&target)
+        .await
+        .map_err(oss_status)?;
+    Ok(proto::DeleteObjectTaggingResponse {
+        version_id: version_string(out.version_id),
+    })
+}

@@ -1,0 +1,167 @@
+//! Turns request fields into validated model values, collecting every problem so the caller
+//! gets one INVALID_ARGUMENT listing them all (and nothing reaches OSS).
+
+use std::collections::HashMap;
+
+use tonic::Status;
+
+use super::status::invalid_argument;
+use crate::{
+    model::{
+        BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, Violation,
+    },
+    oss::ObjectId,
+    proto,
+};
+
+/// Collects violations while request fields are parsed.
+#[derive(Default)]
+pub(crate) struct Validation {
+    violations: Vec<Violation>,
+}
+
+impl Validation {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a problem that no parser reports (a missing message, a cross-field rule).
+    pub fn violation(&mut self, field: &str, description: impl Into<String>) {
+        self.violations.push(Violation::new(field, description));
+    }
+
+    fn keep<T>(&mut self, field: &str, parsed: Result<T, Violation>) -> Option<T> {
+        parsed
+            .map_err(|v| self.violations.push(v.under(field)))
+            .ok()
+    }
+
+    fn keep_all<T>(&mut self, field: &str, parsed: Result<T, Vec<Violation>>) -> Option<T> {
+        parsed
+            .map_err(|vs| {
+                self.violations
+                    .extend(vs.into_iter().map(|v| v.under(field)))
+            })
+            .ok()
+    }
+
+    /// `bucket`, `key` and an optional `version_id` (empty means the current version).
+    pub fn object_ref(&mut self, bucket: &str, key: &str, version_id: &str) -> Option<ObjectId> {
+        self.object_ref_at("", bucket, key, version_id)
+    }
+
+    /// Like [`Self::object_ref`] for fields nested under `prefix` (e.g. `spec`).
+    pub fn object_ref_at(
+        &mut self,
+        prefix: &str,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Option<ObjectId> {
+        let field = |name: &str| {
+            if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            }
+        };
+        let bucket = self.bucket(&field("bucket"), bucket);
+        let key = self.key(&field("key"), key);
+        let version_id = self.version_id(&field("version_id"), version_id);
+        Some(ObjectId::new(bucket?, key?).with_version(version_id?))
+    }
+
+    pub fn bucket(&mut self, field: &str, value: &str) -> Option<BucketName> {
+        self.keep(field, BucketName::parse(value))
+    }
+
+    pub fn key(&mut self, field: &str, value: &str) -> Option<ObjectKey> {
+        self.keep(field, ObjectKey::parse(value))
+    }
+
+    /// An empty version id means "the current version".
+    pub fn version_id(&mut self, field: &str, value: &str) -> Option<Option<VersionId>> {
+        if value.is_empty() {
+            return Some(None);
+        }
+        self.keep(field, VersionId::parse(value)).map(Some)
+    }
+
+    /// An absent `Tagging` message means "no tags given".
+    pub fn tagging(
+        &mut self,
+        field: &str,
+        value: Option<&proto::Tagging>,
+    ) -> Option<Option<TagSet>> {
+        match value {
+            None => Some(None),
+            Some(tagging) => self.tag_set(field, tagging).map(Some),
+        }
+    }
+
+    pub fn tag_set(&mut self, field: &str, tagging: &proto::Tagging) -> Option<TagSet> {
+        let pairs = tagging.tags.iter().map(|(k, v)| (k.clone(), v.clone()));
+        self.keep_all(field, TagSet::from_pairs(pairs))
+    }
+
+    pub fn metadata(
+        &mut self,
+        field: &str,
+        value: &HashMap<String, String>,
+    ) -> Option<UserMetadata> {
+        let pairs = value.iter().map(|(k, v)| (k.clone(), v.clone()));
+        self.keep_all(field, UserMetadata::from_pairs(pairs))
+    }
+
+    pub fn storage_class(&mut self, field: &str, value: i32) -> Option<Option<StorageClass>> {
+        match proto::StorageClass::try_from(value) {
+            Ok(class) => Some(super::convert::storage_class_from_proto(class)),
+            Err(_) => {
+                self.violation(field, format!("{value} is not a StorageClass value"));
+                None
+            }
+        }
+    }
+
+    pub fn acl(&mut self, field: &str, value: i32) -> Option<Option<ObjectAcl>> {
+        match proto::ObjectAcl::try_from(value) {
+            Ok(acl) => Some(super::convert::acl_from_proto(acl)),
+            Err(_) => {
+                self.violation(field, format!("{value} is not an ObjectAcl value"));
+                None
+            }
+        }
+    }
+
+    /// Plain header text (Content-Type, Cache-Control...): printable ASCII, no edge spaces,
+    /// at most 1024 bytes. Empty means "not given".
+    pub fn header_text(&mut self, field: &str, value: &str) -> Option<Option<String>> {
+        if value.is_empty() {
+            return Some(None);
+        }
+        if value.len() > 1024 {
+            self.violation(
+                field,
+                format!("is {} bytes; the limit is 1024", value.len()),
+            );
+            return None;
+        }
+        if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) || value.trim() != value {
+            self.violation(
+                field,
+                "must be printable ASCII without leading or trailing spaces",
+            );
+            return None;
+        }
+        Some(Some(value.to_string()))
+    }
+
+    /// The parsed values when nothing was wrong, else INVALID_ARGUMENT listing every
+    /// violation. `parsed` is `None` whenever some parser above recorded a violation.
+    pub fn conclude<T>(self, parsed: Option<T>) -> Result<T, Status> {
+        match parsed {
+            Some(value) if self.violations.is_empty() => Ok(value),
+            _ => Err(invalid_argument(self.violations)),
+        }
+    }
+}
