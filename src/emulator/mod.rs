@@ -1,10 +1,223 @@
-//! OSS-compatible emulator (placeholder until the emulator module lands).
+//! An OSS-compatible HTTP server for tests and local development.
+//!
+//! It speaks the OSS object API subset ossgate uses (PutObject, GetObject, HeadObject,
+//! GetObjectMeta, DeleteObject, object tagging, symlinks), verifies V1/V4 signatures
+//! (header and presigned URL, STS tokens, clock skew) with the same [`crate::oss::sign`]
+//! building blocks the client signs with, answers with OSS-shaped XML errors, and stores
+//! objects in memory or on disk (`data_dir`, atomic writes, survives restarts).
+//! Addressing: path style and virtual-host style (see [`route`]).
 
-/// Command-line arguments of `ossgate emulator`.
-#[derive(clap::Args, Debug, Default)]
-pub struct EmulatorArgs {}
+pub mod auth;
+mod cli;
+pub mod error;
+mod handlers;
+pub mod route;
+pub mod store;
 
-/// Runs the emulator from the command line.
-pub async fn run_cli(_args: EmulatorArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the emulator is not built yet")
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use cli::{EmulatorArgs, run_cli};
+pub use error::ApiError;
+
+use crate::oss::credentials::Credentials;
+
+/// A bucket created at start: `name` or `name:versioned`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketSpec {
+    /// Bucket name.
+    pub name: String,
+    /// Whether versioning is on.
+    pub versioned: bool,
+}
+
+impl FromStr for BucketSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, versioned) = match s.split_once(':') {
+            Some((name, "versioned")) => (name, true),
+            Some((_, other)) => {
+                return Err(format!(
+                    "bucket spec {s:?}: unknown option {other:?} (only \"versioned\")"
+                ));
+            }
+            None => (s, false),
+        };
+        crate::model::BucketName::parse(name).map_err(|v| format!("bucket {name:?}: {v}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            versioned,
+        })
+    }
+}
+
+/// How to run an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Where to listen (tests use `127.0.0.1:0`).
+    pub listen: SocketAddr,
+    /// Directory for durable storage; `None` = in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Accepted keys; a key with a `security_token` requires that token on every request.
+    pub credentials: Vec<Credentials>,
+    /// Buckets created at start if missing.
+    pub buckets: Vec<BucketSpec>,
+    /// Region for V4 signatures (`cn-hangzhou`).
+    pub region: String,
+    /// Whether to check signatures (and reject anonymous requests).
+    pub verify_signatures: bool,
+}
+
+impl EmulatorConfig {
+    /// An in-memory emulator on `127.0.0.1:0` with one key pair, region `cn-hangzhou`,
+    /// signature checking on, and no buckets.
+    pub fn new(access_key_id: &str, access_key_secret: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            credentials: vec![Credentials {
+                access_key_id: access_key_id.to_owned(),
+                access_key_secret: access_key_secret.to_owned(),
+                security_token: None,
+            }],
+            buckets: Vec::new(),
+            region: "cn-hangzhou".to_owned(),
+            verify_signatures: true,
+        }
+    }
+}
+
+/// Shared state of a running emulator.
+pub(crate) struct State {
+    pub(crate) store: Arc<store::Store>,
+    pub(crate) credentials: Vec<Credentials>,
+    pub(crate) region: String,
+    pub(crate) verify_signatures: bool,
+    pub(crate) requests: AtomicU64,
+}
+
+/// A running emulator. Dropping it without [`shutdown`](Self::shutdown) stops it too.
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EmulatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many HTTP requests reached the emulator.
+    pub fn request_count(&self) -> u64 {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts an emulator: opens the store, creates the configured buckets, binds, serves.
+pub async fn start(config: EmulatorConfig) -> anyhow::Result<EmulatorHandle> {
+    use anyhow::Context as _;
+    if config.verify_signatures && config.credentials.is_empty() {
+        anyhow::bail!("the emulator needs at least one access key when signatures are checked");
+    }
+    let store = match &config.data_dir {
+        Some(dir) => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || store::Store::open(&dir))
+                .await
+                .context("store loader panicked")??
+        }
+        None => store::Store::in_memory(),
+    };
+    for bucket in &config.buckets {
+        store
+            .ensure_bucket(&bucket.name, bucket.versioned)
+            .with_context(|| format!("cannot create bucket {}", bucket.name))?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(State {
+        store: Arc::new(store),
+        credentials: config.credentials,
+        region: config.region,
+        verify_signatures: config.verify_signatures,
+        requests: AtomicU64::new(0),
+    });
+    let app = axum::Router::new()
+        .fallback(handlers::handle)
+        .with_state(state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        if let Err(e) = server.await {
+            tracing::error!("emulator server failed: {e}");
+        }
+    });
+    tracing::info!("OSS emulator listening on http://{addr}");
+    Ok(EmulatorHandle {
+        addr,
+        state,
+        stop: Some(stop_tx),
+        task: Some(task),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_spec() {
+        assert_eq!(
+            "a-b".parse::<BucketSpec>().unwrap(),
+            BucketSpec {
+                name: "a-b".into(),
+                versioned: false
+            }
+        );
+        assert!("abc:versioned".parse::<BucketSpec>().unwrap().versioned);
+        assert!("abc:other".parse::<BucketSpec>().is_err());
+        assert!("A".parse::<BucketSpec>().is_err());
+    }
 }

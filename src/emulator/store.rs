@@ -1,0 +1,943 @@
+//! Object storage of the emulator: buckets → objects → versions, in memory or on disk.
+//!
+//! Every object is a list of versions (oldest first); an unversioned bucket keeps exactly
+//! one version per key, with no version ID. A version is a [`Version`]: its kind (data,
+//! symlink or delete marker), headers, user metadata, tags, storage class and ACL. Object
+//! data lives in blobs, addressed by an opaque ID, so later operations (append, multipart,
+//! copy) only need new ways to produce a blob and a version.
+//!
+//! On disk (`data_dir`):
+//! ```text
+//! blobs/<id>                                   object data (written to blobs/.tmp-<id>, fsynced, renamed)
+//! buckets/<bucket>/bucket.json                 {"versioned": bool}
+//! buckets/<bucket>/objects/<sha256(key)>.json  the key and all its versions
+//! ```
+//! Every JSON file is written atomically (temp file in the same directory, fsync, rename,
+//! fsync of the directory). Blobs nobody references (a crash between writing data and
+//! metadata) are removed at start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::io::AsyncWriteExt;
+
+use super::error::ApiError;
+use crate::model::Crc64;
+
+/// What a version holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Kind {
+    /// Object data.
+    Data {
+        /// `Normal`, `Appendable` or `Multipart`.
+        object_type: String,
+        /// Blob ID.
+        blob: String,
+        /// Size in bytes.
+        size: u64,
+        /// ETag without quotes (upper-case hex MD5 for PutObject).
+        etag: String,
+        /// CRC-64/XZ of the data.
+        crc64: u64,
+    },
+    /// A symlink.
+    Symlink {
+        /// The decoded target key.
+        target: String,
+    },
+    /// A delete marker (versioned buckets only).
+    DeleteMarker,
+}
+
+/// One version of an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// Version ID; `None` in unversioned buckets.
+    pub version_id: Option<String>,
+    /// Data, symlink or delete marker.
+    pub kind: Kind,
+    /// Unix milliseconds.
+    pub last_modified_ms: u64,
+    /// Standard entity headers stored with the object (lower-case names: content-type, …).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// User metadata, lower-case keys without `x-oss-meta-`.
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Storage class (`Standard`, …).
+    #[serde(default = "default_storage_class")]
+    pub storage_class: String,
+    /// Object ACL (`default`, …).
+    #[serde(default = "default_acl")]
+    pub acl: String,
+}
+
+fn default_storage_class() -> String {
+    "Standard".to_owned()
+}
+
+fn default_acl() -> String {
+    "default".to_owned()
+}
+
+impl Version {
+    /// A new version (ID assigned at commit) of the given kind, modified now.
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            version_id: None,
+            kind,
+            last_modified_ms: now_ms(),
+            headers: BTreeMap::new(),
+            meta: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            storage_class: default_storage_class(),
+            acl: default_acl(),
+        }
+    }
+
+    /// Whether this is a delete marker.
+    pub fn is_delete_marker(&self) -> bool {
+        matches!(self.kind, Kind::DeleteMarker)
+    }
+
+    /// The blob this version references, if any.
+    fn blob(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Data { blob, .. } => Some(blob),
+            _ => None,
+        }
+    }
+
+    /// The ETag without quotes.
+    pub fn etag(&self) -> String {
+        match &self.kind {
+            Kind::Data { etag, .. } => etag.clone(),
+            Kind::Symlink { target } => hex::encode_upper(Md5::digest(target.as_bytes())),
+            Kind::DeleteMarker => String::new(),
+        }
+    }
+}
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ObjectEntry {
+    key: String,
+    versions: Vec<Version>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BucketMeta {
+    versioned: bool,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    versioned: bool,
+    objects: BTreeMap<String, ObjectEntry>,
+}
+
+/// Readable object data, opened while the store was locked (so a concurrent overwrite
+/// cannot delete it under the reader).
+pub enum BlobData {
+    /// In memory.
+    Memory(Bytes),
+    /// An open file.
+    File(std::fs::File),
+}
+
+impl BlobData {
+    /// The bytes `[start, start + len)` as a response body.
+    pub fn into_body(self, start: u64, len: u64) -> Result<axum::body::Body, ApiError> {
+        match self {
+            BlobData::Memory(bytes) => {
+                let end = start.saturating_add(len).min(bytes.len() as u64) as usize;
+                let start = (start as usize).min(end);
+                Ok(axum::body::Body::from(bytes.slice(start..end)))
+            }
+            BlobData::File(mut file) => {
+                file.seek(SeekFrom::Start(start))
+                    .map_err(|e| ApiError::internal(format!("cannot read object data: {e}")))?;
+                let file = tokio::fs::File::from_std(file);
+                let reader = tokio::io::AsyncReadExt::take(file, len);
+                Ok(axum::body::Body::from_stream(
+                    tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024),
+                ))
+            }
+        }
+    }
+
+    /// All bytes (for small internal reads).
+    pub fn read_all(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            BlobData::Memory(b) => Ok(b.to_vec()),
+            BlobData::File(mut f) => {
+                let mut v = Vec::new();
+                f.read_to_end(&mut v)?;
+                Ok(v)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Blobs {
+    Memory(Mutex<HashMap<String, Bytes>>),
+    Disk(PathBuf),
+}
+
+impl Blobs {
+    fn remove(&self, id: &str) {
+        match self {
+            Blobs::Memory(map) => {
+                lock(map).remove(id);
+            }
+            Blobs::Disk(dir) => {
+                if let Err(e) = std::fs::remove_file(dir.join(id))
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!("cannot remove blob {id}: {e}");
+                }
+            }
+        }
+    }
+
+    fn open(&self, id: &str) -> Result<BlobData, ApiError> {
+        match self {
+            Blobs::Memory(map) => lock(map)
+                .get(id)
+                .cloned()
+                .map(BlobData::Memory)
+                .ok_or_else(|| ApiError::internal("object data is missing")),
+            Blobs::Disk(dir) => std::fs::File::open(dir.join(id))
+                .map(BlobData::File)
+                .map_err(|e| ApiError::internal(format!("cannot open object data: {e}"))),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A blob being written. Dropping it unfinished removes what was written.
+pub struct Staging {
+    blobs: Arc<Blobs>,
+    id: String,
+    md5: Md5,
+    crc: Crc64,
+    size: u64,
+    sink: Sink,
+}
+
+enum Sink {
+    Memory(Vec<u8>),
+    Disk {
+        file: Option<tokio::fs::File>,
+        tmp: PathBuf,
+    },
+    Done,
+}
+
+impl Staging {
+    /// Appends a chunk.
+    pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.md5.update(chunk);
+        self.crc.update(chunk);
+        self.size += chunk.len() as u64;
+        match &mut self.sink {
+            Sink::Memory(v) => v.extend_from_slice(chunk),
+            Sink::Disk { file: Some(f), .. } => f.write_all(chunk).await?,
+            Sink::Disk { file: None, .. } | Sink::Done => {
+                return Err(std::io::Error::other("staging already finished"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Makes the data durable and returns the blob, not yet referenced by any object.
+    pub async fn finish(mut self) -> std::io::Result<StagedBlob> {
+        let sink = std::mem::replace(&mut self.sink, Sink::Done);
+        match sink {
+            Sink::Memory(v) => {
+                if let Blobs::Memory(map) = &*self.blobs {
+                    lock(map).insert(self.id.clone(), Bytes::from(v));
+                }
+            }
+            Sink::Disk { file, tmp } => {
+                let result = async {
+                    if let Some(mut f) = file {
+                        f.flush().await?;
+                        f.sync_all().await?;
+                    }
+                    if let Blobs::Disk(dir) = &*self.blobs {
+                        tokio::fs::rename(&tmp, dir.join(&self.id)).await?;
+                    }
+                    Ok::<_, std::io::Error>(())
+                }
+                .await;
+                if let Err(e) = result {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
+            Sink::Done => return Err(std::io::Error::other("staging already finished")),
+        }
+        let md5: [u8; 16] = self.md5.clone().finalize().into();
+        Ok(StagedBlob {
+            blobs: self.blobs.clone(),
+            id: self.id.clone(),
+            size: self.size,
+            md5,
+            crc64: self.crc.value(),
+            keep: false,
+        })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Sink::Disk { tmp, .. } = &self.sink {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Finished data waiting to be referenced by a version; removed if dropped uncommitted.
+pub struct StagedBlob {
+    blobs: Arc<Blobs>,
+    /// Blob ID.
+    pub id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// MD5 of the data.
+    pub md5: [u8; 16],
+    /// CRC-64/XZ of the data.
+    pub crc64: u64,
+    keep: bool,
+}
+
+impl StagedBlob {
+    /// Upper-case hex MD5 (the PutObject ETag, without quotes).
+    pub fn etag(&self) -> String {
+        hex::encode_upper(self.md5)
+    }
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.blobs.remove(&self.id);
+        }
+    }
+}
+
+/// Result of a DeleteObject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version ID created (delete marker) or removed, in versioned buckets.
+    pub version_id: Option<String>,
+    /// Whether a delete marker was created or removed.
+    pub delete_marker: bool,
+}
+
+/// What `read` found.
+pub struct Found {
+    /// The version asked for (a symlink stays a symlink here).
+    pub version: Version,
+    /// For a symlink read with `follow`, the target's current version.
+    pub target: Option<Version>,
+    /// The data of `target` or else `version`, if it has data and it was asked for.
+    pub data: Option<BlobData>,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    buckets: Mutex<BTreeMap<String, Bucket>>,
+    blobs: Arc<Blobs>,
+    root: Option<PathBuf>,
+}
+
+impl Store {
+    /// An empty in-memory store.
+    pub fn in_memory() -> Self {
+        Self {
+            buckets: Mutex::new(BTreeMap::new()),
+            blobs: Arc::new(Blobs::Memory(Mutex::new(HashMap::new()))),
+            root: None,
+        }
+    }
+
+    /// Opens (creating if needed) a store under `root`, loading what is there.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let blob_dir = root.join("blobs");
+        std::fs::create_dir_all(&blob_dir)
+            .with_context(|| format!("cannot create {}", blob_dir.display()))?;
+        std::fs::create_dir_all(root.join("buckets"))?;
+        let mut buckets = BTreeMap::new();
+        let mut referenced = std::collections::HashSet::new();
+        for entry in std::fs::read_dir(root.join("buckets"))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let dir = entry.path();
+            let meta: BucketMeta = match std::fs::read(dir.join("bucket.json")) {
+                Ok(bytes) => serde_json::from_slice(&bytes)
+                    .with_context(|| format!("corrupt {}/bucket.json", dir.display()))?,
+                Err(_) => continue,
+            };
+            let mut bucket = Bucket {
+                versioned: meta.versioned,
+                objects: BTreeMap::new(),
+            };
+            let objects = dir.join("objects");
+            if objects.is_dir() {
+                for f in std::fs::read_dir(&objects)? {
+                    let path = f?.path();
+                    let is_json = path.extension().is_some_and(|e| e == "json");
+                    let file_name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if file_name.starts_with(".tmp-") {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    if !is_json {
+                        continue;
+                    }
+                    let bytes = std::fs::read(&path)?;
+                    let obj: ObjectEntry = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("corrupt {}", path.display()))?;
+                    for v in &obj.versions {
+                        if let Some(b) = v.blob() {
+                            referenced.insert(b.to_owned());
+                        }
+                    }
+                    bucket.objects.insert(obj.key.clone(), obj);
+                }
+            }
+            buckets.insert(name, bucket);
+        }
+        for f in std::fs::read_dir(&blob_dir)? {
+            let f = f?;
+            let name = f.file_name().to_string_lossy().into_owned();
+            if !referenced.contains(&name) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+        Ok(Self {
+            buckets: Mutex::new(buckets),
+            blobs: Arc::new(Blobs::Disk(blob_dir)),
+            root: Some(root.to_owned()),
+        })
+    }
+
+    /// Creates a bucket if missing; turns versioning on if asked (never off).
+    pub fn ensure_bucket(&self, name: &str, versioned: bool) -> anyhow::Result<()> {
+        let mut buckets = lock(&self.buckets);
+        let bucket = buckets.entry(name.to_owned()).or_default();
+        bucket.versioned |= versioned;
+        if let Some(root) = &self.root {
+            let dir = root.join("buckets").join(name);
+            std::fs::create_dir_all(dir.join("objects"))?;
+            let json = serde_json::to_vec(&BucketMeta {
+                versioned: bucket.versioned,
+            })?;
+            write_atomic(&dir, "bucket.json", &json)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the bucket exists.
+    pub fn has_bucket(&self, name: &str) -> bool {
+        lock(&self.buckets).contains_key(name)
+    }
+
+    /// Whether the bucket exists and is versioned.
+    pub fn is_versioned(&self, name: &str) -> Result<bool, ApiError> {
+        lock(&self.buckets)
+            .get(name)
+            .map(|b| b.versioned)
+            .ok_or_else(|| ApiError::no_such_bucket(name))
+    }
+
+    /// Starts writing a new blob.
+    pub async fn stage(&self) -> std::io::Result<Staging> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let sink = match &*self.blobs {
+            Blobs::Memory(_) => Sink::Memory(Vec::new()),
+            Blobs::Disk(dir) => {
+                let tmp = dir.join(format!(".tmp-{id}"));
+                let file = tokio::fs::File::create(&tmp).await?;
+                Sink::Disk {
+                    file: Some(file),
+                    tmp,
+                }
+            }
+        };
+        Ok(Staging {
+            blobs: self.blobs.clone(),
+            id,
+            md5: Md5::new(),
+            crc: Crc64::new(),
+            size: 0,
+            sink,
+        })
+    }
+
+    /// Commits a new version of `key`. `blob` must be the blob `version` references (it is
+    /// kept on success and removed on failure). With `forbid_overwrite` (ignored in versioned
+    /// buckets) an existing live object is a FileAlreadyExists error. Returns the version as
+    /// stored (with its version ID).
+    pub fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut version: Version,
+        blob: Option<StagedBlob>,
+        forbid_overwrite: bool,
+    ) -> Result<Version, ApiError> {
+        let mut old_blobs = Vec::new();
+        {
+            let mut buckets = lock(&self.buckets);
+            let b = buckets
+                .get_mut(bucket)
+                .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+            let versioned = b.versioned;
+            let entry = b
+                .objects
+                .entry(key.to_owned())
+                .or_insert_with(|| ObjectEntry {
+                    key: key.to_owned(),
+                    versions: Vec::new(),
+                });
+            let live = entry.versions.last().is_some_and(|v| !v.is_delete_marker());
+            if forbid_overwrite && !versioned && live {
+                if entry.versions.is_empty() {
+                    b.objects.remove(key);
+                }
+                return Err(ApiError::file_already_exists());
+            }
+            let before = entry.clone();
+            if versioned {
+                version.version_id = Some(new_version_id());
+                entry.versions.push(version.clone());
+            } else {
+                version.version_id = None;
+                old_blobs.extend(
+                    entry
+                        .versions
+                        .drain(..)
+                        .filter_map(|v| v.blob().map(str::to_owned)),
+                );
+                entry.versions.push(version.clone());
+            }
+            let entry_now = entry.clone();
+            if let Err(e) = self.persist(bucket, &entry_now) {
+                // Roll back the in-memory state.
+                if before.versions.is_empty() {
+                    b.objects.remove(key);
+                } else {
+                    b.objects.insert(key.to_owned(), before);
+                }
+                return Err(e);
+            }
+            if let Some(mut blob) = blob {
+                blob.keep = true;
+            }
+        }
+        for id in old_blobs {
+            self.blobs.remove(&id);
+        }
+        Ok(version)
+    }
+
+    /// Finds a version: `version_id` or else the current one. A delete marker as current
+    /// version is NoSuchKey (with `x-oss-delete-marker: true`).
+    fn find<'a>(
+        buckets: &'a BTreeMap<String, Bucket>,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<&'a Version, ApiError> {
+        let b = buckets
+            .get(bucket)
+            .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+        let entry = b.objects.get(key);
+        let v = match version_id {
+            None => entry
+                .and_then(|e| e.versions.last())
+                .ok_or_else(ApiError::no_such_key)?,
+            Some(id) => {
+                let found = entry.and_then(|e| {
+                    e.versions.iter().find(|v| match &v.version_id {
+                        Some(vid) => vid == id,
+                        None => id == "null",
+                    })
+                });
+                match found {
+                    Some(v) => v,
+                    None if b.versioned || id != "null" => {
+                        return Err(ApiError::no_such_version(id));
+                    }
+                    None => return Err(ApiError::no_such_key()),
+                }
+            }
+        };
+        if v.is_delete_marker() {
+            let mut err = ApiError::no_such_key().header("x-oss-delete-marker", "true");
+            if let Some(id) = &v.version_id {
+                err = err.header("x-oss-version-id", id.clone());
+            }
+            return Err(err);
+        }
+        Ok(v)
+    }
+
+    /// Reads a version. With `follow`, a symlink is resolved to its target's current
+    /// version (SymlinkTargetNotExist if gone). With `open`, the data is opened too.
+    pub fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        follow: bool,
+        open: bool,
+    ) -> Result<Found, ApiError> {
+        let buckets = lock(&self.buckets);
+        let version = Self::find(&buckets, bucket, key, version_id)?.clone();
+        let mut target = None;
+        if follow && let Kind::Symlink { target: t } = &version.kind {
+            let tv = match Self::find(&buckets, bucket, t, None) {
+                Ok(tv) => tv.clone(),
+                Err(e) if e.status == http::StatusCode::NOT_FOUND => {
+                    return Err(ApiError::symlink_target_not_exist());
+                }
+                Err(e) => return Err(e),
+            };
+            if matches!(tv.kind, Kind::Symlink { .. }) {
+                return Err(ApiError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "InvalidTargetType",
+                    "The symlink target object type is not supported.",
+                ));
+            }
+            target = Some(tv);
+        }
+        let data = if open {
+            match target.as_ref().unwrap_or(&version).blob() {
+                Some(id) => Some(self.blobs.open(id)?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(Found {
+            version,
+            target,
+            data,
+        })
+    }
+
+    /// Replaces the tags of a version (the current one without `version_id`).
+    pub fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> Result<Version, ApiError> {
+        let mut buckets = lock(&self.buckets);
+        let found = Self::find(&buckets, bucket, key, version_id)?.clone();
+        let Some(entry) = buckets.get_mut(bucket).and_then(|b| b.objects.get_mut(key)) else {
+            return Err(ApiError::no_such_key());
+        };
+        let before = entry.clone();
+        let Some(v) = entry
+            .versions
+            .iter_mut()
+            .rev()
+            .find(|v| v.version_id == found.version_id)
+        else {
+            return Err(ApiError::no_such_key());
+        };
+        v.tags = tags;
+        let updated = v.clone();
+        let entry_now = entry.clone();
+        if let Err(e) = self.persist(bucket, &entry_now) {
+            *entry = before;
+            return Err(e);
+        }
+        Ok(updated)
+    }
+
+    /// DeleteObject: removes the object (unversioned), adds a delete marker (versioned,
+    /// no `version_id`) or removes one version for good (`version_id`). Missing → Ok.
+    pub fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Deleted, ApiError> {
+        let mut removed_blobs = Vec::new();
+        let result;
+        {
+            let mut buckets = lock(&self.buckets);
+            let b = buckets
+                .get_mut(bucket)
+                .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
+            let versioned = b.versioned;
+            let Some(entry) = b.objects.get_mut(key) else {
+                if versioned && version_id.is_none() {
+                    // A delete marker even for a key that never existed, like OSS.
+                    let mut entry = ObjectEntry {
+                        key: key.to_owned(),
+                        versions: Vec::new(),
+                    };
+                    let mut marker = Version::new(Kind::DeleteMarker);
+                    let id = new_version_id();
+                    marker.version_id = Some(id.clone());
+                    entry.versions.push(marker);
+                    self.persist(bucket, &entry)?;
+                    b.objects.insert(key.to_owned(), entry);
+                    return Ok(Deleted {
+                        version_id: Some(id),
+                        delete_marker: true,
+                    });
+                }
+                return Ok(Deleted {
+                    version_id: version_id.map(str::to_owned),
+                    delete_marker: false,
+                });
+            };
+            let before = entry.clone();
+            match (versioned, version_id) {
+                (true, None) => {
+                    let mut marker = Version::new(Kind::DeleteMarker);
+                    let id = new_version_id();
+                    marker.version_id = Some(id.clone());
+                    entry.versions.push(marker);
+                    result = Deleted {
+                        version_id: Some(id),
+                        delete_marker: true,
+                    };
+                }
+                (_, Some(id)) => {
+                    let pos = entry.versions.iter().position(|v| match &v.version_id {
+                        Some(vid) => vid == id,
+                        None => id == "null",
+                    });
+                    match pos {
+                        Some(pos) => {
+                            let v = entry.versions.remove(pos);
+                            removed_blobs.extend(v.blob().map(str::to_owned));
+                            result = Deleted {
+                                version_id: Some(id.to_owned()),
+                                delete_marker: v.is_delete_marker(),
+                            };
+                        }
+                        None if versioned => return Err(ApiError::no_such_version(id)),
+                        None => {
+                            return Ok(Deleted {
+                                version_id: None,
+                                delete_marker: false,
+                            });
+                        }
+                    }
+                }
+                (false, None) => {
+                    removed_blobs.extend(
+                        entry
+                            .versions
+                            .drain(..)
+                            .filter_map(|v| v.blob().map(str::to_owned)),
+                    );
+                    result = Deleted {
+                        version_id: None,
+                        delete_marker: false,
+                    };
+                }
+            }
+            let entry_now = entry.clone();
+            if let Err(e) = self.persist(bucket, &entry_now) {
+                *entry = before;
+                return Err(e);
+            }
+            if entry_now.versions.is_empty() {
+                b.objects.remove(key);
+            }
+        }
+        for id in removed_blobs {
+            self.blobs.remove(&id);
+        }
+        Ok(result)
+    }
+
+    /// Writes (or removes, when it has no versions) the metadata file of an object.
+    fn persist(&self, bucket: &str, entry: &ObjectEntry) -> Result<(), ApiError> {
+        let Some(root) = &self.root else {
+            return Ok(());
+        };
+        let dir = root.join("buckets").join(bucket).join("objects");
+        let name = format!("{}.json", hex::encode(Sha256::digest(entry.key.as_bytes())));
+        let result = if entry.versions.is_empty() {
+            match std::fs::remove_file(dir.join(&name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => sync_dir(&dir),
+            }
+        } else {
+            serde_json::to_vec(entry)
+                .map_err(std::io::Error::other)
+                .and_then(|json| write_atomic(&dir, &name, &json))
+        };
+        result.map_err(|e| ApiError::internal(format!("cannot write object metadata: {e}")))
+    }
+}
+
+/// Writes `dir/name` atomically: temp file in `dir`, fsync, rename, fsync `dir`.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(name))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A new OSS-looking version ID (`CAEQ…`, URL-safe base64 text).
+fn new_version_id() -> String {
+    use base64::Engine as _;
+    let mut raw = Vec::with_capacity(24);
+    raw.extend_from_slice(&now_ms().to_be_bytes());
+    raw.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    format!(
+        "CAEQ{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn blob(store: &Store, data: &[u8]) -> StagedBlob {
+        let mut s = store.stage().await.unwrap();
+        s.write(data).await.unwrap();
+        s.finish().await.unwrap()
+    }
+
+    fn data_version(b: &StagedBlob) -> Version {
+        Version::new(Kind::Data {
+            object_type: "Normal".into(),
+            blob: b.id.clone(),
+            size: b.size,
+            etag: b.etag(),
+            crc64: b.crc64,
+        })
+    }
+
+    #[tokio::test]
+    async fn versioned_put_delete_marker_and_version_delete() {
+        let store = Store::in_memory();
+        store.ensure_bucket("vb", true).unwrap();
+        let b = blob(&store, b"one").await;
+        let v1 = store
+            .put("vb", "k", data_version(&b), Some(b), false)
+            .unwrap();
+        let b = blob(&store, b"two").await;
+        let v2 = store
+            .put("vb", "k", data_version(&b), Some(b), true)
+            .unwrap();
+        assert_ne!(v1.version_id, v2.version_id);
+        let d = store.delete("vb", "k", None).unwrap();
+        assert!(d.delete_marker);
+        let err = store.read("vb", "k", None, true, false).err().unwrap();
+        assert_eq!(err.code, "NoSuchKey");
+        let old = store
+            .read("vb", "k", v1.version_id.as_deref(), true, true)
+            .ok()
+            .unwrap();
+        assert_eq!(old.data.unwrap().read_all().unwrap(), b"one");
+        store.delete("vb", "k", d.version_id.as_deref()).unwrap();
+        let cur = store.read("vb", "k", None, true, true).ok().unwrap();
+        assert_eq!(cur.data.unwrap().read_all().unwrap(), b"two");
+        let err = store
+            .read("vb", "k", Some("nope"), true, false)
+            .err()
+            .unwrap();
+        assert_eq!(err.code, "NoSuchVersion");
+    }
+
+    #[tokio::test]
+    async fn unversioned_overwrite_frees_old_blob_and_forbid_overwrite() {
+        let store = Store::in_memory();
+        store.ensure_bucket("b", false).unwrap();
+        let b1 = blob(&store, b"one").await;
+        let id1 = b1.id.clone();
+        store
+            .put("b", "k", data_version(&b1), Some(b1), false)
+            .unwrap();
+        let b2 = blob(&store, b"two").await;
+        let id2 = b2.id.clone();
+        let err = store
+            .put("b", "k", data_version(&b2), Some(b2), true)
+            .unwrap_err();
+        assert_eq!(err.code, "FileAlreadyExists");
+        // The refused blob is gone, the first one stays.
+        assert!(store.blobs.open(&id2).is_err());
+        assert!(store.blobs.open(&id1).is_ok());
+        let b3 = blob(&store, b"three").await;
+        store
+            .put("b", "k", data_version(&b3), Some(b3), false)
+            .unwrap();
+        assert!(store.blobs.open(&id1).is_err());
+    }
+
+    #[tokio::test]
+    async fn dropped_staging_leaves_nothing_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = store.stage().await.unwrap();
+        s.write(b"partial").await.unwrap();
+        drop(s);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty());
+    }
+}
