@@ -9,27 +9,13 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// Bytes kept literally in a path or query component: `A-Z a-z 0-9 - _ . ~`.
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
-}
-
 /// Percent-encodes every byte outside `A-Z a-z 0-9 - _ . ~` as `%XX` (upper-case
 /// hex); keeps `/` when `keep_slash`. A space becomes `%20` and `+` becomes
-/// `%2B`, so the result never contains a literal `+`.
+/// `%2B`, so the result never contains a literal `+`. This is the signer's own
+/// encoder ([`crate::oss::sign::uri_encode`]), so wire URLs and canonical
+/// requests always agree.
 pub fn percent_encode(s: &str, keep_slash: bool) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len() + s.len() / 2);
-    for &b in s.as_bytes() {
-        if is_unreserved(b) || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0F)]));
-        }
-    }
-    out
+    crate::oss::sign::uri_encode(s, keep_slash)
 }
 
 /// The wire form of an object key in a URL path (without the leading `/`).
