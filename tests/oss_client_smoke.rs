@@ -1,0 +1,223 @@
+//! Smoke test: the OSS client against the in-process emulator, with both
+//! signature versions: put/head/get/tagging/symlink/delete.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use ossgate::emulator::{BucketSpec, EmulatorConfig};
+use ossgate::model::{BucketName, ObjectKey, TagSet, UserMetadata, crc64};
+use ossgate::oss::credentials::Credentials;
+use ossgate::oss::sign::SignatureVersion;
+use ossgate::oss::{
+    Addressing, BoxError, ByteRange, Client, ClientConfig, GetObjectInput, ObjectId, OssErrorKind,
+    PutObjectInput, PutObjectTaggingInput, PutSymlinkInput,
+};
+
+fn credentials() -> Credentials {
+    Credentials {
+        access_key_id: "LTAIsmoketest".into(),
+        access_key_secret: "smoke-test-secret".into(),
+        security_token: None,
+    }
+}
+
+async fn run(version: SignatureVersion) {
+    let emulator = ossgate::emulator::start(EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: None,
+        credentials: vec![credentials()],
+        buckets: vec![
+            BucketSpec {
+                name: "smoke".into(),
+                versioned: false,
+            },
+            BucketSpec {
+                name: "smoke-versioned".into(),
+                versioned: true,
+            },
+        ],
+        region: "cn-hangzhou".into(),
+        verify_signatures: true,
+    })
+    .await
+    .unwrap();
+    let client = Client::new(ClientConfig {
+        endpoint: emulator.endpoint(),
+        region: "cn-hangzhou".into(),
+        signature_version: version,
+        addressing: Addressing::Auto,
+        credentials: credentials(),
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Some(Duration::from_secs(30)),
+    })
+    .unwrap();
+    let bucket = BucketName::parse("smoke").unwrap();
+    let key = ObjectKey::parse("dir/smoke test+1 é?.txt").unwrap();
+    let id = ObjectId::new(bucket.clone(), key.clone());
+    let data = b"hello from the ossgate smoke test\n";
+
+    // put (chunked, with tags and metadata)
+    let mut put = PutObjectInput::new(bucket.clone(), key.clone());
+    put.content.content_type = Some("text/plain".into());
+    put.metadata = UserMetadata::from_pairs([("author", "smoke")]).unwrap();
+    put.tags = TagSet::from_pairs([("team", "storage ops"), ("a+b", "c/d")]).unwrap();
+    let halves: Vec<Result<Bytes, BoxError>> = vec![
+        Ok(Bytes::from_static(&data[..10])),
+        Ok(Bytes::from_static(&data[10..])),
+    ];
+    let out = client
+        .put_object(&put, futures_util::stream::iter(halves))
+        .await
+        .unwrap();
+    assert_eq!(out.sent_bytes, data.len() as u64);
+    assert_eq!(out.sent_crc64, crc64(data));
+
+    // forbid-overwrite with a known length
+    put.forbid_overwrite = true;
+    put.content_length = Some(1);
+    let err = client
+        .put_object(
+            &put,
+            futures_util::stream::iter(vec![Ok::<_, BoxError>(Bytes::from_static(b"x"))]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, OssErrorKind::AlreadyExists, "{err}");
+
+    // head
+    let head = client.head_object(&id).await.unwrap();
+    assert_eq!(head.size, data.len() as u64);
+    assert_eq!(head.tag_count, 2);
+    assert_eq!(head.metadata.get("author"), Some("smoke"));
+    assert_eq!(head.content.content_type.as_deref(), Some("text/plain"));
+    if let Some(crc) = head.crc64 {
+        assert_eq!(crc, crc64(data));
+    }
+
+    // get whole and ranged
+    let got = client
+        .get_object(&GetObjectInput::new(bucket.clone(), key.clone()))
+        .await
+        .unwrap();
+    let body: Vec<u8> = got.body.map(|c| c.unwrap().to_vec()).concat().await;
+    assert_eq!(body, data);
+    let mut ranged = GetObjectInput::new(bucket.clone(), key.clone());
+    ranged.range = Some(ByteRange {
+        start: 6,
+        end: Some(9),
+    });
+    let got = client.get_object(&ranged).await.unwrap();
+    assert_eq!(got.head.size, data.len() as u64);
+    let body: Vec<u8> = got.body.map(|c| c.unwrap().to_vec()).concat().await;
+    assert_eq!(body, &data[6..=9]);
+
+    // tagging
+    let tags = client.get_object_tagging(&id).await.unwrap();
+    assert_eq!(
+        tags.tags,
+        vec![
+            ("a+b".to_string(), "c/d".to_string()),
+            ("team".to_string(), "storage ops".to_string())
+        ]
+    );
+    let new_tags = TagSet::from_pairs([("k1", "v 1")]).unwrap();
+    client
+        .put_object_tagging(&PutObjectTaggingInput::new(
+            bucket.clone(),
+            key.clone(),
+            new_tags,
+        ))
+        .await
+        .unwrap();
+    let tags = client.get_object_tagging(&id).await.unwrap();
+    assert_eq!(tags.tags, vec![("k1".to_string(), "v 1".to_string())]);
+    client.delete_object_tagging(&id).await.unwrap();
+    assert!(
+        client
+            .get_object_tagging(&id)
+            .await
+            .unwrap()
+            .tags
+            .is_empty()
+    );
+
+    // symlink
+    let link = ObjectKey::parse("links/to smoke").unwrap();
+    client
+        .put_symlink(&PutSymlinkInput::new(
+            bucket.clone(),
+            link.clone(),
+            key.clone(),
+        ))
+        .await
+        .unwrap();
+    let sym = client
+        .get_symlink(&ObjectId::new(bucket.clone(), link.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sym.target, key.as_str());
+
+    // delete, then not found
+    client.delete_object(&id).await.unwrap();
+    client
+        .delete_object(&ObjectId::new(bucket.clone(), link))
+        .await
+        .unwrap();
+    let err = client.head_object(&id).await.unwrap_err();
+    assert_eq!(err.kind, OssErrorKind::NotFound, "{err}");
+    let err = client.get_object_tagging(&id).await.unwrap_err();
+    assert_eq!(err.kind, OssErrorKind::NotFound, "{err}");
+
+    // versioned bucket: version IDs, tagging one version, delete markers
+    let vbucket = BucketName::parse("smoke-versioned").unwrap();
+    let one = |b: &'static [u8]| {
+        futures_util::stream::iter(vec![Ok::<_, BoxError>(Bytes::from_static(b))])
+    };
+    let put = PutObjectInput::new(vbucket.clone(), key.clone());
+    let v1 = client
+        .put_object(&put, one(b"first"))
+        .await
+        .unwrap()
+        .version_id
+        .expect("version id");
+    let v2 = client
+        .put_object(&put, one(b"second"))
+        .await
+        .unwrap()
+        .version_id
+        .expect("version id");
+    assert_ne!(v1, v2);
+    let first = ObjectId::new(vbucket.clone(), key.clone()).with_version(Some(v1.clone()));
+    let mut tagging = PutObjectTaggingInput::new(
+        vbucket.clone(),
+        key.clone(),
+        TagSet::from_pairs([("v", "1")]).unwrap(),
+    );
+    tagging.version_id = Some(v1.clone());
+    let out = client.put_object_tagging(&tagging).await.unwrap();
+    assert_eq!(out.version_id.as_ref(), Some(&v1));
+    assert_eq!(client.head_object(&first).await.unwrap().tag_count, 1);
+    let current = ObjectId::new(vbucket.clone(), key.clone());
+    assert_eq!(client.head_object(&current).await.unwrap().tag_count, 0);
+    let del = client.delete_object(&current).await.unwrap();
+    assert!(del.delete_marker);
+    assert!(del.version_id.is_some());
+    let err = client.head_object(&current).await.unwrap_err();
+    assert_eq!(err.kind, OssErrorKind::NotFound, "{err}");
+    let head = client.head_object(&first).await.unwrap();
+    assert_eq!(head.size, 5);
+    assert_eq!(head.version_id.as_ref(), Some(&v1));
+
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_against_emulator_v4() {
+    run(SignatureVersion::V4).await;
+}
+
+#[tokio::test]
+async fn client_against_emulator_v1() {
+    run(SignatureVersion::V1).await;
+}
