@@ -1,4 +1,4 @@
-//! OSS credentials (placeholder with the contract's API until the signer lands).
+//! OSS credentials: an AccessKey pair, optionally with an STS security token.
 use std::fmt;
 
 /// An AccessKey pair, optionally with an STS security token.
@@ -17,6 +17,10 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("access_key_secret", &"<redacted>")
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
