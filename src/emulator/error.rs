@@ -2,9 +2,14 @@
 
 use http::StatusCode;
 
-/// One error the emulator answers with, rendered like OSS does.
+/// One error the emulator answers with, rendered like OSS does (boxed: errors are the
+/// rare path, and `Result<_, ApiError>` stays small). Derefs to its [`ErrorDetails`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorDetails>);
+
+/// What an [`ApiError`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetails {
     /// HTTP status.
     pub status: StatusCode,
     /// OSS error code (`NoSuchKey`, `SignatureDoesNotMatch`, …).
@@ -19,34 +24,42 @@ pub struct ApiError {
     pub headers: Vec<(String, String)>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorDetails;
+
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
 impl ApiError {
     /// A new error without EC.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ErrorDetails {
             status,
             code: code.to_owned(),
             message: message.into(),
             ec: None,
             extra: Vec::new(),
             headers: Vec::new(),
-        }
+        }))
     }
 
     /// Sets the EC.
     pub fn ec(mut self, ec: &str) -> Self {
-        self.ec = Some(ec.to_owned());
+        self.0.ec = Some(ec.to_owned());
         self
     }
 
     /// Adds a child element.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.extra.push((name.to_owned(), value.into()));
+        self.0.extra.push((name.to_owned(), value.into()));
         self
     }
 
     /// Adds a response header.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
+        self.0.headers.push((name.to_owned(), value.into()));
         self
     }
 

@@ -893,6 +893,7 @@ mod tests {
             tags_from_header(&h(&[("x-oss-tagging", v)]))
                 .unwrap_err()
                 .ec
+                .clone()
         };
         assert_eq!(ec("a=b=c").as_deref(), Some("0010-00000219"));
         assert_eq!(ec("a=1&a=2").as_deref(), Some("0010-00000210"));

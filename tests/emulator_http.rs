@@ -1,0 +1,852 @@
+//! The emulator over real HTTP on a loopback port: operations, headers, OSS-shaped errors,
+//! authentication, addressing, durability and robustness.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use ossgate::emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle};
+use ossgate::model::crc64;
+use ossgate::oss::credentials::Credentials;
+use ossgate::oss::sign::{self, SignableRequest, SignatureVersion, uri_encode, v1, v4};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const AK: &str = "test-ak";
+const SK: &str = "test-secret";
+
+fn creds() -> Credentials {
+    Credentials {
+        access_key_id: AK.into(),
+        access_key_secret: SK.into(),
+        security_token: None,
+    }
+}
+
+fn config() -> EmulatorConfig {
+    let mut c = EmulatorConfig::new(AK, SK);
+    c.buckets = vec![
+        BucketSpec {
+            name: "bkt".into(),
+            versioned: false,
+        },
+        BucketSpec {
+            name: "vbkt".into(),
+            versioned: true,
+        },
+    ];
+    c
+}
+
+async fn start() -> EmulatorHandle {
+    emulator::start(config()).await.unwrap()
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().unwrap()
+}
+
+struct Req<'a> {
+    method: &'a str,
+    bucket: &'a str,
+    key: &'a str,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    version: SignatureVersion,
+    creds: Credentials,
+    host: Option<String>,
+}
+
+impl<'a> Req<'a> {
+    fn new(method: &'a str, bucket: &'a str, key: &'a str) -> Self {
+        Self {
+            method,
+            bucket,
+            key,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            version: SignatureVersion::V4,
+            creds: creds(),
+            host: None,
+        }
+    }
+    fn q(mut self, k: &str, v: &str) -> Self {
+        self.query.push((k.into(), v.into()));
+        self
+    }
+    fn h(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    fn body(mut self, b: &[u8]) -> Self {
+        self.body = b.to_vec();
+        self
+    }
+    fn v1(mut self) -> Self {
+        self.version = SignatureVersion::V1;
+        self
+    }
+    fn secret(mut self, s: &str) -> Self {
+        self.creds.access_key_secret = s.into();
+        self
+    }
+
+    fn url(&self, endpoint: &str) -> String {
+        let mut url = if self.host.is_some() {
+            format!("{endpoint}/{}", uri_encode(self.key, true))
+        } else {
+            format!("{endpoint}/{}/{}", self.bucket, uri_encode(self.key, true))
+        };
+        if !self.query.is_empty() {
+            let q: Vec<String> = self
+                .query
+                .iter()
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        uri_encode(k, false)
+                    } else {
+                        format!("{}={}", uri_encode(k, false), uri_encode(v, false))
+                    }
+                })
+                .collect();
+            url.push('?');
+            url.push_str(&q.join("&"));
+        }
+        url
+    }
+
+    fn signed_headers(&self) -> Vec<(String, String)> {
+        let mut headers = self.headers.clone();
+        sign::sign_request(
+            self.version,
+            self.method,
+            Some(self.bucket),
+            Some(self.key),
+            &self.query,
+            &mut headers,
+            &self.creds,
+            "cn-hangzhou",
+            SystemTime::now(),
+        );
+        headers
+    }
+
+    async fn send(self, e: &EmulatorHandle) -> reqwest::Response {
+        let mut headers = self.signed_headers();
+        if let Some(host) = &self.host {
+            headers.push(("host".into(), host.clone()));
+        }
+        let mut rb = client().request(
+            reqwest::Method::from_bytes(self.method.as_bytes()).unwrap(),
+            self.url(&e.endpoint()),
+        );
+        for (k, v) in &headers {
+            rb = rb.header(k, v);
+        }
+        rb.body(self.body).send().await.unwrap()
+    }
+}
+
+fn hv(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+async fn error_code(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let code = text
+        .split("<Code>")
+        .nth(1)
+        .and_then(|s| s.split("</Code>").next())
+        .unwrap_or("")
+        .to_owned();
+    (status, code, text)
+}
+
+#[tokio::test]
+async fn put_get_head_meta_delete_round_trip() {
+    let e = start().await;
+    let data = b"hello world, this is ossgate";
+    let md5 = md5_b64(data);
+    let r = Req::new("PUT", "bkt", "dir/obj 1+x.txt")
+        .h("content-type", "text/plain")
+        .h("content-md5", &md5)
+        .h("x-oss-tagging", "a=1&b=x%20y%2B%2F")
+        .h("x-oss-meta-Color", "Red")
+        .h("x-oss-storage-class", "IA")
+        .h("x-oss-object-acl", "private")
+        .body(data)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let md5_hex = hex::encode_upper(
+        base64::engine::general_purpose::STANDARD
+            .decode(&md5)
+            .unwrap(),
+    );
+    assert_eq!(hv(&r, "etag").unwrap(), format!("\"{md5_hex}\""));
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(data).to_string()
+    );
+    assert_eq!(hv(&r, "server").as_deref(), Some("AliyunOSS"));
+    assert_eq!(hv(&r, "x-oss-request-id").unwrap().len(), 24);
+    assert!(hv(&r, "x-oss-version-id").is_none());
+
+    let r = Req::new("GET", "bkt", "dir/obj 1+x.txt").send(&e).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "content-type").as_deref(), Some("text/plain"));
+    assert_eq!(hv(&r, "x-oss-tagging-count").as_deref(), Some("2"));
+    assert_eq!(hv(&r, "x-oss-meta-color").as_deref(), Some("Red"));
+    assert_eq!(hv(&r, "x-oss-storage-class").as_deref(), Some("IA"));
+    assert_eq!(hv(&r, "x-oss-object-type").as_deref(), Some("Normal"));
+    assert!(hv(&r, "last-modified").is_some());
+    assert_eq!(r.bytes().await.unwrap().as_ref(), data);
+
+    let r = Req::new("GET", "bkt", "dir/obj 1+x.txt")
+        .h("range", "bytes=6-10")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        hv(&r, "content-range").unwrap(),
+        format!("bytes 6-10/{}", data.len())
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"world");
+
+    let r = Req::new("HEAD", "bkt", "dir/obj 1+x.txt")
+        .v1()
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "content-length").unwrap(), data.len().to_string());
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(data).to_string()
+    );
+
+    let r = Req::new("HEAD", "bkt", "dir/obj 1+x.txt")
+        .q("objectMeta", "")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "content-length").unwrap(), data.len().to_string());
+    assert!(hv(&r, "etag").is_some());
+
+    let r = Req::new("GET", "bkt", "dir/obj 1+x.txt")
+        .q("tagging", "")
+        .send(&e)
+        .await;
+    let xml = r.text().await.unwrap();
+    let tags = ossgate::model::parse_tagging_xml(&xml).unwrap();
+    assert_eq!(
+        tags,
+        vec![
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "x y+/".to_owned())
+        ]
+    );
+
+    let r = Req::new("DELETE", "bkt", "dir/obj 1+x.txt").send(&e).await;
+    assert_eq!(r.status(), 204);
+    let r = Req::new("DELETE", "bkt", "dir/obj 1+x.txt").send(&e).await;
+    assert_eq!(r.status(), 204, "deleting a missing object is 204");
+    let (status, code, xml) =
+        error_code(Req::new("GET", "bkt", "dir/obj 1+x.txt").send(&e).await).await;
+    assert_eq!((status, code.as_str()), (404, "NoSuchKey"));
+    assert!(xml.contains("<RequestId>") && xml.contains("<HostId>") && xml.contains("<EC>"));
+    assert_eq!(e.request_count(), 9);
+    e.shutdown().await;
+}
+
+fn md5_b64(data: &[u8]) -> String {
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
+#[tokio::test]
+async fn head_errors_have_no_body_but_x_oss_err() {
+    let e = start().await;
+    let r = Req::new("HEAD", "bkt", "missing").send(&e).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(hv(&r, "x-oss-ec").as_deref(), Some("0026-00000001"));
+    let err = base64::engine::general_purpose::STANDARD
+        .decode(hv(&r, "x-oss-err").unwrap())
+        .unwrap();
+    assert!(
+        String::from_utf8(err)
+            .unwrap()
+            .contains("<Code>NoSuchKey</Code>")
+    );
+    assert!(r.bytes().await.unwrap().is_empty());
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_errors() {
+    let e = start().await;
+    // Wrong secret.
+    let (s, code, xml) =
+        error_code(Req::new("GET", "bkt", "k").secret("nope").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (403, "SignatureDoesNotMatch"));
+    assert!(xml.contains("<StringToSign>"));
+    let (s, code, _) = error_code(
+        Req::new("GET", "bkt", "k")
+            .v1()
+            .secret("nope")
+            .send(&e)
+            .await,
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (403, "SignatureDoesNotMatch"));
+    // Unknown key.
+    let mut r = Req::new("GET", "bkt", "k");
+    r.creds.access_key_id = "other".into();
+    let (s, code, _) = error_code(r.send(&e).await).await;
+    assert_eq!((s, code.as_str()), (403, "InvalidAccessKeyId"));
+    // Anonymous.
+    let r = client()
+        .get(format!("{}/bkt/k", e.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (403, "AccessDenied"));
+    // Clock skew: a request signed 20 minutes ago.
+    let mut headers = Vec::new();
+    sign::sign_request(
+        SignatureVersion::V4,
+        "GET",
+        Some("bkt"),
+        Some("k"),
+        &[],
+        &mut headers,
+        &creds(),
+        "cn-hangzhou",
+        SystemTime::now() - Duration::from_secs(20 * 60),
+    );
+    let mut rb = client().get(format!("{}/bkt/k", e.endpoint()));
+    for (k, v) in &headers {
+        rb = rb.header(k, v);
+    }
+    let (s, code, xml) = error_code(rb.send().await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (403, "RequestTimeTooSkewed"));
+    assert!(xml.contains("<MaxAllowedSkewMilliseconds>900000"));
+    // Missing bucket (signed correctly).
+    let (s, code, _) = error_code(Req::new("GET", "nobucket", "k").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn presigned_urls_v1_and_v4() {
+    let e = start().await;
+    let r = Req::new("PUT", "bkt", "p/k 1")
+        .body(b"presigned")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let no_query: Vec<(String, String)> = Vec::new();
+    let no_headers: Vec<(String, String)> = Vec::new();
+    let req = SignableRequest {
+        method: "GET",
+        bucket: Some("bkt"),
+        key: Some("p/k 1"),
+        query: &no_query,
+        headers: &no_headers,
+    };
+    let now = SystemTime::now();
+    let expires = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 300;
+    for params in [
+        v4::presign(&req, &creds(), "cn-hangzhou", "oss", now, 300, &[]),
+        v1::presign(&req, &creds(), expires),
+    ] {
+        let q: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", uri_encode(k, false), uri_encode(v, false)))
+            .collect();
+        let url = format!("{}/bkt/p/k%201?{}", e.endpoint(), q.join("&"));
+        let r = client().get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"presigned");
+        // The same URL cannot be used to PUT.
+        let r = client().put(&url).body("x").send().await.unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn sts_token_is_required() {
+    let mut c = config();
+    c.credentials[0].security_token = Some("sts-token+/=".into());
+    let e = emulator::start(c).await.unwrap();
+    let mut r = Req::new("PUT", "bkt", "k").body(b"x");
+    r.creds.security_token = Some("sts-token+/=".into());
+    assert_eq!(r.send(&e).await.status(), 200);
+    let mut r = Req::new("GET", "bkt", "k").v1();
+    r.creds.security_token = Some("sts-token+/=".into());
+    assert_eq!(r.send(&e).await.status(), 200);
+    let mut r = Req::new("GET", "bkt", "k");
+    r.creds.security_token = Some("wrong".into());
+    let (s, code, _) = error_code(r.send(&e).await).await;
+    assert_eq!((s, code.as_str()), (403, "InvalidSecurityToken"));
+    let (s, code, _) = error_code(Req::new("GET", "bkt", "k").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (403, "InvalidAccessKeyId"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn write_errors() {
+    let e = start().await;
+    // Content-MD5 mismatch stores nothing.
+    let r = Req::new("PUT", "bkt", "md5")
+        .h("content-md5", &md5_b64(b"other"))
+        .body(b"data")
+        .send(&e)
+        .await;
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (400, "InvalidDigest"));
+    let (s, code, _) = error_code(Req::new("GET", "bkt", "md5").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchKey"));
+    // forbid-overwrite.
+    assert_eq!(
+        Req::new("PUT", "bkt", "once")
+            .body(b"1")
+            .send(&e)
+            .await
+            .status(),
+        200
+    );
+    let r = Req::new("PUT", "bkt", "once")
+        .h("x-oss-forbid-overwrite", "true")
+        .body(b"2")
+        .send(&e)
+        .await;
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (409, "FileAlreadyExists"));
+    let r = Req::new("GET", "bkt", "once").send(&e).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"1");
+    // Invalid tags and metadata: 400 InvalidArgument with 0010-/0011- ECs.
+    for (name, value, ec) in [
+        ("x-oss-tagging", "a=b=c", "0010-00000219"),
+        ("x-oss-tagging", "k=v%21", "0010-00000217"),
+        ("x-oss-meta-bad_key", "v", "0011-00000004"),
+    ] {
+        let r = Req::new("PUT", "bkt", "t")
+            .h(name, value)
+            .body(b"1")
+            .send(&e)
+            .await;
+        assert_eq!(hv(&r, "x-oss-ec").as_deref(), Some(ec), "{name}: {value}");
+        let (s, code, _) = error_code(r).await;
+        assert_eq!((s, code.as_str()), (400, "InvalidArgument"));
+    }
+    let big = "v".repeat(8200);
+    let r = Req::new("PUT", "bkt", "t")
+        .h("x-oss-meta-big", &big)
+        .body(b"1")
+        .send(&e)
+        .await;
+    assert_eq!(hv(&r, "x-oss-ec").as_deref(), Some("0011-00000002"));
+    // Malformed tagging XML.
+    let r = Req::new("PUT", "bkt", "once")
+        .q("tagging", "")
+        .body(b"<Tagging><oops")
+        .send(&e)
+        .await;
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (400, "MalformedXML"));
+    // Unsupported method and sub-resource.
+    let (s, code, _) = error_code(Req::new("PATCH", "bkt", "once").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (405, "MethodNotAllowed"));
+    let r = Req::new("POST", "bkt", "once")
+        .q("append", "")
+        .q("position", "0")
+        .send(&e)
+        .await;
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (501, "NotImplemented"));
+    // Too large declared body.
+    let mut headers = Vec::new();
+    sign::sign_request(
+        SignatureVersion::V4,
+        "PUT",
+        Some("bkt"),
+        Some("big"),
+        &[],
+        &mut headers,
+        &creds(),
+        "cn-hangzhou",
+        SystemTime::now(),
+    );
+    let mut raw = format!(
+        "PUT /bkt/big HTTP/1.1\r\nhost: {}\r\ncontent-length: 6000000000\r\n",
+        e.addr()
+    );
+    for (k, v) in &headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let reply = raw_exchange(&e, raw.as_bytes(), true).await;
+    assert!(reply.contains("EntityTooLarge"), "{reply}");
+    e.shutdown().await;
+}
+
+/// Sends raw bytes; with `half_close` shuts down the write side, then reads the reply.
+async fn raw_exchange(e: &EmulatorHandle, bytes: &[u8], half_close: bool) -> String {
+    let mut s = tokio::net::TcpStream::connect(e.addr()).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    if half_close {
+        let _ = s.shutdown().await;
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn incomplete_body_stores_nothing_and_chunked_body_works() {
+    let e = start().await;
+    let mut headers = Vec::new();
+    sign::sign_request(
+        SignatureVersion::V4,
+        "PUT",
+        Some("bkt"),
+        Some("cut"),
+        &[],
+        &mut headers,
+        &creds(),
+        "cn-hangzhou",
+        SystemTime::now(),
+    );
+    let mut raw = format!(
+        "PUT /bkt/cut HTTP/1.1\r\nhost: {}\r\ncontent-length: 100\r\n",
+        e.addr()
+    );
+    for (k, v) in &headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str("\r\nonly ten b");
+    let _ = raw_exchange(&e, raw.as_bytes(), true).await;
+    let (s, code, _) = error_code(Req::new("GET", "bkt", "cut").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchKey"));
+
+    // Chunked transfer encoding (no Content-Length).
+    let mut headers = Vec::new();
+    sign::sign_request(
+        SignatureVersion::V1,
+        "PUT",
+        Some("bkt"),
+        Some("chunked"),
+        &[],
+        &mut headers,
+        &creds(),
+        "cn-hangzhou",
+        SystemTime::now(),
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(b"abc".to_vec()),
+        Ok(b"def".to_vec()),
+        Ok(vec![b'g'; 100_000]),
+    ];
+    let mut rb =
+        client()
+            .put(format!("{}/bkt/chunked", e.endpoint()))
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )));
+    for (k, v) in &headers {
+        rb = rb.header(k, v);
+    }
+    let r = rb.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = Req::new("GET", "bkt", "chunked").send(&e).await;
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), 100_006);
+    assert_eq!(&body[..6], b"abcdef");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn versioned_bucket_tags_delete_markers_and_versions() {
+    let e = start().await;
+    let r = Req::new("PUT", "vbkt", "k").body(b"v1").send(&e).await;
+    let v1_id = hv(&r, "x-oss-version-id").unwrap();
+    let r = Req::new("PUT", "vbkt", "k").body(b"v2").send(&e).await;
+    let v2_id = hv(&r, "x-oss-version-id").unwrap();
+    assert_ne!(v1_id, v2_id);
+    // Tag the old version only.
+    let tags = ossgate::model::TagSet::from_pairs([("old", "yes")])
+        .unwrap()
+        .to_xml();
+    let r = Req::new("PUT", "vbkt", "k")
+        .q("tagging", "")
+        .q("versionId", &v1_id)
+        .body(tags.as_bytes())
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "x-oss-version-id").as_deref(), Some(v1_id.as_str()));
+    let r = Req::new("HEAD", "vbkt", "k").send(&e).await;
+    assert_eq!(hv(&r, "x-oss-tagging-count"), None);
+    assert_eq!(hv(&r, "x-oss-version-id").as_deref(), Some(v2_id.as_str()));
+    let r = Req::new("HEAD", "vbkt", "k")
+        .q("versionId", &v1_id)
+        .send(&e)
+        .await;
+    assert_eq!(hv(&r, "x-oss-tagging-count").as_deref(), Some("1"));
+    // Delete: a marker.
+    let r = Req::new("DELETE", "vbkt", "k").send(&e).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(hv(&r, "x-oss-delete-marker").as_deref(), Some("true"));
+    let marker = hv(&r, "x-oss-version-id").unwrap();
+    let r = Req::new("GET", "vbkt", "k").send(&e).await;
+    assert_eq!(hv(&r, "x-oss-delete-marker").as_deref(), Some("true"));
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchKey"));
+    let r = Req::new("GET", "vbkt", "k")
+        .q("versionId", &v1_id)
+        .send(&e)
+        .await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"v1");
+    let (s, code, _) = error_code(
+        Req::new("GET", "vbkt", "k")
+            .q("versionId", "nope")
+            .send(&e)
+            .await,
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchVersion"));
+    // Removing the marker brings v2 back.
+    let r = Req::new("DELETE", "vbkt", "k")
+        .q("versionId", &marker)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = Req::new("GET", "vbkt", "k").send(&e).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"v2");
+    // Delete the tagging of v1.
+    let r = Req::new("DELETE", "vbkt", "k")
+        .q("tagging", "")
+        .q("versionId", &v1_id)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = Req::new("GET", "vbkt", "k")
+        .q("tagging", "")
+        .q("versionId", &v1_id)
+        .send(&e)
+        .await;
+    assert!(r.text().await.unwrap().contains("<TagSet></TagSet>"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn symlinks() {
+    let e = start().await;
+    Req::new("PUT", "bkt", "dir/target 1.txt")
+        .body(b"target data")
+        .send(&e)
+        .await;
+    // oss2 style (fully encoded) and pyv2 style (raw) targets.
+    for (link, target) in [("l1", "dir%2Ftarget%201.txt"), ("l2", "dir/target 1.txt")] {
+        let r = Req::new("PUT", "bkt", link)
+            .q("symlink", "")
+            .h("x-oss-symlink-target", target)
+            .h("x-oss-tagging", "kind=link")
+            .h("x-oss-meta-owner", "me")
+            .send(&e)
+            .await;
+        assert_eq!(r.status(), 200);
+        let r = Req::new("GET", "bkt", link).q("symlink", "").send(&e).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            hv(&r, "x-oss-symlink-target").as_deref(),
+            Some("dir/target%201.txt")
+        );
+        assert_eq!(hv(&r, "x-oss-meta-owner").as_deref(), Some("me"));
+        let r = Req::new("GET", "bkt", link).send(&e).await;
+        assert_eq!(hv(&r, "x-oss-object-type").as_deref(), Some("Symlink"));
+        assert_eq!(hv(&r, "x-oss-tagging-count").as_deref(), Some("1"));
+        assert_eq!(
+            hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+            crc64(b"target data").to_string()
+        );
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"target data");
+    }
+    // GetSymlink on a normal object.
+    let (s, code, _) = error_code(
+        Req::new("GET", "bkt", "dir/target 1.txt")
+            .q("symlink", "")
+            .send(&e)
+            .await,
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (400, "NotSymlink"));
+    // Target gone.
+    Req::new("DELETE", "bkt", "dir/target 1.txt").send(&e).await;
+    let (s, code, _) = error_code(Req::new("GET", "bkt", "l1").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (404, "SymlinkTargetNotExist"));
+    let r = Req::new("HEAD", "bkt", "l1").send(&e).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(hv(&r, "x-oss-ec").as_deref(), Some("0026-00000012"));
+    // Missing target header.
+    let (s, code, _) =
+        error_code(Req::new("PUT", "bkt", "l3").q("symlink", "").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (400, "MissingArgument"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn virtual_host_and_sld_addressing() {
+    let e = start().await;
+    let mut r = Req::new("PUT", "bkt", "vh/key").body(b"vhost");
+    r.host = Some("bkt.oss-cn-hangzhou.aliyuncs.com".into());
+    assert_eq!(r.send(&e).await.status(), 200);
+    // sld form: bucket in Host and path.
+    let mut headers = Vec::new();
+    sign::sign_request(
+        SignatureVersion::V1,
+        "GET",
+        Some("bkt"),
+        Some("vh/key"),
+        &[],
+        &mut headers,
+        &creds(),
+        "cn-hangzhou",
+        SystemTime::now(),
+    );
+    let mut rb = client()
+        .get(format!("{}/bkt/vh/key", e.endpoint()))
+        .header("host", "bkt.oss-cn-hangzhou.aliyuncs.com");
+    for (k, v) in &headers {
+        rb = rb.header(k, v);
+    }
+    let r = rb.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"vhost");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn data_survives_a_restart_on_the_same_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.data_dir = Some(dir.path().to_owned());
+    let e = emulator::start(c.clone()).await.unwrap();
+    let r = Req::new("PUT", "bkt", "durable/ö k")
+        .h("x-oss-tagging", "t=1")
+        .h("x-oss-meta-m", "v")
+        .body(b"durable data")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("PUT", "bkt", "link")
+        .q("symlink", "")
+        .h("x-oss-symlink-target", "durable/%C3%B6%20k")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("PUT", "vbkt", "v").body(b"one").send(&e).await;
+    let vid = hv(&r, "x-oss-version-id").unwrap();
+    Req::new("PUT", "vbkt", "v").body(b"two").send(&e).await;
+    // An overwritten object leaves only its newest data behind.
+    Req::new("PUT", "bkt", "over").body(b"old").send(&e).await;
+    Req::new("PUT", "bkt", "over").body(b"new").send(&e).await;
+    e.shutdown().await;
+
+    let e = emulator::start(c).await.unwrap();
+    let r = Req::new("GET", "bkt", "link").send(&e).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        hv(&r, "x-oss-meta-m"),
+        None,
+        "the link has its own metadata"
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"durable data");
+    let r = Req::new("GET", "bkt", "durable/ö k").send(&e).await;
+    assert_eq!(hv(&r, "x-oss-meta-m").as_deref(), Some("v"));
+    assert_eq!(hv(&r, "x-oss-tagging-count").as_deref(), Some("1"));
+    let r = Req::new("GET", "bkt", "link")
+        .q("symlink", "")
+        .send(&e)
+        .await;
+    assert_eq!(
+        hv(&r, "x-oss-symlink-target").as_deref(),
+        Some("durable/%C3%B6%20k")
+    );
+    let r = Req::new("GET", "vbkt", "v")
+        .q("versionId", &vid)
+        .send(&e)
+        .await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"one");
+    let r = Req::new("GET", "bkt", "over").send(&e).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"new");
+    // Blobs: durable, link has none, v1, v2, over = 4 files.
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+    assert_eq!(blobs, 4);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_requests_do_not_break_the_server() {
+    let e = start().await;
+    let addr = e.addr();
+    for raw in [
+        "GET /bkt/%FF%FE HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+        "GET /bkt/k?a=%FF HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+        "BREW /bkt/k HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+        format!(
+            "GET /bkt/k HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+            "a".repeat(200_000)
+        ),
+        "GET /bkt/k HTTP/1.1\r\nhost: x\r\nauthorization: OSS4-HMAC-SHA256 garbage\r\n\r\n"
+            .to_owned(),
+        "GET /bkt/k HTTP/1.1\r\nhost: x\r\nauthorization: OSS :\r\n\r\n".to_owned(),
+        "GET /bkt/k?x-oss-signature=1&x-oss-credential=a/b/c HTTP/1.1\r\nhost: x\r\n\r\n"
+            .to_owned(),
+        "GET /bkt/k?Signature=1&OSSAccessKeyId=test-ak&Expires=zz HTTP/1.1\r\nhost: x\r\n\r\n"
+            .to_owned(),
+        "GET / HTTP/1.1\r\nhost: [::1\r\n\r\n".to_owned(),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(raw.as_bytes()).await;
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            reply.starts_with("HTTP/1.1 4") || reply.starts_with("HTTP/1.1 5"),
+            "{raw:.80}: {reply}"
+        );
+    }
+    // Still serving.
+    let r = Req::new("PUT", "bkt", "alive").body(b"yes").send(&e).await;
+    assert_eq!(r.status(), 200);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_count_counts_every_request() {
+    let e = start().await;
+    assert_eq!(e.request_count(), 0);
+    Req::new("GET", "bkt", "a").send(&e).await;
+    client()
+        .get(format!("{}/", e.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    Req::new("GET", "bkt", "b").secret("bad").send(&e).await;
+    assert_eq!(e.request_count(), 3);
+    e.shutdown().await;
+}
