@@ -1,10 +1,265 @@
-//! Assembles and runs the gRPC server (placeholder).
+//! Assembles the gRPC server (ObjectService, reflection v1 and v1alpha, grpc.health.v1) and runs
+//! it until a shutdown signal, then drains in-flight calls for a bounded time.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tracing::{info, warn};
+
+use crate::{
+    config::Settings,
+    emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
+    oss::{self, credentials::Credentials},
+    proto::object_service_server::ObjectServiceServer,
+    rpc::ObjectServiceImpl,
+};
+
+/// Largest gRPC message the server accepts (a WriteObject chunk plus its envelope).
+pub const MAX_DECODING_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Region the embedded emulator signs with.
+const EMULATOR_REGION: &str = "cn-hangzhou";
 
 /// Command-line arguments of `ossgate serve`.
 #[derive(clap::Args, Debug, Default)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// gRPC listen address (overrides the `listen` setting).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Configuration file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
 
-/// Runs the server until shutdown.
-pub async fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the server is not built yet")
+/// `ossgate serve`: loads settings, serves until SIGTERM or Ctrl-C, then drains.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = Settings::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+        settings.validate()?;
+    }
+    init_logging(&settings)?;
+    let server = start(settings).await?;
+    println!("ossgate serving gRPC on {}", server.local_addr());
+    shutdown_signal().await;
+    info!("shutdown signal received: reporting NOT_SERVING and draining in-flight calls");
+    server.shutdown().await
+}
+
+/// Installs the global tracing subscriber (text or JSON on stderr).
+pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
+        .with_context(|| format!("log.level: {:?}", settings.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if settings.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second init (tests start several servers in one process) keeps the first subscriber.
+    drop(installed);
+    Ok(())
+}
+
+/// A running gateway: its address, and the handles needed to stop it cleanly.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    health: HealthReporter,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    grace: Duration,
+    emulator: Option<EmulatorHandle>,
+}
+
+impl RunningServer {
+    /// The address the gRPC server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The embedded emulator's endpoint, when the server runs on it.
+    pub fn emulator(&self) -> Option<&EmulatorHandle> {
+        self.emulator.as_ref()
+    }
+
+    /// Reports NOT_SERVING, stops accepting, lets in-flight calls finish for at most the
+    /// configured grace period, then stops the embedded emulator.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.health
+            .set_not_serving::<ObjectServiceServer<ObjectServiceImpl>>()
+            .await;
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = self.stop.send(());
+        match tokio::time::timeout(self.grace, &mut self.task).await {
+            Ok(joined) => joined
+                .context("the gRPC server task failed")?
+                .context("the gRPC server failed")?,
+            Err(_) => {
+                warn!(
+                    grace_ms = self.grace.as_millis() as u64,
+                    "calls still running after the shutdown grace period were cut off"
+                );
+                self.task.abort();
+            }
+        }
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown().await;
+        }
+        info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Starts the gateway (and the embedded emulator when no endpoint is configured).
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    let (client_config, emulator) = oss_client_config(&settings).await?;
+    let client = oss::Client::new(client_config).context("configuring the OSS client")?;
+    let service = ObjectServiceImpl::new(client);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ObjectServiceServer<ObjectServiceImpl>>()
+        .await;
+    health.set_service_status("", ServingStatus::Serving).await;
+
+    // grpcurl 1.8.6 only speaks v1alpha reflection; newer clients use v1. Serve both.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let listen = settings.listen_addr()?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {listen}"))?;
+    let local_addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            ObjectServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES),
+        );
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    info!(%local_addr, "serving gRPC");
+    Ok(RunningServer {
+        local_addr,
+        health,
+        stop,
+        task,
+        grace: settings.shutdown_grace(),
+        emulator,
+    })
+}
+
+/// The OSS client configuration, starting the embedded emulator when no endpoint is set.
+async fn oss_client_config(
+    settings: &Settings,
+) -> anyhow::Result<(oss::ClientConfig, Option<EmulatorHandle>)> {
+    let signature_version = settings.signature_version()?;
+    let connect_timeout = Duration::from_millis(settings.oss.connect_timeout_ms);
+    if !settings.uses_embedded_emulator() {
+        let credentials = settings
+            .credentials()
+            .context("oss.access_key_id and oss.access_key_secret are required")?;
+        let config = oss::ClientConfig {
+            endpoint: settings.oss.endpoint.clone(),
+            region: settings.oss.region.clone(),
+            signature_version,
+            addressing: settings.addressing()?,
+            credentials,
+            connect_timeout,
+            request_timeout: None,
+        };
+        return Ok((config, None));
+    }
+
+    // The embedded emulator checks signatures with the service's own credentials, or with a
+    // throwaway pair made for this process when none are configured.
+    let credentials = settings.credentials().unwrap_or_else(throwaway_credentials);
+    let buckets = settings
+        .emulator
+        .buckets
+        .iter()
+        .map(|spec| spec.parse::<BucketSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| anyhow::anyhow!("emulator.buckets: {err}"))?;
+    let data_dir = settings.emulator_data_dir();
+    let emulator = emulator::start(EmulatorConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: data_dir.clone(),
+        credentials: vec![credentials.clone()],
+        buckets,
+        region: EMULATOR_REGION.into(),
+        verify_signatures: true,
+    })
+    .await
+    .context("starting the embedded OSS emulator")?;
+    warn!(
+        endpoint = %emulator.endpoint(),
+        data_dir = %data_dir.as_deref().map_or("<memory>".into(), |d| d.display().to_string()),
+        "oss.endpoint is not set: serving from the embedded OSS emulator, objects are stored locally, not in Alibaba Cloud OSS"
+    );
+    let config = oss::ClientConfig {
+        endpoint: emulator.endpoint(),
+        region: EMULATOR_REGION.into(),
+        signature_version,
+        addressing: oss::Addressing::Path,
+        credentials,
+        connect_timeout,
+        request_timeout: None,
+    };
+    Ok((config, Some(emulator)))
+}
+
+/// A random key pair that lives as long as this process (embedded emulator only).
+fn throwaway_credentials() -> Credentials {
+    use rand::distr::{Alphanumeric, SampleString};
+    let mut rng = rand::rng();
+    Credentials {
+        access_key_id: format!("LTAIdev{}", Alphanumeric.sample_string(&mut rng, 16)),
+        access_key_secret: Alphanumeric.sample_string(&mut rng, 30),
+        security_token: None,
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
 }

@@ -110,7 +110,15 @@ impl Validation {
         value: &HashMap<String, String>,
     ) -> Option<UserMetadata> {
         let pairs = value.iter().map(|(k, v)| (k.clone(), v.clone()));
-        self.keep_all(field, UserMetadata::from_pairs(pairs))
+        // The model names its problems `metadata[...]`; the request field replaces that root.
+        UserMetadata::from_pairs(pairs)
+            .map_err(|violations| {
+                self.violations.extend(violations.into_iter().map(|v| {
+                    let rest = v.field.strip_prefix("metadata").unwrap_or(&v.field);
+                    Violation::new(rest, v.description).under(field)
+                }))
+            })
+            .ok()
     }
 
     pub fn storage_class(&mut self, field: &str, value: i32) -> Option<Option<StorageClass>> {

@@ -1,0 +1,282 @@
+//! Test harness: the real emulator and the real gateway on loopback ports, and a generated
+//! gRPC client. Everything runs in the test process and stops when the test ends.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use ossgate::{
+    config::Settings,
+    emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
+    oss::credentials::Credentials,
+    proto::{self, object_service_client::ObjectServiceClient},
+    server::{self, RunningServer},
+};
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+/// Plain bucket name used by the tests.
+pub const BUCKET: &str = "e2e-bucket";
+/// Versioned bucket name used by the tests.
+pub const VERSIONED_BUCKET: &str = "e2e-versioned";
+pub const ACCESS_KEY_ID: &str = "LTAIe2etestkey";
+pub const ACCESS_KEY_SECRET: &str = "e2e-test-secret-0123456789";
+
+pub fn credentials() -> Credentials {
+    Credentials {
+        access_key_id: ACCESS_KEY_ID.into(),
+        access_key_secret: ACCESS_KEY_SECRET.into(),
+        security_token: None,
+    }
+}
+
+/// How the gateway is set up against the emulator.
+#[derive(Clone)]
+pub struct StackOptions {
+    pub signature_version: &'static str,
+    /// The secret the gateway signs with (the emulator always expects the right one).
+    pub gateway_secret: String,
+    /// An STS token the emulator requires and the gateway sends.
+    pub security_token: Option<String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            signature_version: "v4",
+            gateway_secret: ACCESS_KEY_SECRET.into(),
+            security_token: None,
+        }
+    }
+}
+
+/// A running emulator + gateway + client.
+pub struct Stack {
+    pub emulator: EmulatorHandle,
+    pub server: Option<RunningServer>,
+    pub client: ObjectServiceClient<Channel>,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Self {
+        let mut accepted = credentials();
+        accepted.security_token = options.security_token.clone();
+        let emulator = emulator::start(EmulatorConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: None,
+            credentials: vec![accepted],
+            buckets: vec![
+                BucketSpec {
+                    name: BUCKET.into(),
+                    versioned: false,
+                },
+                BucketSpec {
+                    name: VERSIONED_BUCKET.into(),
+                    versioned: true,
+                },
+            ],
+            region: "cn-hangzhou".into(),
+            verify_signatures: true,
+        })
+        .await
+        .expect("emulator starts");
+
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("OSSGATE_LISTEN".into(), "127.0.0.1:0".into());
+        env.insert("OSSGATE_OSS__ENDPOINT".into(), emulator.endpoint());
+        env.insert("OSSGATE_OSS__REGION".into(), "cn-hangzhou".into());
+        env.insert(
+            "OSSGATE_OSS__SIGNATURE_VERSION".into(),
+            options.signature_version.into(),
+        );
+        env.insert("OSSGATE_OSS__ACCESS_KEY_ID".into(), ACCESS_KEY_ID.into());
+        env.insert(
+            "OSSGATE_OSS__ACCESS_KEY_SECRET".into(),
+            options.gateway_secret.clone(),
+        );
+        if let Some(token) = &options.security_token {
+            env.insert("OSSGATE_OSS__SECURITY_TOKEN".into(), token.clone());
+        }
+        env.insert("OSSGATE_SERVER__SHUTDOWN_GRACE_MS".into(), "2000".into());
+        let settings = Settings::load_from(None, env).expect("settings load");
+        let server = server::start(settings).await.expect("gateway starts");
+        let client = connect(server.local_addr()).await;
+        Self {
+            emulator,
+            server: Some(server),
+            client,
+        }
+    }
+
+    /// Requests the emulator has received so far.
+    pub fn oss_requests(&self) -> u64 {
+        self.emulator.request_count()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+pub async fn connect(addr: std::net::SocketAddr) -> ObjectServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the gateway");
+    ObjectServiceClient::new(channel)
+        .max_decoding_message_size(16 * 1024 * 1024)
+        .max_encoding_message_size(16 * 1024 * 1024)
+}
+
+pub fn tags(pairs: &[(&str, &str)]) -> proto::Tagging {
+    proto::Tagging {
+        tags: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+pub fn spec(bucket: &str, key: &str) -> proto::WriteObjectSpec {
+    proto::WriteObjectSpec {
+        bucket: bucket.into(),
+        key: key.into(),
+        ..Default::default()
+    }
+}
+
+/// Writes `data` in chunks of `chunk` bytes with the given spec.
+pub async fn write_chunks(
+    client: &mut ObjectServiceClient<Channel>,
+    spec: proto::WriteObjectSpec,
+    data: &[u8],
+    chunk: usize,
+) -> Result<proto::WriteObjectResponse, Status> {
+    let mut messages = Vec::new();
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[][..]]
+    } else {
+        data.chunks(chunk).collect()
+    };
+    let count = chunks.len();
+    let mut offset = 0i64;
+    for (i, piece) in chunks.into_iter().enumerate() {
+        messages.push(proto::WriteObjectRequest {
+            spec: (i == 0).then(|| spec.clone()),
+            write_offset: offset,
+            data: bytes::Bytes::copy_from_slice(piece),
+            finish_write: i + 1 == count,
+            object_checksums: None,
+        });
+        offset += piece.len() as i64;
+    }
+    client
+        .write_object(tokio_stream::iter(messages))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Writes a small object in one message.
+pub async fn write(
+    client: &mut ObjectServiceClient<Channel>,
+    spec: proto::WriteObjectSpec,
+    data: &[u8],
+) -> proto::WriteObjectResponse {
+    write_chunks(client, spec, data, usize::MAX)
+        .await
+        .expect("write succeeds")
+}
+
+/// Reads a whole object (or range) back.
+pub async fn read(
+    client: &mut ObjectServiceClient<Channel>,
+    request: proto::ReadObjectRequest,
+) -> Result<(Option<proto::ObjectMetadata>, Vec<u8>), Status> {
+    let mut stream = client.read_object(request).await?.into_inner();
+    let mut metadata = None;
+    let mut data = Vec::new();
+    while let Some(message) = stream.message().await? {
+        if message.metadata.is_some() {
+            assert!(metadata.is_none(), "metadata must come only once");
+            metadata = message.metadata;
+        }
+        data.extend_from_slice(&message.data);
+    }
+    Ok((metadata, data))
+}
+
+/// Asserts a status is INVALID_ARGUMENT naming `field` in its BadRequest details.
+pub fn assert_invalid(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_error_details();
+    let bad_request = details.bad_request().expect("BadRequest detail");
+    assert!(
+        bad_request
+            .field_violations
+            .iter()
+            .any(|v| v.field == field && !v.description.is_empty()),
+        "expected a violation for {field}, got {:?}",
+        bad_request.field_violations
+    );
+}
+
+/// The OSS error code in a status's ErrorInfo.
+pub fn oss_reason(status: &Status) -> Option<String> {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+}
+
+/// The OSS request id in a status's ErrorInfo.
+pub fn oss_request_id(status: &Status) -> Option<String> {
+    status
+        .get_error_details()
+        .error_info()
+        .and_then(|info| info.metadata.get("request_id").cloned())
+}
+
+/// The tag set of an object (or version), empty when it has none.
+pub async fn get_tags(
+    client: &mut ObjectServiceClient<Channel>,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+) -> proto::Tagging {
+    client
+        .get_object_tagging(proto::GetObjectTaggingRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: version_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tagging
+        .unwrap_or_default()
+}
+
+/// The metadata of an object's current version.
+pub async fn head(
+    client: &mut ObjectServiceClient<Channel>,
+    bucket: &str,
+    key: &str,
+) -> proto::ObjectMetadata {
+    client
+        .head_object(proto::HeadObjectRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .metadata
+        .unwrap()
+}

@@ -1,0 +1,147 @@
+//! OSS errors reach the caller with the right gRPC code and the OSS details.
+
+use ossgate::proto;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn unknown_key_is_not_found_with_oss_details() {
+    let stack = Stack::start().await;
+    let mut client = stack.client.clone();
+
+    let status = client
+        .get_object_tagging(proto::GetObjectTaggingRequest {
+            bucket: BUCKET.into(),
+            key: "no/such/key".into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(oss_reason(&status).as_deref(), Some("NoSuchKey"));
+    assert!(oss_request_id(&status).is_some_and(|id| !id.is_empty()));
+
+    // HEAD errors come without a body; the code is still recovered.
+    let status = client
+        .head_object(proto::HeadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "no/such/key".into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(oss_reason(&status).as_deref(), Some("NoSuchKey"));
+
+    let status = read(
+        &mut client,
+        proto::ReadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "no/such/key".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    let status = client
+        .get_object_tagging(proto::GetObjectTaggingRequest {
+            bucket: "no-such-bucket".into(),
+            key: "k".into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_eq!(oss_reason(&status).as_deref(), Some("NoSuchBucket"));
+
+    // Deleting a missing key is not an error (OSS answers 204).
+    client
+        .delete_object(proto::DeleteObjectRequest {
+            bucket: BUCKET.into(),
+            key: "no/such/key".into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap();
+    stack.stop().await;
+}
+
+async fn wrong_secret_is_refused(signature_version: &'static str) {
+    let stack = Stack::start_with(StackOptions {
+        signature_version,
+        gateway_secret: "not-the-right-secret".into(),
+        ..Default::default()
+    })
+    .await;
+    let mut client = stack.client.clone();
+    let status = client
+        .put_object_tagging(proto::PutObjectTaggingRequest {
+            bucket: BUCKET.into(),
+            key: "k".into(),
+            version_id: String::new(),
+            tagging: Some(tags(&[("a", "b")])),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            status.code(),
+            Code::PermissionDenied | Code::Unauthenticated
+        ),
+        "{status:?}"
+    );
+    assert_eq!(
+        oss_reason(&status).as_deref(),
+        Some("SignatureDoesNotMatch")
+    );
+    let info = status.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.domain, "oss.aliyuncs.com");
+    assert_eq!(
+        info.metadata.get("http_status").map(String::as_str),
+        Some("403")
+    );
+    assert!(info.metadata.contains_key("request_id"));
+    // The secret never appears in what the caller sees.
+    assert!(!format!("{status:?}").contains("not-the-right-secret"));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused_v4() {
+    wrong_secret_is_refused("v4").await;
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused_v1() {
+    wrong_secret_is_refused("v1").await;
+}
+
+#[tokio::test]
+async fn forbid_overwrite_is_already_exists() {
+    let stack = Stack::start().await;
+    let mut client = stack.client.clone();
+    write(&mut client, spec(BUCKET, "once.txt"), b"first").await;
+    let mut again = spec(BUCKET, "once.txt");
+    again.forbid_overwrite = true;
+    let status = write_chunks(&mut client, again, b"second", 3)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert_eq!(oss_reason(&status).as_deref(), Some("FileAlreadyExists"));
+    let (_, data) = read(
+        &mut client,
+        proto::ReadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "once.txt".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(data, b"first");
+    stack.stop().await;
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real gateway against the real emulator over loopback, through HTTP,
+//! signing and XML, called with the generated gRPC client.
+
+mod common;
+mod errors;
+mod grpcurl;
+mod lifecycle;
+mod tagging;
+mod validation;
+mod write_read;
