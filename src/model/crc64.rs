@@ -44,10 +44,29 @@ pub fn crc64(data: &[u8]) -> u64 {
     crc_fast::checksum(CrcAlgorithm::Crc64Xz, data)
 }
 
+/// The CRC of `a ++ b` from `crc(a)`, `crc(b)` and `b`'s length, without the data: how a
+/// multipart object's CRC follows from its parts' CRCs.
+pub fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    crc_fast::checksum_combine(CrcAlgorithm::Crc64Xz, crc_a, crc_b, len_b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn combining_part_crcs_gives_the_whole_crc() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for split in [0, 1, 4096, 9_999, 10_000] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(
+                crc64_combine(crc64(a), crc64(b), b.len() as u64),
+                crc64(&data),
+                "split at {split}"
+            );
+        }
+    }
 
     /// Bit-by-bit CRC-64/XZ, straight from the definition (reflected
     /// ECMA-182 polynomial, init and xorout all ones).

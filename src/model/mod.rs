@@ -12,7 +12,7 @@ mod names;
 mod tags;
 mod violation;
 
-pub use crc64::{Crc64, crc64};
+pub use crc64::{Crc64, crc64, crc64_combine};
 pub use enums::{ObjectAcl, ObjectType, StorageClass};
 pub use metadata::UserMetadata;
 pub use names::{BucketName, ObjectKey, VersionId};
