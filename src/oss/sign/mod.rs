@@ -133,7 +133,20 @@ pub fn percent_decode(s: &str) -> String {
 
 /// The `Date` header value for `now` (RFC 1123, GMT).
 pub fn http_date(now: SystemTime) -> String {
-    httpdate::fmt_http_date(now)
+    httpdate::fmt_http_date(clamp_time(now))
+}
+
+/// Clamps `time` into 1970-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z, the range the date
+/// formatters handle without panicking.
+pub(crate) fn clamp_time(time: SystemTime) -> SystemTime {
+    const MAX_UNIX: u64 = 253_402_300_799;
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Err(_) => std::time::UNIX_EPOCH,
+        Ok(d) if d.as_secs() > MAX_UNIX => {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(MAX_UNIX)
+        }
+        Ok(_) => time,
+    }
 }
 
 /// Client side: adds the authentication headers to `headers`, after every other header is set.

@@ -185,3 +185,64 @@ impl ParsedAuthorization {
         })
     }
 }
+
+/// The date a V1 header signature covers on line 4, for VERIFYING what SDKs send:
+/// `x-oss-date` when present (PY2/oss2/ali-oss sign it; ali-oss sends only that, RFC 1123),
+/// else `Date`. The client itself sends only `Date` for V1.
+pub fn signed_date(req: &SignableRequest<'_>) -> Option<String> {
+    req.header("x-oss-date").or_else(|| req.header("date"))
+}
+
+/// Whether decoded query parameters carry a V1 presigned signature.
+pub fn is_presigned(query: &[(String, String)]) -> bool {
+    query.iter().any(|(k, _)| k == "OSSAccessKeyId")
+}
+
+/// The V1 presigned-URL parameters of an incoming request (what the emulator verifies).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedPresign {
+    /// `OSSAccessKeyId`.
+    pub access_key_id: String,
+    /// `Expires` exactly as sent (it is what line 4 of the string to sign holds).
+    pub expires_text: String,
+    /// `Expires` as absolute Unix seconds.
+    pub expires: u64,
+    /// `security-token` (a signed sub-resource), if present.
+    pub security_token: Option<String>,
+    /// The base64 `Signature`.
+    pub signature: String,
+}
+
+impl ParsedPresign {
+    /// Parses the decoded query pairs of a V1 presigned URL. `None` when `OSSAccessKeyId`,
+    /// `Expires` (decimal digits) or `Signature` is missing, empty, repeated or malformed.
+    /// Verify with [`string_to_sign`] over the full query (`OSSAccessKeyId`, `Expires` and
+    /// `Signature` are not sub-resources, so they drop out) and `expires_text` as the date.
+    pub fn parse(query: &[(String, String)]) -> Option<Self> {
+        let one = |name: &str| -> Option<Option<&str>> {
+            let mut values = query.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+            let first = values.next();
+            if values.next().is_some() {
+                return None;
+            }
+            Some(first.map(String::as_str))
+        };
+        let access_key_id = one("OSSAccessKeyId")??;
+        let expires_text = one("Expires")??;
+        let signature = one("Signature")??;
+        if access_key_id.is_empty()
+            || signature.is_empty()
+            || expires_text.is_empty()
+            || !expires_text.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(Self {
+            access_key_id: access_key_id.to_string(),
+            expires_text: expires_text.to_string(),
+            expires: expires_text.parse().ok()?,
+            security_token: one("security-token")?.map(String::from),
+            signature: signature.to_string(),
+        })
+    }
+}

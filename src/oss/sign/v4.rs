@@ -24,7 +24,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// `YYYYMMDDTHHMMSSZ` (UTC) for `time`.
 pub fn format_datetime(time: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(time);
+    let t = time::OffsetDateTime::from(super::clamp_time(time));
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         t.year(),
@@ -195,7 +195,7 @@ pub fn presign(
     additional_requested: &[&str],
 ) -> Vec<(String, String)> {
     let datetime = format_datetime(now);
-    let date = &datetime[..8];
+    let date = datetime.get(..8).unwrap_or(&datetime);
     let scope = scope(date, region, product);
     let additional = additional_headers(additional_requested, req);
     let mut added = vec![
@@ -267,37 +267,136 @@ impl ParsedAuthorization {
             }
         }
         let credential = credential?;
-        let mut parts = credential.rsplitn(5, '/');
-        let terminator = parts.next()?;
-        let product = parts.next()?;
-        let region = parts.next()?;
-        let date = parts.next()?;
-        let access_key_id = parts.next()?;
-        if terminator != TERMINATOR || access_key_id.is_empty() || date.len() != 8 {
-            return None;
-        }
+        let (access_key_id, date, region, product) = parse_credential(&credential)?;
         let additional_headers = match additional {
             None => Vec::new(),
-            Some(list) => {
-                let names: Vec<String> = list.split(';').map(|n| n.to_ascii_lowercase()).collect();
-                // An empty list or an empty element is malformed (OSS EC 0002-00000209/210).
-                if names.iter().any(String::is_empty) {
-                    return None;
-                }
-                names
-            }
+            Some(list) => parse_header_list(&list)?,
         };
-        let signature = signature?;
-        if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
+        let signature = parse_hex_signature(&signature?)?;
         Some(Self {
             access_key_id: access_key_id.to_string(),
             date: date.to_string(),
             region: region.to_string(),
             product: product.to_string(),
             additional_headers,
-            signature: signature.to_ascii_lowercase(),
+            signature,
         })
     }
+}
+
+/// The V4 presigned-URL parameters of an incoming request (what the emulator verifies).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedPresign {
+    /// The AccessKey ID from `x-oss-credential`.
+    pub access_key_id: String,
+    /// `YYYYMMDD` from the scope.
+    pub date: String,
+    /// The region from the scope.
+    pub region: String,
+    /// The product from the scope (`oss`).
+    pub product: String,
+    /// `x-oss-date` (`YYYYMMDDTHHMMSSZ`), checked to parse and to start with `date`.
+    pub datetime: String,
+    /// `x-oss-expires`: lifetime in seconds from `datetime` (not range-checked here).
+    pub expires: u64,
+    /// `x-oss-additional-headers`, lower-cased, in the order given.
+    pub additional_headers: Vec<String>,
+    /// `x-oss-security-token`, if present.
+    pub security_token: Option<String>,
+    /// The hex `x-oss-signature`, lower-cased.
+    pub signature: String,
+}
+
+/// Whether decoded query parameters carry a V4 presigned signature.
+pub fn is_presigned(query: &[(String, String)]) -> bool {
+    query.iter().any(|(k, _)| k == "x-oss-signature")
+}
+
+impl ParsedPresign {
+    /// Parses the decoded query pairs of a presigned URL. `None` when a required parameter
+    /// (`x-oss-signature-version`, `x-oss-credential`, `x-oss-date`, `x-oss-expires`,
+    /// `x-oss-signature`) is missing, repeated or malformed.
+    pub fn parse(query: &[(String, String)]) -> Option<Self> {
+        let one = |name: &str| -> Option<Option<&str>> {
+            let mut values = query.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+            let first = values.next();
+            if values.next().is_some() {
+                return None;
+            }
+            Some(first.map(String::as_str))
+        };
+        if one("x-oss-signature-version")?? != ALGORITHM {
+            return None;
+        }
+        let (access_key_id, date, region, product) = parse_credential(one("x-oss-credential")??)?;
+        let datetime = one("x-oss-date")??;
+        parse_datetime(datetime)?;
+        if !datetime.starts_with(date) {
+            return None;
+        }
+        let expires_text = one("x-oss-expires")??;
+        if expires_text.is_empty() || !expires_text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let expires = expires_text.parse().ok()?;
+        let additional_headers = match one("x-oss-additional-headers")? {
+            None => Vec::new(),
+            Some(list) => parse_header_list(list)?,
+        };
+        let signature = parse_hex_signature(one("x-oss-signature")??)?;
+        Some(Self {
+            access_key_id: access_key_id.to_string(),
+            date: date.to_string(),
+            region: region.to_string(),
+            product: product.to_string(),
+            datetime: datetime.to_string(),
+            expires,
+            additional_headers,
+            security_token: one("x-oss-security-token")?.map(String::from),
+            signature,
+        })
+    }
+
+    /// The query the signature covers: every pair except `x-oss-signature`.
+    pub fn signed_query(query: &[(String, String)]) -> Vec<(String, String)> {
+        query
+            .iter()
+            .filter(|(k, _)| k != "x-oss-signature")
+            .cloned()
+            .collect()
+    }
+}
+
+/// `AK/DATE/REGION/PRODUCT/aliyun_v4_request` → (ak, date, region, product). The AccessKey
+/// ID is everything before the last four `/`-separated fields.
+fn parse_credential(credential: &str) -> Option<(&str, &str, &str, &str)> {
+    let mut parts = credential.rsplitn(5, '/');
+    let terminator = parts.next()?;
+    let product = parts.next()?;
+    let region = parts.next()?;
+    let date = parts.next()?;
+    let access_key_id = parts.next()?;
+    let valid = terminator == TERMINATOR
+        && !access_key_id.is_empty()
+        && !region.is_empty()
+        && !product.is_empty()
+        && date.len() == 8
+        && date.bytes().all(|b| b.is_ascii_digit());
+    valid.then_some((access_key_id, date, region, product))
+}
+
+/// `a;b` → lower-cased names; an empty list or an empty element is malformed
+/// (OSS EC 0002-00000209/210).
+fn parse_header_list(list: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = list
+        .split(';')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    (!names.iter().any(String::is_empty)).then_some(names)
+}
+
+/// 64 hex digits, lower-cased.
+fn parse_hex_signature(signature: &str) -> Option<String> {
+    (signature.len() == 64 && signature.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| signature.to_ascii_lowercase())
 }
