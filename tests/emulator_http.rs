@@ -850,3 +850,75 @@ async fn request_count_counts_every_request() {
     assert_eq!(e.request_count(), 3);
     e.shutdown().await;
 }
+
+#[tokio::test]
+async fn conditional_get() {
+    let e = start().await;
+    let r = Req::new("PUT", "bkt", "cond").body(b"data").send(&e).await;
+    let etag = hv(&r, "etag").unwrap();
+    let r = Req::new("GET", "bkt", "cond")
+        .h("if-match", &etag)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("GET", "bkt", "cond")
+        .h("if-match", "\"0000\"")
+        .send(&e)
+        .await;
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (412, "PreconditionFailed"));
+    let r = Req::new("GET", "bkt", "cond")
+        .h("if-none-match", &etag)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 304);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+    let r = Req::new("HEAD", "bkt", "cond")
+        .h("if-modified-since", &future)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 304);
+    let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(3600));
+    let r = Req::new("GET", "bkt", "cond")
+        .h("if-unmodified-since", &past)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 412);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn latin1_header_bytes_fail_validation_not_the_signature() {
+    let e = start().await;
+    // Python's http.client sends a non-ASCII str header as Latin-1; the SDK signed the text.
+    let mut headers = vec![("x-oss-meta-name".to_owned(), "caf\u{e9}".to_owned())];
+    sign::sign_request(
+        SignatureVersion::V4,
+        "PUT",
+        Some("bkt"),
+        Some("latin1"),
+        &[],
+        &mut headers,
+        &creds(),
+        "cn-hangzhou",
+        SystemTime::now(),
+    );
+    let mut raw: Vec<u8> = format!(
+        "PUT /bkt/latin1 HTTP/1.1\r\nhost: {}\r\ncontent-length: 1\r\nconnection: close\r\n",
+        e.addr()
+    )
+    .into_bytes();
+    for (k, v) in &headers {
+        raw.extend_from_slice(k.as_bytes());
+        raw.extend_from_slice(b": ");
+        raw.extend(v.chars().map(|c| c as u32 as u8));
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"\r\nx");
+    let reply = raw_exchange(&e, &raw, false).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("<Code>InvalidArgument</Code>"), "{reply}");
+    assert!(reply.contains("0011-00000004"), "{reply}");
+    e.shutdown().await;
+}

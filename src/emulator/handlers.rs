@@ -89,7 +89,8 @@ pub(crate) fn error_response(
 ) -> Response {
     let xml = e.to_xml(request_id, host_id);
     let mut builder = Response::builder().status(e.status);
-    let mut response = if is_head {
+    // HEAD and 304 responses carry no body.
+    let mut response = if is_head || e.status == StatusCode::NOT_MODIFIED {
         let encoded = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
         builder = builder.header("x-oss-err", encoded);
         builder.body(Body::empty())
@@ -128,13 +129,18 @@ fn new_request_id() -> String {
 /// converted lossily (they can never verify, and are rejected where they matter).
 fn header_list(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(n, v)| (n.as_str().to_owned(), header_text(v.as_bytes())))
         .collect()
+}
+
+/// A header value as text: UTF-8 if it is, else Latin-1 (what Python's http.client sends
+/// for non-ASCII `str` values, which the SDKs signed as text). Such values then fail
+/// validation with a clear error instead of a signature mismatch.
+fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -596,6 +602,8 @@ fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Response, Api
         return Err(ApiError::internal("unexpected object kind"));
     };
     let size = *size;
+    let modified_ms = link.last_modified_ms.max(data_version.last_modified_ms);
+    check_conditions(&ctx.headers, etag, modified_ms)?;
     let range = if head {
         None
     } else {
@@ -635,8 +643,7 @@ fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Response, Api
     }
     set(rh, "accept-ranges", "bytes");
     set(rh, "etag", &format!("\"{etag}\""));
-    let modified = link.last_modified_ms.max(data_version.last_modified_ms);
-    set(rh, "last-modified", &http_date_ms(modified));
+    set(rh, "last-modified", &http_date_ms(modified_ms));
     let object_type = if found.target.is_some() {
         "Symlink"
     } else {
@@ -653,6 +660,49 @@ fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Response, Api
     }
     version_header(rh, link);
     Ok(resp)
+}
+
+/// If-Match / If-None-Match / If-Modified-Since / If-Unmodified-Since (GetObject, HeadObject).
+fn check_conditions(h: &HeaderMap, etag: &str, modified_ms: u64) -> Result<(), ApiError> {
+    let matches = |list: &str| {
+        list.split(',')
+            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+            .any(|t| t == "*" || t.eq_ignore_ascii_case(etag))
+    };
+    let failed = || {
+        ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold.",
+        )
+    };
+    let not_modified = || ApiError::new(StatusCode::NOT_MODIFIED, "NotModified", "Not Modified");
+    let modified_s = modified_ms / 1000;
+    let date = |name: &str| {
+        header(h, name)
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+    };
+    if let Some(list) = header(h, "if-match") {
+        if !matches(list) {
+            return Err(failed());
+        }
+    } else if let Some(since) = date("if-unmodified-since")
+        && modified_s > since
+    {
+        return Err(failed());
+    }
+    if let Some(list) = header(h, "if-none-match") {
+        if matches(list) {
+            return Err(not_modified());
+        }
+    } else if let Some(since) = date("if-modified-since")
+        && modified_s <= since
+    {
+        return Err(not_modified());
+    }
+    Ok(())
 }
 
 fn get_object_meta(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {

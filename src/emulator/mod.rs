@@ -25,6 +25,9 @@ pub use error::ApiError;
 
 use crate::oss::credentials::Credentials;
 
+/// How long [`EmulatorHandle::shutdown`] waits for in-flight requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A bucket created at start: `name` or `name:versioned`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketSpec {
@@ -132,12 +135,18 @@ impl EmulatorHandle {
         self.state.requests.load(Ordering::SeqCst)
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    /// Stops accepting, lets in-flight requests finish (at most 10 s, then they are cut),
+    /// and waits for the server to end.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
             let _ = task.await;
         }
     }
