@@ -61,10 +61,10 @@ pub fn verify(
                 .with("Authorization", auth),
         );
     }
-    if query(req, "x-oss-signature").is_some() {
+    if v4::is_presigned(req.query) {
         return verify_v4_query(req, credentials, region, now);
     }
-    if query(req, "Signature").is_some() || query(req, "OSSAccessKeyId").is_some() {
+    if v1::is_presigned(req.query) || query(req, "Signature").is_some() {
         return verify_v1_query(req, credentials, now);
     }
     Err(ApiError::access_denied(
@@ -165,12 +165,9 @@ fn verify_v1_header(
     })?;
     let cred = find(credentials, &parsed.access_key_id)?;
     // PY2/oss2/ali-oss sign x-oss-date when present (ali-oss sends only that), else Date.
-    let date = req
-        .header("x-oss-date")
-        .or_else(|| req.header("date"))
-        .ok_or_else(|| {
-            ApiError::access_denied("Missing Date or x-oss-date header.").ec("0002-00000503")
-        })?;
+    let date = v1::signed_date(req).ok_or_else(|| {
+        ApiError::access_denied("Missing Date or x-oss-date header.").ec("0002-00000503")
+    })?;
     let request_time = httpdate::parse_http_date(&date)
         .ok()
         .or_else(|| v4::parse_datetime(&date))
@@ -195,36 +192,28 @@ fn verify_v1_query(
     credentials: &[Credentials],
     now: SystemTime,
 ) -> Result<Verified, ApiError> {
-    let missing = |name: &str| {
-        ApiError::access_denied(format!(
-            "Missing query parameter {name} in the presigned URL."
-        ))
-    };
-    let ak = query(req, "OSSAccessKeyId").ok_or_else(|| missing("OSSAccessKeyId"))?;
-    let expires = query(req, "Expires").ok_or_else(|| missing("Expires"))?;
-    let signature = query(req, "Signature").ok_or_else(|| missing("Signature"))?;
-    let cred = find(credentials, ak)?;
-    let expires_at: u64 = expires.parse().map_err(|_| {
-        ApiError::invalid_argument(format!(
-            "Expires {expires:?} is not a Unix time in seconds."
-        ))
+    let p = v1::ParsedPresign::parse(req.query).ok_or_else(|| {
+        ApiError::access_denied(
+            "The presigned URL needs one OSSAccessKeyId, one Expires (Unix seconds) and one Signature.",
+        )
     })?;
-    if unix(now) > i128::from(expires_at) {
+    let cred = find(credentials, &p.access_key_id)?;
+    if unix(now) > i128::from(p.expires) {
         return Err(ApiError::access_denied("Request has expired.")
             .with(
                 "Expires",
-                httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(expires_at)),
+                httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(p.expires)),
             )
             .with("ServerTime", httpdate::fmt_http_date(now)));
     }
     check_token(req, cred, Some("security-token"))?;
-    let sts = v1::string_to_sign(req, expires, &[]);
+    let sts = v1::string_to_sign(req, &p.expires_text, &[]);
     let expected = v1::signature(&cred.access_key_secret, &sts);
-    if !equal(&expected, signature) {
-        return Err(mismatch(&sts, signature, ak));
+    if !equal(&expected, &p.signature) {
+        return Err(mismatch(&sts, &p.signature, &p.access_key_id));
     }
     Ok(Verified {
-        access_key_id: ak.to_owned(),
+        access_key_id: p.access_key_id,
         method: AuthMethod::V1Presigned,
     })
 }
@@ -333,86 +322,53 @@ fn verify_v4_query(
     region: &str,
     now: SystemTime,
 ) -> Result<Verified, ApiError> {
-    let missing = |name: &str| {
-        ApiError::invalid_argument(format!(
-            "Missing query parameter {name} in the presigned URL."
-        ))
-    };
-    let version =
-        query(req, "x-oss-signature-version").ok_or_else(|| missing("x-oss-signature-version"))?;
-    if version != v4::ALGORITHM {
-        return Err(ApiError::invalid_argument(format!(
-            "Unsupported x-oss-signature-version {version:?}."
-        )));
-    }
-    let credential = query(req, "x-oss-credential").ok_or_else(|| missing("x-oss-credential"))?;
-    let datetime = query(req, "x-oss-date").ok_or_else(|| missing("x-oss-date"))?;
-    let expires = query(req, "x-oss-expires").ok_or_else(|| missing("x-oss-expires"))?;
-    let signature = query(req, "x-oss-signature").ok_or_else(|| missing("x-oss-signature"))?;
-    let bad_credential =
-        || ApiError::invalid_argument(format!("Invalid x-oss-credential {credential:?}."));
-    let mut parts = credential.rsplitn(5, '/');
-    let (Some(terminator), Some(product), Some(scope_region), Some(date), Some(ak)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return Err(bad_credential());
-    };
-    if terminator != v4::TERMINATOR || ak.is_empty() {
-        return Err(bad_credential());
-    }
-    let cred = find(credentials, ak)?;
-    let request_time = v4::parse_datetime(datetime).ok_or_else(|| {
-        ApiError::invalid_argument(format!("x-oss-date {datetime:?} is not YYYYMMDDTHHMMSSZ."))
-            .ec("0002-00000502")
+    let p = v4::ParsedPresign::parse(req.query).ok_or_else(|| {
+        ApiError::invalid_argument(
+            "The presigned URL needs one each of x-oss-signature-version=OSS4-HMAC-SHA256, \
+             x-oss-credential, x-oss-date (YYYYMMDDTHHMMSSZ), x-oss-expires and a hex x-oss-signature.",
+        )
     })?;
-    let expires: u64 = expires
-        .parse()
-        .ok()
-        .filter(|e| (1..=v4::MAX_PRESIGN_EXPIRES).contains(e))
-        .ok_or_else(|| {
-            ApiError::invalid_argument(format!(
-                "x-oss-expires {expires:?} must be 1 to {} seconds.",
-                v4::MAX_PRESIGN_EXPIRES
-            ))
-            .ec("0002-00000232")
-        })?;
-    check_scope(date, datetime, scope_region, product, region)?;
-    if unix(request_time) - unix(now) > MAX_SKEW.as_secs() as i128 {
+    let cred = find(credentials, &p.access_key_id)?;
+    if !(1..=v4::MAX_PRESIGN_EXPIRES).contains(&p.expires) {
+        return Err(ApiError::invalid_argument(format!(
+            "x-oss-expires {} must be 1 to {} seconds.",
+            p.expires,
+            v4::MAX_PRESIGN_EXPIRES
+        ))
+        .ec("0002-00000232"));
+    }
+    check_scope(&p.date, &p.datetime, &p.region, &p.product, region)?;
+    let request_time = v4::parse_datetime(&p.datetime)
+        .ok_or_else(|| ApiError::invalid_argument("x-oss-date is not YYYYMMDDTHHMMSSZ."))?;
+    // Signed in the future by more than the allowed skew.
+    if unix(request_time) - unix(now) > i128::from(MAX_SKEW.as_secs()) {
         check_skew(request_time, now)?;
     }
-    if unix(now) > unix(request_time) + i128::from(expires) {
+    if unix(now) > unix(request_time) + i128::from(p.expires) {
         return Err(ApiError::access_denied("Request has expired.")
             .with("ServerTime", httpdate::fmt_http_date(now)));
     }
     check_token(req, cred, Some("x-oss-security-token"))?;
-    let additional: Vec<String> = query(req, "x-oss-additional-headers")
-        .map(|list| {
-            list.split(';')
-                .filter(|n| !n.is_empty())
-                .map(|n| n.to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
-    let signed_query: Vec<(String, String)> = req
-        .query
-        .iter()
-        .filter(|(k, _)| k != "x-oss-signature")
-        .cloned()
-        .collect();
+    let signed_query = v4::ParsedPresign::signed_query(req.query);
     let signed = SignableRequest {
         query: &signed_query,
         ..*req
     };
-    let (expected, sts, canonical) = v4_compute(&signed, cred, datetime, date, region, &additional);
-    if !equal(&expected, signature) {
-        return Err(mismatch(&sts, signature, ak).with("CanonicalRequest", canonical));
+    let (expected, sts, canonical) = v4_compute(
+        &signed,
+        cred,
+        &p.datetime,
+        &p.date,
+        region,
+        &p.additional_headers,
+    );
+    if !equal(&expected, &p.signature) {
+        return Err(
+            mismatch(&sts, &p.signature, &p.access_key_id).with("CanonicalRequest", canonical)
+        );
     }
     Ok(Verified {
-        access_key_id: ak.to_owned(),
+        access_key_id: p.access_key_id,
         method: AuthMethod::V4Presigned,
     })
 }
