@@ -922,3 +922,36 @@ async fn latin1_header_bytes_fail_validation_not_the_signature() {
     assert!(reply.contains("0011-00000004"), "{reply}");
     e.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_overwrites_on_disk_leave_one_whole_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.data_dir = Some(dir.path().to_owned());
+    let e = std::sync::Arc::new(emulator::start(c.clone()).await.unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = vec![i; 64 * 1024];
+            let r = Req::new("PUT", "bkt", "contended")
+                .body(&body)
+                .send(&e)
+                .await;
+            assert_eq!(r.status(), 200);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = Req::new("GET", "bkt", "contended").send(&e).await;
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), 64 * 1024);
+    assert!(
+        body.iter().all(|&b| b == body[0]),
+        "one writer's data, whole"
+    );
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+    assert_eq!(blobs, 1, "overwritten data is removed");
+    std::sync::Arc::try_unwrap(e).unwrap().shutdown().await;
+}

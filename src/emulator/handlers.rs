@@ -54,6 +54,7 @@ pub(crate) async fn handle(
     state.requests.fetch_add(1, Ordering::SeqCst);
     let request_id = new_request_id();
     let is_head = req.method() == Method::HEAD;
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let host_id = req
         .headers()
         .get(http::header::HOST)
@@ -76,6 +77,13 @@ pub(crate) async fn handle(
         h,
         "x-oss-server-time",
         &started.elapsed().as_millis().to_string(),
+    );
+    tracing::debug!(
+        request_id,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        "request"
     );
     response
 }
