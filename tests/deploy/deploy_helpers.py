@@ -8,12 +8,12 @@ and ConfigMap files rewritten to point there. Only `overrides` differ from the p
 
 import os
 import pathlib
+import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
-import queue
 
 import yaml
 
