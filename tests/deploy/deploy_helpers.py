@@ -191,7 +191,8 @@ class Process:
         self.address = line[len(ready_prefix):].strip()
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.stderr_path.read_text()
 
     def stop(self, timeout: float = 30) -> int | None:
