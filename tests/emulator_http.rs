@@ -955,3 +955,26 @@ async fn concurrent_overwrites_on_disk_leave_one_whole_object() {
     assert_eq!(blobs, 1, "overwritten data is removed");
     std::sync::Arc::try_unwrap(e).unwrap().shutdown().await;
 }
+
+#[tokio::test]
+async fn early_errors_on_large_uploads_reach_the_client() {
+    let e = start().await;
+    let big = vec![7u8; 8 * 1024 * 1024];
+    for _ in 0..3 {
+        let r = Req::new("PUT", "bkt", "big")
+            .secret("wrong")
+            .body(&big)
+            .send(&e)
+            .await;
+        let (s, code, _) = error_code(r).await;
+        assert_eq!((s, code.as_str()), (403, "SignatureDoesNotMatch"));
+        let r = Req::new("PUT", "bkt", "big")
+            .h("x-oss-tagging", "a=b=c")
+            .body(&big)
+            .send(&e)
+            .await;
+        let (s, code, _) = error_code(r).await;
+        assert_eq!((s, code.as_str()), (400, "InvalidArgument"));
+    }
+    e.shutdown().await;
+}

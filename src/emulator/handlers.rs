@@ -62,7 +62,9 @@ pub(crate) async fn handle(
         .unwrap_or("oss-emulator")
         .to_owned();
     let started = std::time::Instant::now();
-    let mut response = match dispatch(&state, req).await {
+    let (parts, body) = req.into_parts();
+    let mut body = Some(body);
+    let mut response = match dispatch(&state, parts, &mut body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(request_id, "error: {e}");
@@ -169,8 +171,13 @@ impl Ctx {
     }
 }
 
-async fn dispatch(state: &Arc<State>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
+/// Routes, authenticates and runs one request. Operations that read the body take it out
+/// of `body` (room for a later fault injector to see what was left unread).
+async fn dispatch(
+    state: &Arc<State>,
+    parts: http::request::Parts,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
     let query = route::parse_query(parts.uri.query())?;
     let host = header(&parts.headers, "host");
     let store = state.store.clone();
@@ -235,7 +242,9 @@ async fn dispatch(state: &Arc<State>, req: Request) -> Result<Response, ApiError
         }
     }
     match method {
-        Method::PUT if q_has(q, "tagging") => put_tagging(state, &ctx, body).await,
+        Method::PUT if q_has(q, "tagging") => {
+            put_tagging(state, &ctx, body.take().unwrap_or_default()).await
+        }
         Method::PUT if q_has(q, "symlink") => put_symlink(state, &ctx).await,
         Method::PUT if ctx.headers.contains_key("x-oss-copy-source") => {
             Err(ApiError::not_implemented("CopyObject"))
@@ -459,7 +468,11 @@ fn http_date_ms(ms: u64) -> String {
 
 // ---- PutObject ----------------------------------------------------------------------------
 
-async fn put_object(state: &Arc<State>, ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
+async fn put_object(
+    state: &Arc<State>,
+    ctx: &Ctx,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
     let h = &ctx.headers;
     let opts = write_options(h)?;
     let md5 = content_md5(h)?;
@@ -473,7 +486,8 @@ async fn put_object(state: &Arc<State>, ctx: &Ctx, body: Body) -> Result<Respons
         .stage()
         .await
         .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
-    let mut body = body;
+    // From here on the body is ours: an error mid-way leaves nothing to drain.
+    let mut body = body.take().unwrap_or_default();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             ApiError::new(
