@@ -511,3 +511,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn verify_never_panics_on_arbitrary_auth_input(
+            auth in proptest::option::of("(OSS4-HMAC-SHA256 |OSS )?.{0,120}"),
+            date in proptest::option::of(".{0,40}"),
+            query in proptest::collection::vec(
+                ("(x-oss-[a-z-]{0,12}|OSSAccessKeyId|Expires|Signature|security-token)", ".{0,40}"),
+                0..6,
+            ),
+        ) {
+            let mut headers = Vec::new();
+            if let Some(a) = auth { headers.push(("authorization".to_owned(), a)); }
+            if let Some(d) = date { headers.push(("x-oss-date".to_owned(), d)); }
+            let req = AuthRequest {
+                method: "GET",
+                bucket: Some("b"),
+                key: Some("k"),
+                query: &query,
+                headers: &headers,
+            };
+            let creds = vec![Credentials {
+                access_key_id: "ak".into(),
+                access_key_secret: "sk".into(),
+                security_token: None,
+            }];
+            // Random input never verifies (and never panics).
+            prop_assert!(verify(&req, &creds, "cn-hangzhou", SystemTime::now()).is_err());
+        }
+    }
+}

@@ -202,3 +202,35 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn resolve_and_parse_query_never_panic(
+            host in proptest::option::of(".{0,40}"),
+            path in "/[a-z%0-9/+. -]{0,40}",
+            query in ".{0,60}",
+        ) {
+            let _ = resolve(host.as_deref(), &path, &|b| b == "feas-bucket");
+            let _ = parse_query(Some(&query));
+        }
+
+        #[test]
+        fn path_style_keys_round_trip(key in "[a-zA-Z0-9 /+%=&?#ü日-]{1,40}") {
+            let encoded = crate::oss::sign::uri_encode(&key, true);
+            let target = resolve(Some("127.0.0.1:1"), &format!("/feas-bucket/{encoded}"), &|_| true)
+                .unwrap();
+            prop_assert_eq!(target.bucket.as_deref(), Some("feas-bucket"));
+            prop_assert_eq!(target.key.as_deref(), Some(key.as_str()));
+            // oss2 style: '/' encoded too.
+            let encoded = crate::oss::sign::uri_encode(&key, false);
+            let target = resolve(None, &format!("/feas-bucket/{encoded}"), &|_| true).unwrap();
+            prop_assert_eq!(target.key.as_deref(), Some(key.as_str()));
+        }
+    }
+}

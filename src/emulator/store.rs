@@ -31,6 +31,10 @@ use tokio::io::AsyncWriteExt;
 use super::error::ApiError;
 use crate::model::Crc64;
 
+/// Compare-and-swap commits for AppendObject and in-place CopyObject (helper EM's file).
+#[path = "store_ext.rs"]
+mod ext;
+
 /// What a version holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
