@@ -16,6 +16,14 @@ pub use endpoint::Addressing;
 pub use error::{OssError, OssErrorKind};
 pub use ops::object::ObjectId;
 pub use ops::{
+    AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
+    CompleteParts, CompletedPart, CopyObjectInput, CopyObjectOutput, CopySource,
+    CopySourceConditions, InitiateMultipartUploadInput, InitiateMultipartUploadOutput,
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
+    MetadataDirective, MultipartUpload, MultipartUploadId, Part, TaggingDirective,
+    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+};
+pub use ops::{
     ByteRange, ByteStream, ContentHeaders, ContentRange, DeleteObjectInput, DeleteObjectOutput,
     DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectInput, GetObjectOutput,
     GetObjectTaggingInput, GetObjectTaggingOutput, GetSymlinkInput, GetSymlinkOutput,

@@ -120,6 +120,169 @@ pub fn root_element_name(text: &str) -> Option<String> {
     }
 }
 
+/// Parses `text` as the XML document `T` whose root element is `root`;
+/// `None` when it is not XML with that root or cannot be read.
+pub fn parse_document<T: serde::de::DeserializeOwned>(text: &str, root: &str) -> Option<T> {
+    if root_element_name(text)? != root {
+        return None;
+    }
+    quick_xml::de::from_str(text).ok()
+}
+
+/// `<InitiateMultipartUploadResult>` (InitiateMultipartUpload).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct InitiateMultipartUploadResult {
+    /// `Bucket`.
+    #[serde(rename = "Bucket")]
+    pub bucket: Option<String>,
+    /// `Key` (URL-encoded when `EncodingType` is `url`).
+    #[serde(rename = "Key")]
+    pub key: Option<String>,
+    /// `UploadId`.
+    #[serde(rename = "UploadId")]
+    pub upload_id: Option<String>,
+    /// `EncodingType` (`url` when keys are URL-encoded).
+    #[serde(rename = "EncodingType")]
+    pub encoding_type: Option<String>,
+}
+
+/// `<CopyObjectResult>` (CopyObject) and `<CopyPartResult>` (UploadPartCopy):
+/// the same two children.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CopyResult {
+    /// `ETag` (quoted).
+    #[serde(rename = "ETag")]
+    pub etag: Option<String>,
+    /// `LastModified` (ISO 8601).
+    #[serde(rename = "LastModified")]
+    pub last_modified: Option<String>,
+}
+
+/// `<CompleteMultipartUploadResult>` (CompleteMultipartUpload).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CompleteMultipartUploadResult {
+    /// `EncodingType`.
+    #[serde(rename = "EncodingType")]
+    pub encoding_type: Option<String>,
+    /// `Location`.
+    #[serde(rename = "Location")]
+    pub location: Option<String>,
+    /// `Bucket`.
+    #[serde(rename = "Bucket")]
+    pub bucket: Option<String>,
+    /// `Key` (URL-encoded when `EncodingType` is `url`).
+    #[serde(rename = "Key")]
+    pub key: Option<String>,
+    /// `ETag` of the object (`"…-N"`).
+    #[serde(rename = "ETag")]
+    pub etag: Option<String>,
+}
+
+/// One `<Part>` of a `<ListPartsResult>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ListedPart {
+    /// `PartNumber`.
+    #[serde(rename = "PartNumber")]
+    pub part_number: Option<String>,
+    /// `LastModified` (ISO 8601).
+    #[serde(rename = "LastModified")]
+    pub last_modified: Option<String>,
+    /// `ETag` (quoted).
+    #[serde(rename = "ETag")]
+    pub etag: Option<String>,
+    /// `HashCrc64ecma` (decimal).
+    #[serde(rename = "HashCrc64ecma")]
+    pub hash_crc64ecma: Option<String>,
+    /// `Size` in bytes.
+    #[serde(rename = "Size")]
+    pub size: Option<String>,
+}
+
+/// `<ListPartsResult>` (ListParts).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ListPartsResult {
+    /// `Bucket`.
+    #[serde(rename = "Bucket")]
+    pub bucket: Option<String>,
+    /// `Key`.
+    #[serde(rename = "Key")]
+    pub key: Option<String>,
+    /// `UploadId`.
+    #[serde(rename = "UploadId")]
+    pub upload_id: Option<String>,
+    /// `PartNumberMarker`.
+    #[serde(rename = "PartNumberMarker")]
+    pub part_number_marker: Option<String>,
+    /// `NextPartNumberMarker`.
+    #[serde(rename = "NextPartNumberMarker")]
+    pub next_part_number_marker: Option<String>,
+    /// `MaxParts`.
+    #[serde(rename = "MaxParts")]
+    pub max_parts: Option<String>,
+    /// `IsTruncated` (`true`/`false`).
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: Option<String>,
+    /// `StorageClass`.
+    #[serde(rename = "StorageClass")]
+    pub storage_class: Option<String>,
+    /// `EncodingType`.
+    #[serde(rename = "EncodingType")]
+    pub encoding_type: Option<String>,
+    /// The `Part` elements, in document order.
+    #[serde(rename = "Part")]
+    pub parts: Vec<ListedPart>,
+}
+
+/// One `<Upload>` of a `<ListMultipartUploadsResult>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ListedUpload {
+    /// `Key` (URL-encoded when `EncodingType` is `url`).
+    #[serde(rename = "Key")]
+    pub key: Option<String>,
+    /// `UploadId`.
+    #[serde(rename = "UploadId")]
+    pub upload_id: Option<String>,
+    /// `Initiated` (ISO 8601).
+    #[serde(rename = "Initiated")]
+    pub initiated: Option<String>,
+    /// `StorageClass`.
+    #[serde(rename = "StorageClass")]
+    pub storage_class: Option<String>,
+}
+
+/// `<ListMultipartUploadsResult>` (ListMultipartUploads).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ListMultipartUploadsResult {
+    /// `Bucket`.
+    #[serde(rename = "Bucket")]
+    pub bucket: Option<String>,
+    /// `EncodingType`.
+    #[serde(rename = "EncodingType")]
+    pub encoding_type: Option<String>,
+    /// `Prefix`.
+    #[serde(rename = "Prefix")]
+    pub prefix: Option<String>,
+    /// `IsTruncated` (`true`/`false`).
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: Option<String>,
+    /// `NextKeyMarker`.
+    #[serde(rename = "NextKeyMarker")]
+    pub next_key_marker: Option<String>,
+    /// `NextUploadIdMarker`.
+    #[serde(rename = "NextUploadIdMarker")]
+    pub next_upload_id_marker: Option<String>,
+    /// The `Upload` elements, in document order.
+    #[serde(rename = "Upload")]
+    pub uploads: Vec<ListedUpload>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

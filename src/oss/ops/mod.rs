@@ -4,10 +4,23 @@
 //! [`crate::oss::Client`] that joins them through the client's single
 //! sign-and-send path.
 
+pub mod copy;
+pub mod multipart;
 pub mod object;
 pub mod symlink;
 pub mod tagging;
 
+pub use copy::{
+    CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, MetadataDirective,
+    TaggingDirective,
+};
+pub use multipart::{
+    AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
+    CompleteParts, CompletedPart, InitiateMultipartUploadInput, InitiateMultipartUploadOutput,
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
+    MultipartUpload, MultipartUploadId, Part, UploadPartCopyInput, UploadPartCopyOutput,
+    UploadPartInput, UploadPartOutput,
+};
 pub use object::{
     ByteRange, ByteStream, ContentRange, DeleteObjectInput, DeleteObjectOutput, GetObjectInput,
     GetObjectOutput, HeadObjectInput, ObjectHead, PutObjectInput, PutObjectOutput,

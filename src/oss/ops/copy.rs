@@ -1,0 +1,548 @@
+//! CopyObject (oss-protocol.md 5.6), and the copy-source pieces UploadPartCopy
+//! shares with it: [`CopySource`] and [`CopySourceConditions`].
+
+use std::time::SystemTime;
+
+use http::{HeaderMap, Method};
+
+use super::{ContentHeaders, OssRequest, Resp, WriteHeaders};
+use crate::model::{
+    BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
+};
+use crate::oss::client::{Client, MAX_XML_BODY, read_body};
+use crate::oss::endpoint::percent_encode;
+use crate::oss::error::OssError;
+use crate::oss::sign::http_date;
+use crate::oss::xml::{CopyResult, parse_document};
+
+/// How a copy treats the source's user metadata and content headers
+/// (`x-oss-metadata-directive`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MetadataDirective {
+    /// The destination gets the source's metadata and content headers (OSS's default).
+    #[default]
+    Copy,
+    /// The destination gets the metadata and content headers of the request.
+    Replace,
+}
+
+impl MetadataDirective {
+    /// The wire value: `COPY` or `REPLACE` (upper case, unlike [`TaggingDirective`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataDirective::Copy => "COPY",
+            MetadataDirective::Replace => "REPLACE",
+        }
+    }
+}
+
+/// How a copy treats the source's tags (`x-oss-tagging-directive`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TaggingDirective {
+    /// The destination gets the source's tags (OSS's default).
+    #[default]
+    Copy,
+    /// The destination gets the tags of the request (possibly none).
+    Replace,
+}
+
+impl TaggingDirective {
+    /// The wire value: `Copy` or `Replace` (capitalised, unlike [`MetadataDirective`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaggingDirective::Copy => "Copy",
+            TaggingDirective::Replace => "Replace",
+        }
+    }
+}
+
+/// The object a copy reads: `x-oss-copy-source`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopySource {
+    /// The source bucket (same region as the destination).
+    pub bucket: BucketName,
+    /// The source key.
+    pub key: ObjectKey,
+    /// A specific source version; `None` = the current one.
+    pub version_id: Option<VersionId>,
+}
+
+impl CopySource {
+    /// The current version of `key` in `bucket`.
+    pub fn new(bucket: BucketName, key: ObjectKey) -> Self {
+        CopySource {
+            bucket,
+            key,
+            version_id: None,
+        }
+    }
+
+    /// The `x-oss-copy-source` value: `/{bucket}/{key}[?versionId={id}]`,
+    /// the key percent-encoded keeping `/` (as the Go SDK v2's
+    /// `encodeSourceObject` and pyv2 do; `?` in a key becomes `%3F`), the
+    /// version ID verbatim (as both SDKs send it).
+    pub fn header_value(&self) -> String {
+        let mut v = format!(
+            "/{}/{}",
+            self.bucket.as_str(),
+            percent_encode(self.key.as_str(), true)
+        );
+        if let Some(version) = &self.version_id {
+            v.push_str("?versionId=");
+            v.push_str(version.as_str());
+        }
+        v
+    }
+}
+
+/// Conditions on the copy source (`x-oss-copy-source-if-*`); a failed one is
+/// `PreconditionFailed` (412, or 304 for if-none-match / if-modified-since).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopySourceConditions {
+    /// Copy only if the source's ETag is this (quoted as OSS returns it).
+    pub if_match: Option<String>,
+    /// Copy only if the source's ETag is not this.
+    pub if_none_match: Option<String>,
+    /// Copy only if the source changed after this time (sent as an HTTP date).
+    pub if_modified_since: Option<SystemTime>,
+    /// Copy only if the source did not change after this time (sent as an HTTP date).
+    pub if_unmodified_since: Option<SystemTime>,
+}
+
+impl CopySourceConditions {
+    pub(crate) fn push_to(&self, req: &mut OssRequest) {
+        req.header_opt("x-oss-copy-source-if-match", self.if_match.as_deref());
+        req.header_opt(
+            "x-oss-copy-source-if-none-match",
+            self.if_none_match.as_deref(),
+        );
+        if let Some(t) = self.if_modified_since {
+            req.header_set("x-oss-copy-source-if-modified-since", http_date(t));
+        }
+        if let Some(t) = self.if_unmodified_since {
+            req.header_set("x-oss-copy-source-if-unmodified-since", http_date(t));
+        }
+    }
+}
+
+/// Input of CopyObject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyObjectInput {
+    /// What to copy.
+    pub source: CopySource,
+    /// The destination bucket (the request goes to this bucket).
+    pub bucket: BucketName,
+    /// The destination key (may equal the source: an in-place metadata edit).
+    pub key: ObjectKey,
+    /// Whether [`Self::metadata`] and [`Self::content`] replace the source's.
+    pub metadata_directive: MetadataDirective,
+    /// With [`MetadataDirective::Replace`]: the destination's complete user
+    /// metadata. Not sent under `Copy`.
+    pub metadata: UserMetadata,
+    /// With [`MetadataDirective::Replace`]: the destination's content headers.
+    /// Not sent under `Copy`.
+    pub content: ContentHeaders,
+    /// Whether [`Self::tags`] replace the source's tags.
+    pub tagging_directive: TaggingDirective,
+    /// With [`TaggingDirective::Replace`]: the destination's complete tag set;
+    /// empty = no tags (sent as an empty `x-oss-tagging` value). Not sent under `Copy`.
+    pub tags: TagSet,
+    /// `x-oss-storage-class` of the destination; `None` = the bucket's default.
+    pub storage_class: Option<StorageClass>,
+    /// `x-oss-object-acl` of the destination; `None` = inherit from the bucket.
+    pub acl: Option<ObjectAcl>,
+    /// `x-oss-forbid-overwrite: true`: fail with `AlreadyExists` if the destination exists.
+    pub forbid_overwrite: bool,
+    /// Conditions on the source.
+    pub conditions: CopySourceConditions,
+}
+
+impl CopyObjectInput {
+    /// A plain copy of `source` to `bucket`/`key` (metadata and tags copied).
+    pub fn new(source: CopySource, bucket: BucketName, key: ObjectKey) -> Self {
+        CopyObjectInput {
+            source,
+            bucket,
+            key,
+            metadata_directive: MetadataDirective::Copy,
+            metadata: UserMetadata::empty(),
+            content: ContentHeaders::default(),
+            tagging_directive: TaggingDirective::Copy,
+            tags: TagSet::empty(),
+            storage_class: None,
+            acl: None,
+            forbid_overwrite: false,
+            conditions: CopySourceConditions::default(),
+        }
+    }
+}
+
+/// Result of CopyObject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyObjectOutput {
+    /// ETag of the destination (XML body, else the `ETag` header).
+    pub etag: Option<String>,
+    /// `LastModified` of the destination (XML body; `None` if absent or unparsable).
+    pub last_modified: Option<SystemTime>,
+    /// `x-oss-version-id`: the destination's new version (versioned buckets).
+    pub version_id: Option<VersionId>,
+    /// `x-oss-copy-source-version-id`: the source version that was copied.
+    pub source_version_id: Option<VersionId>,
+    /// `x-oss-hash-crc64ecma` of the destination, when OSS sent it.
+    pub crc64: Option<u64>,
+    /// `x-oss-request-id`.
+    pub request_id: Option<String>,
+}
+
+/// Builds `PUT /{destKey}` with `x-oss-copy-source` and no body. Directive
+/// headers are sent only for `Replace` (`Copy` is OSS's default), and with
+/// them the replacing metadata/content headers or tags.
+pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
+    let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
+    req.header_set("x-oss-copy-source", input.source.header_value());
+    let replace_metadata = input.metadata_directive == MetadataDirective::Replace;
+    let replace_tags = input.tagging_directive == TaggingDirective::Replace;
+    if replace_metadata {
+        req.header_set(
+            "x-oss-metadata-directive",
+            MetadataDirective::Replace.as_str(),
+        );
+        input.content.push_to(&mut req);
+    }
+    let no_metadata = UserMetadata::empty();
+    let no_tags = TagSet::empty();
+    req.write_headers(WriteHeaders {
+        metadata: if replace_metadata {
+            &input.metadata
+        } else {
+            &no_metadata
+        },
+        tags: if replace_tags { &input.tags } else { &no_tags },
+        storage_class: input.storage_class,
+        acl: input.acl,
+        forbid_overwrite: input.forbid_overwrite,
+    });
+    if replace_tags {
+        req.header_set(
+            "x-oss-tagging-directive",
+            TaggingDirective::Replace.as_str(),
+        );
+        if input.tags.is_empty() {
+            // write_headers omits an empty set; Replace needs the (empty) header
+            // so the destination ends up with no tags.
+            req.header_set("x-oss-tagging", "");
+        }
+    }
+    input.conditions.push_to(&mut req);
+    req
+}
+
+/// Parses an ISO 8601 / RFC 3339 time from an XML result; `None` if unparsable.
+pub(crate) fn parse_iso_time(s: Option<&str>) -> Option<SystemTime> {
+    let s = s?.trim();
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(SystemTime::from)
+}
+
+/// Parses a `<CopyObjectResult>`/`<CopyPartResult>` body (`root` names which);
+/// an empty body is accepted (the ETag header is then used).
+pub(crate) fn parse_copy_result(
+    r: &Resp<'_>,
+    body: &[u8],
+    root: &str,
+) -> Result<CopyResult, OssError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| r.invalid(format!("{root} body is not UTF-8")))?;
+    if text.trim().is_empty() {
+        return Ok(CopyResult::default());
+    }
+    parse_document::<CopyResult>(text, root)
+        .ok_or_else(|| r.invalid(format!("unparsable {root} body")))
+}
+
+/// `x-oss-copy-source-version-id`.
+pub(crate) fn source_version_id(r: &Resp<'_>) -> Result<Option<VersionId>, OssError> {
+    match r.string("x-oss-copy-source-version-id") {
+        None => Ok(None),
+        Some(s) => VersionId::parse(&s).map(Some).map_err(|v| {
+            r.invalid(format!(
+                "bad x-oss-copy-source-version-id: {}",
+                v.description
+            ))
+        }),
+    }
+}
+
+/// Parses a CopyObject success (headers and `<CopyObjectResult>` body).
+pub fn parse_copy_object(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<CopyObjectOutput, OssError> {
+    let r = Resp::new(status, headers);
+    let doc = parse_copy_result(&r, body, "CopyObjectResult")?;
+    Ok(CopyObjectOutput {
+        etag: doc
+            .etag
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .or_else(|| r.etag()),
+        last_modified: parse_iso_time(doc.last_modified.as_deref()),
+        version_id: r.version_id()?,
+        source_version_id: source_version_id(&r)?,
+        crc64: r.crc64()?,
+        request_id: r.request_id(),
+    })
+}
+
+impl Client {
+    /// CopyObject: copies `input.source` to `input.bucket`/`input.key` in one
+    /// request (OSS's size limits apply, see oss-protocol.md section 3; use
+    /// UploadPartCopy above them). Retried like any body-less request.
+    pub async fn copy_object(&self, input: &CopyObjectInput) -> Result<CopyObjectOutput, OssError> {
+        let resp = self.send(&build_copy_object(input)).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = read_body(resp, MAX_XML_BODY).await?;
+        parse_copy_object(status, &headers, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Payload;
+    use super::super::test_support::*;
+    use super::*;
+    use crate::oss::OssErrorKind;
+    use std::time::Duration;
+
+    /// CAP pyv2-v4-CopyObject.http / oss2-v4-CopyObject.http inputs.
+    fn capture_copy_input() -> CopyObjectInput {
+        let mut input = CopyObjectInput::new(
+            CopySource::new(bucket(), key("src/中文 file.txt")),
+            bucket(),
+            key("dest/copy.txt"),
+        );
+        input.metadata_directive = MetadataDirective::Replace;
+        input.metadata = UserMetadata::from_pairs([("author", "bob")]).unwrap();
+        input.content.content_type = Some("text/plain".into());
+        input.tagging_directive = TaggingDirective::Replace;
+        input.tags = TagSet::from_pairs([("status", "copied")]).unwrap();
+        input
+    }
+
+    #[test]
+    fn directive_wire_values() {
+        assert_eq!(MetadataDirective::Copy.as_str(), "COPY");
+        assert_eq!(MetadataDirective::Replace.as_str(), "REPLACE");
+        assert_eq!(TaggingDirective::Copy.as_str(), "Copy");
+        assert_eq!(TaggingDirective::Replace.as_str(), "Replace");
+        assert_eq!(MetadataDirective::default(), MetadataDirective::Copy);
+        assert_eq!(TaggingDirective::default(), TaggingDirective::Copy);
+    }
+
+    #[test]
+    fn copy_object_matches_pyv2_capture() {
+        let req = build_copy_object(&capture_copy_input());
+        assert_eq!(req.method, Method::PUT);
+        assert_eq!(req.key.as_ref().map(|k| k.as_str()), Some("dest/copy.txt"));
+        assert!(req.query.is_empty());
+        assert_eq!(req.payload, Payload::Empty);
+        assert!(req.is_replayable());
+        // pyv2 also sends the empty-body Content-MD5, which we do not.
+        assert_eq!(
+            sorted(&req),
+            owned(&[
+                (
+                    "x-oss-copy-source",
+                    "/examplebucket/src/%E4%B8%AD%E6%96%87%20file.txt"
+                ),
+                ("x-oss-meta-author", "bob"),
+                ("content-type", "text/plain"),
+                ("x-oss-metadata-directive", "REPLACE"),
+                ("x-oss-tagging", "status=copied"),
+                ("x-oss-tagging-directive", "Replace"),
+            ])
+        );
+    }
+
+    #[test]
+    fn in_place_metadata_edit_matches_capture() {
+        // CAP pyv2-v4-CopyObjectInPlaceMeta.http
+        let mut input = CopyObjectInput::new(
+            CopySource::new(bucket(), key("docs/report.txt")),
+            bucket(),
+            key("docs/report.txt"),
+        );
+        input.metadata_directive = MetadataDirective::Replace;
+        input.metadata = UserMetadata::from_pairs([("reviewed", "yes")]).unwrap();
+        input.content.content_type = Some("text/plain".into());
+        let req = build_copy_object(&input);
+        assert_eq!(
+            sorted(&req),
+            owned(&[
+                ("x-oss-copy-source", "/examplebucket/docs/report.txt"),
+                ("x-oss-meta-reviewed", "yes"),
+                ("content-type", "text/plain"),
+                ("x-oss-metadata-directive", "REPLACE"),
+            ])
+        );
+    }
+
+    #[test]
+    fn copy_directive_sends_no_metadata_or_tags() {
+        let mut input = capture_copy_input();
+        input.metadata_directive = MetadataDirective::Copy;
+        input.tagging_directive = TaggingDirective::Copy;
+        let req = build_copy_object(&input);
+        assert_eq!(
+            sorted(&req),
+            owned(&[(
+                "x-oss-copy-source",
+                "/examplebucket/src/%E4%B8%AD%E6%96%87%20file.txt"
+            )])
+        );
+    }
+
+    #[test]
+    fn replace_with_empty_tag_set_sends_empty_tagging_header() {
+        let mut input =
+            CopyObjectInput::new(CopySource::new(bucket(), key("a")), bucket(), key("b"));
+        input.tagging_directive = TaggingDirective::Replace;
+        let req = build_copy_object(&input);
+        assert_eq!(req.header("x-oss-tagging-directive"), Some("Replace"));
+        assert_eq!(req.header("x-oss-tagging"), Some(""));
+        assert_eq!(
+            req.headers
+                .iter()
+                .filter(|(k, _)| k == "x-oss-tagging")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn every_option_and_precondition() {
+        let mut input = CopyObjectInput::new(
+            CopySource {
+                bucket: BucketName::parse("src-bucket").unwrap(),
+                key: key("a b/c+d?e.txt"),
+                version_id: Some(version()),
+            },
+            bucket(),
+            key("dst"),
+        );
+        input.storage_class = Some(StorageClass::ColdArchive);
+        input.acl = Some(ObjectAcl::PublicRead);
+        input.forbid_overwrite = true;
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_736_929_800);
+        input.conditions = CopySourceConditions {
+            if_match: Some("\"E1\"".into()),
+            if_none_match: Some("\"E2\"".into()),
+            if_modified_since: Some(t),
+            if_unmodified_since: Some(t + Duration::from_secs(60)),
+        };
+        let req = build_copy_object(&input);
+        assert_eq!(
+            sorted(&req),
+            owned(&[
+                (
+                    "x-oss-copy-source",
+                    &format!("/src-bucket/a%20b/c%2Bd%3Fe.txt?versionId={CAPTURE_VERSION}")
+                ),
+                ("x-oss-storage-class", "ColdArchive"),
+                ("x-oss-object-acl", "public-read"),
+                ("x-oss-forbid-overwrite", "true"),
+                ("x-oss-copy-source-if-match", "\"E1\""),
+                ("x-oss-copy-source-if-none-match", "\"E2\""),
+                (
+                    "x-oss-copy-source-if-modified-since",
+                    "Wed, 15 Jan 2025 08:30:00 GMT"
+                ),
+                (
+                    "x-oss-copy-source-if-unmodified-since",
+                    "Wed, 15 Jan 2025 08:31:00 GMT"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn copy_source_encoding() {
+        let cases = [
+            ("plain.txt", "/examplebucket/plain.txt"),
+            (
+                "dir/sub/file name.txt",
+                "/examplebucket/dir/sub/file%20name.txt",
+            ),
+            ("a+b", "/examplebucket/a%2Bb"),
+            ("what?versionId=x", "/examplebucket/what%3FversionId%3Dx"),
+            ("测试/é", "/examplebucket/%E6%B5%8B%E8%AF%95/%C3%A9"),
+            ("100%#&", "/examplebucket/100%25%23%26"),
+            ("~keep-_.", "/examplebucket/~keep-_."),
+        ];
+        for (k, want) in cases {
+            assert_eq!(
+                CopySource::new(bucket(), key(k)).header_value(),
+                want,
+                "{k}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_result_parsing() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<CopyObjectResult>
+  <ETag>"5B3C1A2E053D763E1B002CC607C5A0FE"</ETag>
+  <LastModified>2025-01-15T08:30:00.000Z</LastModified>
+</CopyObjectResult>"#;
+        let h = headers(&[
+            ("x-oss-version-id", "V2"),
+            ("x-oss-copy-source-version-id", "V1"),
+            ("x-oss-hash-crc64ecma", "42"),
+            ("x-oss-request-id", "R"),
+            ("etag", "\"HEADER\""),
+        ]);
+        let out = parse_copy_object(200, &h, body).unwrap();
+        assert_eq!(
+            out.etag.as_deref(),
+            Some("\"5B3C1A2E053D763E1B002CC607C5A0FE\"")
+        );
+        assert_eq!(
+            out.last_modified,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_736_929_800))
+        );
+        assert_eq!(out.version_id.as_ref().map(|v| v.as_str()), Some("V2"));
+        assert_eq!(
+            out.source_version_id.as_ref().map(|v| v.as_str()),
+            Some("V1")
+        );
+        assert_eq!(out.crc64, Some(42));
+        assert_eq!(out.request_id.as_deref(), Some("R"));
+        // empty body: header ETag
+        let out = parse_copy_object(200, &h, b"").unwrap();
+        assert_eq!(out.etag.as_deref(), Some("\"HEADER\""));
+        assert_eq!(out.last_modified, None);
+        // unknown children are ignored, bad dates are None
+        let out = parse_copy_object(
+            200,
+            &HeaderMap::new(),
+            b"<CopyObjectResult><New>x</New><LastModified>yesterday</LastModified></CopyObjectResult>",
+        )
+        .unwrap();
+        assert_eq!((out.etag, out.last_modified), (None, None));
+        for bad in [
+            &b"<Error><Code>x</Code></Error>"[..],
+            b"<html>",
+            &[0xff, 0xfe],
+        ] {
+            let err = parse_copy_object(200, &HeaderMap::new(), bad).unwrap_err();
+            assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+        }
+        let err =
+            parse_copy_object(200, &headers(&[("x-oss-hash-crc64ecma", "nope")]), b"").unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+    }
+}
