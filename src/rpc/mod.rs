@@ -156,4 +156,52 @@ impl ObjectService for ObjectServiceImpl {
         )
         .await
     }
+
+    async fn copy_object(
+        &self,
+        _request: Request<proto::CopyObjectRequest>,
+    ) -> Result<Response<proto::CopyObjectResponse>, Status> {
+        Err(Status::unimplemented("CopyObject is not implemented yet"))
+    }
+
+    async fn update_object_metadata(
+        &self,
+        _request: Request<proto::UpdateObjectMetadataRequest>,
+    ) -> Result<Response<proto::UpdateObjectMetadataResponse>, Status> {
+        Err(Status::unimplemented(
+            "UpdateObjectMetadata is not implemented yet",
+        ))
+    }
+
+    async fn append_object(
+        &self,
+        _request: Request<Streaming<proto::AppendObjectRequest>>,
+    ) -> Result<Response<proto::AppendObjectResponse>, Status> {
+        Err(Status::unimplemented("AppendObject is not implemented yet"))
+    }
+
+    async fn start_resumable_write(
+        &self,
+        _request: Request<proto::StartResumableWriteRequest>,
+    ) -> Result<Response<proto::StartResumableWriteResponse>, Status> {
+        Err(Status::unimplemented(
+            "StartResumableWrite is not implemented yet",
+        ))
+    }
+
+    async fn query_write_status(
+        &self,
+        _request: Request<proto::QueryWriteStatusRequest>,
+    ) -> Result<Response<proto::QueryWriteStatusResponse>, Status> {
+        Err(Status::unimplemented("QueryWriteStatus is not implemented yet"))
+    }
+
+    async fn abort_resumable_write(
+        &self,
+        _request: Request<proto::AbortResumableWriteRequest>,
+    ) -> Result<Response<proto::AbortResumableWriteResponse>, Status> {
+        Err(Status::unimplemented(
+            "AbortResumableWrite is not implemented yet",
+        ))
+    }
 }

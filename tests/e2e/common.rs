@@ -172,7 +172,7 @@ pub async fn write_chunks(
             write_offset: offset,
             data: bytes::Bytes::copy_from_slice(piece),
             finish_write: i + 1 == count,
-            object_checksums: None,
+            ..Default::default()
         });
         offset += piece.len() as i64;
     }
