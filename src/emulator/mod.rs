@@ -1,11 +1,22 @@
 //! An OSS-compatible HTTP server for tests and local development.
 //!
-//! It speaks the OSS object API subset ossgate uses (PutObject, GetObject, HeadObject,
-//! GetObjectMeta, DeleteObject, object tagging, symlinks), verifies V1/V4 signatures
-//! (header and presigned URL, STS tokens, clock skew) with the same [`crate::oss::sign`]
-//! building blocks the client signs with, answers with OSS-shaped XML errors, and stores
-//! objects in memory or on disk (`data_dir`, atomic writes, survives restarts).
-//! Addressing: path style and virtual-host style (see [`route`]).
+//! The official SDKs (alibabacloud-oss-v2, oss2, ali-oss) run against it with signature
+//! checking on; see `tests/interop`.
+//!
+//! * **Operations:** PutObject (Content-Length or chunked; Content-MD5 checked; nothing is
+//!   stored unless the whole body arrived), GetObject (Range, versionId, `response-*`,
+//!   If-* conditions), HeadObject, GetObjectMeta (`HEAD ?objectMeta`), DeleteObject
+//!   (delete markers and versionId in versioned buckets), Put/Get/DeleteObjectTagging
+//!   (versionId), PutSymlink/GetSymlink (GET/HEAD on a link resolve the target). PutObject and
+//!   PutSymlink take `x-oss-tagging`, `x-oss-meta-*`, `x-oss-forbid-overwrite`,
+//!   `x-oss-storage-class`, `x-oss-object-acl`. Everything else answers NotImplemented
+//!   (501) or MethodNotAllowed (405).
+//! * **Errors:** OSS-shaped XML (`Code`, `Message`, `RequestId`, `HostId`, `EC` where one is
+//!   documented); HEAD errors have no body but `x-oss-err` (base64 XML) and `x-oss-ec`.
+//! * **Authentication** ([`auth`]): V1/V4 header signatures and presigned URLs, verified
+//!   with [`crate::oss::sign`]; STS tokens; 15-minute clock skew.
+//! * **Addressing** ([`route`]): path style, virtual-host style, ali-oss `sldEnable`.
+//! * **Storage** ([`store`]): in memory, or durable under a directory (atomic writes).
 
 pub mod auth;
 mod cli;
