@@ -37,9 +37,79 @@ pub struct Settings {
     pub emulator: EmulatorSettings,
     /// Server behaviour.
     pub server: ServerSettings,
+    /// Streamed writes (WriteObject, resumable writes).
+    pub upload: UploadSettings,
+    /// CopyObject.
+    pub copy: CopySettings,
     /// Logging.
     pub log: LogSettings,
 }
+
+/// `[upload]`: how WriteObject streams become OSS uploads.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadSettings {
+    /// Bytes per multipart part (grown automatically so 10,000 parts always suffice).
+    /// A stream no longer than one part becomes a single PutObject.
+    pub part_size_bytes: u64,
+    /// Parts of one upload in flight at the same time.
+    pub parallelism: usize,
+    /// Bytes all uploads together may hold in memory; a stream waits for room.
+    pub memory_budget_bytes: u64,
+    /// Secret that protects resumable-write ids. Replicas that share it can resume each
+    /// other's writes; empty makes a random one per process.
+    pub resumable_secret: String,
+}
+
+/// `[copy]`: how CopyObject runs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CopySettings {
+    /// Sources larger than this are copied with parallel UploadPartCopy.
+    pub multipart_threshold_bytes: u64,
+    /// Bytes per UploadPartCopy part (grown so 10,000 parts always suffice).
+    pub part_size_bytes: u64,
+    /// Parts copied at the same time.
+    pub parallelism: usize,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self {
+            part_size_bytes: 8 * MIB,
+            parallelism: 4,
+            memory_budget_bytes: 256 * MIB,
+            resumable_secret: String::new(),
+        }
+    }
+}
+
+impl Default for CopySettings {
+    fn default() -> Self {
+        Self {
+            // OSS documents single CopyObject up to 1 GB when anything changes, 5 GB otherwise.
+            multipart_threshold_bytes: 1024 * MIB,
+            part_size_bytes: 64 * MIB,
+            parallelism: 8,
+        }
+    }
+}
+
+impl fmt::Debug for UploadSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadSettings")
+            .field("part_size_bytes", &self.part_size_bytes)
+            .field("parallelism", &self.parallelism)
+            .field("memory_budget_bytes", &self.memory_budget_bytes)
+            .field("resumable_secret", &redacted(&self.resumable_secret))
+            .finish()
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+/// OSS's part size limits.
+const MIN_PART_BYTES: u64 = 100 * 1024;
+const MAX_PART_BYTES: u64 = 5 * 1024 * MIB;
 
 /// `[oss]`: the OSS endpoint, signing and credentials.
 #[derive(Clone, Deserialize, Serialize, PartialEq)]
@@ -100,6 +170,8 @@ impl Default for Settings {
             oss: OssSettings::default(),
             emulator: EmulatorSettings::default(),
             server: ServerSettings::default(),
+            upload: UploadSettings::default(),
+            copy: CopySettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -271,6 +343,34 @@ impl Settings {
                 )
             })?;
         }
+        for (setting, part) in [
+            ("upload.part_size_bytes", self.upload.part_size_bytes),
+            ("copy.part_size_bytes", self.copy.part_size_bytes),
+        ] {
+            if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&part) {
+                bail!(
+                    "{setting}: {part} is outside OSS's part sizes {MIN_PART_BYTES}..={MAX_PART_BYTES}"
+                );
+            }
+        }
+        for (setting, parallelism) in [
+            ("upload.parallelism", self.upload.parallelism),
+            ("copy.parallelism", self.copy.parallelism),
+        ] {
+            if !(1..=64).contains(&parallelism) {
+                bail!("{setting}: {parallelism} is outside 1..=64");
+            }
+        }
+        if self.upload.memory_budget_bytes < self.upload.part_size_bytes {
+            bail!(
+                "upload.memory_budget_bytes: {} is smaller than one part ({} bytes)",
+                self.upload.memory_budget_bytes,
+                self.upload.part_size_bytes
+            );
+        }
+        if self.copy.multipart_threshold_bytes == 0 {
+            bail!("copy.multipart_threshold_bytes must be greater than 0");
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log.format: {:?} is not one of text, json", self.log.format);
         }
@@ -336,6 +436,7 @@ impl Settings {
         let mut shown = self.clone();
         shown.oss.access_key_secret = redacted(&self.oss.access_key_secret).into();
         shown.oss.security_token = redacted(&self.oss.security_token).into();
+        shown.upload.resumable_secret = redacted(&self.upload.resumable_secret).into();
         serde_json::to_string_pretty(&shown).unwrap_or_default()
     }
 }
@@ -445,6 +546,15 @@ mod tests {
                 "connect_timeout_ms",
             ),
             (&[("OSSGATE_OSS__ENDPONT", "x")], "endpont"),
+            (
+                &[("OSSGATE_UPLOAD__PART_SIZE_BYTES", "1000")],
+                "upload.part_size_bytes",
+            ),
+            (&[("OSSGATE_COPY__PARALLELISM", "0")], "copy.parallelism"),
+            (
+                &[("OSSGATE_UPLOAD__MEMORY_BUDGET_BYTES", "1048576")],
+                "upload.memory_budget_bytes",
+            ),
         ];
         for (vars, setting) in cases {
             let err = Settings::load_from(None, env(vars)).unwrap_err();

@@ -121,7 +121,7 @@ impl RunningServer {
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let (client_config, emulator) = oss_client_config(&settings).await?;
     let client = oss::Client::new(client_config).context("configuring the OSS client")?;
-    let service = ObjectServiceImpl::new(client);
+    let service = ObjectServiceImpl::new(client, &settings);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health

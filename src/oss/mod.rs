@@ -9,6 +9,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod ops;
+pub mod upload;
 pub mod xml;
 
 pub use client::{BoxError, Client, ClientConfig, ConfigError};
@@ -16,12 +17,13 @@ pub use endpoint::Addressing;
 pub use error::{OssError, OssErrorKind};
 pub use ops::object::ObjectId;
 pub use ops::{
-    AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
-    CompleteParts, CompletedPart, CopyObjectInput, CopyObjectOutput, CopySource,
-    CopySourceConditions, InitiateMultipartUploadInput, InitiateMultipartUploadOutput,
-    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
-    MetadataDirective, MultipartUpload, MultipartUploadId, Part, TaggingDirective,
-    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    AbortMultipartUploadOutput, AppendObjectInput, AppendObjectOutput,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CompleteParts, CompletedPart,
+    CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions,
+    InitiateMultipartUploadInput, InitiateMultipartUploadOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MetadataDirective,
+    MultipartUpload, MultipartUploadId, Part, TaggingDirective, UploadPartCopyInput,
+    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 pub use ops::{
     ByteRange, ByteStream, ContentHeaders, ContentRange, DeleteObjectInput, DeleteObjectOutput,

@@ -7,6 +7,7 @@ mod object;
 pub mod status;
 mod symlink;
 mod tagging;
+pub mod upload_token;
 mod validate;
 mod write;
 
@@ -15,7 +16,16 @@ use std::{future::Future, time::Instant};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span};
 
-use crate::{oss::Client, proto, proto::object_service_server::ObjectService};
+use crate::{
+    config::{CopySettings, Settings},
+    oss::{
+        Client,
+        upload::{MemoryBudget, UploadOptions},
+    },
+    proto,
+    proto::object_service_server::ObjectService,
+};
+use upload_token::UploadTokenKey;
 
 pub use object::READ_CHUNK_BYTES;
 pub use write::MAX_PUT_OBJECT_BYTES;
@@ -24,12 +34,50 @@ pub use write::MAX_PUT_OBJECT_BYTES;
 #[derive(Clone)]
 pub struct ObjectServiceImpl {
     client: Client,
+    uploads: UploadConfig,
+    copy: CopySettings,
+}
+
+/// How streamed writes run, shared by every call.
+#[derive(Clone, Debug)]
+pub struct UploadConfig {
+    /// Part size, parallelism and the memory budget shared by all uploads.
+    pub options: UploadOptions,
+    /// Protects resumable-write ids.
+    pub tokens: UploadTokenKey,
 }
 
 impl ObjectServiceImpl {
-    /// A service that forwards to OSS through `client`.
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    /// A service that forwards to OSS through `client`, with the `[upload]` and `[copy]`
+    /// settings.
+    pub fn new(client: Client, settings: &Settings) -> Self {
+        let upload = &settings.upload;
+        let tokens = if upload.resumable_secret.is_empty() {
+            tracing::info!(
+                "upload.resumable_secret is not set: resumable-write ids are valid only in this process"
+            );
+            UploadTokenKey::random()
+        } else {
+            UploadTokenKey::new(upload.resumable_secret.as_bytes())
+        };
+        let budget = usize::try_from(upload.memory_budget_bytes).unwrap_or(usize::MAX);
+        Self {
+            client,
+            uploads: UploadConfig {
+                options: UploadOptions {
+                    part_size: upload.part_size_bytes,
+                    parallelism: upload.parallelism,
+                    budget: MemoryBudget::new(budget),
+                },
+                tokens,
+            },
+            copy: settings.copy.clone(),
+        }
+    }
+
+    /// Bytes all uploads hold in memory right now.
+    pub fn upload_memory_in_use(&self) -> usize {
+        self.uploads.options.budget.in_use()
     }
 }
 
@@ -62,7 +110,7 @@ impl ObjectService for ObjectServiceImpl {
     ) -> Result<Response<proto::WriteObjectResponse>, Status> {
         observe(
             "WriteObject",
-            write::write(&self.client, request.into_inner()),
+            write::write(&self.client, &self.uploads, request.into_inner()),
         )
         .await
     }
@@ -182,26 +230,34 @@ impl ObjectService for ObjectServiceImpl {
 
     async fn start_resumable_write(
         &self,
-        _request: Request<proto::StartResumableWriteRequest>,
+        request: Request<proto::StartResumableWriteRequest>,
     ) -> Result<Response<proto::StartResumableWriteResponse>, Status> {
-        Err(Status::unimplemented(
-            "StartResumableWrite is not implemented yet",
-        ))
+        observe(
+            "StartResumableWrite",
+            write::start_resumable(&self.client, &self.uploads, request.into_inner()),
+        )
+        .await
     }
 
     async fn query_write_status(
         &self,
-        _request: Request<proto::QueryWriteStatusRequest>,
+        request: Request<proto::QueryWriteStatusRequest>,
     ) -> Result<Response<proto::QueryWriteStatusResponse>, Status> {
-        Err(Status::unimplemented("QueryWriteStatus is not implemented yet"))
+        observe(
+            "QueryWriteStatus",
+            write::query_status(&self.client, &self.uploads, request.into_inner()),
+        )
+        .await
     }
 
     async fn abort_resumable_write(
         &self,
-        _request: Request<proto::AbortResumableWriteRequest>,
+        request: Request<proto::AbortResumableWriteRequest>,
     ) -> Result<Response<proto::AbortResumableWriteResponse>, Status> {
-        Err(Status::unimplemented(
-            "AbortResumableWrite is not implemented yet",
-        ))
+        observe(
+            "AbortResumableWrite",
+            write::abort_resumable(&self.client, &self.uploads, request.into_inner()),
+        )
+        .await
     }
 }

@@ -124,6 +124,7 @@ mod tests {
             ec: Some("0016-00000502".into()),
             http_status: Some(http_status),
             retryable,
+            next_append_position: None,
         }
     }
 

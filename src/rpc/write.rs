@@ -1,58 +1,237 @@
-//! WriteObject: the caller's stream becomes one PutObject whose body is fed while the chunks
-//! arrive, so memory stays at a couple of chunks whatever the object size.
+//! WriteObject and the resumable-write RPCs.
 //!
-//! Nothing half-written is ever stored: the newest chunk is held back until the next one
-//! arrives, so the HTTP body cannot complete before `finish_write`, the size and every
-//! checksum have been checked. Any problem (a bad offset, a checksum mismatch, a stream that
-//! ends without `finish_write`, a cancelled call) aborts the HTTP body and OSS stores nothing.
+//! A stream is buffered up to one part (memory from the shared budget). If it finishes
+//! within that part, it becomes one PutObject; otherwise a multipart upload whose parts go
+//! out in parallel while the stream keeps arriving. Memory per stream stays at about part
+//! size × (parts in flight + 1), and all streams together stay within `upload.memory_budget_bytes`
+//! (a stream waits for room, and gRPC flow control slows the caller).
+//!
+//! Nothing half-written is ever presented as written. Offsets, the declared size and the
+//! caller's checksums are checked before the object is committed (PutObject is sent or the
+//! upload completed), and OSS's CRC-64 is checked after. A non-resumable write that fails or
+//! is cancelled aborts its multipart upload. A resumable write keeps the parts OSS has
+//! stored, so the caller can query how much is persisted and continue from there.
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Code, Status, Streaming};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{
+    UploadConfig,
     convert::version_string,
     status::{gateway_error, invalid_field, oss_status},
+    upload_token::ResumableUpload,
     validate::Validation,
 };
 use crate::{
-    model::Crc64,
-    oss::{Client, ContentHeaders, ObjectId, OssErrorKind, PutObjectInput},
+    model::{BucketName, Crc64, ObjectAcl, ObjectKey, crc64_combine},
+    oss::{
+        Client, CompleteMultipartUploadInput, CompleteParts, ContentHeaders,
+        InitiateMultipartUploadInput, MultipartUploadId, ObjectId, OssError, OssErrorKind,
+        PutObjectInput,
+        upload::{
+            AbortOnDrop, MAX_PARTS, MultipartWriter, StoredPart, UploadOptions, plan_part_size,
+        },
+    },
     proto,
 };
 
-/// The largest object a single PutObject may carry.
+/// The largest object a single PutObject may carry; larger streams use multipart anyway.
 pub const MAX_PUT_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The largest object OSS accepts (10,000 parts of 5 GiB).
+pub const MAX_OBJECT_BYTES: u64 = 48_800 * 1024 * 1024 * 1024;
 
 /// What the caller asked for, validated from the first message.
 struct WritePlan {
-    input: PutObjectInput,
+    object: PutObjectInput,
     object_size: Option<u64>,
     expected_crc64: Option<u64>,
     expected_md5: Option<[u8; 16]>,
 }
 
-/// What arrived, once the stream is complete and checked.
-struct Received {
-    size: u64,
-    crc64: u64,
+/// Checks each message of a stream (offsets, size, checksums) and keeps the running CRC.
+struct Intake {
+    expected_offset: u64,
+    limit: u64,
+    object_size: Option<u64>,
+    crc: Crc64,
+    md5: Option<Md5>,
+    expected_crc64: Option<u64>,
+    expected_md5: Option<[u8; 16]>,
+    first: bool,
 }
 
-/// Why feeding the body stopped.
-enum PumpError {
-    /// The caller's stream was wrong or broke: the body was aborted.
-    Caller(Status),
-    /// The upload ended (OSS answered or failed) before the body was complete.
-    UploadEnded,
+/// One message's worth of checked data.
+struct Accepted {
+    data: Bytes,
+    finish: bool,
 }
 
+impl Intake {
+    fn new(plan_size: Option<u64>, crc: Option<u64>, md5: Option<[u8; 16]>, start: u64) -> Self {
+        Self {
+            expected_offset: start,
+            limit: plan_size.unwrap_or(MAX_OBJECT_BYTES),
+            object_size: plan_size,
+            crc: Crc64::new(),
+            md5: md5.map(|_| Md5::new()),
+            expected_crc64: crc,
+            expected_md5: md5,
+            first: true,
+        }
+    }
+
+    /// Checks one message; returns its data (with bytes before `skip_until` dropped).
+    fn accept(
+        &mut self,
+        mut message: proto::WriteObjectRequest,
+        skip_until: u64,
+    ) -> Result<Accepted, Status> {
+        if !self.first && (message.spec.is_some() || !message.upload_id.is_empty()) {
+            return Err(invalid_field(
+                "spec",
+                "only the first message may carry spec or upload_id",
+            ));
+        }
+        let offset = u64::try_from(message.write_offset).map_err(|_| {
+            invalid_field(
+                "write_offset",
+                format!("{} is negative", message.write_offset),
+            )
+        })?;
+        if offset != self.expected_offset {
+            return Err(invalid_field(
+                "write_offset",
+                format!(
+                    "{offset} does not match the {} bytes received so far",
+                    self.expected_offset
+                ),
+            ));
+        }
+        let mut data = std::mem::take(&mut message.data);
+        let end = offset.saturating_add(data.len() as u64);
+        if end > self.limit {
+            let why = match self.object_size {
+                Some(size) => format!("more than the declared object_size of {size} bytes"),
+                None => format!("more than {MAX_OBJECT_BYTES} bytes, OSS's object size limit"),
+            };
+            return Err(invalid_field("data", format!("the stream carries {why}")));
+        }
+        self.expected_offset = end;
+        if offset < skip_until {
+            // A resumed write may resend bytes OSS already has: drop them.
+            let skip = (skip_until - offset).min(data.len() as u64) as usize;
+            let _ = data.split_to(skip);
+        }
+        self.crc.update(&data);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(&data);
+        }
+        if let Some(checksums) = message.object_checksums.take() {
+            if !self.first && !message.finish_write {
+                return Err(invalid_field(
+                    "object_checksums",
+                    "may only be sent on the first or the last message",
+                ));
+            }
+            if !self.first {
+                self.late_checksums(&checksums)?;
+            }
+        }
+        self.first = false;
+        Ok(Accepted {
+            data,
+            finish: message.finish_write,
+        })
+    }
+
+    /// Checksums that arrive with the last message.
+    fn late_checksums(&mut self, checksums: &proto::ObjectChecksums) -> Result<(), Status> {
+        if let Some(crc) = checksums.crc64ecma {
+            self.expected_crc64 = Some(crc);
+        }
+        if !checksums.md5.is_empty() {
+            let md5 = <[u8; 16]>::try_from(checksums.md5.as_ref()).map_err(|_| {
+                invalid_field(
+                    "object_checksums.md5",
+                    format!("is {} bytes; an MD5 is 16 bytes", checksums.md5.len()),
+                )
+            })?;
+            if self.md5.is_none() {
+                return Err(invalid_field(
+                    "object_checksums.md5",
+                    "an MD5 must be announced on the first message to be checked",
+                ));
+            }
+            self.expected_md5 = Some(md5);
+        }
+        Ok(())
+    }
+
+    /// At `finish_write`: the declared size and the caller's checksums against what arrived.
+    /// `prefix` is the CRC and length of bytes stored before this stream (resumed writes).
+    fn check_complete(&mut self, prefix: Option<(u64, u64)>) -> Result<(u64, u64), Status> {
+        let (prefix_crc, prefix_len) = prefix.unwrap_or((0, 0));
+        let stream_len = self
+            .expected_offset
+            .saturating_sub(prefix_len.min(self.expected_offset));
+        let size = prefix_len.max(self.expected_offset);
+        if let Some(declared) = self.object_size
+            && declared != size
+        {
+            return Err(invalid_field(
+                "spec.object_size",
+                format!("declared {declared} bytes but the stream carried {size}"),
+            ));
+        }
+        let crc = crc64_combine(prefix_crc, self.crc.value(), stream_len);
+        if let Some(expected) = self.expected_crc64
+            && expected != crc
+        {
+            return Err(invalid_field(
+                "object_checksums.crc64ecma",
+                format!("{expected} does not match the data received (CRC-64 {crc})"),
+            ));
+        }
+        if let (Some(expected), Some(md5)) = (self.expected_md5, self.md5.take()) {
+            let actual: [u8; 16] = md5.finalize().into();
+            if expected != actual {
+                return Err(invalid_field(
+                    "object_checksums.md5",
+                    format!(
+                        "{} does not match the data received (MD5 {})",
+                        hex::encode(expected),
+                        hex::encode(actual)
+                    ),
+                ));
+            }
+        }
+        Ok((size, crc))
+    }
+}
+
+/// Reads the next message; the end of the stream before `finish_write` is an error.
+async fn next_message(
+    stream: &mut Streaming<proto::WriteObjectRequest>,
+    received: u64,
+) -> Result<proto::WriteObjectRequest, Status> {
+    match stream.message().await? {
+        Some(message) => Ok(message),
+        None => Err(invalid_field(
+            "finish_write",
+            format!(
+                "the stream ended after {received} bytes without finish_write; nothing was written"
+            ),
+        )),
+    }
+}
+
+/// WriteObject.
 pub async fn write(
     client: &Client,
+    config: &UploadConfig,
     mut stream: Streaming<proto::WriteObjectRequest>,
 ) -> Result<proto::WriteObjectResponse, Status> {
     let first = stream.message().await?.ok_or_else(|| {
@@ -61,61 +240,237 @@ pub async fn write(
             "the stream was empty; the first message must carry spec",
         )
     })?;
+    if !first.upload_id.is_empty() {
+        if first.spec.is_some() {
+            return Err(invalid_field(
+                "upload_id",
+                "send either spec (a new object) or upload_id (a resumable write), not both",
+            ));
+        }
+        return resume(client, config, first, stream).await;
+    }
     let plan = plan(&first)?;
-    let bucket = plan.input.bucket.to_string();
-    let key = plan.input.key.to_string();
+    let part_size = plan_part_size(plan.object_size, config.options.part_size);
+    let mut intake = Intake::new(plan.object_size, plan.expected_crc64, plan.expected_md5, 0);
 
-    let (tx, rx) = mpsc::channel::<Result<Bytes, BoxError>>(2);
-    let upload = client.put_object(&plan.input, ReceiverStream::new(rx));
-    let pump = feed_body(first, &mut stream, tx, &plan);
-    let (uploaded, pumped) = tokio::join!(upload, pump);
-
-    let received = match pumped {
-        Err(PumpError::Caller(status)) => return Err(status),
-        Err(PumpError::UploadEnded) => {
-            return Err(match uploaded {
-                Err(err) => oss_status(err),
-                Ok(_) => gateway_error(
-                    Code::Internal,
-                    "UPLOAD_ENDED_EARLY",
-                    "OSS accepted the object before the stream was complete",
-                ),
+    // Buffer up to one part: a stream that ends within it is a single PutObject.
+    let mut buffered: Vec<Bytes> = Vec::new();
+    let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
+    let mut buffered_len = 0u64;
+    let mut message = first;
+    loop {
+        let accepted = intake.accept(message, 0)?;
+        if !accepted.data.is_empty() {
+            permits.push(config.options.budget.reserve(accepted.data.len()).await);
+            buffered_len += accepted.data.len() as u64;
+            buffered.push(accepted.data);
+        }
+        if accepted.finish {
+            let (size, crc64) = intake.check_complete(None)?;
+            let out = put_single(client, &plan, buffered, size).await;
+            drop(permits);
+            let out = out?;
+            return Ok(proto::WriteObjectResponse {
+                bucket: plan.object.bucket.to_string(),
+                key: plan.object.key.to_string(),
+                etag: out.etag.unwrap_or_default(),
+                version_id: version_string(out.version_id),
+                crc64ecma: crc64,
+                size: size as i64,
             });
         }
-        Ok(received) => received,
+        if buffered_len >= part_size {
+            break;
+        }
+        message = next_message(&mut stream, intake.expected_offset).await?;
+    }
+
+    // More than a part: a multipart upload, aborted if anything goes wrong.
+    let upload = client
+        .initiate_multipart_upload(&initiate_input(&plan.object))
+        .await
+        .map_err(oss_status)?
+        .upload;
+    let mut guard = AbortOnDrop::new(client.clone(), upload.clone());
+    let options = UploadOptions {
+        part_size,
+        ..config.options.clone()
     };
-    let out = match uploaded {
-        Ok(out) => out,
+    let mut writer = MultipartWriter::new(client.clone(), upload, options, Vec::new());
+    drop(permits);
+    let result = feed_multipart(&mut writer, &mut intake, buffered, &mut stream, None).await;
+    let outcome = match result {
+        Ok(()) => {
+            complete(
+                writer,
+                &plan.object.bucket,
+                &plan.object.key,
+                plan.object.acl,
+                plan.object.forbid_overwrite,
+                intake,
+                None,
+            )
+            .await
+        }
+        Err(status) => {
+            writer.abort().await;
+            Err(status)
+        }
+    };
+    // Completed, or aborted above: nothing left for the guard to clean up.
+    guard.disarm();
+    if outcome.is_err() {
+        info!(bucket = %plan.object.bucket, key = %plan.object.key, "write failed; its multipart upload was aborted");
+    }
+    outcome
+}
+
+/// Sends the buffered chunks, then the rest of the stream, into `writer`.
+async fn feed_multipart(
+    writer: &mut MultipartWriter,
+    intake: &mut Intake,
+    buffered: Vec<Bytes>,
+    stream: &mut Streaming<proto::WriteObjectRequest>,
+    skip_until: Option<u64>,
+) -> Result<(), Status> {
+    for chunk in buffered {
+        writer.write(chunk).await.map_err(oss_status)?;
+    }
+    loop {
+        let message = next_message(stream, intake.expected_offset).await?;
+        let accepted = intake.accept(message, skip_until.unwrap_or(0))?;
+        if !accepted.data.is_empty() {
+            writer.write(accepted.data).await.map_err(oss_status)?;
+        }
+        if accepted.finish {
+            return Ok(());
+        }
+    }
+}
+
+/// Checks the caller's size and checksums, then completes the upload. Bytes that do not
+/// match what the caller vouched for abort the upload, resumable or not: they are known bad.
+async fn complete(
+    writer: MultipartWriter,
+    bucket: &BucketName,
+    key: &ObjectKey,
+    acl: Option<ObjectAcl>,
+    forbid_overwrite: bool,
+    mut intake: Intake,
+    prefix: Option<(u64, u64)>,
+) -> Result<proto::WriteObjectResponse, Status> {
+    let (size, crc64) = match intake.check_complete(prefix) {
+        Ok(done) => done,
+        Err(status) => {
+            writer.abort().await;
+            return Err(status);
+        }
+    };
+    let upload = writer.upload().clone();
+    let finished = writer
+        .finish(|upload, parts| CompleteMultipartUploadInput {
+            upload,
+            parts: CompleteParts::List(parts),
+            acl,
+            forbid_overwrite,
+        })
+        .await;
+    let (out, finished) = match finished {
+        Ok(done) => done,
         Err(err) if err.kind == OssErrorKind::ChecksumMismatch => {
-            // Corrupted on the way: do not leave a wrong object presented as written.
-            warn!(%bucket, %key, error = %err, "CRC-64 mismatch after upload; deleting the object");
-            let target = ObjectId::new(plan.input.bucket.clone(), plan.input.key.clone());
-            if let Err(delete_err) = client.delete_object(&target).await {
-                warn!(%bucket, %key, error = %delete_err, "could not delete the corrupted object");
-            }
-            return Err(gateway_error(
-                Code::DataLoss,
-                "CRC64_MISMATCH",
-                format!("{}; the object was deleted", err.message),
-            ));
+            return Err(corrupted(&upload, err).await);
         }
         Err(err) => return Err(oss_status(err)),
     };
+    if finished.crc64 != crc64 || finished.size != size {
+        // The parts OSS stored do not add up to what the caller sent.
+        return Err(corrupted(
+            &upload,
+            OssError::client(
+                OssErrorKind::ChecksumMismatch,
+                format!(
+                    "the stored parts hold {} bytes with CRC-64 {}, the stream {size} bytes with CRC-64 {crc64}",
+                    finished.size, finished.crc64
+                ),
+            ),
+        )
+        .await);
+    }
+    info!(%bucket, %key, size, parts = finished.parts, "multipart write complete");
     Ok(proto::WriteObjectResponse {
-        bucket,
-        key,
+        bucket: bucket.to_string(),
+        key: key.to_string(),
         etag: out.etag.unwrap_or_default(),
         version_id: version_string(out.version_id),
-        crc64ecma: received.crc64,
-        size: received.size as i64,
+        crc64ecma: crc64,
+        size: size as i64,
     })
 }
 
-/// Validates the first message into a plan.
+/// A completed object whose checksum is wrong: delete it and report DATA_LOSS.
+async fn corrupted(upload: &MultipartUploadId, err: OssError) -> Status {
+    warn!(bucket = %upload.bucket, key = %upload.key, error = %err, "checksum mismatch after upload");
+    gateway_error(
+        Code::DataLoss,
+        "CRC64_MISMATCH",
+        format!("{}; the object must not be trusted", err.message),
+    )
+}
+
+/// One PutObject with the buffered bytes (all checks already passed).
+async fn put_single(
+    client: &Client,
+    plan: &WritePlan,
+    chunks: Vec<Bytes>,
+    size: u64,
+) -> Result<crate::oss::PutObjectOutput, Status> {
+    let mut input = plan.object.clone();
+    input.content_length = Some(size);
+    let body = tokio_stream::iter(chunks.into_iter().map(Ok));
+    match client.put_object(&input, body).await {
+        Ok(out) => Ok(out),
+        Err(err) if err.kind == OssErrorKind::ChecksumMismatch => {
+            // Corrupted on the way: do not leave a wrong object presented as written.
+            let target = ObjectId::new(input.bucket.clone(), input.key.clone());
+            if let Err(delete_err) = client.delete_object(&target).await {
+                warn!(bucket = %input.bucket, key = %input.key, error = %delete_err, "could not delete the corrupted object");
+            }
+            Err(gateway_error(
+                Code::DataLoss,
+                "CRC64_MISMATCH",
+                format!("{}; the object was deleted", err.message),
+            ))
+        }
+        Err(err) => Err(oss_status(err)),
+    }
+}
+
+/// The Initiate request for an object's spec.
+fn initiate_input(object: &PutObjectInput) -> InitiateMultipartUploadInput {
+    InitiateMultipartUploadInput {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        content: object.content.clone(),
+        metadata: object.metadata.clone(),
+        tags: object.tags.clone(),
+        storage_class: object.storage_class,
+        acl: object.acl,
+        forbid_overwrite: object.forbid_overwrite,
+    }
+}
+
+/// Validates a spec (with `first`'s checksums) into a plan.
 fn plan(first: &proto::WriteObjectRequest) -> Result<WritePlan, Status> {
     let Some(spec) = first.spec.as_ref() else {
         return Err(invalid_field("spec", "is required in the first message"));
     };
+    plan_spec(spec, first.object_checksums.as_ref())
+}
+
+fn plan_spec(
+    spec: &proto::WriteObjectSpec,
+    checksums: Option<&proto::ObjectChecksums>,
+) -> Result<WritePlan, Status> {
     let mut v = Validation::new();
     let target = v.object_ref_at("spec", &spec.bucket, &spec.key, "");
     let tags = v.tagging("spec.tagging", spec.tagging.as_ref());
@@ -129,26 +484,26 @@ fn plan(first: &proto::WriteObjectRequest) -> Result<WritePlan, Status> {
     let acl = v.acl("spec.acl", spec.acl);
     let object_size = match spec.object_size {
         None => Some(None),
-        Some(size) if size < 0 || size as u64 > MAX_PUT_OBJECT_BYTES => {
+        Some(size) if size < 0 || size as u64 > MAX_OBJECT_BYTES => {
             v.violation(
                 "spec.object_size",
-                format!("{size} is outside 0..={MAX_PUT_OBJECT_BYTES}"),
+                format!("{size} is outside 0..={MAX_OBJECT_BYTES}"),
             );
             None
         }
         Some(size) => Some(Some(size as u64)),
     };
-    let (expected_crc64, expected_md5) = checksums(&mut v, first.object_checksums.as_ref());
-    let plan = v.conclude((|| {
+    let (expected_crc64, expected_md5) = checksums_of(&mut v, checksums);
+    v.conclude((|| {
         let target = target?;
         let object_size = object_size?;
         let expected_md5 = expected_md5?;
         Some(WritePlan {
-            input: PutObjectInput {
+            object: PutObjectInput {
                 bucket: target.bucket,
                 key: target.key,
                 content_length: object_size,
-                // Given up front, OSS verifies the MD5 too.
+                // Given up front, OSS verifies the MD5 of a single PutObject too.
                 content_md5: expected_md5,
                 content: ContentHeaders {
                     content_type: content_type?,
@@ -167,12 +522,11 @@ fn plan(first: &proto::WriteObjectRequest) -> Result<WritePlan, Status> {
             expected_crc64,
             expected_md5,
         })
-    })())?;
-    Ok(plan)
+    })())
 }
 
 /// Reads `object_checksums`; the md5 must be 16 bytes when present.
-fn checksums(
+fn checksums_of(
     v: &mut Validation,
     checksums: Option<&proto::ObjectChecksums>,
 ) -> (Option<u64>, Option<Option<[u8; 16]>>) {
@@ -196,169 +550,212 @@ fn checksums(
     (checksums.crc64ecma, md5)
 }
 
-/// Feeds the caller's chunks into the HTTP body, checking offsets, size and checksums. On a
-/// caller error it pushes an error into the body so the upload is aborted, not completed.
-async fn feed_body(
-    first: proto::WriteObjectRequest,
-    stream: &mut Streaming<proto::WriteObjectRequest>,
-    tx: mpsc::Sender<Result<Bytes, BoxError>>,
-    plan: &WritePlan,
-) -> Result<Received, PumpError> {
-    let result = feed_checked(first, stream, &tx, plan).await;
-    if let Err(PumpError::Caller(status)) = &result {
-        let _ = tx
-            .send(Err(format!("write aborted: {}", status.message()).into()))
-            .await;
-    }
-    result
+// ------------------------------------------------------------------ resumable writes
+
+/// StartResumableWrite: validates the spec, starts the multipart upload (tags and metadata
+/// go on the initiate) and returns its opaque id.
+pub async fn start_resumable(
+    client: &Client,
+    config: &UploadConfig,
+    req: proto::StartResumableWriteRequest,
+) -> Result<proto::StartResumableWriteResponse, Status> {
+    let Some(spec) = req.spec.as_ref() else {
+        return Err(invalid_field("spec", "is required"));
+    };
+    let plan = plan_spec(spec, None)?;
+    let part_size = plan_part_size(plan.object_size, config.options.part_size);
+    let upload = client
+        .initiate_multipart_upload(&initiate_input(&plan.object))
+        .await
+        .map_err(oss_status)?
+        .upload;
+    let token = config.tokens.issue(&ResumableUpload {
+        bucket: upload.bucket.to_string(),
+        key: upload.key.to_string(),
+        upload_id: upload.upload_id.clone(),
+        part_size,
+        object_size: plan.object_size,
+        forbid_overwrite: plan.object.forbid_overwrite,
+        acl: plan.object.acl.map(|a| a.as_str().to_string()),
+    });
+    info!(bucket = %upload.bucket, key = %upload.key, part_size, "resumable write started");
+    Ok(proto::StartResumableWriteResponse { upload_id: token })
 }
 
-async fn feed_checked(
-    first: proto::WriteObjectRequest,
-    stream: &mut Streaming<proto::WriteObjectRequest>,
-    tx: &mpsc::Sender<Result<Bytes, BoxError>>,
-    plan: &WritePlan,
-) -> Result<Received, PumpError> {
-    let caller =
-        |field: &str, description: String| PumpError::Caller(invalid_field(field, description));
-    let limit = plan.object_size.unwrap_or(MAX_PUT_OBJECT_BYTES);
-    let mut crc = Crc64::new();
-    let mut md5 = Md5::new();
-    let mut received: u64 = 0;
-    let mut held: Option<Bytes> = None;
-    let mut message = first;
-    let mut is_first = true;
-    let mut late_checksums = None;
-    loop {
-        if !is_first && message.spec.is_some() {
-            return Err(caller(
-                "spec",
-                "only the first message may carry spec".into(),
-            ));
+/// Opens a resumable-write id into the upload it names.
+fn open_token(
+    config: &UploadConfig,
+    token: &str,
+) -> Result<(ResumableUpload, MultipartUploadId), Status> {
+    let upload = config
+        .tokens
+        .open(token)
+        .map_err(|err| invalid_field("upload_id", err.to_string()))?;
+    let (Ok(bucket), Ok(key)) = (
+        BucketName::parse(&upload.bucket),
+        ObjectKey::parse(&upload.key),
+    ) else {
+        return Err(invalid_field("upload_id", "names an invalid object"));
+    };
+    let id = MultipartUploadId {
+        bucket,
+        key,
+        upload_id: upload.upload_id.clone(),
+    };
+    Ok((upload, id))
+}
+
+/// The parts a resumed write can keep: 1, 2, ... each exactly one part long.
+async fn persisted_parts(
+    client: &Client,
+    upload: &ResumableUpload,
+    id: &MultipartUploadId,
+) -> Result<Vec<StoredPart>, Status> {
+    let mut parts = client.list_all_parts(id).await.map_err(|err| {
+        if err.is_not_found() {
+            Status::not_found(
+                "the resumable write is finished or was aborted (OSS no longer knows its upload)",
+            )
+        } else {
+            oss_status(err)
         }
-        if message.write_offset < 0 || message.write_offset as u64 != received {
-            return Err(caller(
-                "write_offset",
-                format!(
-                    "{} does not match the {received} bytes received so far",
-                    message.write_offset
-                ),
-            ));
-        }
-        let data = message.data;
-        let total = received.saturating_add(data.len() as u64);
-        if total > limit {
-            let why = match plan.object_size {
-                Some(size) => format!("more than the declared spec.object_size of {size} bytes"),
-                None => format!("more than {MAX_PUT_OBJECT_BYTES} bytes, the single-upload limit"),
-            };
-            return Err(caller("data", format!("the stream carries {why}")));
-        }
-        crc.update(&data);
-        if plan.expected_md5.is_some() || message.object_checksums.is_some() {
-            md5.update(&data);
-        }
-        received = total;
-        if message.object_checksums.is_some() && !is_first {
-            if !message.finish_write {
-                return Err(caller(
-                    "object_checksums",
-                    "may only be sent on the first or the last message".into(),
-                ));
-            }
-            late_checksums = message.object_checksums.take();
-        }
-        if message.finish_write {
-            check_complete(plan, received, &crc, md5, late_checksums.as_ref())?;
-            for chunk in held
-                .take()
-                .into_iter()
-                .chain((!data.is_empty()).then_some(data))
-            {
-                tx.send(Ok(chunk))
-                    .await
-                    .map_err(|_| PumpError::UploadEnded)?;
-            }
-            return Ok(Received {
-                size: received,
-                crc64: crc.value(),
-            });
-        }
-        // Hold back the newest chunk: the body must not be complete before finish_write.
-        if !data.is_empty()
-            && let Some(previous) = held.replace(data)
-        {
-            tx.send(Ok(previous))
-                .await
-                .map_err(|_| PumpError::UploadEnded)?;
-        }
-        message = match stream.message().await {
-            Ok(Some(next)) => next,
-            Ok(None) => {
-                return Err(caller(
-                    "finish_write",
-                    format!(
-                        "the stream ended after {received} bytes without finish_write; nothing was written"
-                    ),
-                ));
-            }
-            Err(status) => return Err(PumpError::Caller(status)),
+    })?;
+    parts.sort_by_key(|p| p.part_number);
+    let mut kept = Vec::new();
+    for (index, part) in parts.into_iter().enumerate() {
+        let (Some(crc64), true, true) = (
+            part.crc64,
+            part.part_number as usize == index + 1,
+            part.size == upload.part_size,
+        ) else {
+            break;
         };
-        is_first = false;
+        kept.push(StoredPart {
+            part_number: part.part_number,
+            etag: part.etag,
+            size: part.size,
+            crc64,
+        });
     }
+    Ok(kept)
 }
 
-/// Checks the declared size and every checksum the caller sent against what arrived.
-fn check_complete(
-    plan: &WritePlan,
-    received: u64,
-    crc: &Crc64,
-    md5: Md5,
-    late: Option<&proto::ObjectChecksums>,
-) -> Result<(), PumpError> {
-    let caller =
-        |field: &str, description: String| PumpError::Caller(invalid_field(field, description));
-    if let Some(size) = plan.object_size
-        && size != received
+/// QueryWriteStatus.
+pub async fn query_status(
+    client: &Client,
+    config: &UploadConfig,
+    req: proto::QueryWriteStatusRequest,
+) -> Result<proto::QueryWriteStatusResponse, Status> {
+    let (upload, id) = open_token(config, &req.upload_id)?;
+    let parts = persisted_parts(client, &upload, &id).await?;
+    let persisted: u64 = parts.iter().map(|p| p.size).sum();
+    Ok(proto::QueryWriteStatusResponse {
+        persisted_size: persisted as i64,
+    })
+}
+
+/// AbortResumableWrite.
+pub async fn abort_resumable(
+    client: &Client,
+    config: &UploadConfig,
+    req: proto::AbortResumableWriteRequest,
+) -> Result<proto::AbortResumableWriteResponse, Status> {
+    let (_, id) = open_token(config, &req.upload_id)?;
+    client
+        .abort_multipart_upload(&id)
+        .await
+        .map_err(oss_status)?;
+    info!(bucket = %id.bucket, key = %id.key, "resumable write aborted");
+    Ok(proto::AbortResumableWriteResponse {})
+}
+
+/// WriteObject continuing a resumable write: bytes OSS already has are skipped, the rest
+/// becomes further parts, and `finish_write` completes the upload. A failure keeps what is
+/// stored so the caller can resume again.
+async fn resume(
+    client: &Client,
+    config: &UploadConfig,
+    mut first: proto::WriteObjectRequest,
+    mut stream: Streaming<proto::WriteObjectRequest>,
+) -> Result<proto::WriteObjectResponse, Status> {
+    let (upload, id) = open_token(config, &first.upload_id)?;
+    if first
+        .object_checksums
+        .as_ref()
+        .is_some_and(|c| !c.md5.is_empty())
     {
-        return Err(caller(
-            "spec.object_size",
-            format!("declared {size} bytes but the stream carried {received}"),
+        return Err(invalid_field(
+            "object_checksums.md5",
+            "is not supported for resumable writes (the bytes span several streams); use crc64ecma",
         ));
     }
-    let expected_crc = late.and_then(|c| c.crc64ecma).or(plan.expected_crc64);
-    if let Some(expected) = expected_crc
-        && expected != crc.value()
-    {
-        return Err(caller(
-            "object_checksums.crc64ecma",
+    let stored = persisted_parts(client, &upload, &id).await?;
+    let persisted: u64 = stored.iter().map(|p| p.size).sum();
+    let start = u64::try_from(first.write_offset).unwrap_or(u64::MAX);
+    if start > persisted {
+        return Err(invalid_field(
+            "write_offset",
             format!(
-                "{expected} does not match the data received (CRC-64 {})",
-                crc.value()
+                "{start} is beyond the {persisted} bytes persisted; resume at or before it (QueryWriteStatus)"
             ),
         ));
     }
-    let late_md5 = match late.map(|c| c.md5.as_ref()) {
-        Some(bytes) if !bytes.is_empty() => Some(<[u8; 16]>::try_from(bytes).map_err(|_| {
-            caller(
-                "object_checksums.md5",
-                format!("is {} bytes; an MD5 is 16 bytes", bytes.len()),
-            )
-        })?),
-        _ => None,
-    };
-    if let Some(expected) = late_md5.or(plan.expected_md5) {
-        let actual: [u8; 16] = md5.finalize().into();
-        if expected != actual {
-            return Err(caller(
-                "object_checksums.md5",
-                format!(
-                    "{} does not match the data received (MD5 {})",
-                    hex::encode(expected),
-                    hex::encode(actual)
-                ),
-            ));
-        }
+    if stored.len() as u64 >= MAX_PARTS {
+        return Err(invalid_field(
+            "upload_id",
+            "the upload already has 10,000 parts",
+        ));
     }
-    Ok(())
+    let prefix_crc = stored
+        .iter()
+        .fold(0, |crc, p| crc64_combine(crc, p.crc64, p.size));
+    let expected_crc = first.object_checksums.take().and_then(|c| c.crc64ecma);
+    let mut intake = Intake::new(upload.object_size, expected_crc, None, start);
+    // The running CRC covers only bytes after what OSS holds.
+    let acl = upload.acl.as_deref().and_then(ObjectAcl::parse);
+    let options = UploadOptions {
+        part_size: upload.part_size,
+        ..config.options.clone()
+    };
+    let mut writer = MultipartWriter::new(client.clone(), id.clone(), options, stored);
+    let accepted = match intake.accept(first, persisted) {
+        Ok(accepted) => accepted,
+        Err(status) => return Err(status),
+    };
+    let fed = async {
+        if !accepted.data.is_empty() {
+            writer.write(accepted.data).await.map_err(oss_status)?;
+        }
+        if accepted.finish {
+            return Ok(());
+        }
+        feed_multipart(
+            &mut writer,
+            &mut intake,
+            Vec::new(),
+            &mut stream,
+            Some(persisted),
+        )
+        .await
+    }
+    .await;
+    if let Err(status) = fed {
+        // Keep what OSS stored: the caller resumes from QueryWriteStatus.
+        writer.suspend().await;
+        return Err(status);
+    }
+    let result = complete(
+        writer,
+        &id.bucket,
+        &id.key,
+        acl,
+        upload.forbid_overwrite,
+        intake,
+        Some((prefix_crc, persisted)),
+    )
+    .await;
+    if result.is_ok() {
+        info!(bucket = %id.bucket, key = %id.key, "resumable write complete");
+    }
+    result
 }

@@ -1,0 +1,401 @@
+//! The multipart upload engine: bytes arrive in chunks of any size, are re-blocked into
+//! parts, and go to OSS as parallel UploadParts, with memory bounded per upload (part size ×
+//! parts in flight) and across uploads (a shared [`MemoryBudget`]: a writer waits for room,
+//! it is not refused, so backpressure reaches whoever feeds it).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinSet,
+};
+use tracing::{debug, warn};
+
+use super::{
+    Client, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CompletedPart,
+    MultipartUploadId, OssError, OssErrorKind, UploadPartInput,
+};
+use crate::model::crc64_combine;
+
+/// OSS's smallest part (every part but the last), 100 KiB.
+pub const MIN_PART_SIZE: u64 = 100 * 1024;
+/// OSS's largest part, 5 GiB.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// OSS's most parts in one upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// Part sizes are rounded up to a multiple of this, so they stay tidy.
+const PART_SIZE_ALIGN: u64 = 1024 * 1024;
+
+/// The part size for an upload: the configured default, grown so that `size_hint` bytes fit
+/// in [`MAX_PARTS`] parts, never below [`MIN_PART_SIZE`] nor above [`MAX_PART_SIZE`].
+pub fn plan_part_size(size_hint: Option<u64>, default_part_size: u64) -> u64 {
+    let needed = size_hint.map_or(0, |size| size.div_ceil(MAX_PARTS));
+    let aligned = needed.div_ceil(PART_SIZE_ALIGN) * PART_SIZE_ALIGN;
+    default_part_size
+        .max(aligned)
+        .clamp(MIN_PART_SIZE, MAX_PART_SIZE)
+}
+
+/// Bytes that all uploads together may hold in memory. Writers wait for room.
+#[derive(Clone, Debug)]
+pub struct MemoryBudget {
+    semaphore: Arc<Semaphore>,
+    total: usize,
+}
+
+impl MemoryBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        let bytes = bytes.min(Semaphore::MAX_PERMITS);
+        Self {
+            semaphore: Arc::new(Semaphore::new(bytes)),
+            total: bytes,
+        }
+    }
+
+    /// The budget's size in bytes.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Bytes held right now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.semaphore.available_permits()
+    }
+
+    /// Waits until `bytes` fit, then holds them until the returned permit is dropped.
+    pub async fn reserve(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let bytes = u32::try_from(bytes.min(self.total)).unwrap_or(u32::MAX);
+        self.semaphore
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .expect("the budget's semaphore is never closed")
+    }
+}
+
+/// How an upload runs.
+#[derive(Clone, Debug)]
+pub struct UploadOptions {
+    /// Bytes per part (the last may be smaller).
+    pub part_size: u64,
+    /// Parts uploading at the same time.
+    pub parallelism: usize,
+    /// The shared memory budget.
+    pub budget: MemoryBudget,
+}
+
+/// A part that OSS has stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPart {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// The ETag OSS returned.
+    pub etag: String,
+    /// Bytes in the part.
+    pub size: u64,
+    /// CRC-64 of the part.
+    pub crc64: u64,
+}
+
+/// Feeds one multipart upload. Call [`MultipartWriter::write`] with chunks, then
+/// [`MultipartWriter::finish`]; on any failure call [`MultipartWriter::abort`] (or let the
+/// caller decide to keep the upload for a resumable write).
+pub struct MultipartWriter {
+    client: Client,
+    upload: MultipartUploadId,
+    options: UploadOptions,
+    next_part: u32,
+    buffer: BytesMut,
+    buffer_permits: Vec<OwnedSemaphorePermit>,
+    in_flight: JoinSet<Result<StoredPart, OssError>>,
+    stored: Vec<StoredPart>,
+}
+
+impl MultipartWriter {
+    /// A writer for an upload that OSS already knows, continuing after `stored` parts
+    /// (empty for a new upload).
+    pub fn new(
+        client: Client,
+        upload: MultipartUploadId,
+        options: UploadOptions,
+        stored: Vec<StoredPart>,
+    ) -> Self {
+        let next_part = stored.iter().map(|p| p.part_number).max().unwrap_or(0) + 1;
+        Self {
+            client,
+            upload,
+            options,
+            next_part,
+            buffer: BytesMut::new(),
+            buffer_permits: Vec::new(),
+            in_flight: JoinSet::new(),
+            stored,
+        }
+    }
+
+    /// The upload this writer feeds.
+    pub fn upload(&self) -> &MultipartUploadId {
+        &self.upload
+    }
+
+    /// Bytes OSS has stored so far (finished parts only).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored.iter().map(|p| p.size).sum()
+    }
+
+    /// Adds bytes; full parts are sent as they fill. Waits when the memory budget or the
+    /// parallelism is used up. Fails with the first part failure.
+    pub async fn write(&mut self, mut data: Bytes) -> Result<(), OssError> {
+        let part_size = self.options.part_size as usize;
+        while !data.is_empty() {
+            let room = part_size - self.buffer.len();
+            let take = room.min(data.len());
+            let chunk = data.split_to(take);
+            self.buffer_permits
+                .push(self.options.budget.reserve(chunk.len()).await);
+            self.buffer.extend_from_slice(&chunk);
+            if self.buffer.len() == part_size {
+                self.send_buffer().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered as the next part, first waiting for a free slot.
+    async fn send_buffer(&mut self) -> Result<(), OssError> {
+        while self.in_flight.len() >= self.options.parallelism.max(1) {
+            self.collect_one().await?;
+        }
+        let body = self.buffer.split().freeze();
+        let permits = std::mem::take(&mut self.buffer_permits);
+        let part_number = self.next_part;
+        self.next_part += 1;
+        if u64::from(part_number) > MAX_PARTS {
+            return Err(OssError::invalid_argument(format!(
+                "the object needs more than {MAX_PARTS} parts of {} bytes",
+                self.options.part_size
+            )));
+        }
+        let client = self.client.clone();
+        let upload = self.upload.clone();
+        self.in_flight.spawn(async move {
+            let size = body.len() as u64;
+            let crc64 = crate::model::crc64(&body);
+            let out = client
+                .upload_part(&UploadPartInput {
+                    upload,
+                    part_number,
+                    body,
+                    content_md5: None,
+                })
+                .await;
+            // The bytes leave memory once OSS has them (or the attempt is over).
+            drop(permits);
+            let out = out?;
+            debug!(part_number, size, "part stored");
+            Ok(StoredPart {
+                part_number,
+                etag: out.etag,
+                size,
+                crc64,
+            })
+        });
+        Ok(())
+    }
+
+    /// Waits for one in-flight part.
+    async fn collect_one(&mut self) -> Result<(), OssError> {
+        match self.in_flight.join_next().await {
+            Some(Ok(Ok(part))) => {
+                self.stored.push(part);
+                Ok(())
+            }
+            Some(Ok(Err(err))) => Err(err),
+            Some(Err(join)) => Err(OssError::client(
+                OssErrorKind::Other,
+                format!("a part upload task failed: {join}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every part in flight.
+    pub async fn flush(&mut self) -> Result<(), OssError> {
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the last (possibly short) part, waits for all parts, completes the upload and
+    /// checks OSS's whole-object CRC-64 against the parts' combined CRC.
+    pub async fn finish(
+        mut self,
+        complete: impl FnOnce(MultipartUploadId, Vec<CompletedPart>) -> CompleteMultipartUploadInput,
+    ) -> Result<(CompleteMultipartUploadOutput, FinishedUpload), OssError> {
+        if !self.buffer.is_empty() || self.stored.is_empty() && self.in_flight.is_empty() {
+            self.send_buffer().await?;
+        }
+        self.flush().await?;
+        self.stored.sort_by_key(|p| p.part_number);
+        let size = self.stored.iter().map(|p| p.size).sum();
+        let crc64 = self
+            .stored
+            .iter()
+            .fold(0, |crc, part| crc64_combine(crc, part.crc64, part.size));
+        let parts = self
+            .stored
+            .iter()
+            .map(|p| CompletedPart {
+                part_number: p.part_number,
+                etag: p.etag.clone(),
+            })
+            .collect();
+        let input = complete(self.upload.clone(), parts);
+        let out = self.client.complete_multipart_upload(&input).await?;
+        if let Some(stored) = out.crc64
+            && stored != crc64
+        {
+            return Err(OssError::client(
+                OssErrorKind::ChecksumMismatch,
+                format!(
+                    "OSS reports CRC-64 {stored} for the completed object; its parts add up to {crc64}"
+                ),
+            ));
+        }
+        Ok((
+            out,
+            FinishedUpload {
+                size,
+                crc64,
+                parts: self.stored.len() as u32,
+            },
+        ))
+    }
+
+    /// Stops everything in flight and aborts the upload on OSS (nothing is left behind).
+    pub async fn abort(mut self) {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        abort_upload(&self.client, &self.upload).await;
+    }
+
+    /// Stops everything in flight but keeps the upload (a resumable write continues later).
+    pub async fn suspend(mut self) {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+    }
+}
+
+/// What a finished multipart upload stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FinishedUpload {
+    /// Bytes in the object.
+    pub size: u64,
+    /// CRC-64 of the object, combined from its parts.
+    pub crc64: u64,
+    /// Parts used.
+    pub parts: u32,
+}
+
+/// Aborts a multipart upload, logging (not returning) a failure: used on error paths where
+/// the original error is what the caller must see.
+pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) {
+    if let Err(err) = client.abort_multipart_upload(upload).await
+        && !err.is_not_found()
+    {
+        warn!(
+            bucket = %upload.bucket,
+            key = %upload.key,
+            error = %err,
+            "could not abort the multipart upload; it may need a lifecycle rule to clean up"
+        );
+    }
+}
+
+/// Aborts `upload` when dropped unless disarmed: a write whose future is dropped (the caller
+/// cancelled) leaves no orphaned multipart upload behind.
+pub struct AbortOnDrop {
+    armed: Option<(Client, MultipartUploadId)>,
+}
+
+impl AbortOnDrop {
+    /// Arms the guard for `upload`.
+    pub fn new(client: Client, upload: MultipartUploadId) -> Self {
+        Self {
+            armed: Some((client, upload)),
+        }
+    }
+
+    /// The upload completed (or is kept on purpose): do nothing on drop.
+    pub fn disarm(&mut self) {
+        self.armed = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some((client, upload)) = self.armed.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { abort_upload(&client, &upload).await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn part_size_grows_so_10000_parts_are_never_exceeded() {
+        assert_eq!(plan_part_size(None, 8 * MIB), 8 * MIB);
+        assert_eq!(plan_part_size(Some(1024), 8 * MIB), 8 * MIB);
+        // 1 TiB needs parts of at least 1 TiB / 10,000 = 104.9 MiB, rounded up to 105 MiB.
+        let size = 1024 * 1024 * MIB;
+        let part = plan_part_size(Some(size), 8 * MIB);
+        assert_eq!(part, 105 * MIB);
+        assert!(size.div_ceil(part) <= MAX_PARTS);
+        // The floor and the ceiling hold.
+        assert_eq!(plan_part_size(None, 1), MIN_PART_SIZE);
+        assert_eq!(plan_part_size(Some(u64::MAX), 8 * MIB), MAX_PART_SIZE);
+        for size in [
+            0,
+            1,
+            80 * 1024 * MIB,
+            81 * 1024 * MIB,
+            48 * 1024 * 1024 * MIB,
+        ] {
+            let part = plan_part_size(Some(size), 8 * MIB);
+            assert!(
+                size.div_ceil(part) <= MAX_PARTS,
+                "{size} bytes in parts of {part}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_makes_writers_wait_not_fail() {
+        let budget = MemoryBudget::new(100);
+        let first = budget.reserve(80).await;
+        assert_eq!(budget.in_use(), 80);
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.reserve(40).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a reservation over budget must wait"
+        );
+        drop(first);
+        let second = waiting.await.unwrap();
+        assert_eq!(budget.in_use(), 40);
+        drop(second);
+        assert_eq!(budget.in_use(), 0);
+    }
+}
