@@ -184,6 +184,9 @@ pub struct OssError {
     pub http_status: Option<u16>,
     /// Whether sending the same request again may succeed.
     pub retryable: bool,
+    /// `x-oss-next-append-position` of the error response: with
+    /// `PositionNotEqualToLength`, the position the next append must use.
+    pub next_append_position: Option<u64>,
 }
 
 impl fmt::Display for OssError {
@@ -230,6 +233,7 @@ impl OssError {
             ec: None,
             http_status: None,
             retryable: matches!(kind, OssErrorKind::Transport | OssErrorKind::Timeout),
+            next_append_position: None,
         }
     }
 
@@ -292,6 +296,8 @@ impl OssError {
             ec: header("x-oss-ec").or_else(|| doc.as_ref().and_then(|d| d.ec.clone())),
             http_status: Some(http_status),
             retryable,
+            next_append_position: header("x-oss-next-append-position")
+                .and_then(|v| v.parse::<u64>().ok()),
         }
     }
 

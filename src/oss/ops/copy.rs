@@ -199,6 +199,7 @@ pub struct CopyObjectOutput {
 /// them the replacing metadata/content headers or tags.
 pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
     let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
+    super::multipart::no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
     let replace_metadata = input.metadata_directive == MetadataDirective::Replace;
     let replace_tags = input.tagging_directive == TaggingDirective::Replace;
@@ -312,9 +313,11 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::super::Payload;
+    use super::super::multipart::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
     use super::*;
     use crate::oss::OssErrorKind;
+    use crate::oss::sign::SignatureVersion::{V1, V4};
     use std::time::Duration;
 
     /// CAP pyv2-v4-CopyObject.http / oss2-v4-CopyObject.http inputs.
@@ -354,6 +357,7 @@ mod tests {
         assert_eq!(
             sorted(&req),
             owned(&[
+                ("content-length", "0"),
                 (
                     "x-oss-copy-source",
                     "/examplebucket/src/%E4%B8%AD%E6%96%87%20file.txt"
@@ -365,6 +369,12 @@ mod tests {
                 ("x-oss-tagging-directive", "Replace"),
             ])
         );
+        let pyv2 = with_pyv2_empty_md5(&req);
+        assert_eq!(
+            signature(&pyv2, V4),
+            "1de2a13d87f89309820e94766893eb8136a57a62baa70eb5535a51368513607a"
+        );
+        assert_eq!(signature(&pyv2, V1), "gNYem2PdaXg1p/Cn/bchtTTHCYo=");
     }
 
     #[test]
@@ -382,12 +392,19 @@ mod tests {
         assert_eq!(
             sorted(&req),
             owned(&[
+                ("content-length", "0"),
                 ("x-oss-copy-source", "/examplebucket/docs/report.txt"),
                 ("x-oss-meta-reviewed", "yes"),
                 ("content-type", "text/plain"),
                 ("x-oss-metadata-directive", "REPLACE"),
             ])
         );
+        let pyv2 = with_pyv2_empty_md5(&req);
+        assert_eq!(
+            signature(&pyv2, V4),
+            "0bc8deb00d9979274d7373e91ad6d91f1e8e109e763345f3b06d9331dfe5cf70"
+        );
+        assert_eq!(signature(&pyv2, V1), "fP1scTpH624Vkhb4vJhZ7GmB+JY=");
     }
 
     #[test]
@@ -398,10 +415,13 @@ mod tests {
         let req = build_copy_object(&input);
         assert_eq!(
             sorted(&req),
-            owned(&[(
-                "x-oss-copy-source",
-                "/examplebucket/src/%E4%B8%AD%E6%96%87%20file.txt"
-            )])
+            owned(&[
+                ("content-length", "0"),
+                (
+                    "x-oss-copy-source",
+                    "/examplebucket/src/%E4%B8%AD%E6%96%87%20file.txt"
+                )
+            ])
         );
     }
 
@@ -447,6 +467,7 @@ mod tests {
         assert_eq!(
             sorted(&req),
             owned(&[
+                ("content-length", "0"),
                 (
                     "x-oss-copy-source",
                     &format!("/src-bucket/a%20b/c%2Bd%3Fe.txt?versionId={CAPTURE_VERSION}")
@@ -544,5 +565,60 @@ mod tests {
         let err =
             parse_copy_object(200, &headers(&[("x-oss-hash-crc64ecma", "nope")]), b"").unwrap_err();
         assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::super::multipart::loopback::{Server, response};
+    use super::*;
+    use crate::oss::OssErrorKind;
+
+    #[tokio::test]
+    async fn copy_object_sends_headers_and_reads_result() {
+        let server = Server::start(|i, _| {
+            if i == 0 {
+                response(
+                    200,
+                    &[("x-oss-copy-source-version-id", "SV"), ("x-oss-version-id", "DV")],
+                    "<CopyObjectResult><ETag>\"C\"</ETag><LastModified>2025-01-15T08:30:00.000Z</LastModified></CopyObjectResult>",
+                )
+            } else {
+                response(412, &[], "<Error><Code>PreconditionFailed</Code><Message>x</Message></Error>")
+            }
+        })
+        .await;
+        let client = server.client();
+        let bucket = BucketName::parse("examplebucket").unwrap();
+        let mut input = CopyObjectInput::new(
+            CopySource::new(bucket.clone(), ObjectKey::parse("src/a b?.txt").unwrap()),
+            bucket,
+            ObjectKey::parse("dst.txt").unwrap(),
+        );
+        input.tagging_directive = TaggingDirective::Replace;
+        let out = client.copy_object(&input).await.unwrap();
+        assert_eq!(out.etag.as_deref(), Some("\"C\""));
+        assert_eq!(
+            out.source_version_id.as_ref().map(|v| v.as_str()),
+            Some("SV")
+        );
+        assert_eq!(out.version_id.as_ref().map(|v| v.as_str()), Some("DV"));
+        let seen = server.seen();
+        assert_eq!(seen[0].method, "PUT");
+        assert_eq!(seen[0].target, "/examplebucket/dst.txt");
+        assert_eq!(
+            seen[0].headers["x-oss-copy-source"],
+            "/examplebucket/src/a%20b%3F.txt"
+        );
+        assert_eq!(seen[0].headers["x-oss-tagging-directive"], "Replace");
+        assert_eq!(
+            seen[0].headers["x-oss-tagging"], "",
+            "empty tag set sent as an empty value"
+        );
+        assert!(seen[0].body.is_empty());
+        assert_eq!(seen[0].headers["content-length"], "0");
+        input.conditions.if_match = Some("\"other\"".into());
+        let err = client.copy_object(&input).await.unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::PreconditionFailed);
     }
 }

@@ -4,12 +4,14 @@
 //! [`crate::oss::Client`] that joins them through the client's single
 //! sign-and-send path.
 
+pub mod append;
 pub mod copy;
 pub mod multipart;
 pub mod object;
 pub mod symlink;
 pub mod tagging;
 
+pub use append::{AppendObjectInput, AppendObjectOutput};
 pub use copy::{
     CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, MetadataDirective,
     TaggingDirective,

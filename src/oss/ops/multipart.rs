@@ -77,6 +77,12 @@ impl MultipartUploadId {
     }
 }
 
+/// Marks a body-less POST/PUT with `Content-Length: 0`, as the SDKs send it
+/// (the HTTP stack omits the header for an empty body; it is not signed).
+pub(crate) fn no_body(req: &mut OssRequest) {
+    req.header_set("content-length", "0");
+}
+
 fn check_part_number(n: u32) -> Result<(), OssError> {
     if (MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&n) {
         Ok(())
@@ -179,6 +185,7 @@ pub fn build_initiate_multipart_upload(input: &InitiateMultipartUploadInput) -> 
     let mut req = OssRequest::new(Method::POST, &input.bucket, Some(&input.key));
     req.query_set("uploads", "");
     req.query_set("encoding-type", "url");
+    no_body(&mut req);
     input.content.push_to(&mut req);
     req.write_headers(WriteHeaders {
         metadata: &input.metadata,
@@ -344,6 +351,7 @@ pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
     let mut req = input
         .upload
         .request(Method::PUT, &[("partNumber", part.as_str())]);
+    no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
     if let Some(range) = &input.range {
         req.header_set("x-oss-copy-source-range", range.header_value());
@@ -465,7 +473,10 @@ pub fn build_complete_multipart_upload(input: &CompleteMultipartUploadInput) -> 
         .upload
         .request(Method::POST, &[("encoding-type", "url")]);
     match &input.parts {
-        CompleteParts::All => req.header_set("x-oss-complete-all", "yes"),
+        CompleteParts::All => {
+            req.header_set("x-oss-complete-all", "yes");
+            no_body(&mut req);
+        }
         CompleteParts::List(parts) => {
             req.bytes_body(Bytes::from(complete_multipart_upload_xml(parts)), true)
         }
@@ -1020,6 +1031,7 @@ mod tests {
                 ("x-oss-meta-origin", "capture"),
                 ("content-type", "application/octet-stream"),
                 ("x-oss-tagging", "a=1&b=2"),
+                ("content-length", "0"),
             ])
         );
         let pyv2 = with_pyv2_empty_md5(&req);
@@ -1041,6 +1053,7 @@ mod tests {
             sorted(&req),
             owned(&[
                 ("cache-control", "no-cache"),
+                ("content-length", "0"),
                 ("x-oss-forbid-overwrite", "true"),
                 ("x-oss-object-acl", "private"),
             ])
@@ -1175,6 +1188,7 @@ mod tests {
                     &format!("/examplebucket/src/large.bin?versionId={CAPTURE_VERSION}")
                 ),
                 ("x-oss-copy-source-range", "bytes=0-102399"),
+                ("content-length", "0"),
             ])
         );
         let pyv2 = with_pyv2_empty_md5(&req);
@@ -1293,7 +1307,10 @@ mod tests {
         let mut input = CompleteMultipartUploadInput::new(upload(), CompleteParts::All);
         let req = build_complete_multipart_upload(&input);
         assert_eq!(req.payload, Payload::Empty);
-        assert_eq!(sorted(&req), owned(&[("x-oss-complete-all", "yes")]));
+        assert_eq!(
+            sorted(&req),
+            owned(&[("x-oss-complete-all", "yes"), ("content-length", "0")])
+        );
         let pyv2 = with_pyv2_empty_md5(&req);
         assert_eq!(
             signature(&pyv2, V4),
@@ -1307,6 +1324,7 @@ mod tests {
         assert_eq!(
             sorted(&req),
             owned(&[
+                ("content-length", "0"),
                 ("x-oss-complete-all", "yes"),
                 ("x-oss-forbid-overwrite", "true"),
                 ("x-oss-object-acl", "public-read-write"),
@@ -1558,5 +1576,320 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+    }
+}
+
+/// A loopback HTTP/1.1 server for the send-path tests of the multipart,
+/// append and copy operations: records requests, answers with `reply(index, request)`.
+#[cfg(test)]
+pub(crate) mod loopback {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    use crate::oss::credentials::Credentials;
+    use crate::oss::sign::SignatureVersion;
+    use crate::oss::{Addressing, Client, ClientConfig};
+
+    /// One request as the server saw it.
+    #[derive(Clone, Debug)]
+    pub struct Seen {
+        pub method: String,
+        pub target: String,
+        pub headers: HeaderMap,
+        pub body: Bytes,
+    }
+
+    type Reply = Arc<dyn Fn(usize, &Seen) -> http::Response<Full<Bytes>> + Send + Sync>;
+
+    /// The server; it stops with the test's runtime.
+    pub struct Server {
+        pub addr: std::net::SocketAddr,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Server {
+        pub async fn start(
+            reply: impl Fn(usize, &Seen) -> http::Response<Full<Bytes>> + Send + Sync + 'static,
+        ) -> Server {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let reply: Reply = Arc::new(reply);
+            let seen2 = Arc::clone(&seen);
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let seen = Arc::clone(&seen2);
+                    let reply = Arc::clone(&reply);
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                            let seen = Arc::clone(&seen);
+                            let reply = Arc::clone(&reply);
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|c| c.to_bytes())
+                                    .unwrap_or_default();
+                                let s = Seen {
+                                    method: parts.method.to_string(),
+                                    target: parts
+                                        .uri
+                                        .path_and_query()
+                                        .map(|p| p.as_str().to_string())
+                                        .unwrap_or_default(),
+                                    headers: parts.headers,
+                                    body,
+                                };
+                                let index = {
+                                    let mut v = seen.lock().unwrap();
+                                    v.push(s.clone());
+                                    v.len() - 1
+                                };
+                                Ok::<_, Infallible>(reply(index, &s))
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+            Server { addr, seen }
+        }
+
+        pub fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        pub fn client(&self) -> Client {
+            Client::new(ClientConfig {
+                endpoint: format!("http://{}", self.addr),
+                region: "cn-hangzhou".into(),
+                signature_version: SignatureVersion::V4,
+                addressing: Addressing::Auto,
+                credentials: Credentials {
+                    access_key_id: "LTAI5tExampleAccessKeyId".into(),
+                    access_key_secret: "ExampleAccessKeySecret0123456789abc".into(),
+                    security_token: None,
+                },
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Some(Duration::from_secs(10)),
+            })
+            .unwrap()
+        }
+    }
+
+    pub fn response(
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> http::Response<Full<Bytes>> {
+        let mut b = http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::loopback::{Server, response};
+    use super::*;
+
+    fn upload() -> MultipartUploadId {
+        MultipartUploadId::new(
+            BucketName::parse("examplebucket").unwrap(),
+            ObjectKey::parse("big file+1.bin").unwrap(),
+            "UP1",
+        )
+    }
+
+    #[tokio::test]
+    async fn upload_part_is_retried_and_crc_checked() {
+        let server = Server::start(|i, s| {
+            if i == 0 {
+                return response(503, &[], "<Error><Code>ServiceUnavailable</Code></Error>");
+            }
+            let crc = if i == 1 { crc64(&s.body) } else { 7 };
+            response(
+                200,
+                &[
+                    ("etag", "\"P\""),
+                    ("x-oss-hash-crc64ecma", &crc.to_string()),
+                ],
+                "",
+            )
+        })
+        .await;
+        let client = server.client();
+        let input = UploadPartInput {
+            upload: upload(),
+            part_number: 2,
+            body: Bytes::from_static(b"part bytes"),
+            content_md5: None,
+        };
+        let out = client.upload_part(&input).await.unwrap();
+        assert_eq!(out.etag, "\"P\"");
+        assert_eq!(out.crc64, Some(crc64(b"part bytes")));
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2, "the 503 was retried with the same bytes");
+        for s in &seen {
+            assert_eq!(s.method, "PUT");
+            assert_eq!(
+                s.target,
+                "/examplebucket/big%20file%2B1.bin?partNumber=2&uploadId=UP1"
+            );
+            assert_eq!(&s.body[..], b"part bytes");
+            assert_eq!(s.headers["content-length"], "10");
+        }
+        let err = client.upload_part(&input).await.unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::ChecksumMismatch);
+        // invalid input never reaches the server
+        let before = server.seen().len();
+        for bad in [
+            UploadPartInput {
+                part_number: 0,
+                ..input.clone()
+            },
+            UploadPartInput {
+                part_number: 10_001,
+                ..input.clone()
+            },
+            UploadPartInput {
+                upload: MultipartUploadId {
+                    upload_id: String::new(),
+                    ..upload()
+                },
+                ..input.clone()
+            },
+        ] {
+            let err = client.upload_part(&bad).await.unwrap_err();
+            assert_eq!(err.kind, OssErrorKind::InvalidArgument);
+        }
+        assert_eq!(server.seen().len(), before);
+    }
+
+    #[tokio::test]
+    async fn initiate_complete_abort_round_trip() {
+        let server = Server::start(|_, s| match (s.method.as_str(), s.target.as_str()) {
+            ("POST", t) if t.contains("uploads") => response(
+                200,
+                &[],
+                "<InitiateMultipartUploadResult><Bucket>examplebucket</Bucket><Key>big%20file%2B1.bin</Key><UploadId>UP1</UploadId><EncodingType>url</EncodingType></InitiateMultipartUploadResult>",
+            ),
+            ("POST", _) => response(
+                200,
+                &[("x-oss-hash-crc64ecma", "5"), ("x-oss-version-id", "V")],
+                "<CompleteMultipartUploadResult><ETag>\"X-1\"</ETag></CompleteMultipartUploadResult>",
+            ),
+            ("DELETE", _) => response(204, &[], ""),
+            _ => response(400, &[], ""),
+        })
+        .await;
+        let client = server.client();
+        let init = client
+            .initiate_multipart_upload(&InitiateMultipartUploadInput::new(
+                upload().bucket,
+                upload().key,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(init.upload, upload());
+        let out = client
+            .complete_multipart_upload(&CompleteMultipartUploadInput::new(
+                init.upload.clone(),
+                CompleteParts::All,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(out.etag.as_deref(), Some("\"X-1\""));
+        assert_eq!(out.crc64, Some(5));
+        client.abort_multipart_upload(&init.upload).await.unwrap();
+        let seen = server.seen();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(
+            seen[0].target,
+            "/examplebucket/big%20file%2B1.bin?uploads=&encoding-type=url"
+        );
+        assert!(seen[1].body.is_empty());
+        assert_eq!(seen[0].headers["content-length"], "0");
+        assert_eq!(seen[1].headers["content-length"], "0");
+        assert_eq!(seen[1].headers["x-oss-complete-all"], "yes");
+        assert_eq!(seen[2].method, "DELETE");
+        assert_eq!(
+            seen[2].target,
+            "/examplebucket/big%20file%2B1.bin?uploadId=UP1"
+        );
+    }
+
+    #[tokio::test]
+    async fn list_all_parts_follows_markers() {
+        let server = Server::start(|_, s| {
+            let body = if s.target.contains("part-number-marker=2") {
+                "<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>3</PartNumber><ETag>\"C\"</ETag><Size>1</Size></Part></ListPartsResult>"
+            } else {
+                "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker><Part><PartNumber>1</PartNumber><ETag>\"A\"</ETag><Size>1</Size></Part><Part><PartNumber>2</PartNumber><ETag>\"B\"</ETag><Size>1</Size></Part></ListPartsResult>"
+            };
+            response(200, &[], body)
+        })
+        .await;
+        let parts = server.client().list_all_parts(&upload()).await.unwrap();
+        let numbers: Vec<u32> = parts.iter().map(|p| p.part_number).collect();
+        assert_eq!(numbers, vec![1, 2, 3]);
+        assert_eq!(server.seen().len(), 2);
+
+        // a truncated page whose marker does not advance is an error, not a loop
+        let stuck = Server::start(|_, _| {
+            response(
+                200,
+                &[],
+                "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>0</NextPartNumberMarker></ListPartsResult>",
+            )
+        })
+        .await;
+        let err = stuck.client().list_all_parts(&upload()).await.unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+        assert_eq!(stuck.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_all_multipart_uploads_follows_markers() {
+        let server = Server::start(|_, s| {
+            let body = if s.target.contains("key-marker=") {
+                "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated><Upload><Key>t%2Fb</Key><UploadId>U2</UploadId></Upload><EncodingType>url</EncodingType></ListMultipartUploadsResult>"
+            } else {
+                "<ListMultipartUploadsResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><NextKeyMarker>t%2Fa</NextKeyMarker><NextUploadIdMarker>U1</NextUploadIdMarker><Upload><Key>t%2Fa</Key><UploadId>U1</UploadId></Upload></ListMultipartUploadsResult>"
+            };
+            response(200, &[], body)
+        })
+        .await;
+        let uploads = server
+            .client()
+            .list_all_multipart_uploads(&upload().bucket, Some("t/"))
+            .await
+            .unwrap();
+        let got: Vec<(&str, &str)> = uploads
+            .iter()
+            .map(|u| (u.key.as_str(), u.upload_id.as_str()))
+            .collect();
+        assert_eq!(got, vec![("t/a", "U1"), ("t/b", "U2")]);
+        let seen = server.seen();
+        assert_eq!(
+            seen[0].target,
+            "/examplebucket/?uploads=&encoding-type=url&prefix=t%2F"
+        );
+        assert_eq!(
+            seen[1].target,
+            "/examplebucket/?uploads=&encoding-type=url&prefix=t%2F&key-marker=t%2Fa&upload-id-marker=U1"
+        );
     }
 }
