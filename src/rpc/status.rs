@@ -93,6 +93,10 @@ pub fn oss_status(error: OssError) -> Status {
     if let Some(ec) = &error.ec {
         metadata.insert("ec".to_string(), ec.clone());
     }
+    // An append conflict says where the next append must go.
+    if let Some(position) = error.next_append_position {
+        metadata.insert("next_append_position".to_string(), position.to_string());
+    }
     let reason = if error.code.is_empty() {
         format!("{:?}", error.kind)
     } else {

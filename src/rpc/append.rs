@@ -1,0 +1,148 @@
+//! AppendObject: each non-empty chunk of the caller's stream becomes one OSS AppendObject at
+//! the running position. Appends are never retried (a retry could append twice); a position
+//! conflict is ABORTED with the position to use in the ErrorInfo metadata
+//! (`next_append_position`).
+
+use tonic::{Status, Streaming};
+
+use super::{
+    convert::version_string,
+    status::{invalid_field, oss_status},
+    validate::Validation,
+};
+use crate::{
+    oss::{AppendObjectInput, Client, ContentHeaders},
+    proto,
+};
+
+/// The largest appendable object (OSS's limit).
+pub const MAX_APPENDABLE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+pub async fn append(
+    client: &Client,
+    mut stream: Streaming<proto::AppendObjectRequest>,
+) -> Result<proto::AppendObjectResponse, Status> {
+    let first = stream.message().await?.ok_or_else(|| {
+        invalid_field(
+            "spec",
+            "the stream was empty; the first message must carry spec",
+        )
+    })?;
+    let Some(spec) = first.spec.as_ref() else {
+        return Err(invalid_field("spec", "is required in the first message"));
+    };
+    let mut v = Validation::new();
+    let target = v.object_ref_at("spec", &spec.bucket, &spec.key, "");
+    let tags = v.tagging("spec.tagging", spec.tagging.as_ref());
+    let metadata = v.metadata("spec.metadata", &spec.metadata);
+    let content_type = v.header_text("spec.content_type", &spec.content_type);
+    let cache_control = v.header_text("spec.cache_control", &spec.cache_control);
+    let content_disposition = v.header_text("spec.content_disposition", &spec.content_disposition);
+    let content_encoding = v.header_text("spec.content_encoding", &spec.content_encoding);
+    let expires = v.header_text("spec.expires", &spec.expires);
+    let storage_class = v.storage_class("spec.storage_class", spec.storage_class);
+    let acl = v.acl("spec.acl", spec.acl);
+    let position = match u64::try_from(first.position) {
+        Ok(position) => Some(position),
+        Err(_) => {
+            v.violation("position", format!("{} is negative", first.position));
+            None
+        }
+    };
+    // OSS applies tags and metadata only when an append creates the object: say so instead
+    // of silently dropping them.
+    if first.position > 0 {
+        if spec.tagging.is_some() {
+            v.violation(
+                "spec.tagging",
+                "tags can only be set by the append that creates the object (position 0); \
+                 use PutObjectTagging to change them",
+            );
+        }
+        if !spec.metadata.is_empty() {
+            v.violation(
+                "spec.metadata",
+                "metadata can only be set by the append that creates the object (position 0)",
+            );
+        }
+    }
+    let mut input = v.conclude((|| {
+        let target = target?;
+        let mut input =
+            AppendObjectInput::new(target.bucket, target.key, position?, Default::default());
+        input.content = ContentHeaders {
+            content_type: content_type?,
+            cache_control: cache_control?,
+            content_disposition: content_disposition?,
+            content_encoding: content_encoding?,
+            expires: expires?,
+        };
+        input.metadata = metadata?;
+        input.tags = tags?.unwrap_or_default();
+        input.storage_class = storage_class?;
+        input.acl = acl?;
+        // At position 0 the object starts empty, so OSS's whole-object CRC can be checked
+        // from the first append on; at a later position the prefix's CRC is unknown until
+        // OSS reports it.
+        input.previous_crc64 = (input.position == 0).then_some(0);
+        Some(input)
+    })())?;
+
+    let mut response = proto::AppendObjectResponse {
+        next_append_position: first.position,
+        ..Default::default()
+    };
+    let mut message = first;
+    let mut is_first = true;
+    loop {
+        if !is_first {
+            if message.spec.is_some() {
+                return Err(invalid_field(
+                    "spec",
+                    "only the first message may carry spec",
+                ));
+            }
+            if message.position != response.next_append_position {
+                return Err(invalid_field(
+                    "position",
+                    format!(
+                        "{} does not match the running position {}",
+                        message.position, response.next_append_position
+                    ),
+                ));
+            }
+        }
+        if !message.data.is_empty() {
+            let end = input.position.saturating_add(message.data.len() as u64);
+            if end > MAX_APPENDABLE_BYTES {
+                return Err(invalid_field(
+                    "data",
+                    format!(
+                        "the object would grow past {MAX_APPENDABLE_BYTES} bytes, OSS's limit for appendable objects"
+                    ),
+                ));
+            }
+            input.body = message.data;
+            let out = client.append_object(&input).await.map_err(oss_status)?;
+            response.appends += 1;
+            response.next_append_position = out.next_position as i64;
+            response.version_id = version_string(out.version_id);
+            if let Some(crc) = out.crc64 {
+                response.crc64ecma = crc;
+            }
+            // Later appends extend this object: their headers would be ignored by OSS.
+            input.position = out.next_position;
+            input.previous_crc64 = out.crc64;
+            input.tags = Default::default();
+            input.metadata = Default::default();
+            input.content = ContentHeaders::default();
+            input.storage_class = None;
+            input.acl = None;
+        }
+        is_first = false;
+        message = match stream.message().await? {
+            Some(next) => next,
+            None => return Ok(response),
+        };
+    }
+}
