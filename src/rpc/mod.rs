@@ -2,6 +2,7 @@
 //! [`crate::oss::Client`], and its failures mapped to statuses in [`status`]. One file per
 //! RPC family.
 
+mod append;
 mod convert;
 mod object;
 pub mod status;
@@ -223,9 +224,13 @@ impl ObjectService for ObjectServiceImpl {
 
     async fn append_object(
         &self,
-        _request: Request<Streaming<proto::AppendObjectRequest>>,
+        request: Request<Streaming<proto::AppendObjectRequest>>,
     ) -> Result<Response<proto::AppendObjectResponse>, Status> {
-        Err(Status::unimplemented("AppendObject is not implemented yet"))
+        observe(
+            "AppendObject",
+            append::append(&self.client, request.into_inner()),
+        )
+        .await
     }
 
     async fn start_resumable_write(
