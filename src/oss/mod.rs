@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod sign;
 
 pub mod client;
+pub mod copier;
 pub mod endpoint;
 pub mod error;
 pub mod ops;

@@ -4,6 +4,7 @@
 
 mod append;
 mod convert;
+mod copy;
 mod object;
 pub mod status;
 mod symlink;
@@ -208,18 +209,24 @@ impl ObjectService for ObjectServiceImpl {
 
     async fn copy_object(
         &self,
-        _request: Request<proto::CopyObjectRequest>,
+        request: Request<proto::CopyObjectRequest>,
     ) -> Result<Response<proto::CopyObjectResponse>, Status> {
-        Err(Status::unimplemented("CopyObject is not implemented yet"))
+        observe(
+            "CopyObject",
+            copy::copy(&self.client, &self.copy, request.into_inner()),
+        )
+        .await
     }
 
     async fn update_object_metadata(
         &self,
-        _request: Request<proto::UpdateObjectMetadataRequest>,
+        request: Request<proto::UpdateObjectMetadataRequest>,
     ) -> Result<Response<proto::UpdateObjectMetadataResponse>, Status> {
-        Err(Status::unimplemented(
-            "UpdateObjectMetadata is not implemented yet",
-        ))
+        observe(
+            "UpdateObjectMetadata",
+            copy::update_metadata(&self.client, request.into_inner()),
+        )
+        .await
     }
 
     async fn append_object(

@@ -1,0 +1,564 @@
+//! The multipart copy engine: copies an object of any size with parallel UploadPartCopy,
+//! keeping its tags and metadata exactly as the directives say.
+//!
+//! One copy runs as:
+//!
+//! 1. **Pin the source.** The caller passes the source's HeadObject. Every UploadPartCopy
+//!    names the version HEAD reported (versioned buckets), and every part also carries
+//!    `x-oss-copy-source-if-match: <HEAD's ETag>` (unless the caller gave its own if-match),
+//!    so a source overwritten mid-copy fails the copy (`Conflict`, code `SourceChanged`)
+//!    instead of producing a destination stitched from two objects.
+//! 2. **Resolve tags and metadata.** Under [`CopyTagging::Copy`] the source's tags are read
+//!    with GetObjectTagging on the pinned version; under [`CopyMetadata::Copy`] its user
+//!    metadata and content headers come from the HEAD. They go to InitiateMultipartUpload,
+//!    whose `x-oss-tagging` header is percent-encoded by [`crate::model::TagSet`] (every
+//!    allowed character, spaces and non-ASCII included). Without an explicit storage class
+//!    the destination keeps the source's (as a single CopyObject does).
+//! 3. **Copy the parts** `bytes=a-b` in parallel (at most `parallelism` at once). The part
+//!    size is the configured one, grown by [`plan_part_size`] so 10,000 parts always suffice.
+//! 4. **Complete** (with the ACL and forbid-overwrite), then check OSS's CRC-64 of the
+//!    result against the source's and the parts' combined CRC.
+//! 5. **Reconcile tags.** Tags can change without changing the ETag, so under `Copy` the
+//!    source's tags are read again after Complete; if they differ from what Initiate used,
+//!    the destination (the exact version just created) gets the new set with
+//!    PutObjectTagging and the output says [`MultipartCopyOutput::source_tags_changed`].
+//!    The destination therefore ends with the source's tags as they were when the copy
+//!    finished, not as they were minutes earlier.
+//!
+//! **Retries.** The client already retries retryable failures of one request (3 attempts,
+//! 100 ms / 400 ms). A copy of many parts runs for minutes, long enough for a brief outage
+//! to outlast that, so each part gets up to [`CopyOptions::part_attempts`] rounds of those
+//! attempts, with exponential backoff and jitter between rounds. UploadPartCopy is
+//! idempotent (re-copying a part number replaces it). Only retryable failures (throttling,
+//! 5xx, transport errors, timeouts) are retried; a 4xx ends the copy at once.
+//!
+//! **Failure and cancellation.** Any failure stops the parts in flight and aborts the
+//! upload before returning; if the copy's future is dropped (the gRPC caller went away), an
+//! [`AbortOnDrop`] guard aborts it in the background. Nothing is left behind either way.
+//!
+//! **Progress** is reported as `tracing` INFO events, target `ossgate::oss::copier`: one when
+//! the copy starts (`copy started`: size, part size, parts), one each time another tenth of
+//! the parts is done (`copy progress`: parts done/total, bytes done/total, percent), and one
+//! at the end (`copy finished`).
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use super::upload::{AbortOnDrop, MAX_PARTS, abort_upload, plan_part_size};
+use super::{
+    ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, ContentHeaders,
+    CopySource, CopySourceConditions, InitiateMultipartUploadInput, MultipartUploadId, ObjectHead,
+    ObjectId, OssError, OssErrorKind, PutObjectTaggingInput, UploadPartCopyInput,
+};
+use crate::model::{
+    BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, UserMetadata, VersionId,
+    crc64_combine,
+};
+
+/// How multipart copies run.
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    /// Bytes per part before planning (grown so the source fits in 10,000 parts).
+    pub part_size: u64,
+    /// Parts copied at the same time.
+    pub parallelism: usize,
+    /// Rounds of client attempts per part (1 = no retry beyond the client's own).
+    pub part_attempts: u32,
+    /// Backoff before the second round; doubled for each further round, jittered (a random delay between half of it and all of it).
+    pub retry_base: Duration,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        Self {
+            part_size: 64 * 1024 * 1024,
+            parallelism: 8,
+            part_attempts: 3,
+            retry_base: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Where the destination's tags come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyTagging {
+    /// Exactly the source's tags (read from the pinned source version, re-checked at the end).
+    Copy,
+    /// This set (empty = no tags).
+    Replace(TagSet),
+}
+
+/// Where the destination's user metadata and content headers come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyMetadata {
+    /// The source's (from its HeadObject).
+    Copy,
+    /// These.
+    Replace {
+        /// The complete user metadata.
+        metadata: UserMetadata,
+        /// The content headers.
+        content: ContentHeaders,
+    },
+}
+
+/// One multipart copy.
+#[derive(Clone, Debug)]
+pub struct MultipartCopyRequest {
+    /// The source; its `version_id` may be `None` (the version HEAD reports is then pinned).
+    pub source: CopySource,
+    /// The destination bucket.
+    pub bucket: BucketName,
+    /// The destination key.
+    pub key: ObjectKey,
+    /// Tags of the destination.
+    pub tagging: CopyTagging,
+    /// Metadata and content headers of the destination.
+    pub metadata: CopyMetadata,
+    /// Storage class of the destination; `None` = the source's.
+    pub storage_class: Option<StorageClass>,
+    /// ACL of the destination; `None` = inherit from the bucket.
+    pub acl: Option<ObjectAcl>,
+    /// Fail with `AlreadyExists` if the destination exists (checked at Initiate and Complete).
+    pub forbid_overwrite: bool,
+    /// Conditions on the source, sent with every part.
+    pub conditions: CopySourceConditions,
+}
+
+/// What a multipart copy produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartCopyOutput {
+    /// ETag of the destination.
+    pub etag: Option<String>,
+    /// The destination's new version (versioned buckets).
+    pub version_id: Option<VersionId>,
+    /// The source version that was copied (versioned buckets).
+    pub source_version_id: Option<VersionId>,
+    /// CRC-64 of the destination as OSS reported it (else the parts' combined CRC, if known).
+    pub crc64: Option<u64>,
+    /// Bytes copied.
+    pub size: u64,
+    /// Parts used.
+    pub parts: u32,
+    /// Under [`CopyTagging::Copy`]: the source's tags changed during the copy and the
+    /// destination was given the new set.
+    pub source_tags_changed: bool,
+}
+
+/// Where each part of a `size`-byte source starts and ends (inclusive), for parts of
+/// `part_size` bytes (the last may be shorter). Empty for an empty source.
+pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
+    let part_size = part_size.max(1);
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while start < size {
+        let end = start.saturating_add(part_size).min(size) - 1;
+        ranges.push((start, end));
+        start = end + 1;
+    }
+    ranges
+}
+
+/// Whether another round of attempts may help a failed part.
+fn worth_retrying(err: &OssError) -> bool {
+    err.retryable || matches!(err.kind, OssErrorKind::Timeout | OssErrorKind::Transport)
+}
+
+/// The backoff before round `round + 1` (round >= 1): `base * 2^(round-1)`, jittered (a random delay between half of it and all of it).
+fn backoff(base: Duration, round: u32) -> Duration {
+    let ceiling = base.saturating_mul(2u32.saturating_pow(round.saturating_sub(1).min(16)));
+    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::random_range(ms / 2..=ms.max(1)))
+}
+
+/// The source's tags as a validated set (what Initiate and PutObjectTagging need).
+async fn source_tags(client: &Client, source: &ObjectId) -> Result<TagSet, OssError> {
+    let out = client.get_object_tagging(source).await?;
+    TagSet::from_pairs(out.tags).map_err(|violations| {
+        let why = violations
+            .into_iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ");
+        OssError::client(
+            OssErrorKind::InvalidResponse,
+            format!("the source's tags cannot be copied: {why}"),
+        )
+    })
+}
+
+/// One copied part.
+struct CopiedPart {
+    part_number: u32,
+    etag: String,
+    size: u64,
+    crc64: Option<u64>,
+}
+
+/// Copies one part, with rounds of retries for retryable failures.
+async fn copy_part(
+    client: Client,
+    input: UploadPartCopyInput,
+    size: u64,
+    options: CopyOptions,
+) -> Result<CopiedPart, OssError> {
+    let mut round = 1;
+    loop {
+        match client.upload_part_copy(&input).await {
+            Ok(out) => {
+                return Ok(CopiedPart {
+                    part_number: input.part_number,
+                    etag: out.etag,
+                    size,
+                    crc64: out.crc64,
+                });
+            }
+            Err(err) if worth_retrying(&err) && round < options.part_attempts => {
+                let delay = backoff(options.retry_base, round);
+                warn!(
+                    part_number = input.part_number,
+                    round,
+                    delay_ms = delay.as_millis() as u64,
+                    error = %err,
+                    "part copy failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                round += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Copies `request.source` (whose HeadObject is `head`) with a multipart upload.
+///
+/// Sources of any size are accepted, but a symlink should go through a single CopyObject
+/// (which copies the link; part copies would read its target), and an empty source has no
+/// parts: both are refused here with `InvalidArgument`.
+pub async fn copy_multipart(
+    client: &Client,
+    request: MultipartCopyRequest,
+    head: &ObjectHead,
+    options: &CopyOptions,
+) -> Result<MultipartCopyOutput, OssError> {
+    if head.object_type == Some(ObjectType::Symlink) {
+        return Err(OssError::invalid_argument(
+            "a symlink is copied with a single CopyObject, not part by part",
+        ));
+    }
+    if head.size == 0 {
+        return Err(OssError::invalid_argument(
+            "an empty source has no parts to copy",
+        ));
+    }
+    let mut source = request.source.clone();
+    if source.version_id.is_none() {
+        source.version_id = head.version_id.clone();
+    }
+    let pinned = ObjectId::new(source.bucket.clone(), source.key.clone())
+        .with_version(source.version_id.clone());
+    let mut conditions = request.conditions.clone();
+    let pinned_by_etag = conditions.if_match.is_none() && head.etag.is_some();
+    if pinned_by_etag {
+        conditions.if_match = head.etag.clone();
+    }
+
+    let initial_tags = match &request.tagging {
+        CopyTagging::Copy => source_tags(client, &pinned).await?,
+        CopyTagging::Replace(tags) => tags.clone(),
+    };
+    let (metadata, content) = match &request.metadata {
+        CopyMetadata::Copy => (head.metadata.clone(), head.content.clone()),
+        CopyMetadata::Replace { metadata, content } => (metadata.clone(), content.clone()),
+    };
+    let part_size = plan_part_size(Some(head.size), options.part_size);
+    let ranges = part_ranges(head.size, part_size);
+    if ranges.len() as u64 > MAX_PARTS {
+        return Err(OssError::invalid_argument(format!(
+            "{} bytes need more than {MAX_PARTS} parts",
+            head.size
+        )));
+    }
+
+    let initiated = client
+        .initiate_multipart_upload(&InitiateMultipartUploadInput {
+            bucket: request.bucket.clone(),
+            key: request.key.clone(),
+            content,
+            metadata,
+            tags: initial_tags.clone(),
+            storage_class: request.storage_class.or(head.storage_class),
+            acl: None,
+            forbid_overwrite: request.forbid_overwrite,
+        })
+        .await?;
+    let upload = initiated.upload;
+    let mut guard = AbortOnDrop::new(client.clone(), upload.clone());
+    info!(
+        source_bucket = %source.bucket,
+        source_key = %source.key,
+        bucket = %upload.bucket,
+        key = %upload.key,
+        size = head.size,
+        part_size,
+        parts = ranges.len(),
+        "copy started"
+    );
+
+    let result = copy_parts(client, &upload, &source, &conditions, &ranges, options).await;
+    let parts = match result {
+        Ok(parts) => parts,
+        Err(err) => {
+            abort_upload(client, &upload).await;
+            guard.disarm();
+            return Err(source_changed(err, pinned_by_etag));
+        }
+    };
+
+    let combined_crc = parts.iter().try_fold(0u64, |crc, p| {
+        p.crc64.map(|c| crc64_combine(crc, c, p.size))
+    });
+    let completed: Vec<CompletedPart> = parts
+        .iter()
+        .map(|p| CompletedPart {
+            part_number: p.part_number,
+            etag: p.etag.clone(),
+        })
+        .collect();
+    let mut complete =
+        CompleteMultipartUploadInput::new(upload.clone(), CompleteParts::List(completed));
+    complete.acl = request.acl;
+    complete.forbid_overwrite = request.forbid_overwrite;
+    let out = match client.complete_multipart_upload(&complete).await {
+        Ok(out) => out,
+        Err(err) => {
+            abort_upload(client, &upload).await;
+            guard.disarm();
+            return Err(err);
+        }
+    };
+    guard.disarm();
+
+    let expected_crc = head.crc64.or(combined_crc);
+    if let (Some(stored), Some(expected)) = (out.crc64, expected_crc)
+        && stored != expected
+    {
+        return Err(OssError::client(
+            OssErrorKind::ChecksumMismatch,
+            format!(
+                "OSS reports CRC-64 {stored} for the copy of {}/{}, the source's is {expected}",
+                source.bucket, source.key
+            ),
+        ));
+    }
+
+    let mut source_tags_changed = false;
+    if request.tagging == CopyTagging::Copy {
+        let now = source_tags(client, &pinned).await?;
+        if now != initial_tags {
+            let mut put = PutObjectTaggingInput::new(
+                request.bucket.clone(),
+                request.key.clone(),
+                now.clone(),
+            );
+            put.version_id = out.version_id.clone();
+            client.put_object_tagging(&put).await?;
+            source_tags_changed = true;
+            info!(
+                bucket = %request.bucket,
+                key = %request.key,
+                tags = now.len(),
+                "the source's tags changed during the copy; the destination has the new set"
+            );
+        }
+    }
+
+    info!(
+        bucket = %request.bucket,
+        key = %request.key,
+        size = head.size,
+        parts = parts.len(),
+        source_tags_changed,
+        "copy finished"
+    );
+    Ok(MultipartCopyOutput {
+        etag: out.etag,
+        version_id: out.version_id,
+        source_version_id: source.version_id,
+        crc64: out.crc64.or(combined_crc),
+        size: head.size,
+        parts: parts.len() as u32,
+        source_tags_changed,
+    })
+}
+
+/// A precondition failure on a part when the gateway (not the caller) pinned the ETag means
+/// the source was overwritten during the copy.
+fn source_changed(err: OssError, pinned_by_etag: bool) -> OssError {
+    if pinned_by_etag && err.kind == OssErrorKind::PreconditionFailed {
+        OssError {
+            kind: OssErrorKind::Conflict,
+            code: "SourceChanged".into(),
+            message: format!(
+                "the source object changed while it was being copied ({}); retry the copy",
+                err.message
+            ),
+            retryable: false,
+            ..err
+        }
+    } else {
+        err
+    }
+}
+
+/// Copies every range as a part, `options.parallelism` at a time; the parts sorted by number.
+async fn copy_parts(
+    client: &Client,
+    upload: &MultipartUploadId,
+    source: &CopySource,
+    conditions: &CopySourceConditions,
+    ranges: &[(u64, u64)],
+    options: &CopyOptions,
+) -> Result<Vec<CopiedPart>, OssError> {
+    let total = ranges.len();
+    let total_bytes: u64 = ranges.iter().map(|(a, b)| b - a + 1).sum();
+    let report_every = total.div_ceil(10).max(1);
+    let parallelism = options.parallelism.max(1);
+    let mut in_flight: JoinSet<Result<CopiedPart, OssError>> = JoinSet::new();
+    let mut done: Vec<CopiedPart> = Vec::with_capacity(total);
+    let mut done_bytes = 0u64;
+    let mut next = ranges.iter().enumerate();
+    loop {
+        while in_flight.len() < parallelism {
+            let Some((i, &(start, end))) = next.next() else {
+                break;
+            };
+            let part_number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let input = UploadPartCopyInput {
+                upload: upload.clone(),
+                part_number,
+                source: source.clone(),
+                range: Some(ByteRange {
+                    start,
+                    end: Some(end),
+                }),
+                conditions: conditions.clone(),
+            };
+            in_flight.spawn(copy_part(
+                client.clone(),
+                input,
+                end - start + 1,
+                options.clone(),
+            ));
+        }
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let part = match joined {
+            Ok(Ok(part)) => part,
+            Ok(Err(err)) => {
+                in_flight.abort_all();
+                while in_flight.join_next().await.is_some() {}
+                return Err(err);
+            }
+            Err(join) => {
+                in_flight.abort_all();
+                while in_flight.join_next().await.is_some() {}
+                return Err(OssError::client(
+                    OssErrorKind::Other,
+                    format!("a part copy task failed: {join}"),
+                ));
+            }
+        };
+        done_bytes += part.size;
+        done.push(part);
+        if done.len() % report_every == 0 || done.len() == total {
+            info!(
+                key = %upload.key,
+                parts_done = done.len(),
+                parts_total = total,
+                bytes_done = done_bytes,
+                bytes_total = total_bytes,
+                percent = (done_bytes as f64 * 100.0 / total_bytes.max(1) as f64).round() as u64,
+                "copy progress"
+            );
+        }
+    }
+    done.sort_by_key(|p| p.part_number);
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_source_exactly() {
+        assert!(part_ranges(0, 10).is_empty());
+        assert_eq!(part_ranges(1, 10), vec![(0, 0)]);
+        assert_eq!(part_ranges(10, 10), vec![(0, 9)]);
+        assert_eq!(part_ranges(25, 10), vec![(0, 9), (10, 19), (20, 24)]);
+        assert_eq!(part_ranges(3, 0), vec![(0, 0), (1, 1), (2, 2)]);
+        for (size, part) in [(1u64, 1u64), (100, 7), (1 << 30, 64 << 20), (12345, 12345)] {
+            let ranges = part_ranges(size, part);
+            assert_eq!(ranges.first().map(|r| r.0), Some(0));
+            assert_eq!(ranges.last().map(|r| r.1), Some(size - 1));
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0);
+            }
+            assert!(ranges.iter().all(|(a, b)| b - a < part));
+        }
+    }
+
+    #[test]
+    fn huge_sources_fit_in_10000_parts() {
+        let size = 48u64 << 40; // 48 TiB
+        let part = plan_part_size(Some(size), 64 << 20);
+        assert!(part_ranges(size, part).len() as u64 <= MAX_PARTS);
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_grows() {
+        let base = Duration::from_millis(100);
+        for _ in 0..50 {
+            let first = backoff(base, 1);
+            assert!(first >= Duration::from_millis(50) && first <= base);
+            let third = backoff(base, 3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+        }
+        // Absurd rounds neither overflow nor panic.
+        let _ = backoff(Duration::from_secs(u64::MAX / 4), u32::MAX);
+        let _ = backoff(Duration::ZERO, 1);
+    }
+
+    #[test]
+    fn retry_classes() {
+        assert!(worth_retrying(&OssError::client(
+            OssErrorKind::Timeout,
+            "t"
+        )));
+        assert!(worth_retrying(&OssError::client(
+            OssErrorKind::Transport,
+            "t"
+        )));
+        assert!(!worth_retrying(&OssError::invalid_argument("bad")));
+    }
+
+    #[test]
+    fn precondition_failures_on_an_etag_pin_mean_the_source_changed() {
+        let failed = || OssError {
+            kind: OssErrorKind::PreconditionFailed,
+            code: "PreconditionFailed".into(),
+            ..OssError::client(OssErrorKind::PreconditionFailed, "412")
+        };
+        let err = source_changed(failed(), true);
+        assert_eq!(err.kind, OssErrorKind::Conflict);
+        assert_eq!(err.code, "SourceChanged");
+        assert_eq!(
+            source_changed(failed(), false).kind,
+            OssErrorKind::PreconditionFailed
+        );
+    }
+}

@@ -1,0 +1,535 @@
+//! CopyObject and UpdateObjectMetadata.
+//!
+//! CopyObject reads the source's HeadObject first (the version asked for, else the current
+//! one). A source no larger than `[copy] multipart_threshold_bytes`, an empty one, or a
+//! symlink (a copy of a symlink is a copy of the link) is copied with one OSS CopyObject;
+//! anything larger goes through the multipart copier ([`crate::oss::copier`]), which honours
+//! both directives the same way. UpdateObjectMetadata is a CopyObject of an object onto
+//! itself with `REPLACE` metadata; its tags follow the `Copy` directive (kept) unless new
+//! ones are given.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tonic::Status;
+
+use super::{convert::version_string, status::oss_status, validate::Validation};
+use crate::{
+    config::CopySettings,
+    model::ObjectType,
+    oss::{
+        Client, ContentHeaders, CopyObjectInput, CopySource, CopySourceConditions,
+        MetadataDirective, ObjectId, TaggingDirective,
+        copier::{self, CopyMetadata, CopyOptions, CopyTagging, MultipartCopyRequest},
+    },
+    proto,
+};
+
+/// Latest timestamp accepted in a precondition (9999-12-31T23:59:59Z): HTTP dates end there.
+const MAX_PRECONDITION_SECONDS: i64 = 253_402_300_799;
+
+/// Content headers from request fields; `None` if one of them is invalid.
+struct ContentFields<'a> {
+    content_type: &'a str,
+    cache_control: &'a str,
+    content_disposition: &'a str,
+    content_encoding: &'a str,
+    expires: &'a str,
+}
+
+impl ContentFields<'_> {
+    fn all(&self) -> [(&'static str, &str); 5] {
+        [
+            ("content_type", self.content_type),
+            ("cache_control", self.cache_control),
+            ("content_disposition", self.content_disposition),
+            ("content_encoding", self.content_encoding),
+            ("expires", self.expires),
+        ]
+    }
+
+    fn parse(&self, v: &mut Validation) -> Option<ContentHeaders> {
+        let content_type = v.header_text("content_type", self.content_type);
+        let cache_control = v.header_text("cache_control", self.cache_control);
+        let content_disposition = v.header_text("content_disposition", self.content_disposition);
+        let content_encoding = v.header_text("content_encoding", self.content_encoding);
+        let expires = v.header_text("expires", self.expires);
+        Some(ContentHeaders {
+            content_type: content_type?,
+            cache_control: cache_control?,
+            content_disposition: content_disposition?,
+            content_encoding: content_encoding?,
+            expires: expires?,
+        })
+    }
+}
+
+/// A precondition time: a valid protobuf timestamp between 1970 and 9999.
+fn precondition_time(
+    v: &mut Validation,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Option<Option<SystemTime>> {
+    let Some(ts) = value else {
+        return Some(None);
+    };
+    if !(0..=MAX_PRECONDITION_SECONDS).contains(&ts.seconds)
+        || !(0..1_000_000_000).contains(&ts.nanos)
+    {
+        v.violation(
+            field,
+            "must be a timestamp between 1970-01-01 and 9999-12-31 with nanos in 0..1e9",
+        );
+        return None;
+    }
+    // Checked above: both are non-negative and in range.
+    let time = UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(ts.seconds).unwrap_or(0),
+            u32::try_from(ts.nanos).unwrap_or(0),
+        );
+    Some(Some(time))
+}
+
+/// An ETag condition: printable ASCII (quoted as OSS returns it, or bare).
+fn etag_condition(v: &mut Validation, field: &str, value: &str) -> Option<Option<String>> {
+    v.header_text(field, value)
+}
+
+fn conditions(
+    v: &mut Validation,
+    given: Option<&proto::CopySourcePreconditions>,
+) -> Option<CopySourceConditions> {
+    let Some(p) = given else {
+        return Some(CopySourceConditions::default());
+    };
+    let prefix = "source_preconditions";
+    let if_match = etag_condition(v, &format!("{prefix}.if_match"), &p.if_match);
+    let if_none_match = etag_condition(v, &format!("{prefix}.if_none_match"), &p.if_none_match);
+    let if_modified_since = precondition_time(
+        v,
+        &format!("{prefix}.if_modified_since"),
+        p.if_modified_since.as_ref(),
+    );
+    let if_unmodified_since = precondition_time(
+        v,
+        &format!("{prefix}.if_unmodified_since"),
+        p.if_unmodified_since.as_ref(),
+    );
+    Some(CopySourceConditions {
+        if_match: if_match?,
+        if_none_match: if_none_match?,
+        if_modified_since: if_modified_since?,
+        if_unmodified_since: if_unmodified_since?,
+    })
+}
+
+/// A validated CopyObject request.
+struct CopyPlan {
+    source: CopySource,
+    tagging: CopyTagging,
+    metadata: CopyMetadata,
+    input: CopyObjectInput,
+}
+
+fn plan(req: &proto::CopyObjectRequest) -> Result<CopyPlan, Status> {
+    let mut v = Validation::new();
+    let source_bucket = v.bucket("source_bucket", &req.source_bucket);
+    let source_key = v.key("source_key", &req.source_key);
+    let source_version = v.version_id("source_version_id", &req.source_version_id);
+    let bucket = v.bucket("destination_bucket", &req.destination_bucket);
+    let key = v.key("destination_key", &req.destination_key);
+
+    let tagging = match proto::TaggingDirective::try_from(req.tagging_directive) {
+        Ok(proto::TaggingDirective::Replace) => match &req.tagging {
+            Some(tagging) => v.tag_set("tagging", tagging).map(CopyTagging::Replace),
+            None => {
+                v.violation(
+                    "tagging",
+                    "is required with TAGGING_DIRECTIVE_REPLACE (an empty set removes every tag)",
+                );
+                None
+            }
+        },
+        Ok(proto::TaggingDirective::Copy | proto::TaggingDirective::Unspecified) => {
+            if req.tagging.is_some() {
+                v.violation(
+                    "tagging",
+                    "is only allowed with TAGGING_DIRECTIVE_REPLACE (COPY keeps the source's tags)",
+                );
+                None
+            } else {
+                Some(CopyTagging::Copy)
+            }
+        }
+        Err(_) => {
+            v.violation(
+                "tagging_directive",
+                format!("{} is not a TaggingDirective value", req.tagging_directive),
+            );
+            None
+        }
+    };
+
+    let content_fields = ContentFields {
+        content_type: &req.content_type,
+        cache_control: &req.cache_control,
+        content_disposition: &req.content_disposition,
+        content_encoding: &req.content_encoding,
+        expires: &req.expires,
+    };
+    let metadata = match proto::MetadataDirective::try_from(req.metadata_directive) {
+        Ok(proto::MetadataDirective::Replace) => {
+            let metadata = v.metadata("metadata", &req.metadata);
+            let content = content_fields.parse(&mut v);
+            (|| {
+                Some(CopyMetadata::Replace {
+                    metadata: metadata?,
+                    content: content?,
+                })
+            })()
+        }
+        Ok(proto::MetadataDirective::Copy | proto::MetadataDirective::Unspecified) => {
+            let mut ok = true;
+            if !req.metadata.is_empty() {
+                v.violation(
+                    "metadata",
+                    "is only allowed with METADATA_DIRECTIVE_REPLACE (COPY keeps the source's)",
+                );
+                ok = false;
+            }
+            for (field, value) in content_fields.all() {
+                if !value.is_empty() {
+                    v.violation(
+                        field,
+                        "is only allowed with METADATA_DIRECTIVE_REPLACE (COPY keeps the source's)",
+                    );
+                    ok = false;
+                }
+            }
+            ok.then_some(CopyMetadata::Copy)
+        }
+        Err(_) => {
+            v.violation(
+                "metadata_directive",
+                format!(
+                    "{} is not a MetadataDirective value",
+                    req.metadata_directive
+                ),
+            );
+            None
+        }
+    };
+    let storage_class = v.storage_class("storage_class", req.storage_class);
+    let acl = v.acl("acl", req.acl);
+    let conditions = conditions(&mut v, req.source_preconditions.as_ref());
+
+    v.conclude((|| {
+        let source = CopySource {
+            bucket: source_bucket?,
+            key: source_key?,
+            version_id: source_version?,
+        };
+        let tagging = tagging?;
+        let metadata = metadata?;
+        let mut input = CopyObjectInput::new(source.clone(), bucket?, key?);
+        match &tagging {
+            CopyTagging::Copy => input.tagging_directive = TaggingDirective::Copy,
+            CopyTagging::Replace(tags) => {
+                input.tagging_directive = TaggingDirective::Replace;
+                input.tags = tags.clone();
+            }
+        }
+        match &metadata {
+            CopyMetadata::Copy => input.metadata_directive = MetadataDirective::Copy,
+            CopyMetadata::Replace { metadata, content } => {
+                input.metadata_directive = MetadataDirective::Replace;
+                input.metadata = metadata.clone();
+                input.content = content.clone();
+            }
+        }
+        input.storage_class = storage_class?;
+        input.acl = acl?;
+        input.forbid_overwrite = req.forbid_overwrite;
+        input.conditions = conditions?;
+        Some(CopyPlan {
+            source,
+            tagging,
+            metadata,
+            input,
+        })
+    })())
+}
+
+/// How the multipart copier runs, from the `[copy]` settings.
+pub fn copy_options(settings: &CopySettings) -> CopyOptions {
+    CopyOptions {
+        part_size: settings.part_size_bytes,
+        parallelism: settings.parallelism,
+        ..CopyOptions::default()
+    }
+}
+
+fn size_i64(size: u64) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
+pub async fn copy(
+    client: &Client,
+    settings: &CopySettings,
+    req: proto::CopyObjectRequest,
+) -> Result<proto::CopyObjectResponse, Status> {
+    let plan = plan(&req)?;
+    let source_id = ObjectId::new(plan.source.bucket.clone(), plan.source.key.clone())
+        .with_version(plan.source.version_id.clone());
+    let head = client.head_object(&source_id).await.map_err(oss_status)?;
+    let multipart = head.size > settings.multipart_threshold_bytes
+        && head.size > 0
+        && head.object_type != Some(ObjectType::Symlink);
+    if !multipart {
+        let out = client.copy_object(&plan.input).await.map_err(oss_status)?;
+        return Ok(proto::CopyObjectResponse {
+            etag: out.etag.unwrap_or_default(),
+            version_id: version_string(out.version_id),
+            source_version_id: version_string(out.source_version_id.or(head.version_id)),
+            crc64ecma: out.crc64,
+            size: size_i64(head.size),
+            part_count: 0,
+            source_tags_changed: false,
+        });
+    }
+    let input = plan.input;
+    let request = MultipartCopyRequest {
+        source: plan.source,
+        bucket: input.bucket,
+        key: input.key,
+        tagging: plan.tagging,
+        metadata: plan.metadata,
+        storage_class: input.storage_class,
+        acl: input.acl,
+        forbid_overwrite: input.forbid_overwrite,
+        conditions: input.conditions,
+    };
+    let out = copier::copy_multipart(client, request, &head, &copy_options(settings))
+        .await
+        .map_err(oss_status)?;
+    Ok(proto::CopyObjectResponse {
+        etag: out.etag.unwrap_or_default(),
+        version_id: version_string(out.version_id),
+        source_version_id: version_string(out.source_version_id),
+        crc64ecma: out.crc64,
+        size: size_i64(out.size),
+        part_count: i32::try_from(out.parts).unwrap_or(i32::MAX),
+        source_tags_changed: out.source_tags_changed,
+    })
+}
+
+pub async fn update_metadata(
+    client: &Client,
+    req: proto::UpdateObjectMetadataRequest,
+) -> Result<proto::UpdateObjectMetadataResponse, Status> {
+    let mut v = Validation::new();
+    let bucket = v.bucket("bucket", &req.bucket);
+    let key = v.key("key", &req.key);
+    let metadata = v.metadata("metadata", &req.metadata);
+    let content = ContentFields {
+        content_type: &req.content_type,
+        cache_control: &req.cache_control,
+        content_disposition: &req.content_disposition,
+        content_encoding: &req.content_encoding,
+        expires: &req.expires,
+    }
+    .parse(&mut v);
+    let tags = v.tagging("tagging", req.tagging.as_ref());
+    let input = v.conclude((|| {
+        let (bucket, key) = (bucket?, key?);
+        let mut input =
+            CopyObjectInput::new(CopySource::new(bucket.clone(), key.clone()), bucket, key);
+        input.metadata_directive = MetadataDirective::Replace;
+        input.metadata = metadata?;
+        input.content = content?;
+        match tags? {
+            None => input.tagging_directive = TaggingDirective::Copy,
+            Some(tags) => {
+                input.tagging_directive = TaggingDirective::Replace;
+                input.tags = tags;
+            }
+        }
+        Some(input)
+    })())?;
+    let out = client.copy_object(&input).await.map_err(oss_status)?;
+    Ok(proto::UpdateObjectMetadataResponse {
+        etag: out.etag.unwrap_or_default(),
+        version_id: version_string(out.version_id),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{TagSet, UserMetadata};
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    fn request() -> proto::CopyObjectRequest {
+        proto::CopyObjectRequest {
+            source_bucket: "src-bucket".into(),
+            source_key: "a/b.txt".into(),
+            destination_bucket: "dst-bucket".into(),
+            destination_key: "c.txt".into(),
+            ..Default::default()
+        }
+    }
+
+    fn fields(status: &Status) -> Vec<String> {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        status
+            .get_error_details()
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn tagging(pairs: &[(&str, &str)]) -> proto::Tagging {
+        proto::Tagging {
+            tags: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_copy_everything() {
+        let plan = plan(&request()).unwrap();
+        assert_eq!(plan.tagging, CopyTagging::Copy);
+        assert_eq!(plan.metadata, CopyMetadata::Copy);
+        assert_eq!(plan.input.tagging_directive, TaggingDirective::Copy);
+        assert_eq!(plan.input.metadata_directive, MetadataDirective::Copy);
+        assert_eq!(plan.input.conditions, CopySourceConditions::default());
+    }
+
+    #[test]
+    fn tagging_rules_follow_the_directive() {
+        let mut r = request();
+        r.tagging_directive = proto::TaggingDirective::Replace.into();
+        assert_eq!(fields(&plan(&r).err().unwrap()), ["tagging"]);
+        r.tagging = Some(tagging(&[]));
+        let p = plan(&r).unwrap();
+        assert_eq!(p.tagging, CopyTagging::Replace(TagSet::empty()));
+        r.tagging = Some(tagging(&[("a+b-c=d._:/ é", "v 1/2")]));
+        let p = plan(&r).unwrap();
+        assert_eq!(p.input.tags.get("a+b-c=d._:/ é"), Some("v 1/2"));
+        r.tagging = Some(tagging(&[("bad&key", "v")]));
+        assert!(fields(&plan(&r).err().unwrap())[0].starts_with("tagging"));
+        for directive in [
+            proto::TaggingDirective::Copy,
+            proto::TaggingDirective::Unspecified,
+        ] {
+            r.tagging_directive = directive.into();
+            r.tagging = Some(tagging(&[]));
+            assert_eq!(fields(&plan(&r).err().unwrap()), ["tagging"]);
+        }
+        r.tagging = None;
+        r.tagging_directive = 7;
+        assert_eq!(fields(&plan(&r).err().unwrap()), ["tagging_directive"]);
+    }
+
+    #[test]
+    fn metadata_and_content_headers_only_with_replace() {
+        let mut r = request();
+        r.metadata.insert("owner".into(), "x".into());
+        r.content_type = "text/plain".into();
+        r.expires = "Thu, 01 Dec 2094 16:00:00 GMT".into();
+        assert_eq!(
+            fields(&plan(&r).err().unwrap()),
+            ["metadata", "content_type", "expires"]
+        );
+        r.metadata_directive = proto::MetadataDirective::Replace.into();
+        let p = plan(&r).unwrap();
+        let CopyMetadata::Replace { metadata, content } = p.metadata else {
+            panic!("replace expected");
+        };
+        assert_eq!(
+            metadata,
+            UserMetadata::from_pairs([("owner", "x")]).unwrap()
+        );
+        assert_eq!(content.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(p.input.metadata_directive, MetadataDirective::Replace);
+        r.metadata.insert("bad key".into(), "x".into());
+        r.cache_control = "\u{7f}".into();
+        let f = fields(&plan(&r).err().unwrap());
+        assert!(f.iter().any(|f| f.starts_with("metadata")), "{f:?}");
+        assert!(f.contains(&"cache_control".to_string()), "{f:?}");
+        r.metadata_directive = 9;
+        r.metadata.clear();
+        r.cache_control.clear();
+        assert!(fields(&plan(&r).err().unwrap()).contains(&"metadata_directive".to_string()));
+    }
+
+    #[test]
+    fn names_and_preconditions_are_checked() {
+        let mut r = request();
+        r.source_bucket = "Bad_Bucket".into();
+        r.destination_key = "/abs".into();
+        r.source_version_id = "\u{1}".into();
+        assert_eq!(
+            fields(&plan(&r).err().unwrap()),
+            ["source_bucket", "source_version_id", "destination_key"]
+        );
+        let mut r = request();
+        r.source_preconditions = Some(proto::CopySourcePreconditions {
+            if_match: "\"ABC\"".into(),
+            if_none_match: "\"DEF\"".into(),
+            if_modified_since: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 5,
+            }),
+            if_unmodified_since: Some(prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
+        });
+        let c = plan(&r).unwrap().input.conditions;
+        assert_eq!(c.if_match.as_deref(), Some("\"ABC\""));
+        assert_eq!(c.if_none_match.as_deref(), Some("\"DEF\""));
+        assert_eq!(
+            c.if_modified_since,
+            Some(UNIX_EPOCH + Duration::new(1_700_000_000, 5))
+        );
+        r.source_preconditions = Some(proto::CopySourcePreconditions {
+            if_match: "tab\there".into(),
+            if_modified_since: Some(prost_types::Timestamp {
+                seconds: -1,
+                nanos: 0,
+            }),
+            if_unmodified_since: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: -3,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            fields(&plan(&r).err().unwrap()),
+            [
+                "source_preconditions.if_match",
+                "source_preconditions.if_modified_since",
+                "source_preconditions.if_unmodified_since"
+            ]
+        );
+    }
+
+    #[test]
+    fn storage_class_and_acl() {
+        let mut r = request();
+        r.storage_class = proto::StorageClass::Ia.into();
+        r.acl = proto::ObjectAcl::Private.into();
+        r.forbid_overwrite = true;
+        let input = plan(&r).unwrap().input;
+        assert_eq!(input.storage_class, Some(crate::model::StorageClass::Ia));
+        assert_eq!(input.acl, Some(crate::model::ObjectAcl::Private));
+        assert!(input.forbid_overwrite);
+        r.storage_class = 99;
+        r.acl = -1;
+        assert_eq!(fields(&plan(&r).err().unwrap()), ["storage_class", "acl"]);
+    }
+}
