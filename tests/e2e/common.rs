@@ -37,6 +37,8 @@ pub struct StackOptions {
     pub gateway_secret: String,
     /// An STS token the emulator requires and the gateway sends.
     pub security_token: Option<String>,
+    /// More gateway settings, as `OSSGATE_*` environment variables.
+    pub settings: Vec<(&'static str, String)>,
 }
 
 impl Default for StackOptions {
@@ -45,6 +47,7 @@ impl Default for StackOptions {
             signature_version: "v4",
             gateway_secret: ACCESS_KEY_SECRET.into(),
             security_token: None,
+            settings: Vec::new(),
         }
     }
 }
@@ -101,6 +104,9 @@ impl Stack {
             env.insert("OSSGATE_OSS__SECURITY_TOKEN".into(), token.clone());
         }
         env.insert("OSSGATE_SERVER__SHUTDOWN_GRACE_MS".into(), "2000".into());
+        for (name, value) in &options.settings {
+            env.insert(name.to_string(), value.clone());
+        }
         let settings = Settings::load_from(None, env).expect("settings load");
         let server = server::start(settings).await.expect("gateway starts");
         let client = connect(server.local_addr()).await;
