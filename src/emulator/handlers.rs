@@ -15,6 +15,10 @@ use http_body_util::BodyExt;
 
 use super::State;
 use super::auth::{self, AuthRequest};
+
+/// Multipart, append, copy and fault injection (helper EM's files under `extra/`).
+#[path = "extra/mod.rs"]
+pub(super) mod extra;
 use super::error::ApiError;
 use super::route::{self, Target};
 use super::store::{Kind, Version};
@@ -64,7 +68,11 @@ pub(crate) async fn handle(
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
-    let mut response = match dispatch(&state, parts, &mut body).await {
+    let outcome = match extra::faults::on_request(&state, &parts).await {
+        Some(early) => early,
+        None => dispatch(&state, parts, &mut body).await,
+    };
+    let mut response = match outcome {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(request_id, "error: {e}");
@@ -205,6 +213,9 @@ async fn dispatch(
     };
     let versioned = state.store.is_versioned(&bucket)?;
     let Some(key) = key else {
+        if let Some(r) = extra::dispatch_bucket(state, &method, &bucket, &query) {
+            return r;
+        }
         return Err(ApiError::not_implemented("Bucket-level operations"));
     };
     if let Err(v) = ObjectKey::parse(&key) {
@@ -226,6 +237,9 @@ async fn dispatch(
         headers: parts.headers,
         versioned,
     };
+    if let Some(r) = extra::dispatch(state, &method, &ctx, body).await {
+        return r;
+    }
     let q = &ctx.query;
     for unsupported in [
         "append",

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use cli::{EmulatorArgs, run_cli};
 pub use error::ApiError;
+pub use handlers::extra::faults::{Fault, FaultKind, FaultOp, Faults};
 
 use crate::oss::credentials::Credentials;
 
@@ -112,6 +113,8 @@ pub(crate) struct State {
     pub(crate) region: String,
     pub(crate) verify_signatures: bool,
     pub(crate) requests: AtomicU64,
+    /// Open multipart uploads and the fault injector.
+    pub(crate) extra: handlers::extra::Extra,
 }
 
 /// A running emulator. Dropping it without [`shutdown`](Self::shutdown) stops it too.
@@ -201,6 +204,8 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<EmulatorHandle> {
         region: config.region,
         verify_signatures: config.verify_signatures,
         requests: AtomicU64::new(0),
+        extra: handlers::extra::Extra::open(config.data_dir.as_deref())
+            .context("cannot open the multipart upload store")?,
     });
     let app = axum::Router::new()
         .fallback(handlers::handle)

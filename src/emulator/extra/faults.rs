@@ -266,12 +266,27 @@ mod tests {
     #[test]
     fn classify_and_consume() {
         let c = |m: Method, q: &[&str], copy: bool| FaultOp::classify(&m, q, copy);
-        assert_eq!(c(Method::PUT, &["partNumber", "uploadId"], false), FaultOp::UploadPart);
-        assert_eq!(c(Method::PUT, &["partNumber", "uploadId"], true), FaultOp::UploadPartCopy);
+        assert_eq!(
+            c(Method::PUT, &["partNumber", "uploadId"], false),
+            FaultOp::UploadPart
+        );
+        assert_eq!(
+            c(Method::PUT, &["partNumber", "uploadId"], true),
+            FaultOp::UploadPartCopy
+        );
         assert_eq!(c(Method::PUT, &[], true), FaultOp::CopyObject);
-        assert_eq!(c(Method::POST, &["append", "position"], false), FaultOp::AppendObject);
-        assert_eq!(c(Method::GET, &["uploads"], false), FaultOp::ListMultipartUploads);
-        assert_eq!(c(Method::HEAD, &["objectMeta"], false), FaultOp::GetObjectMeta);
+        assert_eq!(
+            c(Method::POST, &["append", "position"], false),
+            FaultOp::AppendObject
+        );
+        assert_eq!(
+            c(Method::GET, &["uploads"], false),
+            FaultOp::ListMultipartUploads
+        );
+        assert_eq!(
+            c(Method::HEAD, &["objectMeta"], false),
+            FaultOp::GetObjectMeta
+        );
         let f = Faults::default();
         f.inject(Fault {
             op: FaultOp::UploadPart,

@@ -1,0 +1,1216 @@
+//! The emulator's multipart uploads, AppendObject, CopyObject, UploadPartCopy and fault
+//! injection over real HTTP on a loopback port, signed like the SDKs sign.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use md5::Digest as _;
+use ossgate::emulator::{
+    self, BucketSpec, EmulatorConfig, EmulatorHandle, Fault, FaultKind, FaultOp,
+};
+use ossgate::model::crc64;
+use ossgate::oss::credentials::Credentials;
+use ossgate::oss::sign::{self, SignatureVersion, uri_encode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const AK: &str = "test-ak";
+const SK: &str = "test-secret";
+const KB: usize = 1024;
+
+fn creds() -> Credentials {
+    Credentials {
+        access_key_id: AK.into(),
+        access_key_secret: SK.into(),
+        security_token: None,
+    }
+}
+
+fn config() -> EmulatorConfig {
+    let mut c = EmulatorConfig::new(AK, SK);
+    c.buckets = vec![
+        BucketSpec {
+            name: "bkt".into(),
+            versioned: false,
+        },
+        BucketSpec {
+            name: "vbkt".into(),
+            versioned: true,
+        },
+    ];
+    c
+}
+
+async fn start() -> EmulatorHandle {
+    emulator::start(config()).await.unwrap()
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().unwrap()
+}
+
+/// One signed request; `key == ""` addresses the bucket.
+struct Req {
+    method: &'static str,
+    bucket: String,
+    key: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    version: SignatureVersion,
+}
+
+impl Req {
+    fn new(method: &'static str, bucket: &str, key: &str) -> Self {
+        Self {
+            method,
+            bucket: bucket.into(),
+            key: key.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            version: SignatureVersion::V4,
+        }
+    }
+    fn q(mut self, k: &str, v: &str) -> Self {
+        self.query.push((k.into(), v.into()));
+        self
+    }
+    fn h(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    fn body(mut self, b: &[u8]) -> Self {
+        self.body = b.to_vec();
+        self
+    }
+    fn v1(mut self) -> Self {
+        self.version = SignatureVersion::V1;
+        self
+    }
+
+    fn url(&self, endpoint: &str) -> String {
+        let mut url = format!("{endpoint}/{}/{}", self.bucket, uri_encode(&self.key, true));
+        if !self.query.is_empty() {
+            let q: Vec<String> = self
+                .query
+                .iter()
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        uri_encode(k, false)
+                    } else {
+                        format!("{}={}", uri_encode(k, false), uri_encode(v, false))
+                    }
+                })
+                .collect();
+            url.push('?');
+            url.push_str(&q.join("&"));
+        }
+        url
+    }
+
+    fn signed_headers(&self) -> Vec<(String, String)> {
+        let mut headers = self.headers.clone();
+        let key = (!self.key.is_empty()).then_some(self.key.as_str());
+        sign::sign_request(
+            self.version,
+            self.method,
+            Some(&self.bucket),
+            key,
+            &self.query,
+            &mut headers,
+            &creds(),
+            "cn-hangzhou",
+            SystemTime::now(),
+        );
+        headers
+    }
+
+    async fn try_send(self, e: &EmulatorHandle) -> reqwest::Result<reqwest::Response> {
+        let headers = self.signed_headers();
+        let mut rb = client().request(
+            reqwest::Method::from_bytes(self.method.as_bytes()).unwrap(),
+            self.url(&e.endpoint()),
+        );
+        for (k, v) in &headers {
+            rb = rb.header(k, v);
+        }
+        rb.body(self.body).send().await
+    }
+
+    async fn send(self, e: &EmulatorHandle) -> reqwest::Response {
+        self.try_send(e).await.unwrap()
+    }
+}
+
+fn hv(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+async fn error_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        xml_values(&text, "Code")
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+    )
+}
+
+/// Every `<tag>text</tag>` value, in order.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split(&close).next())
+        .map(|s| s.replace("&quot;", "\""))
+        .collect()
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode_upper(md5::Md5::digest(data))
+}
+
+fn md5_b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn initiate(e: &EmulatorHandle, bucket: &str, key: &str, extra: &[(&str, &str)]) -> String {
+    let mut r = Req::new("POST", bucket, key).q("uploads", "");
+    for (k, v) in extra {
+        r = r.h(k, v);
+    }
+    let r = r.send(e).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    xml_values(&text, "UploadId").remove(0)
+}
+
+async fn upload_part(
+    e: &EmulatorHandle,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    n: u32,
+    body: &[u8],
+) -> String {
+    let r = Req::new("PUT", bucket, key)
+        .q("partNumber", &n.to_string())
+        .q("uploadId", id)
+        .body(body)
+        .send(e)
+        .await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    hv(&r, "etag").unwrap()
+}
+
+fn complete_xml(parts: &[(u32, &str)]) -> Vec<u8> {
+    let mut s = String::from("<CompleteMultipartUpload>");
+    for (n, etag) in parts {
+        s.push_str(&format!(
+            "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+        ));
+    }
+    s.push_str("</CompleteMultipartUpload>");
+    s.into_bytes()
+}
+
+async fn complete(
+    e: &EmulatorHandle,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: &[(u32, &str)],
+) -> reqwest::Response {
+    Req::new("POST", bucket, key)
+        .q("uploadId", id)
+        .body(&complete_xml(parts))
+        .send(e)
+        .await
+}
+
+async fn get(e: &EmulatorHandle, bucket: &str, key: &str) -> Vec<u8> {
+    let r = Req::new("GET", bucket, key).send(e).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap().to_vec()
+}
+
+async fn get_tags(e: &EmulatorHandle, bucket: &str, key: &str) -> Vec<(String, String)> {
+    let r = Req::new("GET", bucket, key).q("tagging", "").send(e).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    xml_values(&text, "Key")
+        .into_iter()
+        .zip(xml_values(&text, "Value"))
+        .collect()
+}
+
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    let mut all = Vec::new();
+    for p in parts {
+        all.extend_from_slice(&md5::Md5::digest(p));
+    }
+    format!("\"{}-{}\"", md5_hex(&all), parts.len())
+}
+
+#[tokio::test]
+async fn multipart_three_parts_keeps_initiate_headers() {
+    let e = start().await;
+    let id = initiate(
+        &e,
+        "bkt",
+        "dir/big file",
+        &[
+            ("x-oss-tagging", "a=1&b=two%20words"),
+            ("x-oss-meta-color", "red"),
+            ("content-type", "text/plain"),
+            ("x-oss-storage-class", "IA"),
+            ("x-oss-object-acl", "private"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        e.open_uploads(),
+        vec![("bkt".into(), "dir/big file".into(), id.clone())]
+    );
+    let (p1, p2, p3) = (data(100 * KB, 1), data(150 * KB, 2), data(10 * KB, 3));
+    let r = Req::new("PUT", "bkt", "dir/big file")
+        .q("partNumber", "1")
+        .q("uploadId", &id)
+        .h("content-md5", &md5_b64(&p1))
+        .body(&p1)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let e1 = hv(&r, "etag").unwrap();
+    assert_eq!(e1, format!("\"{}\"", md5_hex(&p1)));
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(&p1).to_string()
+    );
+    let e2 = upload_part(&e, "bkt", "dir/big file", &id, 2, &p2).await;
+    let e3 = upload_part(&e, "bkt", "dir/big file", &id, 3, &p3).await;
+    let r = complete(
+        &e,
+        "bkt",
+        "dir/big file",
+        &id,
+        &[(1, &e1), (2, &e2), (3, &e3)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let whole = [p1.clone(), p2.clone(), p3.clone()].concat();
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(&whole).to_string()
+    );
+    let text = r.text().await.unwrap();
+    let etag = multipart_etag(&[&p1, &p2, &p3]);
+    assert_eq!(xml_values(&text, "ETag"), vec![etag.clone()]);
+    assert_eq!(xml_values(&text, "Key"), vec!["dir/big file".to_owned()]);
+    assert!(e.open_uploads().is_empty());
+    assert_eq!(get(&e, "bkt", "dir/big file").await, whole);
+    let r = Req::new("HEAD", "bkt", "dir/big file").send(&e).await;
+    assert_eq!(hv(&r, "etag").unwrap(), etag);
+    assert_eq!(hv(&r, "x-oss-object-type").as_deref(), Some("Multipart"));
+    assert_eq!(hv(&r, "x-oss-storage-class").as_deref(), Some("IA"));
+    assert_eq!(hv(&r, "content-type").as_deref(), Some("text/plain"));
+    assert_eq!(hv(&r, "x-oss-meta-color").as_deref(), Some("red"));
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(&whole).to_string()
+    );
+    assert_eq!(
+        get_tags(&e, "bkt", "dir/big file").await,
+        vec![("a".into(), "1".into()), ("b".into(), "two words".into())]
+    );
+    // The upload is gone after Complete.
+    let (s, code) = error_code(complete(&e, "bkt", "dir/big file", &id, &[(1, &e1)]).await).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchUpload"));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn complete_all_and_versioned_complete() {
+    let e = start().await;
+    let id = initiate(&e, "vbkt", "all", &[]).await;
+    let (p1, p2) = (data(100 * KB, 7), data(3, 8));
+    // Uploaded out of order; a re-upload replaces part 2.
+    upload_part(&e, "vbkt", "all", &id, 2, b"old").await;
+    upload_part(&e, "vbkt", "all", &id, 2, &p2).await;
+    upload_part(&e, "vbkt", "all", &id, 1, &p1).await;
+    // complete-all with a body is refused.
+    let r = Req::new("POST", "vbkt", "all")
+        .q("uploadId", &id)
+        .h("x-oss-complete-all", "yes")
+        .body(&complete_xml(&[(1, "x")]))
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (400, "InvalidArgument".into()));
+    let r = Req::new("POST", "vbkt", "all")
+        .q("uploadId", &id)
+        .h("x-oss-complete-all", "yes")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let vid = hv(&r, "x-oss-version-id").expect("a version id in a versioned bucket");
+    assert_eq!(hv(&r, "etag").unwrap(), multipart_etag(&[&p1, &p2]));
+    assert_eq!(get(&e, "vbkt", "all").await, [p1, p2].concat());
+    let r = Req::new("HEAD", "vbkt", "all").send(&e).await;
+    assert_eq!(hv(&r, "x-oss-version-id"), Some(vid));
+    assert!(e.open_uploads().is_empty());
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn multipart_errors() {
+    let e = start().await;
+    let id = initiate(&e, "bkt", "k", &[]).await;
+    for bad in ["0", "10001", "x", ""] {
+        let r = Req::new("PUT", "bkt", "k")
+            .q("partNumber", bad)
+            .q("uploadId", &id)
+            .body(b"abc")
+            .send(&e)
+            .await;
+        assert_eq!(
+            error_code(r).await,
+            (400, "InvalidArgument".into()),
+            "partNumber={bad}"
+        );
+    }
+    upload_part(&e, "bkt", "k", &id, 10000, b"max").await;
+    let r = Req::new("PUT", "bkt", "k")
+        .q("partNumber", "1")
+        .q("uploadId", &id)
+        .h("content-md5", &md5_b64(b"other"))
+        .body(b"abc")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (400, "InvalidDigest".into()));
+    // Unknown upload ID, and an upload ID used with another key.
+    for (key, uid) in [("k", "NOPE"), ("other", id.as_str())] {
+        let r = Req::new("PUT", "bkt", key)
+            .q("partNumber", "1")
+            .q("uploadId", uid)
+            .body(b"abc")
+            .send(&e)
+            .await;
+        assert_eq!(error_code(r).await, (404, "NoSuchUpload".into()));
+        let r = Req::new("GET", "bkt", key)
+            .q("uploadId", uid)
+            .send(&e)
+            .await;
+        assert_eq!(error_code(r).await, (404, "NoSuchUpload".into()));
+        let r = Req::new("DELETE", "bkt", key)
+            .q("uploadId", uid)
+            .send(&e)
+            .await;
+        assert_eq!(error_code(r).await, (404, "NoSuchUpload".into()));
+        let (s, code) = error_code(complete(&e, "bkt", key, uid, &[(1, "x")]).await).await;
+        assert_eq!((s, code.as_str()), (404, "NoSuchUpload"));
+    }
+    let small = data(10 * KB, 1);
+    let big = data(100 * KB, 2);
+    let s1 = upload_part(&e, "bkt", "k", &id, 1, &small).await;
+    let b2 = upload_part(&e, "bkt", "k", &id, 2, &big).await;
+    let b3 = upload_part(&e, "bkt", "k", &id, 3, &big).await;
+    let cases: Vec<(Vec<(u32, &str)>, &str)> = vec![
+        (vec![(2, &b2), (1, &s1)], "InvalidPartOrder"),
+        (vec![(2, &b2), (2, &b2)], "InvalidPartOrder"),
+        (vec![(2, &b2), (4, &b3)], "InvalidPart"),
+        (
+            vec![(2, &b2), (3, "\"0123456789ABCDEF0123456789ABCDEF\"")],
+            "InvalidPart",
+        ),
+        (vec![(1, &s1), (2, &b2)], "EntityTooSmall"),
+    ];
+    for (parts, want) in cases {
+        let (s, code) = error_code(complete(&e, "bkt", "k", &id, &parts).await).await;
+        assert_eq!((s, code.as_str()), (400, want), "{parts:?}");
+    }
+    for body in [
+        &b"not xml"[..],
+        b"<Other/>",
+        b"<CompleteMultipartUpload></CompleteMultipartUpload>",
+        b"",
+    ] {
+        let r = Req::new("POST", "bkt", "k")
+            .q("uploadId", &id)
+            .body(body)
+            .send(&e)
+            .await;
+        assert_eq!(error_code(r).await, (400, "MalformedXML".into()));
+    }
+    // The upload survived every refused Complete; forbid-overwrite refuses an existing key.
+    let r = Req::new("PUT", "bkt", "k").body(b"exists").send(&e).await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("POST", "bkt", "k")
+        .q("uploadId", &id)
+        .h("x-oss-forbid-overwrite", "true")
+        .body(&complete_xml(&[(2, &b2), (3, &b3)]))
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (409, "FileAlreadyExists".into()));
+    assert_eq!(get(&e, "bkt", "k").await, b"exists");
+    // Abort: 204, then NoSuchUpload.
+    let r = Req::new("DELETE", "bkt", "k")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = Req::new("DELETE", "bkt", "k")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (404, "NoSuchUpload".into()));
+    assert!(e.open_uploads().is_empty());
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn list_parts_pages_and_list_uploads() {
+    let e = start().await;
+    let id = initiate(&e, "bkt", "a/x y", &[("x-oss-storage-class", "IA")]).await;
+    let mut etags = Vec::new();
+    for n in 1..=5u32 {
+        etags.push(upload_part(&e, "bkt", "a/x y", &id, n, &data(n as usize * 10, n as u8)).await);
+    }
+    let mut seen = Vec::new();
+    let mut marker = "0".to_owned();
+    loop {
+        let r = Req::new("GET", "bkt", "a/x y")
+            .q("uploadId", &id)
+            .q("max-parts", "2")
+            .q("part-number-marker", &marker)
+            .v1()
+            .send(&e)
+            .await;
+        assert_eq!(r.status(), 200);
+        let t = r.text().await.unwrap();
+        assert_eq!(xml_values(&t, "MaxParts"), vec!["2"]);
+        assert_eq!(xml_values(&t, "PartNumberMarker"), vec![marker.clone()]);
+        let numbers = xml_values(&t, "PartNumber");
+        let sizes = xml_values(&t, "Size");
+        let crcs = xml_values(&t, "HashCrc64ecma");
+        assert_eq!(xml_values(&t, "LastModified").len(), numbers.len());
+        for ((n, size), crc) in numbers.iter().zip(&sizes).zip(&crcs) {
+            let n: u32 = n.parse().unwrap();
+            assert_eq!(size, &(n * 10).to_string());
+            assert_eq!(crc, &crc64(&data(n as usize * 10, n as u8)).to_string());
+        }
+        seen.extend(xml_values(&t, "ETag"));
+        if xml_values(&t, "IsTruncated") == vec!["false"] {
+            break;
+        }
+        marker = xml_values(&t, "NextPartNumberMarker").remove(0);
+    }
+    assert_eq!(seen, etags);
+    // ListMultipartUploads, with prefix and encoding-type=url.
+    let id2 = initiate(&e, "bkt", "b/other", &[]).await;
+    let r = Req::new("GET", "bkt", "").q("uploads", "").send(&e).await;
+    assert_eq!(r.status(), 200);
+    let t = r.text().await.unwrap();
+    assert!(t.contains("<ListMultipartUploadsResult>"), "{t}");
+    assert_eq!(xml_values(&t, "UploadId"), vec![id.clone(), id2.clone()]);
+    assert_eq!(xml_values(&t, "Initiated").len(), 2);
+    let r = Req::new("GET", "bkt", "")
+        .q("uploads", "")
+        .q("prefix", "a/")
+        .q("encoding-type", "url")
+        .v1()
+        .send(&e)
+        .await;
+    let t = r.text().await.unwrap();
+    assert_eq!(xml_values(&t, "UploadId"), vec![id.clone()]);
+    assert_eq!(xml_values(&t, "Key"), vec!["a%2Fx%20y"]);
+    let r = Req::new("GET", "bkt", "")
+        .q("uploads", "")
+        .q("max-uploads", "1")
+        .send(&e)
+        .await;
+    let t = r.text().await.unwrap();
+    assert_eq!(xml_values(&t, "IsTruncated"), vec!["true"]);
+    assert_eq!(xml_values(&t, "NextKeyMarker"), vec!["a/x y"]);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn upload_part_copy_ranges_from_a_versioned_source() {
+    let e = start().await;
+    let old = data(200 * KB, 9);
+    let r = Req::new("PUT", "vbkt", "src").body(&old).send(&e).await;
+    let v1 = hv(&r, "x-oss-version-id").unwrap();
+    let r = Req::new("PUT", "vbkt", "src")
+        .body(b"newer data")
+        .send(&e)
+        .await;
+    let v2 = hv(&r, "x-oss-version-id").unwrap();
+    assert_ne!(v1, v2);
+    let id = initiate(&e, "bkt", "dst", &[]).await;
+    let copy = |n: u32| {
+        Req::new("PUT", "bkt", "dst")
+            .q("partNumber", &n.to_string())
+            .q("uploadId", &id)
+    };
+    // Part 1: the first 100 KiB of the OLD version.
+    let r = copy(1)
+        .h(
+            "x-oss-copy-source",
+            &format!("/vbkt/src?versionId={}", uri_encode(&v1, false)),
+        )
+        .h(
+            "x-oss-copy-source-range",
+            &format!("bytes=0-{}", 100 * KB - 1),
+        )
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "x-oss-copy-source-version-id"), Some(v1.clone()));
+    let e1 = hv(&r, "etag").unwrap();
+    assert_eq!(e1, format!("\"{}\"", md5_hex(&old[..100 * KB])));
+    let t = r.text().await.unwrap();
+    assert_eq!(xml_values(&t, "ETag"), vec![e1.clone()]);
+    assert_eq!(xml_values(&t, "LastModified").len(), 1);
+    // Part 2: the current version, whole.
+    let r = copy(2).h("x-oss-copy-source", "/vbkt/src").send(&e).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "x-oss-copy-source-version-id"), Some(v2));
+    let e2 = hv(&r, "etag").unwrap();
+    // Preconditions and bad ranges.
+    let src_etag = format!("\"{}\"", md5_hex(b"newer data"));
+    let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+    let earlier = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(3600));
+    for (name, value) in [
+        ("x-oss-copy-source-if-match", "\"0000\""),
+        ("x-oss-copy-source-if-none-match", src_etag.as_str()),
+        ("x-oss-copy-source-if-modified-since", later.as_str()),
+        ("x-oss-copy-source-if-unmodified-since", earlier.as_str()),
+    ] {
+        let r = copy(3)
+            .h("x-oss-copy-source", "/vbkt/src")
+            .h(name, value)
+            .send(&e)
+            .await;
+        assert_eq!(
+            error_code(r).await,
+            (412, "PreconditionFailed".into()),
+            "{name}"
+        );
+    }
+    let r = copy(3)
+        .h("x-oss-copy-source", "/vbkt/src")
+        .h("x-oss-copy-source-if-match", &src_etag)
+        .h("x-oss-copy-source-range", "bytes=100-200")
+        .send(&e)
+        .await;
+    assert_eq!(r.status().as_u16(), 416);
+    let r = copy(3)
+        .h("x-oss-copy-source", "/vbkt/missing")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (404, "NoSuchKey".into()));
+    let r = complete(&e, "bkt", "dst", &id, &[(1, &e1), (2, &e2)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        get(&e, "bkt", "dst").await,
+        [&old[..100 * KB], b"newer data"].concat()
+    );
+    e.shutdown().await;
+}
+
+/// Sends raw bytes, shuts down the write side, then reads the reply.
+async fn raw_exchange(e: &EmulatorHandle, bytes: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(e.addr()).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let _ = s.shutdown().await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn incomplete_part_and_append_bodies_store_nothing() {
+    let e = start().await;
+    let id = initiate(&e, "bkt", "cut", &[]).await;
+    for (method, query) in [
+        (
+            "PUT",
+            vec![
+                ("partNumber".to_owned(), "1".to_owned()),
+                ("uploadId".to_owned(), id.clone()),
+            ],
+        ),
+        (
+            "POST",
+            vec![
+                ("append".to_owned(), String::new()),
+                ("position".to_owned(), "0".to_owned()),
+            ],
+        ),
+    ] {
+        let mut headers = Vec::new();
+        sign::sign_request(
+            SignatureVersion::V4,
+            method,
+            Some("bkt"),
+            Some("cut"),
+            &query,
+            &mut headers,
+            &creds(),
+            "cn-hangzhou",
+            SystemTime::now(),
+        );
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        let mut raw = format!(
+            "{method} /bkt/cut?{} HTTP/1.1\r\nhost: {}\r\ncontent-length: 100\r\n",
+            q.join("&"),
+            e.addr()
+        );
+        for (k, v) in &headers {
+            raw.push_str(&format!("{k}: {v}\r\n"));
+        }
+        raw.push_str("\r\nonly ten b");
+        let _ = raw_exchange(&e, raw.as_bytes()).await;
+    }
+    let r = Req::new("GET", "bkt", "cut")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    let t = r.text().await.unwrap();
+    assert!(xml_values(&t, "PartNumber").is_empty(), "{t}");
+    let r = Req::new("GET", "bkt", "cut").send(&e).await;
+    assert_eq!(error_code(r).await, (404, "NoSuchKey".into()));
+    e.shutdown().await;
+}
+
+async fn append(
+    e: &EmulatorHandle,
+    bucket: &str,
+    key: &str,
+    pos: u64,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut r = Req::new("POST", bucket, key)
+        .q("append", "")
+        .q("position", &pos.to_string())
+        .body(body);
+    for (k, v) in extra {
+        r = r.h(k, v);
+    }
+    r.send(e).await
+}
+
+#[tokio::test]
+async fn append_flows() {
+    let e = start().await;
+    let r = append(
+        &e,
+        "bkt",
+        "log",
+        0,
+        b"hello",
+        &[
+            ("x-oss-tagging", "t=1"),
+            ("x-oss-meta-m", "first"),
+            ("content-type", "text/plain"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "x-oss-next-append-position").as_deref(), Some("5"));
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(b"hello").to_string()
+    );
+    // Wrong position: 409 with the position to use.
+    for pos in [0, 4, 6] {
+        let r = append(&e, "bkt", "log", pos, b"x", &[]).await;
+        assert_eq!(hv(&r, "x-oss-next-append-position").as_deref(), Some("5"));
+        assert_eq!(
+            error_code(r).await,
+            (409, "PositionNotEqualToLength".into())
+        );
+    }
+    // Later appends ignore tags, metadata and content type; Content-MD5 covers the appended bytes.
+    let r = append(
+        &e,
+        "bkt",
+        "log",
+        5,
+        b" world",
+        &[
+            ("x-oss-tagging", "t=2&u=3"),
+            ("x-oss-meta-m", "second"),
+            ("content-md5", &md5_b64(b" world")),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "x-oss-next-append-position").as_deref(), Some("11"));
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(b"hello world").to_string()
+    );
+    let r = append(
+        &e,
+        "bkt",
+        "log",
+        11,
+        b"!",
+        &[("content-md5", &md5_b64(b"?"))],
+    )
+    .await;
+    assert_eq!(error_code(r).await, (400, "InvalidDigest".into()));
+    assert_eq!(get(&e, "bkt", "log").await, b"hello world");
+    let r = Req::new("HEAD", "bkt", "log").send(&e).await;
+    assert_eq!(hv(&r, "x-oss-object-type").as_deref(), Some("Appendable"));
+    assert_eq!(hv(&r, "x-oss-meta-m").as_deref(), Some("first"));
+    assert_eq!(hv(&r, "content-type").as_deref(), Some("text/plain"));
+    assert_eq!(
+        get_tags(&e, "bkt", "log").await,
+        vec![("t".into(), "1".into())]
+    );
+    // Missing position, bad position, non-appendable objects, a new key at a non-zero position.
+    let r = Req::new("POST", "bkt", "log")
+        .q("append", "")
+        .body(b"x")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (400, "MissingArgument".into()));
+    let r = Req::new("POST", "bkt", "log")
+        .q("append", "")
+        .q("position", "x")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (400, "InvalidArgument".into()));
+    Req::new("PUT", "bkt", "normal").body(b"n").send(&e).await;
+    let r = append(&e, "bkt", "normal", 1, b"x", &[]).await;
+    assert_eq!(error_code(r).await, (409, "ObjectNotAppendable".into()));
+    let id = initiate(&e, "bkt", "mp", &[]).await;
+    let et = upload_part(&e, "bkt", "mp", &id, 1, b"m").await;
+    assert_eq!(
+        complete(&e, "bkt", "mp", &id, &[(1, &et)]).await.status(),
+        200
+    );
+    let r = append(&e, "bkt", "mp", 1, b"x", &[]).await;
+    assert_eq!(error_code(r).await, (409, "ObjectNotAppendable".into()));
+    let r = append(&e, "bkt", "fresh", 3, b"x", &[]).await;
+    assert_eq!(hv(&r, "x-oss-next-append-position").as_deref(), Some("0"));
+    assert_eq!(
+        error_code(r).await,
+        (409, "PositionNotEqualToLength".into())
+    );
+    // Versioned: appends keep the version ID; after a delete marker position 0 starts anew.
+    let r = append(&e, "vbkt", "vlog", 0, b"a", &[]).await;
+    let vid = hv(&r, "x-oss-version-id").unwrap();
+    let r = append(&e, "vbkt", "vlog", 1, b"b", &[]).await;
+    assert_eq!(hv(&r, "x-oss-version-id"), Some(vid.clone()));
+    Req::new("DELETE", "vbkt", "vlog").send(&e).await;
+    let r = append(&e, "vbkt", "vlog", 0, b"c", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_ne!(hv(&r, "x-oss-version-id"), Some(vid));
+    assert_eq!(get(&e, "vbkt", "vlog").await, b"c");
+    e.shutdown().await;
+}
+
+async fn put_source(e: &EmulatorHandle, key: &str) {
+    let r = Req::new("PUT", "bkt", key)
+        .h("x-oss-tagging", "s=1&k=v")
+        .h("x-oss-meta-origin", "src")
+        .h("content-type", "text/csv")
+        .body(b"source bytes")
+        .send(e)
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+async fn head(e: &EmulatorHandle, bucket: &str, key: &str) -> reqwest::Response {
+    Req::new("HEAD", bucket, key).send(e).await
+}
+
+#[tokio::test]
+async fn copy_object_directives() {
+    let e = start().await;
+    put_source(&e, "src").await;
+    let src_etag = format!("\"{}\"", md5_hex(b"source bytes"));
+    // Defaults: COPY + Copy. ali-oss's extra x-oss-copy-source-* header is ignored.
+    let r = Req::new("PUT", "bkt", "c1")
+        .h("x-oss-copy-source", "/bkt/src")
+        .h("x-oss-copy-source-x-oss-tagging-directive", "Replace")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "etag"), Some(src_etag.clone()));
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").unwrap(),
+        crc64(b"source bytes").to_string()
+    );
+    let t = r.text().await.unwrap();
+    assert_eq!(xml_values(&t, "ETag"), vec![src_etag.clone()]);
+    assert_eq!(xml_values(&t, "LastModified").len(), 1);
+    assert_eq!(get(&e, "bkt", "c1").await, b"source bytes");
+    let h = head(&e, "bkt", "c1").await;
+    assert_eq!(hv(&h, "x-oss-meta-origin").as_deref(), Some("src"));
+    assert_eq!(hv(&h, "content-type").as_deref(), Some("text/csv"));
+    assert_eq!(get_tags(&e, "bkt", "c1").await.len(), 2);
+    // REPLACE + Replace (lower-case values work).
+    let r = Req::new("PUT", "bkt", "c2")
+        .h("x-oss-copy-source", "/bkt/src")
+        .h("x-oss-metadata-directive", "replace")
+        .h("x-oss-tagging-directive", "REPLACE")
+        .h("x-oss-tagging", "x=9")
+        .h("x-oss-meta-new", "n")
+        .h("x-oss-storage-class", "IA")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let h = head(&e, "bkt", "c2").await;
+    assert_eq!(hv(&h, "x-oss-meta-origin"), None);
+    assert_eq!(hv(&h, "x-oss-meta-new").as_deref(), Some("n"));
+    assert_eq!(
+        hv(&h, "content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(hv(&h, "x-oss-storage-class").as_deref(), Some("IA"));
+    assert_eq!(
+        get_tags(&e, "bkt", "c2").await,
+        vec![("x".into(), "9".into())]
+    );
+    // Replace with an empty x-oss-tagging (and without one) clears the tags.
+    for tagging in [Some(""), None] {
+        let mut r = Req::new("PUT", "bkt", "c3")
+            .h("x-oss-copy-source", "/bkt/src")
+            .h("x-oss-tagging-directive", "Replace");
+        if let Some(t) = tagging {
+            r = r.h("x-oss-tagging", t);
+        }
+        assert_eq!(r.send(&e).await.status(), 200);
+        assert!(get_tags(&e, "bkt", "c3").await.is_empty());
+        assert_eq!(
+            hv(&head(&e, "bkt", "c3").await, "x-oss-meta-origin").as_deref(),
+            Some("src")
+        );
+    }
+    // Bad directive values.
+    for name in ["x-oss-metadata-directive", "x-oss-tagging-directive"] {
+        let r = Req::new("PUT", "bkt", "c4")
+            .h("x-oss-copy-source", "/bkt/src")
+            .h(name, "MOVE")
+            .send(&e)
+            .await;
+        assert_eq!(error_code(r).await, (400, "InvalidArgument".into()));
+    }
+    // In place: REPLACE rewrites metadata, keeps data, ETag and (tagging Copy) tags.
+    let r = Req::new("PUT", "bkt", "src")
+        .h("x-oss-copy-source", "/bkt/src")
+        .h("x-oss-metadata-directive", "REPLACE")
+        .h("x-oss-meta-edited", "yes")
+        .h("content-type", "application/json")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "etag"), Some(src_etag.clone()));
+    let h = head(&e, "bkt", "src").await;
+    assert_eq!(hv(&h, "x-oss-meta-edited").as_deref(), Some("yes"));
+    assert_eq!(hv(&h, "x-oss-meta-origin"), None);
+    assert_eq!(hv(&h, "content-type").as_deref(), Some("application/json"));
+    assert_eq!(get(&e, "bkt", "src").await, b"source bytes");
+    assert_eq!(get_tags(&e, "bkt", "src").await.len(), 2);
+    // forbid-overwrite.
+    let r = Req::new("PUT", "bkt", "c1")
+        .h("x-oss-copy-source", "/bkt/src")
+        .h("x-oss-forbid-overwrite", "true")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (409, "FileAlreadyExists".into()));
+    // Missing source, bad header.
+    let r = Req::new("PUT", "bkt", "c5")
+        .h("x-oss-copy-source", "/bkt/none")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (404, "NoSuchKey".into()));
+    let r = Req::new("PUT", "bkt", "c5")
+        .h("x-oss-copy-source", "/bkt")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (400, "InvalidArgument".into()));
+    let r = Req::new("PUT", "bkt", "c5")
+        .h("x-oss-copy-source", "/nobucket/k")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (404, "NoSuchBucket".into()));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn copy_object_sources_preconditions_and_symlinks() {
+    let e = start().await;
+    put_source(&e, "src").await;
+    let src_etag = format!("\"{}\"", md5_hex(b"source bytes"));
+    let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+    let earlier = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(3600));
+    for (name, value) in [
+        ("x-oss-copy-source-if-match", "\"0000\""),
+        ("x-oss-copy-source-if-none-match", src_etag.as_str()),
+        ("x-oss-copy-source-if-modified-since", later.as_str()),
+        ("x-oss-copy-source-if-unmodified-since", earlier.as_str()),
+    ] {
+        let r = Req::new("PUT", "bkt", "p")
+            .h("x-oss-copy-source", "/bkt/src")
+            .h(name, value)
+            .send(&e)
+            .await;
+        assert_eq!(
+            error_code(r).await,
+            (412, "PreconditionFailed".into()),
+            "{name}"
+        );
+    }
+    let r = Req::new("PUT", "bkt", "p")
+        .h("x-oss-copy-source", "/bkt/src")
+        .h("x-oss-copy-source-if-match", &src_etag)
+        .h("x-oss-copy-source-if-none-match", "\"other\"")
+        .h("x-oss-copy-source-if-modified-since", &earlier)
+        .h("x-oss-copy-source-if-unmodified-since", &later)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    // A symlink is copied as a link.
+    let r = Req::new("PUT", "bkt", "link")
+        .q("symlink", "")
+        .h("x-oss-symlink-target", "src")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("PUT", "bkt", "link2")
+        .h("x-oss-copy-source", "/bkt/link")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("GET", "bkt", "link2")
+        .q("symlink", "")
+        .send(&e)
+        .await;
+    assert_eq!(hv(&r, "x-oss-symlink-target").as_deref(), Some("src"));
+    assert_eq!(get(&e, "bkt", "link2").await, b"source bytes");
+    // Versioned source and destination; keys with '/' and spaces, encoded either way.
+    Req::new("PUT", "vbkt", "dir/a b")
+        .body(b"one")
+        .send(&e)
+        .await;
+    let r = Req::new("PUT", "vbkt", "dir/a b")
+        .body(b"two")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("GET", "vbkt", "").q("uploads", "").send(&e).await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("HEAD", "vbkt", "dir/a b").send(&e).await;
+    let current = hv(&r, "x-oss-version-id").unwrap();
+    let r = Req::new("PUT", "vbkt", "copy")
+        .h("x-oss-copy-source", "/vbkt/dir%2Fa%20b")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        hv(&r, "x-oss-copy-source-version-id"),
+        Some(current.clone())
+    );
+    let dest_vid = hv(&r, "x-oss-version-id").unwrap();
+    assert_ne!(dest_vid, current);
+    assert_eq!(get(&e, "vbkt", "copy").await, b"two");
+    // Appendable sources are refused.
+    append(&e, "bkt", "app", 0, b"a", &[]).await;
+    let r = Req::new("PUT", "bkt", "c")
+        .h("x-oss-copy-source", "/bkt/app")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await.0, 400);
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn copy_from_an_old_version() {
+    let e = start().await;
+    let r = Req::new("PUT", "vbkt", "k").body(b"first").send(&e).await;
+    let v1 = hv(&r, "x-oss-version-id").unwrap();
+    Req::new("PUT", "vbkt", "k").body(b"second").send(&e).await;
+    let r = Req::new("PUT", "bkt", "restored")
+        .h(
+            "x-oss-copy-source",
+            &format!("/vbkt/k?versionId={}", uri_encode(&v1, false)),
+        )
+        .v1()
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hv(&r, "x-oss-copy-source-version-id"), Some(v1));
+    assert_eq!(hv(&r, "x-oss-version-id"), None);
+    assert_eq!(get(&e, "bkt", "restored").await, b"first");
+    let r = Req::new("PUT", "bkt", "x")
+        .h("x-oss-copy-source", "/vbkt/k?versionId=nope")
+        .send(&e)
+        .await;
+    assert_eq!(error_code(r).await, (404, "NoSuchVersion".into()));
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_behave_as_declared() {
+    let e = start().await;
+    let id = initiate(&e, "bkt", "f", &[]).await;
+    let part = |n: u32| {
+        Req::new("PUT", "bkt", "f")
+            .q("partNumber", &n.to_string())
+            .q("uploadId", &id)
+            .body(b"data")
+    };
+    e.faults().inject(Fault {
+        op: FaultOp::UploadPart,
+        kind: FaultKind::Status(503, "ServiceUnavailable"),
+        times: 2,
+    });
+    assert_eq!(e.faults().pending(), 2);
+    // Other operations are not affected.
+    assert_eq!(
+        Req::new("PUT", "bkt", "plain")
+            .body(b"p")
+            .send(&e)
+            .await
+            .status(),
+        200
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            error_code(part(1).send(&e).await).await,
+            (503, "ServiceUnavailable".into())
+        );
+    }
+    assert_eq!(part(1).send(&e).await.status(), 200);
+    assert_eq!(e.faults().pending(), 0);
+    assert_eq!(e.faults().count(FaultOp::UploadPart), 3);
+    assert_eq!(e.faults().count(FaultOp::PutObject), 1);
+    assert_eq!(e.faults().count(FaultOp::InitiateMultipartUpload), 1);
+    // Delay: slow, then normal.
+    e.faults().inject(Fault {
+        op: FaultOp::ListParts,
+        kind: FaultKind::Delay(Duration::from_millis(300)),
+        times: 1,
+    });
+    let t = std::time::Instant::now();
+    let r = Req::new("GET", "bkt", "f")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    // DropConnection: no response at all, and nothing stored.
+    e.faults().inject(Fault {
+        op: FaultOp::UploadPart,
+        kind: FaultKind::DropConnection,
+        times: 1,
+    });
+    assert!(part(2).try_send(&e).await.is_err());
+    let r = Req::new("GET", "bkt", "f")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    assert_eq!(
+        xml_values(&r.text().await.unwrap(), "PartNumber"),
+        vec!["1"]
+    );
+    // Any matches every operation; faulted requests are still counted.
+    e.faults().reset_counts();
+    e.faults().inject(Fault {
+        op: FaultOp::Any,
+        kind: FaultKind::Status(500, "InternalError"),
+        times: 1,
+    });
+    let r = Req::new("GET", "bkt", "plain").send(&e).await;
+    assert_eq!(error_code(r).await, (500, "InternalError".into()));
+    assert_eq!(get(&e, "bkt", "plain").await, b"p");
+    assert_eq!(e.faults().count(FaultOp::GetObject), 2);
+    assert_eq!(e.faults().count(FaultOp::Any), 2);
+    e.faults().inject(Fault {
+        op: FaultOp::GetObject,
+        kind: FaultKind::Status(503, "SlowDown"),
+        times: 5,
+    });
+    e.faults().clear();
+    assert_eq!(get(&e, "bkt", "plain").await, b"p");
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn open_uploads_survive_a_restart_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.data_dir = Some(dir.path().to_owned());
+    let e = emulator::start(c.clone()).await.unwrap();
+    let id = initiate(&e, "bkt", "durable", &[("x-oss-meta-k", "v")]).await;
+    let p1 = data(100 * KB, 4);
+    let e1 = upload_part(&e, "bkt", "durable", &id, 1, &p1).await;
+    upload_part(&e, "bkt", "durable", &id, 2, b"first try").await;
+    let e2 = upload_part(&e, "bkt", "durable", &id, 2, b"tail").await;
+    let aborted = initiate(&e, "bkt", "gone", &[]).await;
+    upload_part(&e, "bkt", "gone", &aborted, 1, b"x").await;
+    let r = Req::new("DELETE", "bkt", "gone")
+        .q("uploadId", &aborted)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 204);
+    e.shutdown().await;
+    let parts_dir = dir.path().join("uploads").join("parts");
+    assert_eq!(
+        std::fs::read_dir(&parts_dir).unwrap().count(),
+        2,
+        "replaced and aborted parts are removed"
+    );
+
+    let e = emulator::start(c.clone()).await.unwrap();
+    assert_eq!(
+        e.open_uploads(),
+        vec![("bkt".into(), "durable".into(), id.clone())]
+    );
+    let r = complete(&e, "bkt", "durable", &id, &[(1, &e1), (2, &e2)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        get(&e, "bkt", "durable").await,
+        [p1.as_slice(), b"tail"].concat()
+    );
+    assert!(e.open_uploads().is_empty());
+    assert_eq!(std::fs::read_dir(&parts_dir).unwrap().count(), 0);
+    append(&e, "bkt", "app", 0, b"ab", &[]).await;
+    append(&e, "bkt", "app", 2, b"cd", &[]).await;
+    e.shutdown().await;
+
+    let e = emulator::start(c).await.unwrap();
+    assert!(e.open_uploads().is_empty());
+    assert_eq!(get(&e, "bkt", "durable").await.len(), 100 * KB + 4);
+    let r = append(&e, "bkt", "app", 4, b"ef", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&e, "bkt", "app").await, b"abcdef");
+    e.shutdown().await;
+}
