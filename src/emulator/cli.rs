@@ -39,6 +39,9 @@ pub struct EmulatorArgs {
     /// Region for V4 signatures.
     #[arg(long, default_value = "cn-hangzhou")]
     pub region: Option<String>,
+    /// The STS endpoint for tests (see the `sts` module).
+    #[command(flatten)]
+    pub sts: super::sts::StsArgs,
 }
 
 impl std::fmt::Debug for EmulatorArgs {
@@ -114,6 +117,7 @@ pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
         .try_init();
     let config = args.to_config()?;
     let handle = super::start(config).await?;
+    handle.sts().configure(args.sts.to_config());
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ossgate emulator listening on {}", handle.endpoint())

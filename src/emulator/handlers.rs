@@ -70,6 +70,7 @@ pub(crate) async fn handle(
     let mut body = Some(body);
     let outcome = match extra::faults::on_request(&state, &parts).await {
         Some(early) => early,
+        None if state.sts.is_sts_request(&parts) => state.sts.handle(&parts, body.take()).await,
         None => dispatch(&state, parts, &mut body).await,
     };
     let mut response = match outcome {
@@ -201,10 +202,11 @@ async fn dispatch(
                 query: &query,
                 headers: &headers,
             },
-            &state.credentials,
+            &state.sts.accepted(&state.credentials, SystemTime::now()),
             &state.region,
             SystemTime::now(),
-        )?;
+        )
+        .map_err(|e| state.sts.explain(e))?;
     }
     let Some(bucket) = bucket else {
         return Err(ApiError::not_implemented(

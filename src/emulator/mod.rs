@@ -24,6 +24,7 @@ pub mod error;
 mod handlers;
 pub mod route;
 pub mod store;
+pub mod sts;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,6 +114,8 @@ pub(crate) struct State {
     pub(crate) region: String,
     pub(crate) verify_signatures: bool,
     pub(crate) requests: AtomicU64,
+    /// The STS endpoint for tests ([`sts`]).
+    pub(crate) sts: sts::Sts,
     /// Open multipart uploads and the fault injector.
     pub(crate) extra: handlers::extra::Extra,
 }
@@ -147,6 +150,11 @@ impl EmulatorHandle {
     /// How many HTTP requests reached the emulator.
     pub fn request_count(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// The STS endpoint (off until configured; see [`sts`]).
+    pub fn sts(&self) -> &sts::Sts {
+        &self.state.sts
     }
 
     /// Stops accepting, lets in-flight requests finish (at most 10 s, then they are cut),
@@ -204,6 +212,7 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<EmulatorHandle> {
         region: config.region,
         verify_signatures: config.verify_signatures,
         requests: AtomicU64::new(0),
+        sts: sts::Sts::default(),
         extra: handlers::extra::Extra::open(config.data_dir.as_deref())
             .context("cannot open the multipart upload store")?,
     });
