@@ -88,11 +88,11 @@ pub(super) fn dispatch_bucket(
 
 // ---- shared helpers ---------------------------------------------------------------------
 
-/// `2025-01-15T08:30:00.000Z`.
+/// `2025-01-15T08:30:00.000Z` (OSS always writes `.000`; oss2 accepts nothing else).
 pub(crate) fn iso8601(ms: u64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
     );
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn iso_dates() {
-        assert_eq!(iso8601(1_736_929_800_123), "2025-01-15T08:30:00.123Z");
+        assert_eq!(iso8601(1_736_929_800_123), "2025-01-15T08:30:00.000Z");
     }
 
     #[test]
