@@ -7,7 +7,9 @@
 //!    names the version HEAD reported (versioned buckets), and every part also carries
 //!    `x-oss-copy-source-if-match: <HEAD's ETag>` (unless the caller gave its own if-match),
 //!    so a source overwritten mid-copy fails the copy (`Conflict`, code `SourceChanged`)
-//!    instead of producing a destination stitched from two objects.
+//!    instead of producing a destination stitched from two objects. The caller's own
+//!    source conditions are checked against the HEAD first (`PreconditionFailed` before any
+//!    upload exists) and sent with every part as well.
 //! 2. **Resolve tags and metadata.** Under [`CopyTagging::Copy`] the source's tags are read
 //!    with GetObjectTagging on the pinned version; under [`CopyMetadata::Copy`] its user
 //!    metadata and content headers come from the HEAD. They go to InitiateMultipartUpload,
@@ -15,7 +17,7 @@
 //!    allowed character, spaces and non-ASCII included). Without an explicit storage class
 //!    the destination keeps the source's (as a single CopyObject does).
 //! 3. **Copy the parts** `bytes=a-b` in parallel (at most `parallelism` at once). The part
-//!    size is the configured one, grown by [`plan_part_size`] so 10,000 parts always suffice.
+//!    size is the configured one, grown by [`plan_copy_part_size`] so 10,000 parts always suffice.
 //! 4. **Complete** (with the ACL and forbid-overwrite), then check OSS's CRC-64 of the
 //!    result against the source's and the parts' combined CRC.
 //! 5. **Reconcile tags.** Tags can change without changing the ETag, so under `Copy` the
@@ -46,7 +48,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::upload::{AbortOnDrop, MAX_PARTS, abort_upload, plan_part_size};
+use super::upload::{AbortOnDrop, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, abort_upload};
 use super::{
     ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, ContentHeaders,
     CopySource, CopySourceConditions, InitiateMultipartUploadInput, MultipartUploadId, ObjectHead,
@@ -145,6 +147,75 @@ pub struct MultipartCopyOutput {
     /// Under [`CopyTagging::Copy`]: the source's tags changed during the copy and the
     /// destination was given the new set.
     pub source_tags_changed: bool,
+}
+
+/// The part size for a `size`-byte source: `configured`, grown (to whole MiB) only when
+/// 10,000 parts of it would not hold the source; within OSS's 100 KiB ..= 5 GiB.
+pub fn plan_copy_part_size(size: u64, configured: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.div_ceil(MAX_PARTS);
+    let part = if needed > configured {
+        needed.div_ceil(MIB).saturating_mul(MIB)
+    } else {
+        configured
+    };
+    part.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
+}
+
+/// Whether `etag` is named by an `If-Match`-style list (`*`, quoted or bare, `W/` ignored).
+fn etag_listed(list: &str, etag: &str) -> bool {
+    let bare = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
+    let etag = bare(etag);
+    list.split(',')
+        .map(bare)
+        .any(|t| t == "*" || t.eq_ignore_ascii_case(&etag))
+}
+
+/// Checks the caller's source conditions against the source's HEAD (before any upload
+/// exists); the same conditions are sent with every part too.
+fn check_conditions(conditions: &CopySourceConditions, head: &ObjectHead) -> Result<(), OssError> {
+    let failed = |what: &str| {
+        Err(OssError {
+            code: "PreconditionFailed".into(),
+            ..OssError::client(
+                OssErrorKind::PreconditionFailed,
+                format!("the copy source does not satisfy {what}"),
+            )
+        })
+    };
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    if let (Some(list), Some(etag)) = (&conditions.if_match, &head.etag)
+        && !etag_listed(list, etag)
+    {
+        return failed("if-match");
+    }
+    if let (Some(list), Some(etag)) = (&conditions.if_none_match, &head.etag)
+        && etag_listed(list, etag)
+    {
+        return failed("if-none-match");
+    }
+    if let Some(modified) = head.last_modified.map(secs) {
+        if let Some(since) = conditions.if_modified_since.map(secs)
+            && modified <= since
+        {
+            return failed("if-modified-since");
+        }
+        if let Some(since) = conditions.if_unmodified_since.map(secs)
+            && modified > since
+        {
+            return failed("if-unmodified-since");
+        }
+    }
+    Ok(())
 }
 
 /// Where each part of a `size`-byte source starts and ends (inclusive), for parts of
@@ -259,9 +330,9 @@ pub async fn copy_multipart(
     }
     let pinned = ObjectId::new(source.bucket.clone(), source.key.clone())
         .with_version(source.version_id.clone());
+    check_conditions(&request.conditions, head)?;
     let mut conditions = request.conditions.clone();
-    let pinned_by_etag = conditions.if_match.is_none() && head.etag.is_some();
-    if pinned_by_etag {
+    if conditions.if_match.is_none() {
         conditions.if_match = head.etag.clone();
     }
 
@@ -273,7 +344,7 @@ pub async fn copy_multipart(
         CopyMetadata::Copy => (head.metadata.clone(), head.content.clone()),
         CopyMetadata::Replace { metadata, content } => (metadata.clone(), content.clone()),
     };
-    let part_size = plan_part_size(Some(head.size), options.part_size);
+    let part_size = plan_copy_part_size(head.size, options.part_size);
     let ranges = part_ranges(head.size, part_size);
     if ranges.len() as u64 > MAX_PARTS {
         return Err(OssError::invalid_argument(format!(
@@ -313,7 +384,7 @@ pub async fn copy_multipart(
         Err(err) => {
             abort_upload(client, &upload).await;
             guard.disarm();
-            return Err(source_changed(err, pinned_by_etag));
+            return Err(source_changed(err));
         }
     };
 
@@ -394,10 +465,10 @@ pub async fn copy_multipart(
     })
 }
 
-/// A precondition failure on a part when the gateway (not the caller) pinned the ETag means
-/// the source was overwritten during the copy.
-fn source_changed(err: OssError, pinned_by_etag: bool) -> OssError {
-    if pinned_by_etag && err.kind == OssErrorKind::PreconditionFailed {
+/// The caller's conditions held at HEAD time and every part is pinned to HEAD's ETag, so a
+/// precondition failure on a part means the source was overwritten during the copy.
+fn source_changed(err: OssError) -> OssError {
+    if err.kind == OssErrorKind::PreconditionFailed {
         OssError {
             kind: OssErrorKind::Conflict,
             code: "SourceChanged".into(),
@@ -515,7 +586,7 @@ mod tests {
     #[test]
     fn huge_sources_fit_in_10000_parts() {
         let size = 48u64 << 40; // 48 TiB
-        let part = plan_part_size(Some(size), 64 << 20);
+        let part = plan_copy_part_size(size, 64 << 20);
         assert!(part_ranges(size, part).len() as u64 <= MAX_PARTS);
     }
 
@@ -553,12 +624,83 @@ mod tests {
             code: "PreconditionFailed".into(),
             ..OssError::client(OssErrorKind::PreconditionFailed, "412")
         };
-        let err = source_changed(failed(), true);
+        let err = source_changed(failed());
         assert_eq!(err.kind, OssErrorKind::Conflict);
         assert_eq!(err.code, "SourceChanged");
-        assert_eq!(
-            source_changed(failed(), false).kind,
-            OssErrorKind::PreconditionFailed
-        );
+        let other = source_changed(OssError::invalid_argument("x"));
+        assert_eq!(other.kind, OssErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn part_size_is_the_configured_one_unless_too_small() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(plan_copy_part_size(700 * 1024, 100 * 1024), 100 * 1024);
+        assert_eq!(plan_copy_part_size(3 << 30, 64 * MIB), 64 * MIB);
+        // 1 TiB needs 104.9 MiB parts: rounded up to 105 MiB.
+        assert_eq!(plan_copy_part_size(1 << 40, 64 * MIB), 105 * MIB);
+        assert_eq!(plan_copy_part_size(10, 1), MIN_PART_SIZE);
+        assert_eq!(plan_copy_part_size(u64::MAX, 64 * MIB), MAX_PART_SIZE);
+    }
+
+    #[test]
+    fn conditions_are_checked_against_the_head() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let head = ObjectHead {
+            size: 1,
+            etag: Some("\"ABC\"".into()),
+            crc64: None,
+            object_type: None,
+            storage_class: None,
+            metadata: UserMetadata::empty(),
+            tag_count: 0,
+            version_id: None,
+            last_modified: Some(UNIX_EPOCH + Duration::from_secs(1000)),
+            content: ContentHeaders::default(),
+            next_append_position: None,
+            request_id: None,
+        };
+        let check = |c: CopySourceConditions| check_conditions(&c, &head).is_ok();
+        let at = |s: u64| Some(UNIX_EPOCH + Duration::from_secs(s));
+        assert!(check(CopySourceConditions::default()));
+        for (list, ok) in [
+            ("\"abc\"", true),
+            ("ABC", true),
+            ("*", true),
+            ("\"x\", W/\"ABC\"", true),
+            ("\"x\"", false),
+        ] {
+            assert_eq!(
+                check(CopySourceConditions {
+                    if_match: Some(list.into()),
+                    ..Default::default()
+                }),
+                ok,
+                "{list}"
+            );
+            assert_eq!(
+                check(CopySourceConditions {
+                    if_none_match: Some(list.into()),
+                    ..Default::default()
+                }),
+                !ok,
+                "{list}"
+            );
+        }
+        assert!(check(CopySourceConditions {
+            if_modified_since: at(999),
+            ..Default::default()
+        }));
+        assert!(!check(CopySourceConditions {
+            if_modified_since: at(1000),
+            ..Default::default()
+        }));
+        assert!(check(CopySourceConditions {
+            if_unmodified_since: at(1000),
+            ..Default::default()
+        }));
+        assert!(!check(CopySourceConditions {
+            if_unmodified_since: at(999),
+            ..Default::default()
+        }));
     }
 }

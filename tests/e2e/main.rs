@@ -2,6 +2,7 @@
 //! signing and XML, called with the generated gRPC client.
 
 mod common;
+mod copy;
 mod errors;
 mod grpcurl;
 mod lifecycle;
