@@ -688,6 +688,10 @@ fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Response, Api
         object_type.as_str()
     };
     set(rh, "x-oss-object-type", object_type);
+    // Like OSS: appendable objects say where the next append goes.
+    if object_type == "Appendable" {
+        set(rh, "x-oss-next-append-position", &size.to_string());
+    }
     set(rh, "x-oss-storage-class", &link.storage_class);
     set(rh, "x-oss-hash-crc64ecma", &crc64.to_string());
     if !link.tags.is_empty() {

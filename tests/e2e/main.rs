@@ -6,6 +6,7 @@ mod copy;
 mod errors;
 mod grpcurl;
 mod lifecycle;
+mod streaming;
 mod tagging;
 mod validation;
 mod write_read;
