@@ -1133,6 +1133,14 @@ async fn faults_behave_as_declared() {
         times: 1,
     });
     assert!(part(2).try_send(&e).await.is_err());
+    // On the wire: not one byte of a response.
+    e.faults().inject(Fault {
+        op: FaultOp::GetObject,
+        kind: FaultKind::DropConnection,
+        times: 1,
+    });
+    let raw = raw_exchange(&e, b"GET /bkt/plain HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    assert_eq!(raw, "");
     let r = Req::new("GET", "bkt", "f")
         .q("uploadId", &id)
         .send(&e)

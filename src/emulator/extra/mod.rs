@@ -91,9 +91,8 @@ pub(super) fn dispatch_bucket(
 /// `2025-01-15T08:30:00.000Z` (OSS always writes `.000`; oss2 accepts nothing else).
 pub(crate) fn iso8601(ms: u64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
         .and_then(|t| t.format(&format).ok())
