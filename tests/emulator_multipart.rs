@@ -786,6 +786,7 @@ async fn append_flows() {
     assert_eq!(get(&e, "bkt", "log").await, b"hello world");
     let r = Req::new("HEAD", "bkt", "log").send(&e).await;
     assert_eq!(hv(&r, "x-oss-object-type").as_deref(), Some("Appendable"));
+    assert_eq!(hv(&r, "x-oss-next-append-position").as_deref(), Some("11"));
     assert_eq!(hv(&r, "x-oss-meta-m").as_deref(), Some("first"));
     assert_eq!(hv(&r, "content-type").as_deref(), Some("text/plain"));
     assert_eq!(

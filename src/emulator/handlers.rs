@@ -688,6 +688,9 @@ fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Response, Api
         object_type.as_str()
     };
     set(rh, "x-oss-object-type", object_type);
+    if object_type == "Appendable" {
+        set(rh, "x-oss-next-append-position", &size.to_string());
+    }
     // Like OSS: appendable objects say where the next append goes.
     if object_type == "Appendable" {
         set(rh, "x-oss-next-append-position", &size.to_string());
