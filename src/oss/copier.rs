@@ -545,7 +545,7 @@ async fn copy_parts(
         };
         done_bytes += part.size;
         done.push(part);
-        if done.len() % report_every == 0 || done.len() == total {
+        if done.len().is_multiple_of(report_every) || done.len() == total {
             info!(
                 key = %upload.key,
                 parts_done = done.len(),
