@@ -32,6 +32,10 @@ pub fn parse_query(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError>
     let Some(raw) = raw else { return Ok(out) };
     for segment in raw.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = segment.split_once('=').unwrap_or((segment, ""));
+        // A literal '+' in a query is a space (oss2 sends `prefix=a+b`); SDKs send a real '+'
+        // as %2B, so this is how the server must read them for signatures to match.
+        let (k, v) = (k.replace('+', " "), v.replace('+', " "));
+        let (k, v) = (k.as_str(), v.as_str());
         let k = decode(k).ok_or_else(|| {
             ApiError::invalid_argument("A query parameter name is not valid UTF-8.")
         })?;
