@@ -11,7 +11,8 @@
 //!   `RoleSessionName`, optional `DurationSeconds` (900..=43200, default 3600). A request to
 //!   `/` whose query has `Action`, or a form POST to `/`, is an STS request while STS is on.
 //! * **Checks:** the token must be non-empty and, when an expected token is configured,
-//!   equal to it (401 `AuthenticationFail.OIDCToken.Invalid`); missing parameters are 400
+//!   equal to it (401 `AuthenticationFail.OIDCToken.Invalid`); a JWT whose `exp` claim has
+//!   passed is 401 `AuthenticationFail.OIDCToken.Expired`; missing parameters are 400
 //!   `Missing<Name>`; malformed ARNs or durations 400 `InvalidParameter.<Name>`.
 //! * **Answer:** `{"RequestId", "AssumedRoleUser", "Credentials": {"AccessKeyId": "STS.…",
 //!   "AccessKeySecret", "SecurityToken", "Expiration": "YYYY-MM-DDTHH:MM:SSZ"}}`; errors
@@ -341,6 +342,13 @@ impl Sts {
                 "The OIDCToken can not empty.",
             ));
         }
+        if jwt_expired(token, SystemTime::now()) {
+            return Err(StsError::bad(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationFail.OIDCToken.Expired",
+                "This JsonWebToken is expired.",
+            ));
+        }
         let requested = match get("DurationSeconds") {
             None => 3600,
             Some(text) => match text.parse::<u64>() {
@@ -405,6 +413,29 @@ impl Sts {
             },
         }))
     }
+}
+
+/// Whether `token` is a JWT (`header.payload.signature`) whose payload's `exp` (Unix
+/// seconds) is at or before `now`. Anything else is not judged expired.
+fn jwt_expired(token: &str, now: SystemTime) -> bool {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
+        return false;
+    };
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return false;
+    };
+    let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_u64) else {
+        return false;
+    };
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    exp <= now
 }
 
 struct StsError {
@@ -676,6 +707,23 @@ mod tests {
         assert_eq!(config.max_duration, Some(Duration::from_secs(3)));
         assert!(!format!("{args:?}").contains("hidden-token"));
         assert!(!StsArgs::default().to_config().enabled);
+    }
+
+    #[test]
+    fn expired_jwts() {
+        use base64::Engine as _;
+        let jwt = |claims: &str| {
+            let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            format!("{}.{}.sig", enc(r#"{"alg":"RS256"}"#), enc(claims))
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert!(jwt_expired(&jwt(r#"{"exp":999999}"#), now));
+        assert!(jwt_expired(&jwt(r#"{"exp":1000000}"#), now));
+        assert!(!jwt_expired(&jwt(r#"{"exp":1000001}"#), now));
+        assert!(!jwt_expired(&jwt(r#"{"sub":"x"}"#), now));
+        assert!(!jwt_expired("not-a-jwt", now));
+        assert!(!jwt_expired("a.%%%.c", now));
+        assert!(!jwt_expired("a.b.c.d", now));
     }
 
     #[test]
