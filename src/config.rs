@@ -4,7 +4,9 @@
 //! (`OSSGATE_OSS__ENDPOINT` is `oss.endpoint`). The standard credential variables
 //! `OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET` and `OSS_SESSION_TOKEN` (and their
 //! `ALIBABA_CLOUD_*` twins) fill the `oss.*` credentials unless an `OSSGATE_OSS__*`
-//! variable sets them. Unknown settings are errors: a typo must not be ignored.
+//! variable sets them; so do the RRSA variables `ALIBABA_CLOUD_ROLE_ARN`,
+//! `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and `ALIBABA_CLOUD_OIDC_TOKEN_FILE` (`oss.role_arn`,
+//! `oss.oidc_provider_arn`, `oss.oidc_token_file`). Unknown settings are errors: a typo must not be ignored.
 
 use std::{
     collections::HashMap,
@@ -133,6 +135,20 @@ pub struct OssSettings {
     pub security_token: String,
     /// TCP connect timeout to OSS.
     pub connect_timeout_ms: u64,
+    /// RRSA: the RAM role to assume with the OIDC token (`acs:ram::<account>:role/<name>`).
+    pub role_arn: String,
+    /// RRSA: the OIDC identity provider (`acs:ram::<account>:oidc-provider/<name>`).
+    pub oidc_provider_arn: String,
+    /// RRSA: the projected service-account token file (read again at every refresh).
+    pub oidc_token_file: String,
+    /// RRSA: the STS endpoint; empty derives `https://sts.<region>.aliyuncs.com` from the
+    /// region (`https://sts.aliyuncs.com` when there is none).
+    pub sts_endpoint: String,
+    /// RRSA: the RoleSessionName STS records (2 to 64 letters, digits or `. @ - _`).
+    pub role_session_name: String,
+    /// RRSA: requested lifetime of the STS credentials, 900..=43200 seconds; they are
+    /// refreshed well before they expire.
+    pub credentials_duration_secs: u64,
 }
 
 /// `[emulator]`: the embedded emulator started when no endpoint is configured.
@@ -188,6 +204,12 @@ impl Default for OssSettings {
             access_key_secret: String::new(),
             security_token: String::new(),
             connect_timeout_ms: 5_000,
+            role_arn: String::new(),
+            oidc_provider_arn: String::new(),
+            oidc_token_file: String::new(),
+            sts_endpoint: String::new(),
+            role_session_name: "ossgate".into(),
+            credentials_duration_secs: 3600,
         }
     }
 }
@@ -230,6 +252,12 @@ impl fmt::Debug for OssSettings {
             .field("access_key_secret", &redacted(&self.access_key_secret))
             .field("security_token", &redacted(&self.security_token))
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("role_arn", &self.role_arn)
+            .field("oidc_provider_arn", &self.oidc_provider_arn)
+            .field("oidc_token_file", &self.oidc_token_file)
+            .field("sts_endpoint", &self.sts_endpoint)
+            .field("role_session_name", &self.role_session_name)
+            .field("credentials_duration_secs", &self.credentials_duration_secs)
             .finish()
     }
 }
@@ -239,7 +267,7 @@ fn redacted(secret: &str) -> &'static str {
 }
 
 /// Standard credential variables, in order of preference for each setting.
-const CREDENTIAL_ENV: [(&str, &[&str]); 3] = [
+const CREDENTIAL_ENV: [(&str, &[&str]); 6] = [
     (
         "access_key_id",
         &["OSS_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID"],
@@ -252,6 +280,16 @@ const CREDENTIAL_ENV: [(&str, &[&str]); 3] = [
         "security_token",
         &["OSS_SESSION_TOKEN", "ALIBABA_CLOUD_SECURITY_TOKEN"],
     ),
+    ("role_arn", &["ALIBABA_CLOUD_ROLE_ARN"]),
+    ("oidc_provider_arn", &["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]),
+    ("oidc_token_file", &["ALIBABA_CLOUD_OIDC_TOKEN_FILE"]),
+];
+
+/// The RRSA settings and their environment variables.
+const RRSA_SETTINGS: [(&str, &str); 3] = [
+    ("oss.role_arn", "ALIBABA_CLOUD_ROLE_ARN"),
+    ("oss.oidc_provider_arn", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"),
+    ("oss.oidc_token_file", "ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
 ];
 
 impl Settings {
@@ -321,12 +359,63 @@ impl Settings {
                     self.oss.endpoint
                 );
             }
-            if self.oss.access_key_id.is_empty() || self.oss.access_key_secret.is_empty() {
+            let static_keys =
+                !self.oss.access_key_id.is_empty() && !self.oss.access_key_secret.is_empty();
+            let rrsa = self.rrsa_values();
+            let missing: Vec<String> = RRSA_SETTINGS
+                .iter()
+                .zip(rrsa)
+                .filter(|(_, value)| value.trim().is_empty())
+                .map(|((setting, env), _)| format!("{setting} ({env})"))
+                .collect();
+            if !static_keys && missing.len() == RRSA_SETTINGS.len() {
                 bail!(
-                    "oss.access_key_id and oss.access_key_secret (or OSS_ACCESS_KEY_ID and \
-                     OSS_ACCESS_KEY_SECRET) are required when oss.endpoint is set"
+                    "oss.endpoint is set but no credentials are: set oss.access_key_id and \
+                     oss.access_key_secret (or OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET), or \
+                     RRSA with oss.role_arn, oss.oidc_provider_arn and oss.oidc_token_file (or \
+                     ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN and \
+                     ALIBABA_CLOUD_OIDC_TOKEN_FILE)"
                 );
             }
+            if !static_keys && !missing.is_empty() {
+                bail!(
+                    "RRSA credentials are incomplete: missing {}",
+                    missing.join(", ")
+                );
+            }
+        }
+        if !self.oss.sts_endpoint.is_empty() {
+            let url = reqwest::Url::parse(&self.oss.sts_endpoint).map_err(|err| {
+                anyhow::anyhow!(
+                    "oss.sts_endpoint: {:?} is not a URL: {err}",
+                    self.oss.sts_endpoint
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https")
+                || url.host_str().is_none()
+                || url.query().is_some()
+            {
+                bail!(
+                    "oss.sts_endpoint: {:?} must be an http:// or https:// URL with a host",
+                    self.oss.sts_endpoint
+                );
+            }
+        }
+        let session = &self.oss.role_session_name;
+        if !(2..=64).contains(&session.len())
+            || !session
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'@' | b'-' | b'_'))
+        {
+            bail!("oss.role_session_name: {session:?} must be 2 to 64 letters, digits or . @ - _");
+        }
+        if !crate::oss::credentials::sts::DURATION_RANGE
+            .contains(&self.oss.credentials_duration_secs)
+        {
+            bail!(
+                "oss.credentials_duration_secs: {} is outside STS's 900..=43200 seconds",
+                self.oss.credentials_duration_secs
+            );
         }
         if self.oss.access_key_id.is_empty() != self.oss.access_key_secret.is_empty() {
             bail!("oss.access_key_id and oss.access_key_secret must be set together");
@@ -413,6 +502,45 @@ impl Settings {
             access_key_secret: self.oss.access_key_secret.clone(),
             security_token: (!self.oss.security_token.is_empty())
                 .then(|| self.oss.security_token.clone()),
+        })
+    }
+
+    fn rrsa_values(&self) -> [&str; 3] {
+        [
+            &self.oss.role_arn,
+            &self.oss.oidc_provider_arn,
+            &self.oss.oidc_token_file,
+        ]
+    }
+
+    /// The RRSA (STS AssumeRoleWithOIDC) configuration when all three RRSA values are set.
+    /// The STS endpoint is `oss.sts_endpoint`, else derived from `oss.region` or the OSS
+    /// endpoint's region, else the central `https://sts.aliyuncs.com`.
+    pub fn rrsa(&self) -> Option<crate::oss::credentials::sts::OidcRoleConfig> {
+        use crate::oss::{credentials::sts, endpoint};
+        if self.rrsa_values().iter().any(|v| v.trim().is_empty()) {
+            return None;
+        }
+        let endpoint = if self.oss.sts_endpoint.is_empty() {
+            let region = match endpoint::normalize_region(&self.oss.region) {
+                r if !r.is_empty() => Some(r),
+                _ => reqwest::Url::parse(&self.oss.endpoint)
+                    .ok()
+                    .and_then(|url| url.host_str().and_then(endpoint::derive_region)),
+            };
+            sts::default_endpoint(region.as_deref())
+        } else {
+            self.oss.sts_endpoint.clone()
+        };
+        Some(sts::OidcRoleConfig {
+            endpoint,
+            role_arn: self.oss.role_arn.trim().to_owned(),
+            oidc_provider_arn: self.oss.oidc_provider_arn.trim().to_owned(),
+            oidc_token_file: PathBuf::from(&self.oss.oidc_token_file),
+            role_session_name: self.oss.role_session_name.clone(),
+            duration: Duration::from_secs(self.oss.credentials_duration_secs),
+            connect_timeout: Duration::from_millis(self.oss.connect_timeout_ms),
+            request_timeout: Duration::from_secs(10),
         })
     }
 
@@ -564,6 +692,118 @@ mod tests {
                 "error for {vars:?} should name {setting}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn rrsa_variables_configure_sts_credentials() {
+        let rrsa = [
+            (
+                "OSSGATE_OSS__ENDPOINT",
+                "https://oss-cn-beijing.aliyuncs.com",
+            ),
+            ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+            (
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "acs:ram::1:oidc-provider/p",
+            ),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", "/var/run/token"),
+        ];
+        let settings = Settings::load_from(None, env(&rrsa)).unwrap();
+        assert!(settings.credentials().is_none());
+        let config = settings.rrsa().unwrap();
+        assert_eq!(config.endpoint, "https://sts.cn-beijing.aliyuncs.com");
+        assert_eq!(config.role_arn, "acs:ram::1:role/r");
+        assert_eq!(config.oidc_token_file, PathBuf::from("/var/run/token"));
+        assert_eq!(config.role_session_name, "ossgate");
+        assert_eq!(config.duration, Duration::from_secs(3600));
+
+        let mut more = rrsa.to_vec();
+        more.extend([
+            ("OSSGATE_OSS__STS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("OSSGATE_OSS__ROLE_SESSION_NAME", "pod-a"),
+            ("OSSGATE_OSS__CREDENTIALS_DURATION_SECS", "900"),
+            ("OSSGATE_OSS__OIDC_TOKEN_FILE", "/other/token"),
+        ]);
+        let config = Settings::load_from(None, env(&more))
+            .unwrap()
+            .rrsa()
+            .unwrap();
+        assert_eq!(config.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(config.role_session_name, "pod-a");
+        assert_eq!(config.duration, Duration::from_secs(900));
+        assert_eq!(config.oidc_token_file, PathBuf::from("/other/token"));
+
+        // No region anywhere: the central endpoint.
+        let central = Settings::load_from(
+            None,
+            env(&[
+                ("OSSGATE_OSS__ENDPOINT", "http://127.0.0.1:9000"),
+                ("OSSGATE_OSS__ROLE_ARN", "acs:ram::1:role/r"),
+                (
+                    "OSSGATE_OSS__OIDC_PROVIDER_ARN",
+                    "acs:ram::1:oidc-provider/p",
+                ),
+                ("OSSGATE_OSS__OIDC_TOKEN_FILE", "/t"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(central.rrsa().unwrap().endpoint, "https://sts.aliyuncs.com");
+    }
+
+    #[test]
+    fn missing_or_bad_rrsa_settings_are_named() {
+        let endpoint = (
+            "OSSGATE_OSS__ENDPOINT",
+            "https://oss-cn-hangzhou.aliyuncs.com",
+        );
+        /// Settings given, then what the error must mention.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
+            (
+                &[endpoint],
+                &[
+                    "oss.access_key_id",
+                    "OSS_ACCESS_KEY_ID",
+                    "ALIBABA_CLOUD_ROLE_ARN",
+                ],
+            ),
+            (
+                &[endpoint, ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r")],
+                &[
+                    "oss.oidc_provider_arn (ALIBABA_CLOUD_OIDC_PROVIDER_ARN)",
+                    "oss.oidc_token_file (ALIBABA_CLOUD_OIDC_TOKEN_FILE)",
+                ],
+            ),
+            (
+                &[("OSSGATE_OSS__CREDENTIALS_DURATION_SECS", "60")],
+                &["oss.credentials_duration_secs"],
+            ),
+            (
+                &[("OSSGATE_OSS__STS_ENDPOINT", "sts.aliyuncs.com")],
+                &["oss.sts_endpoint"],
+            ),
+            (
+                &[("OSSGATE_OSS__ROLE_SESSION_NAME", "a b")],
+                &["oss.role_session_name"],
+            ),
+        ];
+        for (vars, expected) in cases {
+            let err = format!("{:#}", Settings::load_from(None, env(vars)).unwrap_err());
+            for needle in *expected {
+                assert!(err.contains(needle), "{vars:?}: {err}");
+            }
+        }
+        // Static keys alone still suffice.
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                endpoint,
+                ("OSS_ACCESS_KEY_ID", "ak"),
+                ("OSS_ACCESS_KEY_SECRET", "sk"),
+            ]),
+        )
+        .unwrap();
+        assert!(settings.rrsa().is_none());
     }
 
     #[test]

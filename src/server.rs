@@ -12,7 +12,10 @@ use tracing::{info, warn};
 use crate::{
     config::Settings,
     emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
-    oss::{self, credentials::Credentials},
+    oss::{
+        self,
+        credentials::{Credentials, Refresher, sts},
+    },
     proto::object_service_server::ObjectServiceServer,
     rpc::ObjectServiceImpl,
 };
@@ -74,6 +77,8 @@ pub struct RunningServer {
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     grace: Duration,
     emulator: Option<EmulatorHandle>,
+    /// Refreshes RRSA credentials (stopped after the drain, which may still need them).
+    refresher: Option<Refresher>,
 }
 
 impl RunningServer {
@@ -109,6 +114,9 @@ impl RunningServer {
                 self.task.abort();
             }
         }
+        if let Some(refresher) = self.refresher.take() {
+            refresher.stop().await;
+        }
         if let Some(emulator) = self.emulator.take() {
             emulator.shutdown().await;
         }
@@ -119,8 +127,15 @@ impl RunningServer {
 
 /// Starts the gateway (and the embedded emulator when no endpoint is configured).
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
-    let (client_config, emulator) = oss_client_config(&settings).await?;
+    let (client_config, emulator, rrsa) = oss_client_config(&settings).await?;
     let client = oss::Client::new(client_config).context("configuring the OSS client")?;
+    // One task per process refreshes RRSA credentials ahead of expiry; requests never do.
+    let refresher = rrsa.map(|(provider, expiration)| {
+        let sink = client.clone();
+        Refresher::spawn(provider, expiration, sts::SERVICE, move |credentials| {
+            sink.set_credentials(credentials)
+        })
+    });
     let service = ObjectServiceImpl::new(client, &settings);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -166,19 +181,61 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         task,
         grace: settings.shutdown_grace(),
         emulator,
+        refresher,
     })
+}
+
+/// RRSA credentials to keep fresh: the provider and when the first credentials expire.
+type RrsaRefresh = (sts::OidcRoleProvider, std::time::SystemTime);
+
+/// Static keys when configured, else the first RRSA credentials (fetched now: a failure
+/// stops the start, naming the settings to check).
+async fn oss_credentials(
+    settings: &Settings,
+) -> anyhow::Result<(Credentials, Option<RrsaRefresh>)> {
+    if let Some(credentials) = settings.credentials() {
+        if settings.rrsa().is_some() {
+            info!("static OSS keys are configured: the RRSA settings are not used");
+        }
+        return Ok((credentials, None));
+    }
+    let config = settings.rrsa().context(
+        "no OSS credentials: set oss.access_key_id and oss.access_key_secret, or the RRSA \
+         settings oss.role_arn, oss.oidc_provider_arn and oss.oidc_token_file",
+    )?;
+    let endpoint = config.endpoint.clone();
+    let provider = sts::OidcRoleProvider::new(config).context("configuring RRSA")?;
+    let first = oss::credentials::fetch_initial(&provider, 3)
+        .await
+        .with_context(|| {
+            format!(
+                "fetching OSS credentials with RRSA ({} at {endpoint}; check oss.role_arn / \
+                 ALIBABA_CLOUD_ROLE_ARN, oss.oidc_provider_arn / ALIBABA_CLOUD_OIDC_PROVIDER_ARN, \
+                 oss.oidc_token_file / ALIBABA_CLOUD_OIDC_TOKEN_FILE and oss.sts_endpoint)",
+                sts::SERVICE
+            )
+        })?;
+    info!(
+        sts_endpoint = %endpoint,
+        access_key_id = %first.credentials.access_key_id,
+        expires_in_secs = oss::credentials::remaining(first.expiration, std::time::SystemTime::now()).as_secs(),
+        "OSS credentials from RRSA (STS AssumeRoleWithOIDC)"
+    );
+    Ok((first.credentials, Some((provider, first.expiration))))
 }
 
 /// The OSS client configuration, starting the embedded emulator when no endpoint is set.
 async fn oss_client_config(
     settings: &Settings,
-) -> anyhow::Result<(oss::ClientConfig, Option<EmulatorHandle>)> {
+) -> anyhow::Result<(
+    oss::ClientConfig,
+    Option<EmulatorHandle>,
+    Option<RrsaRefresh>,
+)> {
     let signature_version = settings.signature_version()?;
     let connect_timeout = Duration::from_millis(settings.oss.connect_timeout_ms);
     if !settings.uses_embedded_emulator() {
-        let credentials = settings
-            .credentials()
-            .context("oss.access_key_id and oss.access_key_secret are required")?;
+        let (credentials, rrsa) = oss_credentials(settings).await?;
         let config = oss::ClientConfig {
             endpoint: settings.oss.endpoint.clone(),
             region: settings.oss.region.clone(),
@@ -188,7 +245,7 @@ async fn oss_client_config(
             connect_timeout,
             request_timeout: None,
         };
-        return Ok((config, None));
+        return Ok((config, None, rrsa));
     }
 
     // The embedded emulator checks signatures with the service's own credentials, or with a
@@ -226,7 +283,7 @@ async fn oss_client_config(
         connect_timeout,
         request_timeout: None,
     };
-    Ok((config, Some(emulator)))
+    Ok((config, Some(emulator), None))
 }
 
 /// A random key pair that lives as long as this process (embedded emulator only).

@@ -3,6 +3,7 @@
 
 mod common;
 mod copy;
+mod credentials;
 mod errors;
 mod grpcurl;
 mod lifecycle;
