@@ -135,6 +135,11 @@ impl MultipartWriter {
         }
     }
 
+    /// The client this writer sends with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The upload this writer feeds.
     pub fn upload(&self) -> &MultipartUploadId {
         &self.upload

@@ -367,6 +367,7 @@ async fn complete(
         }
     };
     let upload = writer.upload().clone();
+    let client = writer.client().clone();
     let finished = writer
         .finish(|upload, parts| CompleteMultipartUploadInput {
             upload,
@@ -378,13 +379,14 @@ async fn complete(
     let (out, finished) = match finished {
         Ok(done) => done,
         Err(err) if err.kind == OssErrorKind::ChecksumMismatch => {
-            return Err(corrupted(&upload, err).await);
+            return Err(corrupted(&client, &upload, err).await);
         }
         Err(err) => return Err(oss_status(err)),
     };
     if finished.crc64 != crc64 || finished.size != size {
         // The parts OSS stored do not add up to what the caller sent.
         return Err(corrupted(
+            &client,
             &upload,
             OssError::client(
                 OssErrorKind::ChecksumMismatch,
@@ -407,13 +409,18 @@ async fn complete(
     })
 }
 
-/// A completed object whose checksum is wrong: delete it and report DATA_LOSS.
-async fn corrupted(upload: &MultipartUploadId, err: OssError) -> Status {
-    warn!(bucket = %upload.bucket, key = %upload.key, error = %err, "checksum mismatch after upload");
+/// A completed object whose checksum is wrong: delete it (it must not be presented as
+/// written) and report DATA_LOSS.
+async fn corrupted(client: &Client, upload: &MultipartUploadId, err: OssError) -> Status {
+    warn!(bucket = %upload.bucket, key = %upload.key, error = %err, "checksum mismatch after upload; deleting the object");
+    let target = ObjectId::new(upload.bucket.clone(), upload.key.clone());
+    if let Err(delete_err) = client.delete_object(&target).await {
+        warn!(bucket = %upload.bucket, key = %upload.key, error = %delete_err, "could not delete the corrupted object");
+    }
     gateway_error(
         Code::DataLoss,
         "CRC64_MISMATCH",
-        format!("{}; the object must not be trusted", err.message),
+        format!("{}; the object was deleted", err.message),
     )
 }
 
