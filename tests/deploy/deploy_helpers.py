@@ -27,6 +27,8 @@ KUSTOMIZE_DIRS = {
 OVERLAYS = ["dev", "production"]
 STATIC_KEYS_EXAMPLE = DEPLOY / "k8s" / "overlays" / "production" / "secret-static-keys.example.yaml"
 SETTING_PREFIX = "OSSGATE_"
+# What the tests write into the pod's projected service-account token file.
+FAKE_OIDC_TOKEN = "not-a-real-oidc-token"
 
 
 def binary() -> str:
@@ -128,7 +130,7 @@ class Pod:
         elif "projected" in volume:
             for source in volume["projected"]["sources"]:
                 token = source["serviceAccountToken"]
-                (local / token["path"]).write_text("not-a-real-oidc-token")
+                (local / token["path"]).write_text(FAKE_OIDC_TOKEN)
         else:
             raise AssertionError(f"the test does not know how to provide volume {volume}")
 

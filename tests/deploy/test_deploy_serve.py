@@ -1,8 +1,12 @@
 """Start the real `ossgate serve` with each overlay's rendered configuration (the pod's args,
 env and mounted files; only the listen address is moved to 127.0.0.1:0 and, for production,
-the endpoint to a local `ossgate emulator`) and ask it what the kubelet's probes ask:
-grpc.health.v1 must answer SERVING. Then a real call goes through to the (emulated) OSS, and
-SIGTERM drains and exits within the configured grace."""
+the OSS and STS endpoints to a local `ossgate emulator`) and ask it what the kubelet's probes
+ask: grpc.health.v1 must answer SERVING. Then a real call goes through to the (emulated) OSS,
+and SIGTERM drains and exits within the configured grace.
+
+Production runs twice: with its RRSA env only (the projected token file faked, exchanged at
+the emulator's STS endpoint for temporary credentials), and with the optional static-keys
+Secret present as well (static keys then win and STS is never called)."""
 
 import base64
 import json
@@ -51,9 +55,8 @@ def processes():
         process.stop()
 
 
-def start_pod(docs, overlay, tmp_path, processes, overrides):
-    secrets = [h.static_keys_secret()] if overlay == "production" else []
-    pod = h.Pod(docs[overlay], tmp_path / "pod", secrets)
+def start_pod(docs, overlay, tmp_path, processes, overrides, secrets=()):
+    pod = h.Pod(docs[overlay], tmp_path / "pod", list(secrets))
     env = pod.env()
     assert env["OSSGATE_LISTEN"] == "0.0.0.0:50051"
     env.update(overrides)
@@ -66,11 +69,14 @@ def start_pod(docs, overlay, tmp_path, processes, overrides):
 
 
 def start_emulator(tmp_path, processes, keys):
+    """An `ossgate emulator` accepting `keys`, with its STS endpoint on: it issues credentials
+    for the token the pod's projected volume holds (and refuses any other token)."""
     emulator = h.Process(
         [h.binary(), "emulator", "--listen", "127.0.0.1:0", "--in-memory",
          "--access-key-id", keys["OSS_ACCESS_KEY_ID"],
          "--access-key-secret", keys["OSS_ACCESS_KEY_SECRET"],
-         "--bucket", PRODUCTION_TEST_BUCKET],
+         "--bucket", PRODUCTION_TEST_BUCKET,
+         "--sts", "--sts-expected-oidc-token", h.FAKE_OIDC_TOKEN],
         h.base_env(), tmp_path / "emulator.stderr", EMULATOR_PREFIX,
     )
     processes.append(emulator)
@@ -78,17 +84,36 @@ def start_emulator(tmp_path, processes, keys):
     return emulator
 
 
-@pytest.mark.parametrize("overlay", h.OVERLAYS)
-def test_overlay_configuration_serves(docs, tmp_path, processes, overlay):
+# Emulator keys for the production runs; the RRSA pod is never given them.
+EMULATOR_KEYS = {"OSS_ACCESS_KEY_ID": "LTAIdeploytest", "OSS_ACCESS_KEY_SECRET": "deploy-test-secret"}
+
+
+@pytest.mark.parametrize(
+    "overlay,credentials",
+    [("dev", None), ("production", "rrsa"), ("production", "static-keys")],
+)
+def test_overlay_configuration_serves(docs, tmp_path, processes, overlay, credentials):
     settings = tomllib.loads(h.one(docs[overlay], "ConfigMap")["data"]["ossgate.toml"])
     overrides = {}
+    secrets = []
     if overlay == "production":
-        emulator = start_emulator(tmp_path, processes, h.static_keys_secret()["stringData"])
+        if credentials == "static-keys":
+            secret = h.static_keys_secret()
+            secret["stringData"] = dict(EMULATOR_KEYS)
+            secrets.append(secret)
+        emulator = start_emulator(tmp_path, processes, EMULATOR_KEYS)
         overrides["OSSGATE_OSS__ENDPOINT"] = emulator.address
+        overrides["OSSGATE_OSS__STS_ENDPOINT"] = emulator.address
         bucket = PRODUCTION_TEST_BUCKET
     else:
         bucket = settings["emulator"]["buckets"][0]
-    pod, server = start_pod(docs, overlay, tmp_path, processes, overrides)
+    pod, server = start_pod(docs, overlay, tmp_path, processes, overrides, secrets)
+    env = pod.env()
+    if credentials == "rrsa":
+        # The pod's own RRSA env and nothing else: no static key reached the process.
+        assert not any(name.startswith("OSS_ACCESS_KEY") for name in env)
+        assert {"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "ALIBABA_CLOUD_OIDC_TOKEN_FILE"} <= set(env)
 
     # What the kubelet's gRPC probes ask.
     container = h.container(docs[overlay])
@@ -108,6 +133,14 @@ def test_overlay_configuration_serves(docs, tmp_path, processes, overlay):
     tags = grpcurl(server.address, "GetObjectTagging", {"bucket": bucket, "key": "deploy/check.txt"})
     assert tags.returncode == 0, tags.stdout + tags.stderr
     assert json.loads(tags.stdout)["tagging"]["tags"] == {"overlay": overlay}
+
+    if credentials == "rrsa":
+        # The credentials came from STS AssumeRoleWithOIDC (logged without secrets).
+        log = server.stderr()
+        assert "OSS credentials from RRSA" in log, log
+        assert h.FAKE_OIDC_TOKEN not in log
+    elif credentials == "static-keys":
+        assert "the RRSA settings are not used" in server.stderr()
 
     if overlay == "dev":
         # emulator.data_dir is the pod's emptyDir volume: the object is on it.

@@ -11,10 +11,9 @@ import pytest
 import deploy_helpers as h
 
 
-def pod_for(docs, overlay, tmp_path) -> h.Pod:
-    # Production: the static keys the example Secret provides (RRSA is not in the service yet).
-    secrets = [h.static_keys_secret()] if overlay == "production" else []
-    return h.Pod(docs[overlay], tmp_path, secrets)
+def pod_for(docs, overlay, tmp_path, secrets=()) -> h.Pod:
+    # Production: RRSA only, as the overlay is applied (the static-keys Secret is optional).
+    return h.Pod(docs[overlay], tmp_path, list(secrets))
 
 
 def check_config(config, env) -> subprocess.CompletedProcess:
@@ -48,9 +47,31 @@ def test_rendered_settings_are_accepted(docs, tmp_path, overlay):
         for key, value in values.items():
             assert effective[section][key] == value, f"{section}.{key}"
     if overlay == "production":
-        assert effective["oss"]["access_key_id"] == h.static_keys_secret()["stringData"]["OSS_ACCESS_KEY_ID"]
-        assert effective["oss"]["access_key_secret"] == "<redacted>"
-        assert "REPLACE_WITH_ACCESS_KEY_SECRET" not in result.stdout + result.stderr
+        # The RRSA variables became the oss.* RRSA settings; no static key is configured.
+        env = pod.env()
+        assert effective["oss"]["role_arn"] == env["ALIBABA_CLOUD_ROLE_ARN"]
+        assert effective["oss"]["oidc_provider_arn"] == env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]
+        assert effective["oss"]["oidc_token_file"] == env["ALIBABA_CLOUD_OIDC_TOKEN_FILE"]
+        assert effective["oss"]["access_key_id"] == ""
+
+
+def test_production_with_the_static_keys_secret(docs, tmp_path):
+    pod = pod_for(docs, "production", tmp_path, [h.static_keys_secret()])
+    result = check_config(config_path(pod), pod.env())
+    assert result.returncode == 0, result.stderr
+    effective = json.loads(result.stdout)
+    assert effective["oss"]["access_key_id"] == h.static_keys_secret()["stringData"]["OSS_ACCESS_KEY_ID"]
+    assert effective["oss"]["access_key_secret"] == "<redacted>"
+    assert "REPLACE_WITH_ACCESS_KEY_SECRET" not in result.stdout + result.stderr
+
+
+def test_production_with_incomplete_rrsa_is_refused(docs, tmp_path):
+    """Without static keys, a missing RRSA variable is named by check-config."""
+    pod = pod_for(docs, "production", tmp_path)
+    env = {k: v for k, v in pod.env().items() if not k.startswith("ALIBABA_CLOUD_ROLE_ARN")}
+    result = check_config(config_path(pod), env)
+    assert result.returncode != 0
+    assert "oss.role_arn (ALIBABA_CLOUD_ROLE_ARN)" in result.stderr, result.stderr
 
 
 def rendered_keys(overlay):
