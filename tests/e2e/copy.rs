@@ -581,11 +581,20 @@ async fn a_cancelled_copy_leaves_no_upload() {
         kind: FaultKind::Delay(Duration::from_millis(500)),
         times: 100,
     });
-    let mut client = stack.client.clone();
-    let copy = client.copy_object(copy_request(BUCKET, "c/source", BUCKET, "c/dest"));
-    // The caller gives up while parts are being copied.
-    let gave_up = tokio::time::timeout(Duration::from_millis(300), copy).await;
-    assert!(gave_up.is_err(), "the copy should still be running");
+    let copy = tokio::spawn({
+        let mut client = stack.client.clone();
+        async move {
+            client
+                .copy_object(copy_request(BUCKET, "c/source", BUCKET, "c/dest"))
+                .await
+        }
+    });
+    // The caller gives up while parts are being copied (dropping the call cancels it).
+    while faults.count(FaultOp::UploadPartCopy) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!copy.is_finished(), "the copy should still be running");
+    copy.abort();
     faults.clear();
     let mut left = usize::MAX;
     for _ in 0..50 {
@@ -611,7 +620,7 @@ async fn source_tags_changed_during_a_copy_reach_the_destination() {
     faults.reset_counts();
     faults.inject(Fault {
         op: FaultOp::UploadPartCopy,
-        kind: FaultKind::Delay(Duration::from_millis(300)),
+        kind: FaultKind::Delay(Duration::from_millis(500)),
         times: 100,
     });
     let copy = tokio::spawn({
@@ -665,8 +674,8 @@ async fn a_source_overwritten_during_a_copy_fails_it() {
     faults.reset_counts();
     faults.inject(Fault {
         op: FaultOp::UploadPartCopy,
-        kind: FaultKind::Delay(Duration::from_millis(300)),
-        times: 3,
+        kind: FaultKind::Delay(Duration::from_millis(1000)),
+        times: 100,
     });
     let copy = tokio::spawn({
         let mut client = client.clone();
@@ -681,6 +690,7 @@ async fn a_source_overwritten_during_a_copy_fails_it() {
     }
     write_source(&stack, BUCKET, "o/source", &data(LARGE, 12), source_tags()).await;
     let status = copy.await.unwrap().unwrap_err();
+    faults.clear();
     assert_eq!(status.code(), Code::Aborted, "{status:?}");
     assert_eq!(oss_reason(&status).as_deref(), Some("SourceChanged"));
     assert_eq!(open_uploads(&stack, BUCKET).await, 0);
