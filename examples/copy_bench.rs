@@ -71,6 +71,9 @@ cfg = oss.config.load_default()
 cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(ak, sk)
 cfg.region = "cn-hangzhou"
 cfg.endpoint = endpoint
+# Completing a multi-GiB upload in the (debug-built) emulator takes longer than the SDK's
+# default 20 s read timeout.
+cfg.readwrite_timeout = 3600
 client = oss.Client(cfg)
 kwargs = {"disable_shallow_copy": True}
 if part != "default":
