@@ -8,7 +8,7 @@ use tonic::{Status, Streaming};
 use super::{
     convert::version_string,
     status::{invalid_field, oss_status},
-    validate::Validation,
+    validate::{ContentFields, Validation},
 };
 use crate::{
     oss::{AppendObjectInput, Client, ContentHeaders},
@@ -35,11 +35,16 @@ pub async fn append(
     let target = v.object_ref_at("spec", &spec.bucket, &spec.key, "");
     let tags = v.tagging("spec.tagging", spec.tagging.as_ref());
     let metadata = v.metadata("spec.metadata", &spec.metadata);
-    let content_type = v.header_text("spec.content_type", &spec.content_type);
-    let cache_control = v.header_text("spec.cache_control", &spec.cache_control);
-    let content_disposition = v.header_text("spec.content_disposition", &spec.content_disposition);
-    let content_encoding = v.header_text("spec.content_encoding", &spec.content_encoding);
-    let expires = v.header_text("spec.expires", &spec.expires);
+    let content = v.content_headers(
+        "spec",
+        ContentFields {
+            content_type: &spec.content_type,
+            cache_control: &spec.cache_control,
+            content_disposition: &spec.content_disposition,
+            content_encoding: &spec.content_encoding,
+            expires: &spec.expires,
+        },
+    );
     let storage_class = v.storage_class("spec.storage_class", spec.storage_class);
     let acl = v.acl("spec.acl", spec.acl);
     let position = match u64::try_from(first.position) {
@@ -70,13 +75,7 @@ pub async fn append(
         let target = target?;
         let mut input =
             AppendObjectInput::new(target.bucket, target.key, position?, Default::default());
-        input.content = ContentHeaders {
-            content_type: content_type?,
-            cache_control: cache_control?,
-            content_disposition: content_disposition?,
-            content_encoding: content_encoding?,
-            expires: expires?,
-        };
+        input.content = content?;
         input.metadata = metadata?;
         input.tags = tags?.unwrap_or_default();
         input.storage_class = storage_class?;

@@ -10,9 +10,18 @@ use crate::{
     model::{
         BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, Violation,
     },
-    oss::ObjectId,
+    oss::{ContentHeaders, ObjectId},
     proto,
 };
+
+/// The content headers of a request, as given (empty = not set).
+pub(crate) struct ContentFields<'a> {
+    pub content_type: &'a str,
+    pub cache_control: &'a str,
+    pub content_disposition: &'a str,
+    pub content_encoding: &'a str,
+    pub expires: &'a str,
+}
 
 /// Collects violations while request fields are parsed.
 #[derive(Default)]
@@ -139,6 +148,35 @@ impl Validation {
                 None
             }
         }
+    }
+
+    /// The five content headers a request may set, named under `prefix` (`""` or `spec`).
+    pub fn content_headers(
+        &mut self,
+        prefix: &str,
+        fields: ContentFields<'_>,
+    ) -> Option<ContentHeaders> {
+        let field = |name: &str| {
+            if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            }
+        };
+        let content_type = self.header_text(&field("content_type"), fields.content_type);
+        let cache_control = self.header_text(&field("cache_control"), fields.cache_control);
+        let content_disposition =
+            self.header_text(&field("content_disposition"), fields.content_disposition);
+        let content_encoding =
+            self.header_text(&field("content_encoding"), fields.content_encoding);
+        let expires = self.header_text(&field("expires"), fields.expires);
+        Some(ContentHeaders {
+            content_type: content_type?,
+            cache_control: cache_control?,
+            content_disposition: content_disposition?,
+            content_encoding: content_encoding?,
+            expires: expires?,
+        })
     }
 
     /// Plain header text (Content-Type, Cache-Control...): printable ASCII, no edge spaces,

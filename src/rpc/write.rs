@@ -23,14 +23,13 @@ use super::{
     convert::version_string,
     status::{gateway_error, invalid_field, oss_status},
     upload_token::ResumableUpload,
-    validate::Validation,
+    validate::{ContentFields, Validation},
 };
 use crate::{
     model::{BucketName, Crc64, ObjectAcl, ObjectKey, crc64_combine},
     oss::{
-        Client, CompleteMultipartUploadInput, CompleteParts, ContentHeaders,
-        InitiateMultipartUploadInput, MultipartUploadId, ObjectId, OssError, OssErrorKind,
-        PutObjectInput,
+        Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
+        MultipartUploadId, ObjectId, OssError, OssErrorKind, PutObjectInput,
         upload::{
             AbortOnDrop, MAX_PARTS, MultipartWriter, StoredPart, UploadOptions, plan_part_size,
         },
@@ -482,11 +481,16 @@ fn plan_spec(
     let target = v.object_ref_at("spec", &spec.bucket, &spec.key, "");
     let tags = v.tagging("spec.tagging", spec.tagging.as_ref());
     let metadata = v.metadata("spec.metadata", &spec.metadata);
-    let content_type = v.header_text("spec.content_type", &spec.content_type);
-    let cache_control = v.header_text("spec.cache_control", &spec.cache_control);
-    let content_disposition = v.header_text("spec.content_disposition", &spec.content_disposition);
-    let content_encoding = v.header_text("spec.content_encoding", &spec.content_encoding);
-    let expires = v.header_text("spec.expires", &spec.expires);
+    let content = v.content_headers(
+        "spec",
+        ContentFields {
+            content_type: &spec.content_type,
+            cache_control: &spec.cache_control,
+            content_disposition: &spec.content_disposition,
+            content_encoding: &spec.content_encoding,
+            expires: &spec.expires,
+        },
+    );
     let storage_class = v.storage_class("spec.storage_class", spec.storage_class);
     let acl = v.acl("spec.acl", spec.acl);
     let object_size = match spec.object_size {
@@ -512,13 +516,7 @@ fn plan_spec(
                 content_length: object_size,
                 // Given up front, OSS verifies the MD5 of a single PutObject too.
                 content_md5: expected_md5,
-                content: ContentHeaders {
-                    content_type: content_type?,
-                    cache_control: cache_control?,
-                    content_disposition: content_disposition?,
-                    content_encoding: content_encoding?,
-                    expires: expires?,
-                },
+                content: content?,
                 metadata: metadata?,
                 tags: tags?.unwrap_or_default(),
                 storage_class: storage_class?,
