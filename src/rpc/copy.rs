@@ -12,13 +12,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tonic::Status;
 
-use super::{convert::version_string, status::oss_status, validate::Validation};
+use super::{
+    convert::version_string,
+    status::oss_status,
+    validate::{ContentFields, Validation},
+};
 use crate::{
     config::CopySettings,
     model::ObjectType,
     oss::{
-        Client, ContentHeaders, CopyObjectInput, CopySource, CopySourceConditions,
-        MetadataDirective, ObjectId, TaggingDirective,
+        Client, CopyObjectInput, CopySource, CopySourceConditions, MetadataDirective, ObjectId,
+        TaggingDirective,
         copier::{self, CopyMetadata, CopyOptions, CopyTagging, MultipartCopyRequest},
     },
     proto,
@@ -27,40 +31,15 @@ use crate::{
 /// Latest timestamp accepted in a precondition (9999-12-31T23:59:59Z): HTTP dates end there.
 const MAX_PRECONDITION_SECONDS: i64 = 253_402_300_799;
 
-/// Content headers from request fields; `None` if one of them is invalid.
-struct ContentFields<'a> {
-    content_type: &'a str,
-    cache_control: &'a str,
-    content_disposition: &'a str,
-    content_encoding: &'a str,
-    expires: &'a str,
-}
-
-impl ContentFields<'_> {
-    fn all(&self) -> [(&'static str, &str); 5] {
-        [
-            ("content_type", self.content_type),
-            ("cache_control", self.cache_control),
-            ("content_disposition", self.content_disposition),
-            ("content_encoding", self.content_encoding),
-            ("expires", self.expires),
-        ]
-    }
-
-    fn parse(&self, v: &mut Validation) -> Option<ContentHeaders> {
-        let content_type = v.header_text("content_type", self.content_type);
-        let cache_control = v.header_text("cache_control", self.cache_control);
-        let content_disposition = v.header_text("content_disposition", self.content_disposition);
-        let content_encoding = v.header_text("content_encoding", self.content_encoding);
-        let expires = v.header_text("expires", self.expires);
-        Some(ContentHeaders {
-            content_type: content_type?,
-            cache_control: cache_control?,
-            content_disposition: content_disposition?,
-            content_encoding: content_encoding?,
-            expires: expires?,
-        })
-    }
+/// The content-header fields as (name, value) pairs, to refuse them where they do not apply.
+fn content_fields_given<'a>(fields: &ContentFields<'a>) -> [(&'static str, &'a str); 5] {
+    [
+        ("content_type", fields.content_type),
+        ("cache_control", fields.cache_control),
+        ("content_disposition", fields.content_disposition),
+        ("content_encoding", fields.content_encoding),
+        ("expires", fields.expires),
+    ]
 }
 
 /// A precondition time: a valid protobuf timestamp between 1970 and 9999.
@@ -180,7 +159,7 @@ fn plan(req: &proto::CopyObjectRequest) -> Result<CopyPlan, Status> {
     let metadata = match proto::MetadataDirective::try_from(req.metadata_directive) {
         Ok(proto::MetadataDirective::Replace) => {
             let metadata = v.metadata("metadata", &req.metadata);
-            let content = content_fields.parse(&mut v);
+            let content = v.content_headers("", content_fields);
             (|| {
                 Some(CopyMetadata::Replace {
                     metadata: metadata?,
@@ -197,7 +176,7 @@ fn plan(req: &proto::CopyObjectRequest) -> Result<CopyPlan, Status> {
                 );
                 ok = false;
             }
-            for (field, value) in content_fields.all() {
+            for (field, value) in content_fields_given(&content_fields) {
                 if !value.is_empty() {
                     v.violation(
                         field,
@@ -331,14 +310,16 @@ pub async fn update_metadata(
     let bucket = v.bucket("bucket", &req.bucket);
     let key = v.key("key", &req.key);
     let metadata = v.metadata("metadata", &req.metadata);
-    let content = ContentFields {
-        content_type: &req.content_type,
-        cache_control: &req.cache_control,
-        content_disposition: &req.content_disposition,
-        content_encoding: &req.content_encoding,
-        expires: &req.expires,
-    }
-    .parse(&mut v);
+    let content = v.content_headers(
+        "",
+        ContentFields {
+            content_type: &req.content_type,
+            cache_control: &req.cache_control,
+            content_disposition: &req.content_disposition,
+            content_encoding: &req.content_encoding,
+            expires: &req.expires,
+        },
+    );
     let tags = v.tagging("tagging", req.tagging.as_ref());
     let input = v.conclude((|| {
         let (bucket, key) = (bucket?, key?);
