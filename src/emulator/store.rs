@@ -245,7 +245,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Staging {
     blobs: Arc<Blobs>,
     id: String,
-    md5: Md5,
+    /// `None` for data whose MD5 nobody needs (a multipart object's ETag comes from its parts).
+    md5: Option<Md5>,
     crc: Crc64,
     size: u64,
     sink: Sink,
@@ -263,7 +264,9 @@ enum Sink {
 impl Staging {
     /// Appends a chunk.
     pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.md5.update(chunk);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(chunk);
+        }
         self.crc.update(chunk);
         self.size += chunk.len() as u64;
         match &mut self.sink {
@@ -309,7 +312,11 @@ impl Staging {
             }
             Sink::Done => return Err(std::io::Error::other("staging already finished")),
         }
-        let md5: [u8; 16] = self.md5.clone().finalize().into();
+        let md5: [u8; 16] = self
+            .md5
+            .take()
+            .map(|md5| md5.finalize().into())
+            .unwrap_or_default();
         Ok(StagedBlob {
             blobs: self.blobs.clone(),
             id: self.id.clone(),
@@ -336,7 +343,7 @@ pub struct StagedBlob {
     pub id: String,
     /// Size in bytes.
     pub size: u64,
-    /// MD5 of the data.
+    /// MD5 of the data (all zeros when staged with [`Store::stage_unhashed`]).
     pub md5: [u8; 16],
     /// CRC-64/XZ of the data.
     pub crc64: u64,
@@ -491,9 +498,21 @@ impl Store {
 
     /// Starts writing a new blob.
     pub async fn stage(&self) -> std::io::Result<Staging> {
+        self.stage_with(0, true).await
+    }
+
+    /// A staging area for about `size` bytes that computes no MD5: for data assembled from
+    /// parts whose ETags are already known (CompleteMultipartUpload).
+    pub async fn stage_unhashed(&self, size: u64) -> std::io::Result<Staging> {
+        self.stage_with(size, false).await
+    }
+
+    async fn stage_with(&self, size: u64, md5: bool) -> std::io::Result<Staging> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let sink = match &*self.blobs {
-            Blobs::Memory(_) => Sink::Memory(Vec::new()),
+            Blobs::Memory(_) => {
+                Sink::Memory(Vec::with_capacity(usize::try_from(size).unwrap_or(0)))
+            }
             Blobs::Disk(dir) => {
                 let tmp = dir.join(format!(".tmp-{id}"));
                 let file = tokio::fs::File::create(&tmp).await?;
@@ -506,7 +525,7 @@ impl Store {
         Ok(Staging {
             blobs: self.blobs.clone(),
             id,
-            md5: Md5::new(),
+            md5: md5.then(Md5::new),
             crc: Crc64::new(),
             size: 0,
             sink,

@@ -99,6 +99,10 @@ pub struct StoredPart {
     pub crc64: u64,
 }
 
+fn options_part_size(options: &UploadOptions) -> usize {
+    usize::try_from(options.part_size).unwrap_or(usize::MAX)
+}
+
 /// Feeds one multipart upload. Call [`MultipartWriter::write`] with chunks, then
 /// [`MultipartWriter::finish`]; on any failure call [`MultipartWriter::abort`] (or let the
 /// caller decide to keep the upload for a resumable write).
@@ -123,12 +127,13 @@ impl MultipartWriter {
         stored: Vec<StoredPart>,
     ) -> Self {
         let next_part = stored.iter().map(|p| p.part_number).max().unwrap_or(0) + 1;
+        let capacity = options_part_size(&options);
         Self {
             client,
             upload,
             options,
             next_part,
-            buffer: BytesMut::new(),
+            buffer: BytesMut::with_capacity(capacity),
             buffer_permits: Vec::new(),
             in_flight: JoinSet::new(),
             stored,
@@ -174,6 +179,8 @@ impl MultipartWriter {
             self.collect_one().await?;
         }
         let body = self.buffer.split().freeze();
+        // The next part fills a buffer of its final size: no reallocation while chunks arrive.
+        self.buffer.reserve(options_part_size(&self.options));
         let permits = std::mem::take(&mut self.buffer_permits);
         let part_number = self.next_part;
         self.next_part += 1;
