@@ -31,10 +31,13 @@ const PART_SIZE_ALIGN: u64 = 1024 * 1024;
 /// in [`MAX_PARTS`] parts, never below [`MIN_PART_SIZE`] nor above [`MAX_PART_SIZE`].
 pub fn plan_part_size(size_hint: Option<u64>, default_part_size: u64) -> u64 {
     let needed = size_hint.map_or(0, |size| size.div_ceil(MAX_PARTS));
-    let aligned = needed.div_ceil(PART_SIZE_ALIGN) * PART_SIZE_ALIGN;
-    default_part_size
-        .max(aligned)
-        .clamp(MIN_PART_SIZE, MAX_PART_SIZE)
+    let part = if needed > default_part_size {
+        // Grown parts are rounded up to whole MiB; the configured size is kept as it is.
+        needed.div_ceil(PART_SIZE_ALIGN) * PART_SIZE_ALIGN
+    } else {
+        default_part_size
+    };
+    part.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
 }
 
 /// Bytes that all uploads together may hold in memory. Writers wait for room.
@@ -372,6 +375,8 @@ mod tests {
         let part = plan_part_size(Some(size), 8 * MIB);
         assert_eq!(part, 105 * MIB);
         assert!(size.div_ceil(part) <= MAX_PARTS);
+        // A small configured size is kept when the object fits (no rounding up to 1 MiB).
+        assert_eq!(plan_part_size(Some(700 * 1024), 128 * 1024), 128 * 1024);
         // The floor and the ceiling hold.
         assert_eq!(plan_part_size(None, 1), MIN_PART_SIZE);
         assert_eq!(plan_part_size(Some(u64::MAX), 8 * MIB), MAX_PART_SIZE);
