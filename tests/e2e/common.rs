@@ -286,3 +286,55 @@ pub async fn head(
         .metadata
         .unwrap()
 }
+
+/// Deterministic pseudo-random test data.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// An object's metadata, or `None` when it does not exist.
+pub async fn try_head(stack: &Stack, bucket: &str, key: &str) -> Option<proto::ObjectMetadata> {
+    let mut client = stack.client.clone();
+    match client
+        .head_object(proto::HeadObjectRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: String::new(),
+        })
+        .await
+    {
+        Ok(response) => response.into_inner().metadata,
+        Err(status) if status.code() == Code::NotFound => None,
+        Err(status) => panic!("unexpected {status:?}"),
+    }
+}
+
+/// Whether an object exists.
+pub async fn exists(stack: &Stack, bucket: &str, key: &str) -> bool {
+    try_head(stack, bucket, key).await.is_some()
+}
+
+/// The bytes of an object (or of one version, when `version_id` is not empty).
+pub async fn read_all(stack: &Stack, bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
+    let mut client = stack.client.clone();
+    read(
+        &mut client,
+        proto::ReadObjectRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: version_id.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .1
+}

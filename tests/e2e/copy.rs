@@ -122,38 +122,6 @@ async fn open_uploads(stack: &Stack, bucket: &str) -> usize {
         .len()
 }
 
-async fn read_all(stack: &Stack, bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
-    let mut client = stack.client.clone();
-    read(
-        &mut client,
-        proto::ReadObjectRequest {
-            bucket: bucket.into(),
-            key: key.into(),
-            version_id: version_id.into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .1
-}
-
-async fn exists(stack: &Stack, bucket: &str, key: &str) -> bool {
-    let mut client = stack.client.clone();
-    match client
-        .head_object(proto::HeadObjectRequest {
-            bucket: bucket.into(),
-            key: key.into(),
-            version_id: String::new(),
-        })
-        .await
-    {
-        Ok(_) => true,
-        Err(status) if status.code() == Code::NotFound => false,
-        Err(status) => panic!("unexpected {status:?}"),
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Tagging {
     Unspecified,

@@ -29,34 +29,6 @@ async fn multipart_stack() -> Stack {
     .await
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
-async fn object_type(stack: &Stack, key: &str) -> Option<proto::ObjectMetadata> {
-    let mut client = stack.client.clone();
-    match client
-        .head_object(proto::HeadObjectRequest {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            version_id: String::new(),
-        })
-        .await
-    {
-        Ok(response) => response.into_inner().metadata,
-        Err(status) if status.code() == Code::NotFound => None,
-        Err(status) => panic!("unexpected {status:?}"),
-    }
-}
-
 /// Waits until the emulator has no open multipart upload (aborts run in the background).
 async fn no_open_uploads(stack: &Stack) {
     for _ in 0..50 {
@@ -66,21 +38,6 @@ async fn no_open_uploads(stack: &Stack) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("orphaned uploads: {:?}", stack.emulator.open_uploads());
-}
-
-async fn read_all(stack: &Stack, key: &str) -> Vec<u8> {
-    let mut client = stack.client.clone();
-    read(
-        &mut client,
-        proto::ReadObjectRequest {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .1
 }
 
 #[tokio::test]
@@ -96,7 +53,7 @@ async fn a_stream_larger_than_a_part_becomes_a_tagged_multipart_object() {
     assert_eq!(written.size as usize, data.len());
     assert_eq!(written.crc64ecma, crc64(&data));
 
-    let head = object_type(&stack, "multi/part.bin").await.unwrap();
+    let head = try_head(&stack, BUCKET, "multi/part.bin").await.unwrap();
     assert_eq!(head.object_type, proto::ObjectType::Multipart as i32);
     assert_eq!(head.tag_count, 2);
     assert_eq!(head.crc64ecma, Some(crc64(&data)));
@@ -104,7 +61,7 @@ async fn a_stream_larger_than_a_part_becomes_a_tagged_multipart_object() {
         head.metadata.get("owner").map(String::as_str),
         Some("alice")
     );
-    assert!(read_all(&stack, "multi/part.bin").await == data);
+    assert!(read_all(&stack, BUCKET, "multi/part.bin", "").await == data);
     assert_eq!(
         stack.emulator.faults().count(FaultOp::UploadPart),
         9,
@@ -133,7 +90,7 @@ async fn injected_part_failures_are_retried() {
         .await
         .expect("part failures are retried");
     assert_eq!(written.crc64ecma, crc64(&data));
-    assert!(read_all(&stack, "retried.bin").await == data);
+    assert!(read_all(&stack, BUCKET, "retried.bin", "").await == data);
     // Two parts needed a second attempt (the client makes at most three per part).
     assert_eq!(stack.emulator.faults().count(FaultOp::UploadPart), 5 + 2);
     no_open_uploads(&stack).await;
@@ -158,7 +115,7 @@ async fn a_failed_or_cancelled_multipart_write_leaves_nothing_behind() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     stack.emulator.faults().clear();
     no_open_uploads(&stack).await;
-    assert!(object_type(&stack, "doomed.bin").await.is_none());
+    assert!(try_head(&stack, BUCKET, "doomed.bin").await.is_none());
 
     // A wrong CRC on the last message: nothing is completed, the upload is aborted.
     let mut messages = Vec::new();
@@ -181,7 +138,7 @@ async fn a_failed_or_cancelled_multipart_write_leaves_nothing_behind() {
         .unwrap_err();
     assert_invalid(&status, "object_checksums.crc64ecma");
     no_open_uploads(&stack).await;
-    assert!(object_type(&stack, "bad-crc.bin").await.is_none());
+    assert!(try_head(&stack, BUCKET, "bad-crc.bin").await.is_none());
 
     // The caller goes away mid-stream: the upload is aborted.
     let (tx, rx) = mpsc::channel(8);
@@ -210,7 +167,7 @@ async fn a_failed_or_cancelled_multipart_write_leaves_nothing_behind() {
     call.abort();
     drop(tx);
     no_open_uploads(&stack).await;
-    assert!(object_type(&stack, "cancelled.bin").await.is_none());
+    assert!(try_head(&stack, BUCKET, "cancelled.bin").await.is_none());
     stack.stop().await;
 }
 
@@ -298,9 +255,12 @@ async fn a_resumable_write_survives_a_dropped_stream() {
         .into_inner();
     assert_eq!(written.size as usize, data.len());
     assert_eq!(written.crc64ecma, crc64(&data));
-    assert!(read_all(&stack, "resumed.bin").await == data);
+    assert!(read_all(&stack, BUCKET, "resumed.bin", "").await == data);
     assert_eq!(
-        object_type(&stack, "resumed.bin").await.unwrap().tag_count,
+        try_head(&stack, BUCKET, "resumed.bin")
+            .await
+            .unwrap()
+            .tag_count,
         1
     );
     no_open_uploads(&stack).await;
@@ -394,10 +354,10 @@ async fn appends_with_tags_and_a_position_conflict() {
         .into_inner();
     assert_eq!(out.next_append_position, 21);
     assert_eq!(
-        read_all(&stack, "log.txt").await,
+        read_all(&stack, BUCKET, "log.txt", "").await,
         b"line 1\nline 2\nline 3\n"
     );
-    let head = object_type(&stack, "log.txt").await.unwrap();
+    let head = try_head(&stack, BUCKET, "log.txt").await.unwrap();
     assert_eq!(head.object_type, proto::ObjectType::Appendable as i32);
     assert_eq!(head.tag_count, 1);
     assert_eq!(head.next_append_position, Some(21));

@@ -2,37 +2,8 @@
 
 use bytes::Bytes;
 use ossgate::proto;
-use tonic::Code;
 
 use crate::common::*;
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u8
-        })
-        .collect()
-}
-
-async fn exists(stack: &Stack, key: &str) -> bool {
-    let mut client = stack.client.clone();
-    match client
-        .head_object(proto::HeadObjectRequest {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            version_id: String::new(),
-        })
-        .await
-    {
-        Ok(_) => true,
-        Err(status) if status.code() == Code::NotFound => false,
-        Err(status) => panic!("unexpected {status:?}"),
-    }
-}
 
 #[tokio::test]
 async fn many_chunks_round_trip_with_ranges() {
@@ -109,7 +80,7 @@ async fn empty_object_and_checksums() {
     let mut client = stack.client.clone();
     let written = write(&mut client, spec(BUCKET, "empty"), b"").await;
     assert_eq!(written.size, 0);
-    assert!(exists(&stack, "empty").await);
+    assert!(exists(&stack, BUCKET, "empty").await);
 
     // Correct crc64 and md5 given up front are accepted.
     let data = b"checked content";
@@ -153,7 +124,7 @@ async fn empty_object_and_checksums() {
         .await
         .unwrap_err();
     assert_invalid(&status, "object_checksums.crc64ecma");
-    assert!(!exists(&stack, "bad-crc").await);
+    assert!(!exists(&stack, BUCKET, "bad-crc").await);
 
     // A wrong md5 up front: stored nothing either.
     let status = client
@@ -170,7 +141,7 @@ async fn empty_object_and_checksums() {
         .await
         .unwrap_err();
     assert_invalid(&status, "object_checksums.md5");
-    assert!(!exists(&stack, "bad-md5").await);
+    assert!(!exists(&stack, BUCKET, "bad-md5").await);
     stack.stop().await;
 }
 
@@ -197,7 +168,7 @@ async fn broken_streams_store_nothing() {
         .await
         .unwrap_err();
     assert_invalid(&status, "finish_write");
-    assert!(!exists(&stack, "unfinished").await);
+    assert!(!exists(&stack, BUCKET, "unfinished").await);
 
     // A gap in the offsets.
     let status = client
@@ -217,7 +188,7 @@ async fn broken_streams_store_nothing() {
         .await
         .unwrap_err();
     assert_invalid(&status, "write_offset");
-    assert!(!exists(&stack, "gap").await);
+    assert!(!exists(&stack, BUCKET, "gap").await);
 
     // More bytes than declared, and fewer.
     let mut declared = spec(BUCKET, "declared");
@@ -230,7 +201,7 @@ async fn broken_streams_store_nothing() {
         .await
         .unwrap_err();
     assert_invalid(&status, "spec.object_size");
-    assert!(!exists(&stack, "declared").await);
+    assert!(!exists(&stack, BUCKET, "declared").await);
 
     // The caller goes away mid-stream.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -258,6 +229,6 @@ async fn broken_streams_store_nothing() {
     call.abort();
     drop(tx);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!exists(&stack, "cancelled").await);
+    assert!(!exists(&stack, BUCKET, "cancelled").await);
     stack.stop().await;
 }
