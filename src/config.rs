@@ -45,6 +45,8 @@ pub struct Settings {
     pub copy: CopySettings,
     /// Logging.
     pub log: LogSettings,
+    /// Caller authentication and authorization (`[auth]`); empty = no auth.
+    pub auth: crate::rpc::auth::AuthSettings,
 }
 
 /// `[upload]`: how WriteObject streams become OSS uploads.
@@ -167,6 +169,8 @@ pub struct EmulatorSettings {
 pub struct ServerSettings {
     /// How long in-flight calls may run after a shutdown signal before they are cut off.
     pub shutdown_grace_ms: u64,
+    /// Serve without caller auth on a non-loopback address (only behind a trusted network).
+    pub allow_insecure_remote: bool,
 }
 
 /// `[log]`: logging.
@@ -189,6 +193,7 @@ impl Default for Settings {
             upload: UploadSettings::default(),
             copy: CopySettings::default(),
             log: LogSettings::default(),
+            auth: Default::default(),
         }
     }
 }
@@ -227,6 +232,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             shutdown_grace_ms: 10_000,
+            allow_insecure_remote: false,
         }
     }
 }
@@ -347,6 +353,7 @@ impl Settings {
     /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
+        self.auth.validate()?;
         self.signature_version()?;
         self.addressing()?;
         if !self.oss.endpoint.is_empty() {

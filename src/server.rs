@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{info, warn};
 
@@ -17,7 +18,7 @@ use crate::{
         credentials::{Credentials, Refresher, sts},
     },
     proto::object_service_server::ObjectServiceServer,
-    rpc::ObjectServiceImpl,
+    rpc::{ObjectServiceImpl, auth::AuthInterceptor},
 };
 
 /// Largest gRPC message the server accepts (a WriteObject chunk plus its envelope).
@@ -155,6 +156,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let listen = settings.listen_addr()?;
+    let auth = AuthInterceptor::new(&settings.auth);
+    check_exposure(
+        listen,
+        auth.enabled(),
+        settings.server.allow_insecure_remote,
+    )?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listen: cannot bind {listen}"))?;
@@ -164,9 +171,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        // Only ObjectService needs a caller identity: health and reflection stay open.
+        .add_service(InterceptedService::new(
             ObjectServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES),
-        );
+            auth,
+        ));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(
         TcpListenerStream::new(listener),
         async move {
@@ -183,6 +192,30 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         emulator,
         refresher,
     })
+}
+
+/// Refuses to serve without caller auth on a non-loopback address unless
+/// `server.allow_insecure_remote` says the network is trusted.
+pub fn check_exposure(
+    listen: SocketAddr,
+    auth_enabled: bool,
+    allow_insecure_remote: bool,
+) -> anyhow::Result<()> {
+    if auth_enabled || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if allow_insecure_remote {
+        warn!(
+            %listen,
+            "serving without caller auth on a non-loopback address (server.allow_insecure_remote)"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "listen: {listen} is not a loopback address and no caller auth is configured; configure \
+         auth.tokens and auth.policy, or set server.allow_insecure_remote = true \
+         (OSSGATE_SERVER__ALLOW_INSECURE_REMOTE=true) if a trusted network protects the gateway"
+    )
 }
 
 /// RRSA credentials to keep fresh: the provider and when the first credentials expire.
@@ -318,5 +351,24 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_loopback_without_auth_is_refused_unless_allowed() {
+        let remote: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        let local6: SocketAddr = "[::1]:50051".parse().unwrap();
+        let err = format!("{:#}", check_exposure(remote, false, false).unwrap_err());
+        assert!(err.contains("server.allow_insecure_remote"), "{err}");
+        assert!(err.contains("auth.tokens"), "{err}");
+        assert!(check_exposure(remote, false, true).is_ok());
+        assert!(check_exposure(remote, true, false).is_ok());
+        assert!(check_exposure(local, false, false).is_ok());
+        assert!(check_exposure(local6, false, false).is_ok());
     }
 }

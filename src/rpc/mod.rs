@@ -3,6 +3,7 @@
 //! RPC family.
 
 mod append;
+pub mod auth;
 mod convert;
 mod copy;
 mod object;
@@ -27,6 +28,7 @@ use crate::{
     proto,
     proto::object_service_server::ObjectService,
 };
+use auth::{Access, Operation};
 use upload_token::UploadTokenKey;
 
 pub use object::READ_CHUNK_BYTES;
@@ -83,6 +85,11 @@ impl ObjectServiceImpl {
     }
 }
 
+/// True when a tagging field carries at least one tag.
+fn has_tags(tagging: Option<&proto::Tagging>) -> bool {
+    tagging.is_some_and(|t| !t.tags.is_empty())
+}
+
 /// Runs one call inside a span and logs its outcome (method, gRPC code, duration).
 async fn observe<T>(
     method: &'static str,
@@ -110,10 +117,11 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<Streaming<proto::WriteObjectRequest>>,
     ) -> Result<Response<proto::WriteObjectResponse>, Status> {
-        observe(
-            "WriteObject",
-            write::write(&self.client, &self.uploads, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
+        observe("WriteObject", async {
+            allowed?;
+            write::write(&self.client, &self.uploads, request.into_inner()).await
+        })
         .await
     }
 
@@ -123,10 +131,14 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::ReadObjectRequest>,
     ) -> Result<Response<Self::ReadObjectStream>, Status> {
-        observe(
-            "ReadObject",
-            object::read(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Read, &r.bucket, &r.key)
+        });
+        observe("ReadObject", async {
+            allowed?;
+            object::read(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -134,10 +146,14 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::HeadObjectRequest>,
     ) -> Result<Response<proto::HeadObjectResponse>, Status> {
-        observe(
-            "HeadObject",
-            object::head(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Read, &r.bucket, &r.key)
+        });
+        observe("HeadObject", async {
+            allowed?;
+            object::head(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -145,10 +161,14 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::DeleteObjectRequest>,
     ) -> Result<Response<proto::DeleteObjectResponse>, Status> {
-        observe(
-            "DeleteObject",
-            object::delete(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Delete, &r.bucket, &r.key)
+        });
+        observe("DeleteObject", async {
+            allowed?;
+            object::delete(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -156,10 +176,14 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::PutObjectTaggingRequest>,
     ) -> Result<Response<proto::PutObjectTaggingResponse>, Status> {
-        observe(
-            "PutObjectTagging",
-            tagging::put(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Tag, &r.bucket, &r.key)
+        });
+        observe("PutObjectTagging", async {
+            allowed?;
+            tagging::put(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -167,10 +191,14 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::GetObjectTaggingRequest>,
     ) -> Result<Response<proto::GetObjectTaggingResponse>, Status> {
-        observe(
-            "GetObjectTagging",
-            tagging::get(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Read, &r.bucket, &r.key)
+        });
+        observe("GetObjectTagging", async {
+            allowed?;
+            tagging::get(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -178,10 +206,14 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::DeleteObjectTaggingRequest>,
     ) -> Result<Response<proto::DeleteObjectTaggingResponse>, Status> {
-        observe(
-            "DeleteObjectTagging",
-            tagging::delete(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Tag, &r.bucket, &r.key)
+        });
+        observe("DeleteObjectTagging", async {
+            allowed?;
+            tagging::delete(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -189,10 +221,18 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::PutSymlinkRequest>,
     ) -> Result<Response<proto::PutSymlinkResponse>, Status> {
-        observe(
-            "PutSymlink",
-            symlink::put(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Write, &r.bucket, &r.key)?;
+            if has_tags(r.tagging.as_ref()) {
+                a.check(Operation::Tag, &r.bucket, &r.key)?;
+            }
+            a.check(Operation::Read, &r.bucket, &r.target_key)
+        });
+        observe("PutSymlink", async {
+            allowed?;
+            symlink::put(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -200,10 +240,14 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::GetSymlinkRequest>,
     ) -> Result<Response<proto::GetSymlinkResponse>, Status> {
-        observe(
-            "GetSymlink",
-            symlink::get(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Read, &r.bucket, &r.key)
+        });
+        observe("GetSymlink", async {
+            allowed?;
+            symlink::get(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -211,10 +255,15 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::CopyObjectRequest>,
     ) -> Result<Response<proto::CopyObjectResponse>, Status> {
-        observe(
-            "CopyObject",
-            copy::copy(&self.client, &self.copy, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Read, &r.source_bucket, &r.source_key)?;
+            a.check(Operation::Copy, &r.destination_bucket, &r.destination_key)
+        });
+        observe("CopyObject", async {
+            allowed?;
+            copy::copy(&self.client, &self.copy, request.into_inner()).await
+        })
         .await
     }
 
@@ -222,10 +271,18 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::UpdateObjectMetadataRequest>,
     ) -> Result<Response<proto::UpdateObjectMetadataResponse>, Status> {
-        observe(
-            "UpdateObjectMetadata",
-            copy::update_metadata(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Write, &r.bucket, &r.key)?;
+            if has_tags(r.tagging.as_ref()) {
+                a.check(Operation::Tag, &r.bucket, &r.key)?;
+            }
+            Ok(())
+        });
+        observe("UpdateObjectMetadata", async {
+            allowed?;
+            copy::update_metadata(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -233,10 +290,11 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<Streaming<proto::AppendObjectRequest>>,
     ) -> Result<Response<proto::AppendObjectResponse>, Status> {
-        observe(
-            "AppendObject",
-            append::append(&self.client, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
+        observe("AppendObject", async {
+            allowed?;
+            append::append(&self.client, request.into_inner()).await
+        })
         .await
     }
 
@@ -244,10 +302,24 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::StartResumableWriteRequest>,
     ) -> Result<Response<proto::StartResumableWriteResponse>, Status> {
-        observe(
-            "StartResumableWrite",
-            write::start_resumable(&self.client, &self.uploads, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            match r.spec.as_ref() {
+                Some(spec) => {
+                    a.check(Operation::Write, &spec.bucket, &spec.key)?;
+                    if has_tags(spec.tagging.as_ref()) {
+                        a.check(Operation::Tag, &spec.bucket, &spec.key)?;
+                    }
+                    Ok(())
+                }
+                // No object named: the handler rejects the request.
+                None => Ok(()),
+            }
+        });
+        observe("StartResumableWrite", async {
+            allowed?;
+            write::start_resumable(&self.client, &self.uploads, request.into_inner()).await
+        })
         .await
     }
 
@@ -255,10 +327,11 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::QueryWriteStatusRequest>,
     ) -> Result<Response<proto::QueryWriteStatusResponse>, Status> {
-        observe(
-            "QueryWriteStatus",
-            write::query_status(&self.client, &self.uploads, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
+        observe("QueryWriteStatus", async {
+            allowed?;
+            write::query_status(&self.client, &self.uploads, request.into_inner()).await
+        })
         .await
     }
 
@@ -266,10 +339,11 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::AbortResumableWriteRequest>,
     ) -> Result<Response<proto::AbortResumableWriteResponse>, Status> {
-        observe(
-            "AbortResumableWrite",
-            write::abort_resumable(&self.client, &self.uploads, request.into_inner()),
-        )
+        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
+        observe("AbortResumableWrite", async {
+            allowed?;
+            write::abort_resumable(&self.client, &self.uploads, request.into_inner()).await
+        })
         .await
     }
 }
