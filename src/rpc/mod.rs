@@ -3,6 +3,7 @@
 //! RPC family.
 
 mod append;
+pub mod audit;
 pub mod auth;
 mod convert;
 mod copy;
@@ -180,11 +181,25 @@ impl ObjectService for ObjectServiceImpl {
             let r = request.get_ref();
             a.check(Operation::Tag, &r.bucket, &r.key)
         });
-        observe("PutObjectTagging", async {
+        let audit = {
+            let r = request.get_ref();
+            Some(audit::TagAudit::new(
+                "PutObjectTagging",
+                &request,
+                &r.bucket,
+                &r.key,
+                audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
+            ))
+        };
+        let result = observe("PutObjectTagging", async {
             allowed?;
             tagging::put(&self.client, request.into_inner()).await
         })
-        .await
+        .await;
+        if let Some(audit) = audit {
+            audit.finish(&result, |r| &r.version_id);
+        }
+        result
     }
 
     async fn get_object_tagging(
@@ -210,11 +225,25 @@ impl ObjectService for ObjectServiceImpl {
             let r = request.get_ref();
             a.check(Operation::Tag, &r.bucket, &r.key)
         });
-        observe("DeleteObjectTagging", async {
+        let audit = {
+            let r = request.get_ref();
+            Some(audit::TagAudit::new(
+                "DeleteObjectTagging",
+                &request,
+                &r.bucket,
+                &r.key,
+                "{}".to_owned(),
+            ))
+        };
+        let result = observe("DeleteObjectTagging", async {
             allowed?;
             tagging::delete(&self.client, request.into_inner()).await
         })
-        .await
+        .await;
+        if let Some(audit) = audit {
+            audit.finish(&result, |r| &r.version_id);
+        }
+        result
     }
 
     async fn put_symlink(
@@ -229,11 +258,27 @@ impl ObjectService for ObjectServiceImpl {
             }
             a.check(Operation::Read, &r.bucket, &r.target_key)
         });
-        observe("PutSymlink", async {
+        let audit = {
+            let r = request.get_ref();
+            has_tags(r.tagging.as_ref()).then(|| {
+                audit::TagAudit::new(
+                    "PutSymlink",
+                    &request,
+                    &r.bucket,
+                    &r.key,
+                    audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
+                )
+            })
+        };
+        let result = observe("PutSymlink", async {
             allowed?;
             symlink::put(&self.client, request.into_inner()).await
         })
-        .await
+        .await;
+        if let Some(audit) = audit {
+            audit.finish(&result, |r| &r.version_id);
+        }
+        result
     }
 
     async fn get_symlink(
@@ -260,11 +305,27 @@ impl ObjectService for ObjectServiceImpl {
             a.check(Operation::Read, &r.source_bucket, &r.source_key)?;
             a.check(Operation::Copy, &r.destination_bucket, &r.destination_key)
         });
-        observe("CopyObject", async {
+        let audit = {
+            let r = request.get_ref();
+            (r.tagging_directive == proto::TaggingDirective::Replace as i32).then(|| {
+                audit::TagAudit::new(
+                    "CopyObject",
+                    &request,
+                    &r.destination_bucket,
+                    &r.destination_key,
+                    audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
+                )
+            })
+        };
+        let result = observe("CopyObject", async {
             allowed?;
             copy::copy(&self.client, &self.copy, request.into_inner()).await
         })
-        .await
+        .await;
+        if let Some(audit) = audit {
+            audit.finish(&result, |r| &r.version_id);
+        }
+        result
     }
 
     async fn update_object_metadata(
@@ -279,11 +340,27 @@ impl ObjectService for ObjectServiceImpl {
             }
             Ok(())
         });
-        observe("UpdateObjectMetadata", async {
+        let audit = {
+            let r = request.get_ref();
+            r.tagging.is_some().then(|| {
+                audit::TagAudit::new(
+                    "UpdateObjectMetadata",
+                    &request,
+                    &r.bucket,
+                    &r.key,
+                    audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
+                )
+            })
+        };
+        let result = observe("UpdateObjectMetadata", async {
             allowed?;
             copy::update_metadata(&self.client, request.into_inner()).await
         })
-        .await
+        .await;
+        if let Some(audit) = audit {
+            audit.finish(&result, |r| &r.version_id);
+        }
+        result
     }
 
     async fn append_object(
