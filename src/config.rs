@@ -352,8 +352,14 @@ impl Settings {
 
     /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
         self.auth.validate()?;
+        // Caught here too, so `check-config` refuses a config that `serve` would refuse.
+        crate::server::check_exposure(
+            listen,
+            !self.auth.tokens.is_empty(),
+            self.server.allow_insecure_remote,
+        )?;
         self.signature_version()?;
         self.addressing()?;
         if !self.oss.endpoint.is_empty() {

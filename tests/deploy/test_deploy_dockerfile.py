@@ -98,7 +98,11 @@ def test_runtime_contract():
     assert last["EXPOSE"] == "50051"
     user, _, group = last["USER"].partition(":")
     assert user.isdigit() and int(user) != 0 and group.isdigit() and int(group) != 0
-    assert last["ENV"] == "OSSGATE_LISTEN=0.0.0.0:50051"
+    # Listening on all interfaces without [auth] needs the explicit trusted-network setting.
+    assert set(last["ENV"].split()) == {
+        "OSSGATE_LISTEN=0.0.0.0:50051",
+        "OSSGATE_SERVER__ALLOW_INSECURE_REMOTE=true",
+    }
 
 
 def test_version_label_comes_from_the_build_arg_and_defaults_to_the_crate_version():
