@@ -45,8 +45,18 @@ pub struct Settings {
     pub copy: CopySettings,
     /// Logging.
     pub log: LogSettings,
+    /// The Prometheus metrics endpoint (`[metrics]`).
+    pub metrics: MetricsSettings,
     /// Caller authentication and authorization (`[auth]`); empty = no auth.
     pub auth: crate::rpc::auth::AuthSettings,
+}
+
+/// `[metrics]`: the Prometheus scrape endpoint.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Address serving `GET /metrics` (Prometheus text), e.g. `127.0.0.1:9464`; empty = off.
+    pub listen: String,
 }
 
 /// `[upload]`: how WriteObject streams become OSS uploads.
@@ -193,6 +203,7 @@ impl Default for Settings {
             upload: UploadSettings::default(),
             copy: CopySettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
             auth: Default::default(),
         }
     }
@@ -473,6 +484,7 @@ impl Settings {
         if self.copy.multipart_threshold_bytes == 0 {
             bail!("copy.multipart_threshold_bytes must be greater than 0");
         }
+        self.metrics_addr()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log.format: {:?} is not one of text, json", self.log.format);
         }
@@ -486,6 +498,19 @@ impl Settings {
         self.listen
             .parse()
             .map_err(|err| anyhow::anyhow!("listen: {:?} is not an address: {err}", self.listen))
+    }
+
+    /// The parsed `metrics.listen`; `None` when the endpoint is off.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.metrics.listen.is_empty() {
+            return Ok(None);
+        }
+        self.metrics.listen.parse().map(Some).map_err(|err| {
+            anyhow::anyhow!(
+                "metrics.listen: {:?} is not an address: {err}",
+                self.metrics.listen
+            )
+        })
     }
 
     /// The parsed `oss.signature_version`.

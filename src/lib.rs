@@ -12,6 +12,7 @@ pub mod model;
 pub mod oss;
 pub mod rpc;
 pub mod server;
+pub mod telemetry;
 
 /// Generated protobuf and gRPC code for `ossgate.v1`.
 pub mod proto {

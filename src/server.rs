@@ -80,12 +80,19 @@ pub struct RunningServer {
     emulator: Option<EmulatorHandle>,
     /// Refreshes RRSA credentials (stopped after the drain, which may still need them).
     refresher: Option<Refresher>,
+    /// The Prometheus endpoint, when `metrics.listen` is set.
+    metrics: Option<crate::telemetry::MetricsServer>,
 }
 
 impl RunningServer {
     /// The address the gRPC server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the `/metrics` endpoint, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
     }
 
     /// The embedded emulator's endpoint, when the server runs on it.
@@ -121,6 +128,9 @@ impl RunningServer {
         if let Some(emulator) = self.emulator.take() {
             emulator.shutdown().await;
         }
+        if let Some(metrics) = self.metrics.take() {
+            metrics.shutdown().await;
+        }
         info!("shutdown complete");
         Ok(())
     }
@@ -138,6 +148,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         })
     });
     let service = ObjectServiceImpl::new(client, &settings);
+    let metrics = match settings.metrics_addr()? {
+        Some(addr) => {
+            let sampled = service.clone();
+            Some(
+                crate::telemetry::serve(
+                    addr,
+                    std::sync::Arc::new(move || sampled.upload_memory_in_use()),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -191,6 +214,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         grace: settings.shutdown_grace(),
         emulator,
         refresher,
+        metrics,
     })
 }
 

@@ -296,6 +296,10 @@ impl Client {
                     );
                     tokio::time::sleep(delay).await;
                     attempt += 1;
+                    crate::telemetry::metrics().record_retry(&crate::telemetry::oss_operation(
+                        req.method.as_str(),
+                        &req.query,
+                    ));
                 }
                 other => return other,
             }
@@ -342,6 +346,26 @@ impl Client {
         upload: Option<&Arc<Mutex<UploadState>>>,
     ) -> Result<reqwest::Response, OssError> {
         let started = Instant::now();
+        let result = self.attempt_inner(req, body, upload, started).await;
+        let operation = crate::telemetry::oss_operation(req.method.as_str(), &req.query);
+        let code = result.as_ref().err().map(|e| {
+            if e.code.is_empty() {
+                format!("{:?}", e.kind)
+            } else {
+                e.code.clone()
+            }
+        });
+        crate::telemetry::metrics().record_oss(&operation, started.elapsed(), code.as_deref());
+        result
+    }
+
+    async fn attempt_inner(
+        &self,
+        req: &OssRequest,
+        body: Option<reqwest::Body>,
+        upload: Option<&Arc<Mutex<UploadState>>>,
+        started: Instant,
+    ) -> Result<reqwest::Response, OssError> {
         let (url, headers) = self.signed_request(req, self.now())?;
         let url = reqwest::Url::parse(&url).map_err(|e| {
             OssError::invalid_argument(format!("cannot build the request URL: {e}"))

@@ -99,7 +99,10 @@ async fn observe<T>(
     let started = Instant::now();
     let span = info_span!("rpc", method);
     let result = call.instrument(span.clone()).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    let code = result.as_ref().err().map_or(tonic::Code::Ok, Status::code);
+    crate::telemetry::metrics().record_rpc(method, &format!("{code:?}"), elapsed);
     span.in_scope(|| match &result {
         Ok(_) => info!(code = "OK", elapsed_ms, "call finished"),
         Err(status) => info!(
@@ -118,6 +121,7 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<Streaming<proto::WriteObjectRequest>>,
     ) -> Result<Response<proto::WriteObjectResponse>, Status> {
+        let _in_flight = crate::telemetry::InFlightUpload::start();
         let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
         observe("WriteObject", async {
             allowed?;

@@ -139,6 +139,7 @@ pub async fn read(
                 || (done && (!buffer.is_empty() || metadata.is_some()))
             {
                 let take = buffer.len().min(READ_CHUNK_BYTES);
+                crate::telemetry::metrics().add_rpc_bytes("ReadObject", "out", take as u64);
                 let message = proto::ReadObjectResponse {
                     data: buffer.split_to(take).freeze(),
                     metadata: metadata.take(),

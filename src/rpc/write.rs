@@ -110,6 +110,7 @@ impl Intake {
             ));
         }
         let mut data = std::mem::take(&mut message.data);
+        crate::telemetry::metrics().add_rpc_bytes("WriteObject", "in", data.len() as u64);
         let end = offset.saturating_add(data.len() as u64);
         if end > self.limit {
             let why = match self.object_size {

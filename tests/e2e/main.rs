@@ -10,5 +10,6 @@ mod grpcurl;
 mod lifecycle;
 mod streaming;
 mod tagging;
+mod telemetry;
 mod validation;
 mod write_read;
