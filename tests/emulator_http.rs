@@ -467,7 +467,10 @@ async fn write_errors() {
     // Unsupported method and sub-resource.
     let (s, code, _) = error_code(Req::new("PATCH", "bkt", "once").send(&e).await).await;
     assert_eq!((s, code.as_str()), (405, "MethodNotAllowed"));
-    let r = Req::new("POST", "bkt", "once").q("restore", "").send(&e).await;
+    let r = Req::new("POST", "bkt", "once")
+        .q("restore", "")
+        .send(&e)
+        .await;
     let (s, code, _) = error_code(r).await;
     assert_eq!((s, code.as_str()), (501, "NotImplemented"));
     // Too large declared body.
