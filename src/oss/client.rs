@@ -689,100 +689,10 @@ impl Stream for TrackedBody {
 mod tests {
     use super::*;
     use crate::model::{BucketName, ObjectKey, TagSet, crc64};
+    use crate::oss::ops::multipart::loopback::{Server as TestServer, response};
     use crate::oss::ops::object::ObjectId;
     use crate::oss::ops::{GetObjectInput, PutObjectInput};
     use futures_util::StreamExt;
-    use http_body_util::{BodyExt, Full};
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    use std::convert::Infallible;
-
-    /// One request as the test server saw it.
-    #[derive(Clone, Debug)]
-    struct Seen {
-        method: String,
-        target: String,
-        headers: HeaderMap,
-        body: Result<Bytes, String>,
-    }
-
-    type Reply = Box<dyn Fn(usize, &Seen) -> http::Response<Full<Bytes>> + Send + Sync>;
-
-    /// A loopback HTTP/1.1 server that records requests and answers with
-    /// `reply(index, request)`. It stops when the test's runtime ends.
-    struct TestServer {
-        addr: std::net::SocketAddr,
-        seen: Arc<Mutex<Vec<Seen>>>,
-    }
-
-    impl TestServer {
-        async fn start(reply: Reply) -> TestServer {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let reply = Arc::new(reply);
-            let seen2 = Arc::clone(&seen);
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        return;
-                    };
-                    let seen = Arc::clone(&seen2);
-                    let reply = Arc::clone(&reply);
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                            let seen = Arc::clone(&seen);
-                            let reply = Arc::clone(&reply);
-                            async move {
-                                let (parts, body) = req.into_parts();
-                                let body = body
-                                    .collect()
-                                    .await
-                                    .map(|c| c.to_bytes())
-                                    .map_err(|e| e.to_string());
-                                let s = Seen {
-                                    method: parts.method.to_string(),
-                                    target: parts
-                                        .uri
-                                        .path_and_query()
-                                        .map(|p| p.as_str().to_string())
-                                        .unwrap_or_default(),
-                                    headers: parts.headers,
-                                    body,
-                                };
-                                let index = {
-                                    let mut v = seen.lock().unwrap();
-                                    v.push(s.clone());
-                                    v.len() - 1
-                                };
-                                Ok::<_, Infallible>(reply(index, &s))
-                            }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
-            });
-            TestServer { addr, seen }
-        }
-
-        fn endpoint(&self) -> String {
-            format!("http://{}", self.addr)
-        }
-
-        fn seen(&self) -> Vec<Seen> {
-            self.seen.lock().unwrap().clone()
-        }
-    }
-
-    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> http::Response<Full<Bytes>> {
-        let mut b = http::Response::builder().status(status);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
-    }
 
     fn credentials() -> Credentials {
         Credentials {
@@ -878,8 +788,8 @@ mod tests {
 
     #[tokio::test]
     async fn put_object_with_length_is_not_chunked() {
-        let server = TestServer::start(Box::new(|_, s| {
-            let crc = crc64(s.body.as_ref().map(|b| &b[..]).unwrap_or(b"")).to_string();
+        let server = TestServer::start(|_, s| {
+            let crc = crc64(&s.body).to_string();
             response(
                 200,
                 &[
@@ -889,7 +799,7 @@ mod tests {
                 ],
                 "",
             )
-        }))
+        })
         .await;
         let client = client(&server);
         let mut input = PutObjectInput::new(bucket(), key("docs/report 2025+final.txt"));
@@ -916,12 +826,13 @@ mod tests {
             "project=alpha&team=storage%20ops"
         );
         assert!(s.headers.get("authorization").is_some());
-        assert_eq!(s.body.as_deref().ok(), Some(&b"hello oss\n"[..]));
+        assert!(!s.aborted);
+        assert_eq!(&s.body[..], b"hello oss\n");
     }
 
     #[tokio::test]
     async fn put_object_without_length_is_chunked() {
-        let server = TestServer::start(Box::new(|_, _| response(200, &[], ""))).await;
+        let server = TestServer::start(|_, _| response(200, &[], "")).await;
         let client = client(&server);
         let input = PutObjectInput::new(bucket(), key("k"));
         let out = client
@@ -933,15 +844,14 @@ mod tests {
         let s = &server.seen()[0];
         assert_eq!(s.headers["transfer-encoding"], "chunked");
         assert!(s.headers.get("content-length").is_none());
-        assert_eq!(s.body.as_deref().ok(), Some(&b"abcdef"[..]));
+        assert!(!s.aborted);
+        assert_eq!(&s.body[..], b"abcdef");
     }
 
     #[tokio::test]
     async fn put_object_crc_mismatch_is_detected() {
-        let server = TestServer::start(Box::new(|_, _| {
-            response(200, &[("x-oss-hash-crc64ecma", "1")], "")
-        }))
-        .await;
+        let server =
+            TestServer::start(|_, _| response(200, &[("x-oss-hash-crc64ecma", "1")], "")).await;
         let err = client(&server)
             .put_object(
                 &PutObjectInput::new(bucket(), key("k")),
@@ -954,7 +864,7 @@ mod tests {
 
     #[tokio::test]
     async fn put_object_caller_stream_error_cancels() {
-        let server = TestServer::start(Box::new(|_, _| response(200, &[], ""))).await;
+        let server = TestServer::start(|_, _| response(200, &[], "")).await;
         let client = client(&server);
         let err = client
             .put_object(
@@ -967,12 +877,12 @@ mod tests {
         assert!(err.message.contains("client went away"), "{err}");
         assert!(!err.retryable);
         // the server never got a complete body
-        assert!(server.seen().iter().all(|s| s.body.is_err()));
+        assert!(server.seen().iter().all(|s| s.aborted));
     }
 
     #[tokio::test]
     async fn put_object_length_mismatch_aborts() {
-        let server = TestServer::start(Box::new(|_, _| response(200, &[], ""))).await;
+        let server = TestServer::start(|_, _| response(200, &[], "")).await;
         let client = client(&server);
         let mut input = PutObjectInput::new(bucket(), key("k"));
         input.content_length = Some(5);
@@ -986,7 +896,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind, OssErrorKind::InvalidArgument, "{err}");
-        assert!(server.seen().iter().all(|s| s.body.is_err()));
+        assert!(server.seen().iter().all(|s| s.aborted));
     }
 
     #[tokio::test]
@@ -994,7 +904,7 @@ mod tests {
         use base64::Engine as _;
         let xml = "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><RequestId>R9</RequestId></Error>";
         let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
-        let server = TestServer::start(Box::new(move |_, _| {
+        let server = TestServer::start(move |_, _| {
             response(
                 404,
                 &[
@@ -1004,7 +914,7 @@ mod tests {
                 ],
                 "",
             )
-        }))
+        })
         .await;
         let err = client(&server)
             .head_object(&ObjectId::new(bucket(), key("missing")))
@@ -1022,7 +932,7 @@ mod tests {
     async fn get_object_streams_and_checks_crc() {
         let body = "0123456789";
         let crc = crc64(body.as_bytes()).to_string();
-        let server = TestServer::start(Box::new(move |i, _| {
+        let server = TestServer::start(move |i, _| {
             let crc = if i == 0 { crc.clone() } else { "7".to_string() };
             response(
                 200,
@@ -1033,7 +943,7 @@ mod tests {
                 ],
                 body,
             )
-        }))
+        })
         .await;
         let client = client(&server);
         let input = GetObjectInput::new(bucket(), key("k"));
@@ -1052,7 +962,7 @@ mod tests {
 
     #[tokio::test]
     async fn get_object_range_and_error_body() {
-        let server = TestServer::start(Box::new(|i, s| {
+        let server = TestServer::start(|i, s| {
             if i == 0 {
                 assert_eq!(s.headers["range"], "bytes=2-4");
                 response(206, &[("content-range", "bytes 2-4/10"), ("x-oss-hash-crc64ecma", "1")], "234")
@@ -1063,7 +973,7 @@ mod tests {
                     "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>no</Message><EC>0003-00000001</EC></Error>",
                 )
             }
-        }))
+        })
         .await;
         let client = client(&server);
         let mut input = GetObjectInput::new(bucket(), key("k"));
@@ -1085,13 +995,13 @@ mod tests {
 
     #[tokio::test]
     async fn retryable_errors_are_retried_for_replayable_requests() {
-        let server = TestServer::start(Box::new(|i, _| {
+        let server = TestServer::start(|i, _| {
             if i < 2 {
                 response(503, &[], "<html>busy</html>")
             } else {
                 response(204, &[("x-oss-delete-marker", "true")], "")
             }
-        }))
+        })
         .await;
         let out = client(&server)
             .delete_object(&ObjectId::new(bucket(), key("k")))
@@ -1103,8 +1013,7 @@ mod tests {
 
     #[tokio::test]
     async fn retries_give_up_after_max_attempts() {
-        let server =
-            TestServer::start(Box::new(|_, _| response(500, &[], "garbage \u{1} body"))).await;
+        let server = TestServer::start(|_, _| response(500, &[], "garbage \u{1} body")).await;
         let err = client(&server)
             .delete_object(&ObjectId::new(bucket(), key("k")))
             .await
@@ -1116,7 +1025,7 @@ mod tests {
 
     #[tokio::test]
     async fn streaming_uploads_are_not_retried() {
-        let server = TestServer::start(Box::new(|_, _| response(503, &[], ""))).await;
+        let server = TestServer::start(|_, _| response(503, &[], "")).await;
         let err = client(&server)
             .put_object(
                 &PutObjectInput::new(bucket(), key("k")),
@@ -1177,7 +1086,7 @@ mod tests {
 
     #[tokio::test]
     async fn header_values_http_cannot_carry_are_invalid_argument() {
-        let server = TestServer::start(Box::new(|_, _| response(200, &[], ""))).await;
+        let server = TestServer::start(|_, _| response(200, &[], "")).await;
         let mut input = PutObjectInput::new(bucket(), key("k"));
         input.content.content_disposition = Some("attachment; filename=\"ünï\"".into());
         let err = client(&server)
@@ -1308,7 +1217,7 @@ mod tests {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
         let http_date = httpdate::fmt_http_date(SystemTime::from(server_time));
-        let server = TestServer::start(Box::new(move |i, s| {
+        let server = TestServer::start(move |i, s| {
             let doc = |detail: &str| {
                 format!(
                     "<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message>{detail}</Error>"
@@ -1332,7 +1241,7 @@ mod tests {
                 ),
                 _ => response(if s.method == "HEAD" { 200 } else { 204 }, &[("content-length", "0")], ""),
             }
-        }))
+        })
         .await;
         let check = |date: &str| {
             let parsed = time::PrimitiveDateTime::parse(

@@ -1579,8 +1579,8 @@ mod tests {
     }
 }
 
-/// A loopback HTTP/1.1 server for the send-path tests of the multipart,
-/// append and copy operations: records requests, answers with `reply(index, request)`.
+/// A loopback HTTP/1.1 server for the client's send-path tests (client, multipart, append,
+/// copy): records requests, answers with `reply(index, request)`.
 #[cfg(test)]
 pub(crate) mod loopback {
     use std::convert::Infallible;
@@ -1603,7 +1603,10 @@ pub(crate) mod loopback {
         pub method: String,
         pub target: String,
         pub headers: HeaderMap,
+        /// What arrived of the body.
         pub body: Bytes,
+        /// The body did not arrive whole (the sender aborted it).
+        pub aborted: bool,
     }
 
     type Reply = Arc<dyn Fn(usize, &Seen) -> http::Response<Full<Bytes>> + Send + Sync>;
@@ -1633,11 +1636,10 @@ pub(crate) mod loopback {
                             let reply = Arc::clone(&reply);
                             async move {
                                 let (parts, body) = req.into_parts();
-                                let body = body
-                                    .collect()
-                                    .await
-                                    .map(|c| c.to_bytes())
-                                    .unwrap_or_default();
+                                let (body, aborted) = match body.collect().await {
+                                    Ok(collected) => (collected.to_bytes(), false),
+                                    Err(_) => (Bytes::new(), true),
+                                };
                                 let s = Seen {
                                     method: parts.method.to_string(),
                                     target: parts
@@ -1647,6 +1649,7 @@ pub(crate) mod loopback {
                                         .unwrap_or_default(),
                                     headers: parts.headers,
                                     body,
+                                    aborted,
                                 };
                                 let index = {
                                     let mut v = seen.lock().unwrap();
@@ -1667,6 +1670,10 @@ pub(crate) mod loopback {
 
         pub fn seen(&self) -> Vec<Seen> {
             self.seen.lock().unwrap().clone()
+        }
+
+        pub fn endpoint(&self) -> String {
+            format!("http://{}", self.addr)
         }
 
         pub fn client(&self) -> Client {
