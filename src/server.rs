@@ -45,29 +45,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings.listen = listen;
         settings.validate()?;
     }
-    init_logging(&settings)?;
+    // Held until exit: flushes telemetry exporters when dropped.
+    let _telemetry = crate::telemetry::init(&settings)?;
     let server = start(settings).await?;
     println!("ossgate serving gRPC on {}", server.local_addr());
     shutdown_signal().await;
     info!("shutdown signal received: reporting NOT_SERVING and draining in-flight calls");
     server.shutdown().await
-}
-
-/// Installs the global tracing subscriber (text or JSON on stderr).
-pub fn init_logging(settings: &Settings) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
-        .with_context(|| format!("log.level: {:?}", settings.log.level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = if settings.log.format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-    // A second init (tests start several servers in one process) keeps the first subscriber.
-    drop(installed);
-    Ok(())
 }
 
 /// A running gateway: its address, and the handles needed to stop it cleanly.

@@ -16,6 +16,30 @@ use prometheus::{
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+/// Installs the global tracing subscriber (text or JSON on stderr). Keep the returned guard
+/// alive for the life of the process.
+pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
+        .with_context(|| format!("log.level: {:?}", settings.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = if settings.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second init (tests start several servers in one process) keeps the first subscriber.
+    drop(installed);
+    Ok(TelemetryGuard { _private: () })
+}
+
+/// Keeps process-wide telemetry alive; dropping it flushes what is pending.
+#[must_use = "telemetry stops when the guard is dropped"]
+pub struct TelemetryGuard {
+    _private: (),
+}
+
 /// Latency buckets in seconds (1 ms .. 60 s).
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
