@@ -147,6 +147,22 @@ pub struct OssSettings {
     pub security_token: String,
     /// TCP connect timeout to OSS.
     pub connect_timeout_ms: u64,
+    // --- Resilience: read timeout, retries and the retry budget (see `crate::oss::retry`).
+    /// How long to wait for OSS to start answering a sent request, then for each read of
+    /// the response body; 0 = no limit.
+    pub read_timeout_ms: u64,
+    /// Attempts per idempotent OSS request, the first included (1 = no retries).
+    pub retry_max_attempts: u32,
+    /// Backoff ceiling before the first retry (×4 per further retry), jittered.
+    pub retry_base_delay_ms: u64,
+    /// Largest backoff between two attempts.
+    pub retry_max_delay_ms: u64,
+    /// Retry budget: tokens each OSS request earns (retries may be this share of requests).
+    pub retry_budget_ratio: f64,
+    /// Retry budget: tokens regained per second regardless of traffic.
+    pub retry_budget_min_per_sec: f64,
+    /// Retry budget: most tokens held (and held at start), i.e. the largest retry burst.
+    pub retry_budget_burst: u32,
     /// RRSA: the RAM role to assume with the OIDC token (`acs:ram::<account>:role/<name>`).
     pub role_arn: String,
     /// RRSA: the OIDC identity provider (`acs:ram::<account>:oidc-provider/<name>`).
@@ -220,6 +236,13 @@ impl Default for OssSettings {
             access_key_secret: String::new(),
             security_token: String::new(),
             connect_timeout_ms: 5_000,
+            read_timeout_ms: 120_000,
+            retry_max_attempts: 3,
+            retry_base_delay_ms: 100,
+            retry_max_delay_ms: 5_000,
+            retry_budget_ratio: 0.1,
+            retry_budget_min_per_sec: 10.0,
+            retry_budget_burst: 100,
             role_arn: String::new(),
             oidc_provider_arn: String::new(),
             oidc_token_file: String::new(),
@@ -269,6 +292,13 @@ impl fmt::Debug for OssSettings {
             .field("access_key_secret", &redacted(&self.access_key_secret))
             .field("security_token", &redacted(&self.security_token))
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("read_timeout_ms", &self.read_timeout_ms)
+            .field("retry_max_attempts", &self.retry_max_attempts)
+            .field("retry_base_delay_ms", &self.retry_base_delay_ms)
+            .field("retry_max_delay_ms", &self.retry_max_delay_ms)
+            .field("retry_budget_ratio", &self.retry_budget_ratio)
+            .field("retry_budget_min_per_sec", &self.retry_budget_min_per_sec)
+            .field("retry_budget_burst", &self.retry_budget_burst)
             .field("role_arn", &self.role_arn)
             .field("oidc_provider_arn", &self.oidc_provider_arn)
             .field("oidc_token_file", &self.oidc_token_file)
@@ -447,6 +477,7 @@ impl Settings {
         if self.oss.connect_timeout_ms == 0 {
             bail!("oss.connect_timeout_ms must be greater than 0");
         }
+        self.validate_retry()?;
         for bucket in &self.emulator.buckets {
             let name = bucket.strip_suffix(":versioned").unwrap_or(bucket);
             BucketName::parse(name).map_err(|violation| {
@@ -541,6 +572,66 @@ impl Settings {
             security_token: (!self.oss.security_token.is_empty())
                 .then(|| self.oss.security_token.clone()),
         })
+    }
+
+    /// The `[oss]` read timeout and retry settings.
+    fn validate_retry(&self) -> anyhow::Result<()> {
+        let oss = &self.oss;
+        if !(1..=10).contains(&oss.retry_max_attempts) {
+            bail!(
+                "oss.retry_max_attempts: {} is outside 1..=10",
+                oss.retry_max_attempts
+            );
+        }
+        if !(1..=60_000).contains(&oss.retry_base_delay_ms) {
+            bail!(
+                "oss.retry_base_delay_ms: {} is outside 1..=60000",
+                oss.retry_base_delay_ms
+            );
+        }
+        if !(oss.retry_base_delay_ms..=600_000).contains(&oss.retry_max_delay_ms) {
+            bail!(
+                "oss.retry_max_delay_ms: {} is outside oss.retry_base_delay_ms ({})..=600000",
+                oss.retry_max_delay_ms,
+                oss.retry_base_delay_ms
+            );
+        }
+        if !(0.0..=1.0).contains(&oss.retry_budget_ratio) {
+            bail!(
+                "oss.retry_budget_ratio: {} is outside 0..=1",
+                oss.retry_budget_ratio
+            );
+        }
+        if !(0.0..=100_000.0).contains(&oss.retry_budget_min_per_sec) {
+            bail!(
+                "oss.retry_budget_min_per_sec: {} is outside 0..=100000",
+                oss.retry_budget_min_per_sec
+            );
+        }
+        if oss.retry_budget_burst > 1_000_000 {
+            bail!(
+                "oss.retry_budget_burst: {} is outside 0..=1000000",
+                oss.retry_budget_burst
+            );
+        }
+        Ok(())
+    }
+
+    /// The OSS client's read timeout and retry policy from `[oss]`.
+    pub fn oss_client_options(&self) -> crate::oss::ClientOptions {
+        let oss = &self.oss;
+        crate::oss::ClientOptions {
+            read_timeout: (oss.read_timeout_ms != 0)
+                .then(|| Duration::from_millis(oss.read_timeout_ms)),
+            retry: crate::oss::retry::RetryConfig {
+                max_attempts: oss.retry_max_attempts,
+                base_delay: Duration::from_millis(oss.retry_base_delay_ms),
+                max_delay: Duration::from_millis(oss.retry_max_delay_ms),
+                budget_ratio: oss.retry_budget_ratio,
+                budget_min_per_sec: oss.retry_budget_min_per_sec,
+                budget_burst: oss.retry_budget_burst,
+            },
+        }
     }
 
     fn rrsa_values(&self) -> [&str; 3] {
@@ -842,6 +933,80 @@ mod tests {
         )
         .unwrap();
         assert!(settings.rrsa().is_none());
+    }
+
+    #[test]
+    fn retry_settings_reach_the_client_options_and_are_validated() {
+        let defaults = Settings::load_from(None, env(&[]))
+            .unwrap()
+            .oss_client_options();
+        assert_eq!(defaults.read_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(defaults.retry, crate::oss::retry::RetryConfig::default());
+        let options = Settings::load_from(
+            None,
+            env(&[
+                ("OSSGATE_OSS__READ_TIMEOUT_MS", "0"),
+                ("OSSGATE_OSS__RETRY_MAX_ATTEMPTS", "5"),
+                ("OSSGATE_OSS__RETRY_BASE_DELAY_MS", "20"),
+                ("OSSGATE_OSS__RETRY_MAX_DELAY_MS", "200"),
+                ("OSSGATE_OSS__RETRY_BUDGET_RATIO", "0.25"),
+                ("OSSGATE_OSS__RETRY_BUDGET_MIN_PER_SEC", "0"),
+                ("OSSGATE_OSS__RETRY_BUDGET_BURST", "7"),
+            ]),
+        )
+        .unwrap()
+        .oss_client_options();
+        assert_eq!(options.read_timeout, None);
+        assert_eq!(options.retry.max_attempts, 5);
+        assert_eq!(options.retry.base_delay, Duration::from_millis(20));
+        assert_eq!(options.retry.max_delay, Duration::from_millis(200));
+        assert_eq!(options.retry.budget_ratio, 0.25);
+        assert_eq!(options.retry.budget_min_per_sec, 0.0);
+        assert_eq!(options.retry.budget_burst, 7);
+        for (name, value, setting) in [
+            (
+                "OSSGATE_OSS__RETRY_MAX_ATTEMPTS",
+                "0",
+                "oss.retry_max_attempts",
+            ),
+            (
+                "OSSGATE_OSS__RETRY_BASE_DELAY_MS",
+                "0",
+                "oss.retry_base_delay_ms",
+            ),
+            (
+                "OSSGATE_OSS__RETRY_MAX_DELAY_MS",
+                "50",
+                "oss.retry_max_delay_ms",
+            ),
+            (
+                "OSSGATE_OSS__RETRY_BUDGET_RATIO",
+                "1.5",
+                "oss.retry_budget_ratio",
+            ),
+            (
+                "OSSGATE_OSS__RETRY_BUDGET_RATIO",
+                "NaN",
+                "oss.retry_budget_ratio",
+            ),
+            (
+                "OSSGATE_OSS__RETRY_BUDGET_MIN_PER_SEC",
+                "-1",
+                "oss.retry_budget_min_per_sec",
+            ),
+            (
+                "OSSGATE_OSS__RETRY_BUDGET_BURST",
+                "2000000",
+                "oss.retry_budget_burst",
+            ),
+            ("OSSGATE_OSS__READ_TIMEOUT_MS", "soon", "read_timeout_ms"),
+        ] {
+            let err = format!(
+                "{:#}",
+                Settings::load_from(None, env(&[(name, value)])).unwrap_err()
+            );
+            assert!(err.contains(setting), "{name}={value}: {err}");
+        }
     }
 
     #[test]

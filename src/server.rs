@@ -123,7 +123,8 @@ impl RunningServer {
 /// Starts the gateway (and the embedded emulator when no endpoint is configured).
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let (client_config, emulator, rrsa) = oss_client_config(&settings).await?;
-    let client = oss::Client::new(client_config).context("configuring the OSS client")?;
+    let client = oss::Client::with_options(client_config, settings.oss_client_options())
+        .context("configuring the OSS client")?;
     // One task per process refreshes RRSA credentials ahead of expiry; requests never do.
     let refresher = rrsa.map(|(provider, expiration)| {
         let sink = client.clone();
@@ -175,6 +176,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
+        .layer(crate::rpc::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -21,6 +21,7 @@ use super::endpoint::{
 };
 use super::error::{OssError, OssErrorKind};
 use super::ops::{ByteStream, OssRequest, Payload};
+use super::retry::{Retrier, RetryConfig};
 use super::sign::{SignatureVersion, sign_request};
 use super::xml::ErrorDocument;
 use crate::model::Crc64;
@@ -32,10 +33,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) const MAX_XML_BODY: usize = 1 << 20;
 /// Largest error body read (the rest is dropped).
 const MAX_ERROR_BODY: usize = 64 << 10;
-/// Attempts for a replayable request (first try + retries).
-const MAX_ATTEMPTS: u32 = 3;
-/// Base delay before the first retry; doubled twice per further retry, jittered.
-const RETRY_BASE: Duration = Duration::from_millis(100);
 
 const USER_AGENT: &str = concat!("ossgate/", env!("CARGO_PKG_VERSION"));
 
@@ -59,6 +56,17 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Whole-request timeout (including streaming the body); `None` = none.
     pub request_timeout: Option<Duration>,
+}
+
+/// Optional client behaviour (timeouts beyond connect, retries); `Default` keeps
+/// [`Client::new`]'s behaviour: no read timeout, [`RetryConfig::default`].
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// How long to wait for OSS to start answering once a request is sent, and then for
+    /// each read of the response body; `None` = no limit.
+    pub read_timeout: Option<Duration>,
+    /// Attempts, backoff and the retry budget.
+    pub retry: RetryConfig,
 }
 
 /// A [`ClientConfig`] value that cannot work; `setting` is the configuration
@@ -94,6 +102,8 @@ struct Inner {
     credentials: RwLock<Credentials>,
     /// Server time minus local time, learned from `RequestTimeTooSkewed`.
     clock_offset_ms: AtomicI64,
+    /// Retry policy and the budget shared by every request of this client.
+    retry: Retrier,
 }
 
 impl fmt::Debug for Client {
@@ -117,6 +127,14 @@ pub(crate) struct SentBody {
 impl Client {
     /// Validates `config` and builds the client (no network I/O).
     pub fn new(config: ClientConfig) -> Result<Client, ConfigError> {
+        Self::with_options(config, ClientOptions::default())
+    }
+
+    /// [`Client::new`] with a read timeout and a retry policy.
+    pub fn with_options(
+        config: ClientConfig,
+        options: ClientOptions,
+    ) -> Result<Client, ConfigError> {
         let endpoint = Endpoint::parse(&config.endpoint)
             .map_err(|e| config_error("oss.endpoint", e.to_string()))?;
         let region = match normalize_region(&config.region) {
@@ -161,6 +179,9 @@ impl Client {
         if let Some(t) = config.request_timeout {
             builder = builder.timeout(t);
         }
+        if let Some(t) = options.read_timeout {
+            builder = builder.read_timeout(t);
+        }
         if endpoint.is_ip_or_localhost() {
             builder = builder.no_proxy();
         }
@@ -176,8 +197,20 @@ impl Client {
                 signature_version: config.signature_version,
                 credentials: RwLock::new(config.credentials),
                 clock_offset_ms: AtomicI64::new(0),
+                retry: Retrier::new(options.retry),
             }),
         })
+    }
+
+    /// The retry policy and the budget this client's requests share.
+    pub fn retrier(&self) -> &Retrier {
+        &self.inner.retry
+    }
+
+    /// Asks the retry budget for one more attempt of `operation` (for callers that retry
+    /// whole operations, such as part copies); logs when it is refused.
+    pub fn allow_retry(&self, operation: &str, error: &OssError) -> bool {
+        self.inner.retry.allow(operation, error)
     }
 
     /// The signing region in use.
@@ -263,8 +296,10 @@ impl Client {
         }
     }
 
-    /// Sends a request with an empty or in-memory body, retrying retryable
-    /// failures (not client-side timeouts) up to [`MAX_ATTEMPTS`] times.
+    /// Sends a request with an empty or in-memory body, retrying retryable failures (not
+    /// client-side timeouts) up to `retry.max_attempts` times with jittered backoff, while
+    /// the retry budget allows. Each attempt is bounded by the call's deadline
+    /// ([`super::retry::deadline`]), and no retry starts whose backoff would end after it.
     /// Returns the response only for 2xx statuses.
     pub(crate) async fn send(&self, req: &OssRequest) -> Result<reqwest::Response, OssError> {
         let body = match &req.payload {
@@ -276,33 +311,53 @@ impl Client {
                 ));
             }
         };
+        let retry = &self.inner.retry;
+        retry.budget.on_request();
+        let deadline = super::retry::deadline();
         let mut attempt = 1;
         loop {
-            let result = self
-                .attempt(req, body.clone().map(reqwest::Body::from), None)
-                .await;
-            match result {
-                Err(e)
-                    if e.retryable && e.kind != OssErrorKind::Timeout && attempt < MAX_ATTEMPTS =>
-                {
-                    let delay = retry_delay(attempt);
-                    tracing::debug!(
-                        method = %req.method,
-                        bucket = req.bucket.as_str(),
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        error = %e,
-                        "retrying OSS request"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                    crate::telemetry::metrics().record_retry(&crate::telemetry::oss_operation(
-                        req.method.as_str(),
-                        &req.query,
-                    ));
-                }
+            let sent = self.attempt(req, body.clone().map(reqwest::Body::from), None);
+            let result = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline.into(), sent)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(OssError::client(
+                            OssErrorKind::Timeout,
+                            "the call's deadline passed before OSS answered",
+                        ))
+                    }),
+                None => sent.await,
+            };
+            let err = match result {
+                Err(e) if e.retryable && e.kind != OssErrorKind::Timeout => e,
                 other => return other,
+            };
+            if attempt >= retry.config.max_attempts {
+                return Err(err);
             }
+            let delay = retry.config.backoff(attempt);
+            if super::retry::passes_deadline(deadline, delay) {
+                tracing::debug!(method = %req.method, bucket = req.bucket.as_str(), error = %err, "not retrying: the call's deadline comes first");
+                return Err(err);
+            }
+            let operation = crate::telemetry::oss_operation(req.method.as_str(), &req.query);
+            if !retry.allow(&operation, &err) {
+                let mut err = err;
+                err.message
+                    .push_str(" (not retried: the gateway's OSS retry budget is exhausted)");
+                return Err(err);
+            }
+            tracing::debug!(
+                method = %req.method,
+                bucket = req.bucket.as_str(),
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "retrying OSS request"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            crate::telemetry::metrics().record_retry(&operation);
         }
     }
 
@@ -460,11 +515,6 @@ impl Client {
             .clock_offset_ms
             .store(offset_ms, Ordering::Relaxed);
     }
-}
-
-fn retry_delay(attempt: u32) -> Duration {
-    let base = RETRY_BASE.saturating_mul(4u32.saturating_pow(attempt.saturating_sub(1)));
-    base.mul_f64(rand::random_range(0.5..1.5))
 }
 
 /// Converts signed header pairs to a [`HeaderMap`]; a value HTTP cannot carry
@@ -1020,7 +1070,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, OssErrorKind::ServerError);
         assert!(err.retryable);
-        assert_eq!(server.seen().len(), MAX_ATTEMPTS as usize);
+        assert_eq!(
+            server.seen().len(),
+            RetryConfig::default().max_attempts as usize
+        );
     }
 
     #[tokio::test]

@@ -286,7 +286,11 @@ async fn copy_part(
                     crc64: out.crc64,
                 });
             }
-            Err(err) if worth_retrying(&err) && round < options.part_attempts => {
+            Err(err)
+                if worth_retrying(&err)
+                    && round < options.part_attempts
+                    && client.allow_retry("UploadPartCopy", &err) =>
+            {
                 let delay = backoff(options.retry_base, round);
                 warn!(
                     part_number = input.part_number,

@@ -10,10 +10,11 @@ pub mod copier;
 pub mod endpoint;
 pub mod error;
 pub mod ops;
+pub mod retry;
 pub mod upload;
 pub mod xml;
 
-pub use client::{BoxError, Client, ClientConfig, ConfigError};
+pub use client::{BoxError, Client, ClientConfig, ClientOptions, ConfigError};
 pub use endpoint::Addressing;
 pub use error::{OssError, OssErrorKind};
 pub use ops::object::ObjectId;

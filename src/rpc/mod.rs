@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 mod convert;
 mod copy;
+pub mod deadline;
 mod object;
 pub mod status;
 mod symlink;

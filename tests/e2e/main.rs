@@ -8,6 +8,7 @@ mod credentials;
 mod errors;
 mod grpcurl;
 mod lifecycle;
+mod resilience;
 mod streaming;
 mod tagging;
 mod telemetry;
