@@ -49,6 +49,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Caller authentication and authorization (`[auth]`); empty = no auth.
     pub auth: crate::rpc::auth::AuthSettings,
+    /// TLS on the gRPC listener (`[tls]`); no certificate = plaintext.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// `[metrics]`: the Prometheus scrape endpoint.
@@ -197,7 +199,38 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// Serve without caller auth on a non-loopback address (only behind a trusted network).
     pub allow_insecure_remote: bool,
+    /// Unary ObjectService calls served at once; past it calls fail fast with UNAVAILABLE.
+    /// Default: 128 per CPU (at least 128).
+    pub max_concurrent_calls: usize,
+    /// Streaming ObjectService calls (WriteObject, AppendObject, ReadObject) open at once,
+    /// counted apart from unary calls for their whole life. Default: 32 per CPU (at least 32).
+    pub max_concurrent_streaming_calls: usize,
+    /// Interval of HTTP/2 PING frames on idle and busy connections; 0 = no keepalive.
+    pub http2_keepalive_interval_secs: u64,
+    /// How long a keepalive PING may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout_secs: u64,
+    /// After this long a connection gets a graceful GOAWAY (clients reconnect, e.g. to new
+    /// replicas); 0 = connections live forever.
+    pub max_connection_age_secs: u64,
+    /// After max age, calls still running on the connection get this long before it is closed
+    /// by force; 0 = wait for them.
+    pub max_connection_age_grace_secs: u64,
+    /// Largest gRPC message accepted (a WriteObject or AppendObject chunk plus its envelope).
+    pub max_decoding_message_bytes: usize,
+    /// Largest gRPC message sent (ReadObject sends 1 MiB chunks).
+    pub max_encoding_message_bytes: usize,
+    /// Set TCP_NODELAY on accepted connections (no Nagle delay on small responses).
+    pub tcp_nodelay: bool,
 }
+
+/// CPUs this process may use (cgroup quotas included), at least 1.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Bounds of `server.max_decoding_message_bytes` / `max_encoding_message_bytes`.
+const MIN_MESSAGE_BYTES: usize = 64 * 1024;
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// `[log]`: logging.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -221,6 +254,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
             auth: Default::default(),
+            tls: Default::default(),
         }
     }
 }
@@ -267,6 +301,15 @@ impl Default for ServerSettings {
         Self {
             shutdown_grace_ms: 10_000,
             allow_insecure_remote: false,
+            max_concurrent_calls: (128 * cpus()).max(128),
+            max_concurrent_streaming_calls: (32 * cpus()).max(32),
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 20,
+            max_connection_age_secs: 0,
+            max_connection_age_grace_secs: 0,
+            max_decoding_message_bytes: 8 * MIB as usize,
+            max_encoding_message_bytes: 8 * MIB as usize,
+            tcp_nodelay: true,
         }
     }
 }
@@ -395,10 +438,18 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         let listen = self.listen_addr()?;
         self.auth.validate()?;
+        self.tls.validate()?;
+        if !self.auth.certificates.is_empty() && !self.tls.accepts_client_certificates() {
+            bail!(
+                "auth.certificates: client certificates need TLS with tls.client_auth = \
+                 \"optional\" or \"required\" and tls.client_ca_file"
+            );
+        }
+        self.validate_server()?;
         // Caught here too, so `check-config` refuses a config that `serve` would refuse.
         crate::server::check_exposure(
             listen,
-            !self.auth.tokens.is_empty(),
+            self.caller_auth_configured(),
             self.server.allow_insecure_remote,
         )?;
         self.signature_version()?;
@@ -522,6 +573,79 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| anyhow::anyhow!("log.level: {:?}: {err}", self.log.level))?;
         Ok(())
+    }
+
+    /// The `[server]` limits and timings.
+    fn validate_server(&self) -> anyhow::Result<()> {
+        let server = &self.server;
+        for (setting, limit) in [
+            ("server.max_concurrent_calls", server.max_concurrent_calls),
+            (
+                "server.max_concurrent_streaming_calls",
+                server.max_concurrent_streaming_calls,
+            ),
+        ] {
+            if !(1..=1_000_000).contains(&limit) {
+                bail!("{setting}: {limit} is outside 1..=1000000");
+            }
+        }
+        if server.http2_keepalive_interval_secs != 0
+            && !(1..=3600).contains(&server.http2_keepalive_timeout_secs)
+        {
+            bail!(
+                "server.http2_keepalive_timeout_secs: {} is outside 1..=3600",
+                server.http2_keepalive_timeout_secs
+            );
+        }
+        if server.max_connection_age_grace_secs != 0 && server.max_connection_age_secs == 0 {
+            bail!(
+                "server.max_connection_age_grace_secs: needs server.max_connection_age_secs \
+                 (the grace starts when a connection reaches its maximum age)"
+            );
+        }
+        for (setting, bytes, floor) in [
+            (
+                "server.max_decoding_message_bytes",
+                server.max_decoding_message_bytes,
+                MIN_MESSAGE_BYTES,
+            ),
+            // ReadObject's chunks must fit.
+            (
+                "server.max_encoding_message_bytes",
+                server.max_encoding_message_bytes,
+                crate::rpc::READ_CHUNK_BYTES + MIN_MESSAGE_BYTES,
+            ),
+        ] {
+            if !(floor..=MAX_MESSAGE_BYTES).contains(&bytes) {
+                bail!("{setting}: {bytes} is outside {floor}..={MAX_MESSAGE_BYTES}");
+            }
+        }
+        Ok(())
+    }
+
+    /// True when callers must prove who they are: `[auth]` tokens or certificate mappings,
+    /// or TLS that requires a client certificate from the configured CA.
+    pub fn caller_auth_configured(&self) -> bool {
+        self.auth.enabled() || self.tls.requires_client_certificates()
+    }
+
+    /// `server.http2_keepalive_interval_secs` (`None` = off).
+    pub fn http2_keepalive_interval(&self) -> Option<Duration> {
+        let secs = self.server.http2_keepalive_interval_secs;
+        (secs != 0).then(|| Duration::from_secs(secs))
+    }
+
+    /// `server.max_connection_age_secs` (`None` = unlimited).
+    pub fn max_connection_age(&self) -> Option<Duration> {
+        let secs = self.server.max_connection_age_secs;
+        (secs != 0).then(|| Duration::from_secs(secs))
+    }
+
+    /// When a connection is closed by force: max age + grace (`None` = never).
+    pub fn connection_force_close_after(&self) -> Option<Duration> {
+        let grace = self.server.max_connection_age_grace_secs;
+        let age = self.max_connection_age()?;
+        (grace != 0).then(|| age + Duration::from_secs(grace))
     }
 
     /// The parsed `listen` address.
@@ -809,6 +933,37 @@ mod tests {
             ),
             (&[("OSSGATE_COPY__PARALLELISM", "0")], "copy.parallelism"),
             (
+                &[("OSSGATE_SERVER__MAX_CONCURRENT_CALLS", "0")],
+                "server.max_concurrent_calls",
+            ),
+            (
+                &[("OSSGATE_SERVER__MAX_CONCURRENT_STREAMING_CALLS", "0")],
+                "server.max_concurrent_streaming_calls",
+            ),
+            (
+                &[("OSSGATE_SERVER__HTTP2_KEEPALIVE_TIMEOUT_SECS", "0")],
+                "server.http2_keepalive_timeout_secs",
+            ),
+            (
+                &[("OSSGATE_SERVER__MAX_CONNECTION_AGE_GRACE_SECS", "5")],
+                "server.max_connection_age_grace_secs",
+            ),
+            (
+                &[("OSSGATE_SERVER__MAX_DECODING_MESSAGE_BYTES", "1024")],
+                "server.max_decoding_message_bytes",
+            ),
+            (
+                &[("OSSGATE_SERVER__MAX_ENCODING_MESSAGE_BYTES", "1048576")],
+                "server.max_encoding_message_bytes",
+            ),
+            (&[("OSSGATE_SERVER__TCP_NODELAY", "maybe")], "tcp_nodelay"),
+            (
+                &[("OSSGATE_TLS__CERT_FILE", "/nonexistent/tls.crt")],
+                "tls.cert_file",
+            ),
+            (&[("OSSGATE_TLS__CLIENT_AUTH", "always")], "tls.client_auth"),
+            (&[("OSSGATE_TLS__CERT_FLIE", "x")], "cert_flie"),
+            (
                 &[("OSSGATE_UPLOAD__MEMORY_BUDGET_BYTES", "1048576")],
                 "upload.memory_budget_bytes",
             ),
@@ -1007,6 +1162,91 @@ mod tests {
             );
             assert!(err.contains(setting), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn server_edge_defaults_are_deliberate() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        let server = &settings.server;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(server.max_concurrent_calls, (128 * cpus).max(128));
+        assert_eq!(server.max_concurrent_streaming_calls, (32 * cpus).max(32));
+        assert_eq!(
+            settings.http2_keepalive_interval(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(server.http2_keepalive_timeout_secs, 20);
+        assert_eq!(settings.max_connection_age(), None);
+        assert_eq!(settings.connection_force_close_after(), None);
+        assert_eq!(server.max_decoding_message_bytes, 8 * 1024 * 1024);
+        assert_eq!(server.max_encoding_message_bytes, 8 * 1024 * 1024);
+        assert!(server.tcp_nodelay);
+        assert!(!settings.tls.enabled());
+
+        let tuned = Settings::load_from(
+            None,
+            env(&[
+                ("OSSGATE_SERVER__MAX_CONNECTION_AGE_SECS", "600"),
+                ("OSSGATE_SERVER__MAX_CONNECTION_AGE_GRACE_SECS", "30"),
+                ("OSSGATE_SERVER__HTTP2_KEEPALIVE_INTERVAL_SECS", "0"),
+                ("OSSGATE_SERVER__TCP_NODELAY", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(tuned.max_connection_age(), Some(Duration::from_secs(600)));
+        assert_eq!(
+            tuned.connection_force_close_after(),
+            Some(Duration::from_secs(630))
+        );
+        assert_eq!(tuned.http2_keepalive_interval(), None);
+        assert!(!tuned.server.tcp_nodelay);
+    }
+
+    #[test]
+    fn mtls_settings_are_checked_together_and_count_as_caller_auth() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let cert_file = dir.path().join("tls.crt").display().to_string();
+        let key_file = dir.path().join("tls.key").display().to_string();
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        let tls = [
+            ("OSSGATE_LISTEN", "0.0.0.0:50051"),
+            ("OSSGATE_TLS__CERT_FILE", cert_file.as_str()),
+            ("OSSGATE_TLS__KEY_FILE", key_file.as_str()),
+        ];
+        // TLS alone is not caller auth: a remote listen is still refused.
+        let err = format!("{:#}", Settings::load_from(None, env(&tls)).unwrap_err());
+        assert!(err.contains("server.allow_insecure_remote"), "{err}");
+        // Required client certificates are.
+        let mut required = tls.to_vec();
+        required.extend([
+            ("OSSGATE_TLS__CLIENT_AUTH", "required"),
+            ("OSSGATE_TLS__CLIENT_CA_FILE", cert_file.as_str()),
+        ]);
+        let settings = Settings::load_from(None, env(&required)).unwrap();
+        assert!(settings.caller_auth_configured());
+        assert!(!settings.auth.enabled());
+
+        // auth.certificates without client certificates on the listener cannot apply.
+        let file = write_file("[[auth.certificates]]\nprincipal = \"p\"\nsan = \"spiffe://x/y\"\n");
+        let err = format!(
+            "{:#}",
+            Settings::load_from(Some(file.path()), env(&tls[1..])).unwrap_err()
+        );
+        assert!(err.contains("auth.certificates"), "{err}");
+        let mut optional = tls.to_vec();
+        optional.extend([
+            ("OSSGATE_TLS__CLIENT_AUTH", "optional"),
+            ("OSSGATE_TLS__CLIENT_CA_FILE", cert_file.as_str()),
+        ]);
+        let settings = Settings::load_from(Some(file.path()), env(&optional)).unwrap();
+        assert!(settings.auth.enabled());
+        assert!(settings.caller_auth_configured());
     }
 
     #[test]

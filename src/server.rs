@@ -1,11 +1,17 @@
 //! Assembles the gRPC server (ObjectService, reflection v1 and v1alpha, grpc.health.v1) and runs
 //! it until a shutdown signal, then drains in-flight calls for a bounded time.
+//!
+//! The edge: optional TLS/mTLS ([`crate::tls`]), load shedding of ObjectService calls
+//! ([`limits`]), HTTP/2 keepalive, a maximum connection age (graceful GOAWAY, then an
+//! optional forced close), message size limits and TCP_NODELAY, all from `[server]` and
+//! `[tls]`. Health and reflection are neither authenticated nor shed.
+
+pub mod limits;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::{info, warn};
@@ -66,6 +72,10 @@ pub struct RunningServer {
     refresher: Option<Refresher>,
     /// The Prometheus endpoint, when `metrics.listen` is set.
     metrics: Option<crate::telemetry::MetricsServer>,
+    /// ObjectService call slots (load shedding).
+    limits: limits::CallLimits,
+    /// The TLS configuration in force, when TLS is on.
+    tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
 }
 
 impl RunningServer {
@@ -82,6 +92,16 @@ impl RunningServer {
     /// The embedded emulator's endpoint, when the server runs on it.
     pub fn emulator(&self) -> Option<&EmulatorHandle> {
         self.emulator.as_ref()
+    }
+
+    /// The ObjectService call limits (slots in use, for tests and diagnostics).
+    pub fn call_limits(&self) -> &limits::CallLimits {
+        &self.limits
+    }
+
+    /// The TLS configuration in force, when TLS is on.
+    pub fn tls(&self) -> Option<&std::sync::Arc<crate::tls::ServerTls>> {
+        self.tls.as_ref()
     }
 
     /// Reports NOT_SERVING, stops accepting, lets in-flight calls finish for at most the
@@ -167,31 +187,67 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let auth = AuthInterceptor::new(&settings.auth);
     check_exposure(
         listen,
-        auth.enabled(),
+        settings.caller_auth_configured(),
         settings.server.allow_insecure_remote,
     )?;
+    let tls = crate::tls::ServerTls::load(&settings.tls)?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
+    let server = &settings.server;
+    let call_limits = limits::CallLimits::new(
+        server.max_concurrent_calls,
+        server.max_concurrent_streaming_calls,
+    );
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(settings.http2_keepalive_interval())
+        .http2_keepalive_timeout(Some(Duration::from_secs(
+            server.http2_keepalive_timeout_secs,
+        )));
+    if let Some(age) = settings.max_connection_age() {
+        // Graceful GOAWAY at this age. tonic's own max_connection_age_grace is not used: with
+        // it set, tonic skips the GOAWAY; the forced close after the grace is done by
+        // tls::Conn instead.
+        builder = builder.max_connection_age(age);
+    }
+    let router = builder
         .layer(crate::rpc::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        // Only ObjectService needs a caller identity: health and reflection stay open.
-        .add_service(InterceptedService::new(
-            ObjectServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES),
-            auth,
+        // Only ObjectService needs a caller identity and is shed under load: health and
+        // reflection stay open.
+        .add_service(limits::CallLimit::new(
+            InterceptedService::new(
+                ObjectServiceServer::new(service)
+                    .max_decoding_message_size(server.max_decoding_message_bytes)
+                    .max_encoding_message_size(server.max_encoding_message_bytes),
+                auth,
+            ),
+            call_limits.clone(),
         ));
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
-        async move {
-            let _ = stopped.await;
+    let incoming = crate::tls::incoming(
+        listener,
+        tls.clone(),
+        crate::tls::ConnOptions {
+            tcp_nodelay: server.tcp_nodelay,
+            force_close_after: settings.connection_force_close_after(),
+            handshake_timeout: Duration::from_millis(settings.tls.handshake_timeout_ms),
         },
-    ));
-    info!(%local_addr, "serving gRPC");
+    );
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        let _ = stopped.await;
+    }));
+    info!(
+        %local_addr,
+        tls = tls.is_some(),
+        client_auth = %settings.tls.client_auth,
+        max_concurrent_calls = server.max_concurrent_calls,
+        max_concurrent_streaming_calls = server.max_concurrent_streaming_calls,
+        "serving gRPC"
+    );
     Ok(RunningServer {
         local_addr,
         health,
@@ -201,11 +257,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         emulator,
         refresher,
         metrics,
+        limits: call_limits,
+        tls,
     })
 }
 
 /// Refuses to serve without caller auth on a non-loopback address unless
-/// `server.allow_insecure_remote` says the network is trusted.
+/// `server.allow_insecure_remote` says the network is trusted. `auth_enabled`: tokens or
+/// certificate mappings in `[auth]`, or TLS requiring client certificates
+/// ([`Settings::caller_auth_configured`]).
 pub fn check_exposure(
     listen: SocketAddr,
     auth_enabled: bool,
@@ -223,7 +283,8 @@ pub fn check_exposure(
     }
     anyhow::bail!(
         "listen: {listen} is not a loopback address and no caller auth is configured; configure \
-         auth.tokens and auth.policy, or set server.allow_insecure_remote = true \
+         auth.tokens (or mTLS: tls.client_auth = \"required\" or auth.certificates) and \
+         auth.policy, or set server.allow_insecure_remote = true \
          (OSSGATE_SERVER__ALLOW_INSECURE_REMOTE=true) if a trusted network protects the gateway"
     )
 }

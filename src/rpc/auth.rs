@@ -1,12 +1,12 @@
-//! Caller authentication (bearer tokens) and authorization (a policy of principal →
-//! buckets, key prefixes and operations) for `ossgate.v1.ObjectService`.
+//! Caller authentication (bearer tokens and mTLS client certificates) and authorization (a
+//! policy of principal → buckets, key prefixes and operations) for `ossgate.v1.ObjectService`.
 //!
 //! An [`AuthInterceptor`] runs before every ObjectService call: it turns the
-//! `authorization: Bearer <token>` metadata into a [`Principal`] and puts an [`Access`] in
-//! the request extensions. Each handler then calls [`Access::check`] for every bucket/key it
-//! touches before anything reaches OSS. Tokens are configured as SHA-256 hex digests only.
-//! A [`Principal`] is a plain name, so another authenticator (e.g. mTLS client
-//! certificates, subject/SAN → principal) can later insert the same [`Access`].
+//! `authorization: Bearer <token>` metadata, or else the connection's verified client
+//! certificate ([`PeerIdentity`], mapped by `auth.certificates`), into a [`Principal`] and puts
+//! an [`Access`] in the request extensions. Each handler then calls [`Access::check`] for every
+//! bucket/key it touches before anything reaches OSS. Tokens are configured as SHA-256 hex
+//! digests only. The same policy applies however the principal was established.
 
 use std::{fmt, sync::Arc};
 
@@ -18,14 +18,31 @@ use tonic::{Code, Request, Status, metadata::MetadataMap};
 /// ErrorInfo domain of auth failures.
 pub const ERROR_DOMAIN: &str = "ossgate.auth";
 
-/// `[auth]`: callers' tokens and what each principal may do. No tokens = auth disabled.
+/// `[auth]`: callers' tokens and certificates, and what each principal may do. No tokens and
+/// no certificates = auth disabled.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Accepted bearer tokens, as SHA-256 digests.
     pub tokens: Vec<TokenSetting>,
+    /// Client certificates (mTLS) → principals; the first matching entry wins.
+    pub certificates: Vec<CertificateSetting>,
     /// Allow rules; everything not allowed is denied.
     pub policy: Vec<PolicyRule>,
+}
+
+/// One client-certificate mapping (`auth.certificates`): a verified client certificate whose
+/// SAN (DNS name or URI, e.g. a SPIFFE ID) or subject common name equals the given value is
+/// `principal`. Exactly one of `san` and `common_name` is set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CertificateSetting {
+    /// The principal such a certificate authenticates.
+    pub principal: String,
+    /// A DNS SAN (compared without regard to ASCII case) or URI SAN (compared exactly).
+    pub san: String,
+    /// The subject's common name (CN), compared exactly.
+    pub common_name: String,
 }
 
 /// One accepted bearer token (`auth.tokens`).
@@ -53,9 +70,9 @@ pub struct PolicyRule {
 }
 
 impl AuthSettings {
-    /// True when callers must authenticate.
+    /// True when callers must authenticate (tokens or certificate mappings configured).
     pub fn enabled(&self) -> bool {
-        !self.tokens.is_empty()
+        !self.tokens.is_empty() || !self.certificates.is_empty()
     }
 
     /// Checks the tokens and rules, naming the first bad setting.
@@ -67,6 +84,16 @@ impl AuthSettings {
             if parse_digest(&token.sha256).is_none() {
                 anyhow::bail!(
                     "auth.tokens[{i}].sha256: must be 64 hex digits (the SHA-256 of the token, never the token itself)"
+                );
+            }
+        }
+        for (i, mapping) in self.certificates.iter().enumerate() {
+            if mapping.principal.trim().is_empty() {
+                anyhow::bail!("auth.certificates[{i}].principal: must not be empty");
+            }
+            if mapping.san.trim().is_empty() == mapping.common_name.trim().is_empty() {
+                anyhow::bail!(
+                    "auth.certificates[{i}]: set exactly one of san (a DNS or URI SAN) and common_name"
                 );
             }
         }
@@ -89,7 +116,9 @@ impl AuthSettings {
             }
         }
         if !self.enabled() && !self.policy.is_empty() {
-            anyhow::bail!("auth.policy: rules without any auth.tokens would never apply");
+            anyhow::bail!(
+                "auth.policy: rules without any auth.tokens or auth.certificates would never apply"
+            );
         }
         Ok(())
     }
@@ -114,6 +143,74 @@ impl Principal {
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The names in a verified client certificate (mTLS), read once per connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// Subject common names (CN).
+    pub common_names: Vec<String>,
+    /// DNS names among the subject alternative names.
+    pub dns_names: Vec<String>,
+    /// URIs among the subject alternative names (e.g. SPIFFE IDs).
+    pub uris: Vec<String>,
+}
+
+impl PeerIdentity {
+    /// The names in a DER-encoded X.509 certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+        let (_, cert) = X509Certificate::from_der(der).map_err(|err| err.to_string())?;
+        let common_names = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+            .collect();
+        let mut identity = Self {
+            common_names,
+            ..Self::default()
+        };
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(dns) => identity.dns_names.push((*dns).to_owned()),
+                    GeneralName::URI(uri) => identity.uris.push((*uri).to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        Ok(identity)
+    }
+
+    fn matches(&self, mapping: &CertificateSetting) -> bool {
+        let san = mapping.san.trim();
+        let common_name = mapping.common_name.trim();
+        if !san.is_empty() {
+            self.uris.iter().any(|uri| uri == san)
+                || self
+                    .dns_names
+                    .iter()
+                    .any(|dns| dns.eq_ignore_ascii_case(san))
+        } else {
+            !common_name.is_empty() && self.common_names.iter().any(|cn| cn == common_name)
+        }
+    }
+
+    /// The names, for messages (`CN=a, DNS=b, URI=c`).
+    fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .common_names
+            .iter()
+            .map(|n| format!("CN={n}"))
+            .chain(self.dns_names.iter().map(|n| format!("DNS={n}")))
+            .chain(self.uris.iter().map(|n| format!("URI={n}")))
+            .collect();
+        if names.is_empty() {
+            "no names".into()
+        } else {
+            names.join(", ")
+        }
     }
 }
 
@@ -326,11 +423,14 @@ fn denied(principal: &Principal, op: Operation, object: Option<(&str, &str)>) ->
     )
 }
 
-/// Validates `authorization: Bearer <token>` and puts an [`Access`] in the request.
+/// Validates `authorization: Bearer <token>`, or else the connection's client certificate,
+/// and puts an [`Access`] in the request.
 #[derive(Clone)]
 pub struct AuthInterceptor {
-    /// (digest, principal); empty = auth disabled.
+    /// (digest, principal).
     tokens: Arc<Vec<([u8; 32], Principal)>>,
+    /// Client certificate → principal, first match wins.
+    certificates: Arc<Vec<CertificateSetting>>,
     policy: Arc<Policy>,
 }
 
@@ -338,6 +438,7 @@ impl fmt::Debug for AuthInterceptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthInterceptor")
             .field("tokens", &self.tokens.len())
+            .field("certificates", &self.certificates)
             .field("policy", &self.policy)
             .finish()
     }
@@ -353,24 +454,40 @@ impl AuthInterceptor {
             .collect();
         Self {
             tokens: Arc::new(tokens),
+            certificates: Arc::new(settings.certificates.clone()),
             policy: Arc::new(Policy::new(settings.policy.clone())),
         }
     }
 
     /// True when callers must authenticate.
     pub fn enabled(&self) -> bool {
-        !self.tokens.is_empty()
+        !self.tokens.is_empty() || !self.certificates.is_empty()
     }
 
-    /// The caller's access from the request metadata.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Access, Status> {
+    /// The caller's access from the request metadata, else from the connection's verified
+    /// client certificate. A bearer token, when present, decides on its own.
+    pub fn authenticate(
+        &self,
+        metadata: &MetadataMap,
+        peer: Option<&PeerIdentity>,
+    ) -> Result<Access, Status> {
         if !self.enabled() {
             return Ok(Access::open());
         }
         let Some(value) = metadata.get("authorization") else {
-            return Err(unauthenticated(
-                "missing authorization metadata (Bearer token)",
-            ));
+            return match peer {
+                Some(identity) => self.certificate_principal(identity),
+                None if self.certificates.is_empty() => Err(unauthenticated(
+                    "missing authorization metadata (Bearer token)",
+                )),
+                None if self.tokens.is_empty() => Err(unauthenticated(
+                    "no client certificate (connect with TLS and a client certificate)",
+                )),
+                None => Err(unauthenticated(
+                    "no caller identity: send authorization metadata (Bearer token) or \
+                     connect with a client certificate",
+                )),
+            };
         };
         let token = value
             .to_str()
@@ -394,11 +511,33 @@ impl AuthInterceptor {
             None => Err(unauthenticated("unknown bearer token")),
         }
     }
+
+    fn certificate_principal(&self, identity: &PeerIdentity) -> Result<Access, Status> {
+        self.certificates
+            .iter()
+            .find(|mapping| identity.matches(mapping))
+            .map(|mapping| {
+                Access::principal(
+                    Principal::new(mapping.principal.trim()),
+                    self.policy.clone(),
+                )
+            })
+            .ok_or_else(|| {
+                unauthenticated(&format!(
+                    "the client certificate ({}) maps to no principal in auth.certificates",
+                    identity.describe()
+                ))
+            })
+    }
 }
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let access = self.authenticate(request.metadata())?;
+        let peer = request
+            .extensions()
+            .get::<crate::tls::ConnInfo>()
+            .and_then(|info| info.peer.clone());
+        let access = self.authenticate(request.metadata(), peer.as_deref())?;
         request.extensions_mut().insert(access);
         Ok(request)
     }
@@ -425,6 +564,23 @@ mod tests {
                 principal: "alice".into(),
                 sha256: hex::encode(hash_token("alice-token")),
             }],
+            certificates: vec![
+                CertificateSetting {
+                    principal: "ingest".into(),
+                    san: "spiffe://example.org/ns/ingest/sa/writer".into(),
+                    common_name: String::new(),
+                },
+                CertificateSetting {
+                    principal: "alice".into(),
+                    san: String::new(),
+                    common_name: "alice.example.org".into(),
+                },
+                CertificateSetting {
+                    principal: "web".into(),
+                    san: "Web.Example.Org".into(),
+                    common_name: String::new(),
+                },
+            ],
             policy: vec![
                 rule("alice", &["logs-bucket"], &["logs/"], &["read", "tag"]),
                 rule("alice", &["*"], &["public/"], &["read"]),
@@ -529,9 +685,126 @@ mod tests {
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.policy[0].buckets"));
         let s = AuthSettings {
             tokens: Vec::new(),
+            certificates: Vec::new(),
             policy: settings().policy,
         };
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.policy"));
         assert!(settings().validate().is_ok());
+        let mut s = settings();
+        s.certificates[0].common_name = "also".into();
+        assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.certificates[0]"));
+        let mut s = settings();
+        s.certificates[1].common_name.clear();
+        assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.certificates[1]"));
+        let mut s = settings();
+        s.certificates[2].principal = " ".into();
+        assert!(
+            format!("{:#}", s.validate().unwrap_err()).contains("auth.certificates[2].principal")
+        );
+        // Certificates alone enable auth, and make policies meaningful.
+        let s = AuthSettings {
+            tokens: Vec::new(),
+            ..settings()
+        };
+        assert!(s.enabled());
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn client_certificates_map_to_principals() {
+        let interceptor = AuthInterceptor::new(&settings());
+        let metadata = MetadataMap::new();
+        let caller = |identity: &PeerIdentity| {
+            interceptor
+                .authenticate(&metadata, Some(identity))
+                .map(|access| access.caller().cloned())
+        };
+        let spiffe = PeerIdentity {
+            common_names: vec!["alice.example.org".into()],
+            uris: vec!["spiffe://example.org/ns/ingest/sa/writer".into()],
+            ..PeerIdentity::default()
+        };
+        // The first matching mapping wins.
+        assert_eq!(caller(&spiffe).unwrap(), Some(Principal::new("ingest")));
+        let cn = PeerIdentity {
+            common_names: vec!["alice.example.org".into()],
+            ..PeerIdentity::default()
+        };
+        assert_eq!(caller(&cn).unwrap(), Some(Principal::new("alice")));
+        let dns = PeerIdentity {
+            dns_names: vec!["web.example.org".into()],
+            ..PeerIdentity::default()
+        };
+        assert_eq!(caller(&dns).unwrap(), Some(Principal::new("web")));
+        // URIs and CNs are exact; a URI prefix or a DNS name equal to a CN is no match.
+        for unknown in [
+            PeerIdentity {
+                uris: vec!["spiffe://example.org/ns/ingest/sa/writer/x".into()],
+                ..PeerIdentity::default()
+            },
+            PeerIdentity {
+                common_names: vec!["Alice.example.org".into()],
+                ..PeerIdentity::default()
+            },
+            PeerIdentity {
+                dns_names: vec!["alice.example.org".into()],
+                ..PeerIdentity::default()
+            },
+            PeerIdentity::default(),
+        ] {
+            let status = caller(&unknown).unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated, "{unknown:?}");
+            assert!(status.message().contains("auth.certificates"), "{status:?}");
+        }
+        // The certificate principal is under the same policy.
+        let access = interceptor.authenticate(&metadata, Some(&cn)).unwrap();
+        assert!(
+            access
+                .check(Operation::Tag, "logs-bucket", "logs/x")
+                .is_ok()
+        );
+        assert_eq!(
+            access
+                .check(Operation::Write, "logs-bucket", "logs/x")
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        // A bearer token decides on its own, even next to a certificate.
+        let mut with_token = MetadataMap::new();
+        with_token.insert("authorization", "Bearer wrong".parse().unwrap());
+        assert_eq!(
+            interceptor
+                .authenticate(&with_token, Some(&spiffe))
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated
+        );
+        // Neither: UNAUTHENTICATED, naming both ways in.
+        let status = interceptor.authenticate(&metadata, None).unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert!(
+            status.message().contains("client certificate"),
+            "{status:?}"
+        );
+    }
+
+    #[test]
+    fn peer_identity_reads_common_name_and_sans() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["web.example.org".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "writer");
+        params.subject_alt_names.push(rcgen::SanType::URI(
+            "spiffe://example.org/ns/a/sa/b".try_into().unwrap(),
+        ));
+        let cert = params.self_signed(&key).unwrap();
+        let identity = PeerIdentity::from_der(cert.der()).unwrap();
+        assert_eq!(identity.common_names, vec!["writer"]);
+        assert_eq!(identity.dns_names, vec!["web.example.org"]);
+        assert_eq!(identity.uris, vec!["spiffe://example.org/ns/a/sa/b"]);
+        assert!(PeerIdentity::from_der(b"not a certificate").is_err());
     }
 }

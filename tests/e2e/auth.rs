@@ -52,6 +52,7 @@ async fn authed_gateway(stack: &Stack) -> RunningServer {
                 sha256: hex::encode(hash_token(ADMIN_TOKEN)).to_uppercase(),
             },
         ],
+        certificates: Vec::new(),
         policy: vec![
             rule("alice", &[BUCKET], &["logs/"], &["read", "tag"]),
             rule("admin", &["*"], &[], &["*"]),

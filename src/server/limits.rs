@@ -1,0 +1,222 @@
+//! Load shedding for `ossgate.v1.ObjectService`: a global (all connections together) limit on
+//! calls in progress, with separate pools for unary and streaming calls. A call that finds its
+//! pool full is refused at once with `UNAVAILABLE` instead of waiting in a queue.
+//!
+//! * Unary calls hold a slot until their response is sent.
+//! * Streaming calls (WriteObject, AppendObject, ReadObject) hold a slot from their first
+//!   message until the response stream ends or the call is cancelled. They have their own
+//!   pool, so long uploads and downloads cannot starve the quick tagging calls, and a burst of
+//!   tagging calls cannot stop uploads from starting.
+//!
+//! Why `UNAVAILABLE`: the refused call did nothing (it never reached a handler, let alone
+//! OSS), so it is safe to retry anywhere, and `UNAVAILABLE` is the code gRPC clients and
+//! retry policies treat as "transient, try again (maybe on another replica)". The status
+//! carries `ErrorInfo` (domain `ossgate.server`, reason `OVERLOADED`, metadata `pool` and
+//! `limit`) and `RetryInfo`. `RESOURCE_EXHAUSTED` stays what it means elsewhere in this API:
+//! OSS throttling or a quota of the caller's.
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::future::BoxFuture;
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
+use tonic::{Code, Status, body::Body, server::NamedService};
+use tower::Service;
+
+/// ErrorInfo domain of load-shedding refusals.
+pub const ERROR_DOMAIN: &str = "ossgate.server";
+
+/// ErrorInfo reason of load-shedding refusals.
+pub const OVERLOADED: &str = "OVERLOADED";
+
+/// How long a refused client is told to wait before retrying.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// The ObjectService methods that stream (held for the whole stream).
+const STREAMING_METHODS: [&str; 3] = ["WriteObject", "AppendObject", "ReadObject"];
+
+/// One pool of call slots.
+#[derive(Clone, Debug)]
+struct Pool {
+    name: &'static str,
+    limit: usize,
+    slots: Arc<Semaphore>,
+}
+
+impl Pool {
+    fn new(name: &'static str, limit: usize) -> Self {
+        Self {
+            name,
+            limit,
+            slots: Arc::new(Semaphore::new(limit)),
+        }
+    }
+}
+
+/// The shared limits; clone it into [`CallLimit`] services.
+#[derive(Clone, Debug)]
+pub struct CallLimits {
+    unary: Pool,
+    streaming: Pool,
+}
+
+impl CallLimits {
+    /// At most `unary` unary calls and `streaming` streaming calls at a time.
+    pub fn new(unary: usize, streaming: usize) -> Self {
+        Self {
+            unary: Pool::new("unary", unary),
+            streaming: Pool::new("streaming", streaming),
+        }
+    }
+
+    /// Slots of the unary pool in use.
+    pub fn unary_in_use(&self) -> usize {
+        self.unary.limit - self.unary.slots.available_permits()
+    }
+
+    /// Slots of the streaming pool in use.
+    pub fn streaming_in_use(&self) -> usize {
+        self.streaming.limit - self.streaming.slots.available_permits()
+    }
+
+    fn pool_for(&self, path: &str) -> &Pool {
+        let method = path.rsplit('/').next().unwrap_or_default();
+        if STREAMING_METHODS.contains(&method) {
+            &self.streaming
+        } else {
+            &self.unary
+        }
+    }
+}
+
+/// The status of a refused call.
+fn overloaded(pool: &Pool) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let mut details = ErrorDetails::with_error_info(
+        OVERLOADED,
+        ERROR_DOMAIN,
+        [
+            ("pool".to_owned(), pool.name.to_owned()),
+            ("limit".to_owned(), pool.limit.to_string()),
+        ],
+    );
+    details.set_retry_info(Some(RETRY_AFTER));
+    Status::with_error_details(
+        Code::Unavailable,
+        format!(
+            "server overloaded: all {} {} call slots are in use (server.max_concurrent_{}); retry with backoff",
+            pool.limit,
+            pool.name,
+            if pool.name == "unary" {
+                "calls"
+            } else {
+                "streaming_calls"
+            }
+        ),
+        details,
+    )
+}
+
+/// Wraps a gRPC service with [`CallLimits`].
+#[derive(Clone, Debug)]
+pub struct CallLimit<S> {
+    inner: S,
+    limits: CallLimits,
+}
+
+impl<S> CallLimit<S> {
+    /// `inner` under `limits`.
+    pub fn new(inner: S, limits: CallLimits) -> Self {
+        Self { inner, limits }
+    }
+}
+
+impl<S: NamedService> NamedService for CallLimit<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B, ResBody> Service<http::Request<B>> for CallLimit<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let pool = self.limits.pool_for(request.uri().path());
+        let Ok(permit) = pool.slots.clone().try_acquire_owned() else {
+            let response = overloaded(pool).into_http();
+            return Box::pin(async move { Ok(response) });
+        };
+        // The clone that was made ready takes the call (tower's usual pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            // The slot is held until the response body (the stream) is finished or dropped.
+            Ok(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _held = &permit;
+                    frame
+                }))
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::StatusExt;
+
+    #[test]
+    fn streaming_methods_have_their_own_pool() {
+        let limits = CallLimits::new(2, 1);
+        for method in STREAMING_METHODS {
+            let path = format!("/ossgate.v1.ObjectService/{method}");
+            assert_eq!(limits.pool_for(&path).name, "streaming");
+        }
+        for method in [
+            "PutObjectTagging",
+            "HeadObject",
+            "CopyObject",
+            "StartResumableWrite",
+        ] {
+            let path = format!("/ossgate.v1.ObjectService/{method}");
+            assert_eq!(limits.pool_for(&path).name, "unary");
+        }
+        assert_eq!(limits.unary_in_use(), 0);
+        assert_eq!(limits.streaming_in_use(), 0);
+    }
+
+    #[test]
+    fn refusal_is_unavailable_with_error_and_retry_info() {
+        let status = overloaded(&Pool::new("unary", 7));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("server.max_concurrent_calls"));
+        let details = status.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, OVERLOADED);
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(info.metadata["limit"], "7");
+        assert_eq!(info.metadata["pool"], "unary");
+        assert_eq!(details.retry_info().unwrap().retry_delay, Some(RETRY_AFTER));
+    }
+}

@@ -1,0 +1,511 @@
+//! TLS and mTLS on the gRPC listener: a round trip over TLS, client certificates mapped to
+//! principals under the policy, required client auth, and certificates reloaded from their
+//! files while the server runs. Certificates are made here with rcgen.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use ossgate::{
+    config::Settings,
+    proto::{self, object_service_client::ObjectServiceClient},
+    rpc::auth::{AuthSettings, CertificateSetting, PolicyRule},
+    server::{self, RunningServer},
+    tls::Reload,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    SanType,
+};
+use tonic::{
+    Code, Status,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
+use tonic_types::StatusExt;
+
+use crate::common::*;
+
+/// A certificate and its key, PEM.
+#[derive(Clone)]
+pub struct Pem {
+    pub cert: String,
+    pub key: String,
+}
+
+/// A test CA that issues server and client certificates.
+pub struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { issuer }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1.
+    pub fn server(&self) -> Pem {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ossgate");
+        self.issue(params)
+    }
+
+    /// A client certificate with this CN and URI SANs.
+    pub fn client(&self, common_name: &str, uris: &[&str]) -> Pem {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI((*uri).try_into().unwrap()));
+        }
+        params
+            .extended_key_usages
+            .push(rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+        self.issue(params)
+    }
+
+    fn issue(&self, params: CertificateParams) -> Pem {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+}
+
+/// Writes `contents` to `path` atomically (as a Kubernetes secret update does, by renaming).
+pub fn write_atomically(path: &Path, contents: &str) {
+    let temp = path.with_extension("tmp");
+    std::fs::write(&temp, contents).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+/// Files of one gateway's TLS setup.
+pub struct TlsFiles {
+    _dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn new(server: &Pem, client_ca: &Ca) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Self {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+            ca: dir.path().join("ca.crt"),
+            _dir: dir,
+        };
+        std::fs::write(&files.cert, &server.cert).unwrap();
+        std::fs::write(&files.key, &server.key).unwrap();
+        std::fs::write(&files.ca, client_ca.pem()).unwrap();
+        files
+    }
+}
+
+/// A gateway with TLS in front of the stack's emulator.
+pub async fn tls_gateway(
+    stack: &Stack,
+    files: &TlsFiles,
+    client_auth: &str,
+    auth: AuthSettings,
+    extra: &[(&str, &str)],
+) -> RunningServer {
+    let mut env: HashMap<String, String> = [
+        ("OSSGATE_LISTEN", "127.0.0.1:0".to_string()),
+        ("OSSGATE_OSS__ENDPOINT", stack.emulator.endpoint()),
+        ("OSSGATE_OSS__REGION", "cn-hangzhou".into()),
+        ("OSSGATE_OSS__ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
+        ("OSSGATE_OSS__ACCESS_KEY_SECRET", ACCESS_KEY_SECRET.into()),
+        ("OSSGATE_SERVER__SHUTDOWN_GRACE_MS", "2000".into()),
+        ("OSSGATE_TLS__CERT_FILE", files.cert.display().to_string()),
+        ("OSSGATE_TLS__KEY_FILE", files.key.display().to_string()),
+        ("OSSGATE_TLS__CLIENT_AUTH", client_auth.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if client_auth != "none" {
+        env.insert(
+            "OSSGATE_TLS__CLIENT_CA_FILE".into(),
+            files.ca.display().to_string(),
+        );
+    }
+    for (name, value) in extra {
+        env.insert(name.to_string(), value.to_string());
+    }
+    let mut settings = Settings::load_from(None, env).expect("settings load");
+    settings.auth = auth;
+    settings.validate().expect("settings are valid");
+    server::start(settings).await.expect("gateway starts")
+}
+
+/// A TLS channel trusting `ca`, presenting `identity` when given.
+pub async fn tls_channel(
+    addr: SocketAddr,
+    ca: &str,
+    identity: Option<&Pem>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    if let Some(pem) = identity {
+        tls = tls.identity(Identity::from_pem(&pem.cert, &pem.key));
+    }
+    Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+}
+
+async fn tls_client(
+    addr: SocketAddr,
+    ca: &str,
+    identity: Option<&Pem>,
+) -> ObjectServiceClient<Channel> {
+    ObjectServiceClient::new(tls_channel(addr, ca, identity).await.expect("TLS connect"))
+}
+
+/// The certificate the server presents to a new connection (DER).
+pub async fn served_certificate(addr: SocketAddr, ca: &str) -> Vec<u8> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    let (_, session) = stream.get_ref();
+    session.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+fn rule(principal: &str, prefixes: &[&str], ops: &[&str]) -> PolicyRule {
+    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+    PolicyRule {
+        principal: principal.into(),
+        buckets: vec![BUCKET.into()],
+        prefixes: v(prefixes),
+        operations: v(ops),
+    }
+}
+
+const WRITER_SPIFFE: &str = "spiffe://ossgate.test/ns/ingest/sa/writer";
+
+fn mtls_auth() -> AuthSettings {
+    AuthSettings {
+        tokens: Vec::new(),
+        certificates: vec![
+            CertificateSetting {
+                principal: "writer".into(),
+                san: WRITER_SPIFFE.into(),
+                common_name: String::new(),
+            },
+            CertificateSetting {
+                principal: "tagger".into(),
+                san: String::new(),
+                common_name: "tagger".into(),
+            },
+        ],
+        policy: vec![
+            rule("writer", &[], &["*"]),
+            rule("tagger", &["logs/"], &["read", "tag"]),
+        ],
+    }
+}
+
+fn assert_denied(status: &Status, principal: &str, operation: &str) {
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.domain, "ossgate.auth");
+    assert_eq!(info.metadata["principal"], principal);
+    assert_eq!(info.metadata["operation"], operation);
+}
+
+async fn write_over(client: &mut ObjectServiceClient<Channel>, key: &str, data: &[u8]) {
+    let message = proto::WriteObjectRequest {
+        spec: Some(spec(BUCKET, key)),
+        data: bytes::Bytes::copy_from_slice(data),
+        finish_write: true,
+        ..Default::default()
+    };
+    client
+        .write_object(tokio_stream::iter(vec![message]))
+        .await
+        .expect("write over TLS");
+}
+
+async fn health(channel: Channel) -> Result<i32, Status> {
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "ossgate.v1.ObjectService".into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+#[tokio::test]
+async fn mtls_principals_under_the_policy_and_open_health() {
+    let stack = Stack::start().await;
+    let ca = Ca::new("ossgate test CA");
+    let files = TlsFiles::new(&ca.server(), &ca);
+    let gateway = tls_gateway(&stack, &files, "optional", mtls_auth(), &[]).await;
+    let addr = gateway.local_addr();
+    let ca_pem = ca.pem();
+
+    // TLS round trip as the writer (URI SAN → principal "writer").
+    let writer_cert = ca.client("writer-pod", &[WRITER_SPIFFE]);
+    let mut writer = tls_client(addr, &ca_pem, Some(&writer_cert)).await;
+    let data = pseudo_random(300_000, 7);
+    write_over(&mut writer, "logs/a.bin", &data).await;
+    write_over(&mut writer, "other/b.bin", b"other").await;
+    let (_, read_back) = read(
+        &mut writer,
+        proto::ReadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "logs/a.bin".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("read over TLS");
+    assert_eq!(read_back, data);
+
+    // The tagger (CN → principal "tagger") may tag under logs/ only.
+    let mut tagger = tls_client(addr, &ca_pem, Some(&ca.client("tagger", &[]))).await;
+    let put = |key: &str| proto::PutObjectTaggingRequest {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        tagging: Some(tags(&[("via", "mtls")])),
+        ..Default::default()
+    };
+    tagger
+        .put_object_tagging(put("logs/a.bin"))
+        .await
+        .expect("tagger tags logs/");
+    assert_eq!(
+        get_tags(&mut tagger, BUCKET, "logs/a.bin", "").await,
+        tags(&[("via", "mtls")])
+    );
+    let before = stack.oss_requests();
+    // Wrong prefix.
+    let status = tagger
+        .put_object_tagging(put("other/b.bin"))
+        .await
+        .unwrap_err();
+    assert_denied(&status, "tagger", "tag");
+    // Wrong operation.
+    let status = tagger
+        .delete_object(proto::DeleteObjectRequest {
+            bucket: BUCKET.into(),
+            key: "logs/a.bin".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_denied(&status, "tagger", "delete");
+
+    // A valid certificate that maps to no principal, and no certificate at all.
+    let mut stranger = tls_client(addr, &ca_pem, Some(&ca.client("stranger", &[]))).await;
+    let status = stranger
+        .put_object_tagging(put("logs/a.bin"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("CN=stranger"), "{status:?}");
+    let anonymous = tls_channel(addr, &ca_pem, None)
+        .await
+        .expect("optional client auth");
+    let status = ObjectServiceClient::new(anonymous.clone())
+        .put_object_tagging(put("logs/a.bin"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(
+        stack.oss_requests(),
+        before,
+        "refused calls must not reach OSS"
+    );
+
+    // Health and reflection need no identity.
+    assert_eq!(
+        health(anonymous.clone()).await.expect("health is open"),
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    {
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest,
+        };
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(anonymous)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("reflection is open")
+            .into_inner();
+        assert!(responses.message().await.unwrap().is_some());
+    }
+
+    // A certificate from another CA fails the handshake.
+    let other_ca = Ca::new("someone else's CA");
+    let forged = other_ca.client("tagger", &[]);
+    let refused = match tls_channel(addr, &ca_pem, Some(&forged)).await {
+        Err(_) => true,
+        Ok(channel) => health(channel).await.is_err(),
+    };
+    assert!(
+        refused,
+        "a client certificate from an unknown CA must be refused"
+    );
+    // Plaintext to a TLS port gets nowhere either.
+    let plaintext = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await;
+    let refused = match plaintext {
+        Err(_) => true,
+        Ok(channel) => health(channel).await.is_err(),
+    };
+    assert!(refused, "plaintext must not be served on a TLS listener");
+
+    gateway.shutdown().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn required_client_auth_refuses_connections_without_a_certificate() {
+    let stack = Stack::start().await;
+    let ca = Ca::new("ossgate test CA");
+    let files = TlsFiles::new(&ca.server(), &ca);
+    // No [auth]: the CA is the gate; any certificate it issued gets in.
+    let gateway = tls_gateway(&stack, &files, "required", AuthSettings::default(), &[]).await;
+    let addr = gateway.local_addr();
+    let ca_pem = ca.pem();
+
+    let refused = match tls_channel(addr, &ca_pem, None).await {
+        Err(_) => true,
+        Ok(channel) => health(channel).await.is_err(),
+    };
+    assert!(refused, "no client certificate: the handshake must fail");
+
+    let channel = tls_channel(addr, &ca_pem, Some(&ca.client("anyone", &[])))
+        .await
+        .expect("a certificate from the CA is accepted");
+    health(channel.clone()).await.expect("health over mTLS");
+    let status = ObjectServiceClient::new(channel)
+        .head_object(proto::HeadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "missing".into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "reached OSS: {status:?}");
+
+    gateway.shutdown().await.unwrap();
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn certificates_are_reloaded_without_a_restart() {
+    let stack = Stack::start().await;
+    let ca = Ca::new("ossgate test CA");
+    let first = ca.server();
+    let files = TlsFiles::new(&first, &ca);
+    let gateway = tls_gateway(
+        &stack,
+        &files,
+        "none",
+        AuthSettings::default(),
+        &[("OSSGATE_TLS__RELOAD_INTERVAL_MS", "100")],
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let ca_pem = ca.pem();
+    assert_eq!(served_certificate(addr, &ca_pem).await, der_of(&first.cert));
+    // A connection made now keeps working across the reload.
+    let mut old_client = tls_client(addr, &ca_pem, None).await;
+
+    // New files, key first (as a secret rotation might write them).
+    let second = ca.server();
+    write_atomically(&files.key, &second.key);
+    write_atomically(&files.cert, &second.cert);
+    let wanted = der_of(&second.cert);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if served_certificate(addr, &ca_pem).await == wanted {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate was not served within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut new_client = tls_client(addr, &ca_pem, None).await;
+    write_over(&mut new_client, "reloaded.txt", b"after reload").await;
+    assert!(
+        old_client
+            .head_object(proto::HeadObjectRequest {
+                bucket: BUCKET.into(),
+                key: "reloaded.txt".into(),
+                version_id: String::new(),
+            })
+            .await
+            .is_ok(),
+        "connections made before the reload keep working"
+    );
+
+    // A broken certificate file is refused; the last good certificate stays in use.
+    write_atomically(&files.cert, "-----BEGIN CERTIFICATE-----\nbroken\n");
+    let tls = gateway.tls().expect("TLS is on");
+    let outcome = tls.reload_if_changed();
+    assert!(
+        matches!(outcome, Reload::Failed | Reload::Unchanged),
+        "{outcome:?}"
+    );
+    assert_eq!(served_certificate(addr, &ca_pem).await, wanted);
+
+    gateway.shutdown().await.unwrap();
+    stack.stop().await;
+}
