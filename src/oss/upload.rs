@@ -317,17 +317,25 @@ pub struct FinishedUpload {
 
 /// Aborts a multipart upload, logging (not returning) a failure: used on error paths where
 /// the original error is what the caller must see.
+///
+/// The abort runs in a task of its own, so neither the call's deadline (an abort racing it
+/// would be cut short) nor the call being dropped while it waits stops the clean-up.
 pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) {
-    if let Err(err) = client.abort_multipart_upload(upload).await
-        && !err.is_not_found()
-    {
-        warn!(
-            bucket = %upload.bucket,
-            key = %upload.key,
-            error = %err,
-            "could not abort the multipart upload; it may need a lifecycle rule to clean up"
-        );
-    }
+    let (client, upload) = (client.clone(), upload.clone());
+    let abort = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        if let Err(err) = client.abort_multipart_upload(&upload).await
+            && !err.is_not_found()
+        {
+            warn!(
+                bucket = %upload.bucket,
+                key = %upload.key,
+                error = %err,
+                "could not abort the multipart upload; it may need a lifecycle rule to clean up"
+            );
+        }
+    }));
+    // A panic in the task has been reported by the runtime; nothing more to do here.
+    let _ = abort.await;
 }
 
 /// Aborts `upload` when dropped unless disarmed: a write whose future is dropped (the caller
@@ -393,6 +401,42 @@ mod tests {
                 "{size} bytes in parts of {part}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_abort_is_neither_bounded_by_the_calls_deadline_nor_dropped_with_it() {
+        use crate::model::{BucketName, ObjectKey};
+        use crate::oss::ops::multipart::loopback::{Server, response};
+        use std::time::{Duration, Instant};
+
+        let server = Server::start(|_, _| response(204, &[], "")).await;
+        let client = server.client();
+        let upload = MultipartUploadId::new(
+            BucketName::parse("examplebucket").unwrap(),
+            ObjectKey::parse("k").unwrap(),
+            "UP1",
+        );
+        // The call's deadline has already passed: the abort is still sent.
+        let past = Instant::now();
+        crate::oss::retry::with_deadline(past, abort_upload(&client, &upload)).await;
+        assert_eq!(server.seen().len(), 1);
+        assert_eq!(server.seen()[0].method, "DELETE");
+        assert!(server.seen()[0].target.contains("uploadId=UP1"));
+
+        // The waiting call is dropped at once: the abort still reaches OSS.
+        let dropped = abort_upload(&client, &upload);
+        {
+            let mut dropped = Box::pin(dropped);
+            // One poll starts the abort task, then the call goes away.
+            let _ = futures_util::poll!(dropped.as_mut());
+        }
+        for _ in 0..100 {
+            if server.seen().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(server.seen().len(), 2);
     }
 
     #[tokio::test]
