@@ -25,6 +25,7 @@ use super::retry::{Retrier, RetryConfig};
 use super::sign::{SignatureVersion, sign_request};
 use super::xml::ErrorDocument;
 use crate::model::Crc64;
+use tracing::Instrument as _;
 
 /// The error type of caller-supplied body streams.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -316,7 +317,7 @@ impl Client {
         let deadline = super::retry::deadline();
         let mut attempt = 1;
         loop {
-            let sent = self.attempt(req, body.clone().map(reqwest::Body::from), None);
+            let sent = self.attempt(req, body.clone().map(reqwest::Body::from), None, attempt);
             let result = match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline.into(), sent)
                     .await
@@ -381,7 +382,12 @@ impl Client {
             done: false,
         };
         let resp = self
-            .attempt(req, Some(reqwest::Body::wrap_stream(tracked)), Some(&state))
+            .attempt(
+                req,
+                Some(reqwest::Body::wrap_stream(tracked)),
+                Some(&state),
+                1,
+            )
             .await?;
         let st = state.lock().unwrap_or_else(PoisonError::into_inner);
         Ok((
@@ -393,15 +399,35 @@ impl Client {
         ))
     }
 
-    /// One signed HTTP exchange. Non-2xx responses become [`OssError`]s.
+    /// One signed HTTP exchange (attempt number `attempt`, 1 = first), in its own client
+    /// span. Non-2xx responses become [`OssError`]s.
     async fn attempt(
         &self,
         req: &OssRequest,
         body: Option<reqwest::Body>,
         upload: Option<&Arc<Mutex<UploadState>>>,
+        attempt: u32,
     ) -> Result<reqwest::Response, OssError> {
         let started = Instant::now();
-        let result = self.attempt_inner(req, body, upload, started).await;
+        let span = crate::telemetry::OssSpan::start(
+            req.method.as_str(),
+            crate::telemetry::trace::oss_operation_name(
+                req.method.as_str(),
+                &req.query,
+                &req.headers,
+            ),
+            req.bucket.as_str(),
+            req.key.as_ref().map_or("", |k| k.as_str()),
+            attempt,
+        );
+        let in_memory = body
+            .as_ref()
+            .and_then(|b| b.as_bytes())
+            .map(|b| b.len() as u64);
+        let result = self
+            .attempt_inner(req, body, upload, started)
+            .instrument(span.span().clone())
+            .await;
         let operation = crate::telemetry::oss_operation(req.method.as_str(), &req.query);
         let code = result.as_ref().err().map(|e| {
             if e.code.is_empty() {
@@ -411,6 +437,27 @@ impl Client {
             }
         });
         crate::telemetry::metrics().record_oss(&operation, started.elapsed(), code.as_deref());
+        let streamed = upload.map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).bytes);
+        let mut outcome = crate::telemetry::OssOutcome {
+            error: code.as_deref(),
+            bytes_sent: in_memory.or(streamed),
+            ..Default::default()
+        };
+        match &result {
+            Ok(resp) => {
+                outcome.status = Some(resp.status().as_u16());
+                outcome.request_id = resp
+                    .headers()
+                    .get("x-oss-request-id")
+                    .and_then(|v| v.to_str().ok());
+                outcome.bytes_received = resp.content_length();
+            }
+            Err(e) => {
+                outcome.status = e.http_status;
+                outcome.request_id = e.request_id.as_deref();
+            }
+        }
+        span.finish(&outcome);
         result
     }
 

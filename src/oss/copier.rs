@@ -521,12 +521,12 @@ async fn copy_parts(
                 }),
                 conditions: conditions.clone(),
             };
-            in_flight.spawn(copy_part(
+            in_flight.spawn(tracing::Instrument::in_current_span(copy_part(
                 client.clone(),
                 input,
                 end - start + 1,
                 options.clone(),
-            ));
+            )));
         }
         let Some(joined) = in_flight.join_next().await else {
             break;

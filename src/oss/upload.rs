@@ -195,7 +195,7 @@ impl MultipartWriter {
         }
         let client = self.client.clone();
         let upload = self.upload.clone();
-        self.in_flight.spawn(async move {
+        let part = async move {
             let size = body.len() as u64;
             let crc64 = crate::model::crc64(&body);
             let out = client
@@ -216,7 +216,10 @@ impl MultipartWriter {
                 size,
                 crc64,
             })
-        });
+        };
+        // In the caller's span: each part's OSS request is a child of the call.
+        self.in_flight
+            .spawn(tracing::Instrument::in_current_span(part));
         Ok(())
     }
 
@@ -363,7 +366,9 @@ impl Drop for AbortOnDrop {
         if let Some((client, upload)) = self.armed.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(async move { abort_upload(&client, &upload).await });
+            runtime.spawn(tracing::Instrument::in_current_span(async move {
+                abort_upload(&client, &upload).await
+            }));
         }
     }
 }

@@ -1,385 +1,119 @@
-//! Process-wide metrics (Prometheus text format) shared by the RPC layer and the OSS client,
-//! and the optional `/metrics` HTTP endpoint that serves them.
+//! Process-wide telemetry shared by the RPC layer and the OSS client:
+//! - logs: `tracing` events on stderr, text or JSON (`log.format`), filtered by `log.level`;
+//! - traces ([`trace`]): a server span per ObjectService call, parented on the caller's W3C
+//!   `traceparent`, and a client span per OSS HTTP attempt beneath it, exported over OTLP
+//!   when `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`otel`]);
+//! - metrics ([`metrics`]): Prometheus text on the optional `/metrics` endpoint, mirrored
+//!   into OTLP metrics when the endpoint is set.
 //!
-//! The registry is global so that the OSS client records its requests without knowing about
+//! Everything is global so that the OSS client records its requests without knowing about
 //! the RPC layer (the layering rule: `oss` never depends on `rpc`).
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, LazyLock},
-    time::Duration,
-};
+mod metrics;
+pub mod otel;
+pub mod trace;
 
 use anyhow::Context;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::{metrics::SdkMeterProvider, trace::SdkTracerProvider};
+use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
-/// Installs the global tracing subscriber (text or JSON on stderr). Keep the returned guard
-/// alive for the life of the process.
+pub use metrics::{
+    InFlightUpload, Metrics, MetricsServer, metrics, oss_operation, serve, set_upload_memory_source,
+};
+pub use trace::{OssOutcome, OssSpan, RpcSpan, TraceContextLayer, extract_context};
+
+/// Installs the global tracing subscriber (text or JSON logs on stderr) and, when the
+/// `OTEL_*` environment asks for it, the OTLP trace and metric exporters. Keep the returned
+/// guard alive for the life of the process: dropping it flushes and stops the exporters.
 pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard> {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
         .with_context(|| format!("log.level: {:?}", settings.log.level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = if settings.log.format == "json" {
-        builder.json().try_init()
+    let logs = if settings.log.format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
     };
+    let resource = otel::resource();
+    let tracer = if otel::traces_enabled() {
+        Some(otel::tracer_provider(resource.clone())?)
+    } else {
+        None
+    };
+    let spans = tracer.as_ref().map(|provider| {
+        // ossgate's own spans (and the events inside them) whatever log.level says.
+        let spans_filter =
+            tracing_subscriber::filter::Targets::new().with_target("ossgate", tracing::Level::INFO);
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("ossgate"))
+            .with_tracked_inactivity(false)
+            .with_filter(spans_filter)
+    });
+    let meter = if otel::metrics_enabled() {
+        let provider = otel::meter_provider(resource)?;
+        opentelemetry::global::set_meter_provider(provider.clone());
+        metrics::install_otel(&opentelemetry::global::meter("ossgate"));
+        Some(provider)
+    } else {
+        None
+    };
+    let installed = tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init();
     // A second init (tests start several servers in one process) keeps the first subscriber.
     drop(installed);
-    Ok(TelemetryGuard { _private: () })
+    if tracer.is_some() || meter.is_some() {
+        tracing::info!(
+            traces = tracer.is_some(),
+            metrics = meter.is_some(),
+            "exporting telemetry over OTLP"
+        );
+    }
+    Ok(TelemetryGuard { tracer, meter })
 }
 
-/// Keeps process-wide telemetry alive; dropping it flushes what is pending.
+/// Keeps process-wide telemetry alive; dropping it flushes and shuts down the exporters.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct TelemetryGuard {
-    _private: (),
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
 }
 
-/// Latency buckets in seconds (1 ms .. 60 s).
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
-
-/// Every metric ossgate exports.
-pub struct Metrics {
-    registry: Registry,
-    /// `ossgate_rpc_duration_seconds{method,code}`.
-    pub rpc_duration: HistogramVec,
-    /// `ossgate_rpc_bytes_total{method,direction}` (direction: `in` from the caller, `out` to it).
-    pub rpc_bytes: IntCounterVec,
-    /// `ossgate_oss_request_duration_seconds{operation}`: one observation per HTTP attempt.
-    pub oss_duration: HistogramVec,
-    /// `ossgate_oss_errors_total{operation,code}`: failed attempts by OSS error code
-    /// (transport failures use the error kind).
-    pub oss_errors: IntCounterVec,
-    /// `ossgate_oss_retries_total{operation}`: attempts after the first.
-    pub oss_retries: IntCounterVec,
-    /// `ossgate_uploads_in_flight`: WriteObject calls running now.
-    pub uploads_in_flight: IntGauge,
-    /// `ossgate_upload_memory_bytes`: bytes the upload memory budget has handed out.
-    pub upload_memory: IntGauge,
-}
-
-impl Metrics {
-    /// A fresh, independent set of metrics (tests use this; the process uses [`metrics`]).
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        let rpc_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "ossgate_rpc_duration_seconds",
-                "ObjectService call latency by method and gRPC code",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["method", "code"],
-        )
-        .expect("static metric definition");
-        let rpc_bytes = IntCounterVec::new(
-            Opts::new(
-                "ossgate_rpc_bytes_total",
-                "Object payload bytes received from (in) or sent to (out) gRPC callers",
-            ),
-            &["method", "direction"],
-        )
-        .expect("static metric definition");
-        let oss_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "ossgate_oss_request_duration_seconds",
-                "OSS HTTP request latency by operation (one observation per attempt)",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["operation"],
-        )
-        .expect("static metric definition");
-        let oss_errors = IntCounterVec::new(
-            Opts::new(
-                "ossgate_oss_errors_total",
-                "Failed OSS requests by operation and OSS error code",
-            ),
-            &["operation", "code"],
-        )
-        .expect("static metric definition");
-        let oss_retries = IntCounterVec::new(
-            Opts::new(
-                "ossgate_oss_retries_total",
-                "OSS request attempts after the first, by operation",
-            ),
-            &["operation"],
-        )
-        .expect("static metric definition");
-        let uploads_in_flight =
-            IntGauge::new("ossgate_uploads_in_flight", "WriteObject calls in progress")
-                .expect("static metric definition");
-        let upload_memory = IntGauge::new(
-            "ossgate_upload_memory_bytes",
-            "Bytes of the upload memory budget in use",
-        )
-        .expect("static metric definition");
-        for collector in [
-            Box::new(rpc_duration.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(rpc_bytes.clone()),
-            Box::new(oss_duration.clone()),
-            Box::new(oss_errors.clone()),
-            Box::new(oss_retries.clone()),
-            Box::new(uploads_in_flight.clone()),
-            Box::new(upload_memory.clone()),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
+impl TelemetryGuard {
+    fn shutdown(&mut self) {
+        if let Some(tracer) = self.tracer.take()
+            && let Err(e) = tracer.shutdown()
+        {
+            eprintln!("ossgate: flushing traces failed: {e}");
         }
-        Self {
-            registry,
-            rpc_duration,
-            rpc_bytes,
-            oss_duration,
-            oss_errors,
-            oss_retries,
-            uploads_in_flight,
-            upload_memory,
+        if let Some(meter) = self.meter.take()
+            && let Err(e) = meter.shutdown()
+        {
+            eprintln!("ossgate: flushing metrics failed: {e}");
         }
     }
-
-    /// Records one finished RPC.
-    pub fn record_rpc(&self, method: &str, code: &str, elapsed: Duration) {
-        self.rpc_duration
-            .with_label_values(&[method, code])
-            .observe(elapsed.as_secs_f64());
-    }
-
-    /// Records one OSS HTTP attempt; `error_code` is `None` on success.
-    pub fn record_oss(&self, operation: &str, elapsed: Duration, error_code: Option<&str>) {
-        self.oss_duration
-            .with_label_values(&[operation])
-            .observe(elapsed.as_secs_f64());
-        if let Some(code) = error_code {
-            self.oss_errors.with_label_values(&[operation, code]).inc();
-        }
-    }
-
-    /// Records a retry of an OSS request.
-    pub fn record_retry(&self, operation: &str) {
-        self.oss_retries.with_label_values(&[operation]).inc();
-    }
-
-    /// Adds payload bytes to `ossgate_rpc_bytes_total`.
-    pub fn add_rpc_bytes(&self, method: &str, direction: &str, bytes: u64) {
-        self.rpc_bytes
-            .with_label_values(&[method, direction])
-            .inc_by(bytes);
-    }
-
-    /// Everything in the Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        // Encoding into a Vec only fails on invalid metric families, which ours never are.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The operation label of an OSS request: the HTTP method plus its sub-resource, such as
-/// `GET ?tagging`, `PUT ?partNumber` or `DELETE` (object-level requests have no sub-resource).
-pub fn oss_operation(method: &str, query: &[(String, String)]) -> String {
-    const SUBRESOURCES: &[&str] = &[
-        "tagging",
-        "symlink",
-        "uploads",
-        "partNumber",
-        "uploadId",
-        "append",
-        "acl",
-        "restore",
-    ];
-    match SUBRESOURCES
-        .iter()
-        .find(|s| query.iter().any(|(k, _)| k == *s))
-    {
-        Some(sub) => format!("{method} ?{sub}"),
-        None => method.to_string(),
-    }
-}
-
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-
-/// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
-    &METRICS
-}
-
-/// Keeps `ossgate_uploads_in_flight` raised while alive.
-pub struct InFlightUpload(());
-
-impl InFlightUpload {
-    /// Counts one more upload in flight until dropped.
-    pub fn start() -> Self {
-        metrics().uploads_in_flight.inc();
-        Self(())
-    }
-}
-
-impl Drop for InFlightUpload {
+impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        metrics().uploads_in_flight.dec();
-    }
-}
-
-/// A running `/metrics` endpoint.
-pub struct MetricsServer {
-    local_addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl MetricsServer {
-    /// The address the endpoint is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Stops serving.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
-/// Serves the process-wide metrics as Prometheus text on `GET /metrics` at `listen`.
-/// `upload_memory` is sampled on every scrape into `ossgate_upload_memory_bytes`.
-pub async fn serve(
-    listen: SocketAddr,
-    upload_memory: Arc<dyn Fn() -> usize + Send + Sync>,
-) -> anyhow::Result<MetricsServer> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("metrics.listen: cannot bind {listen}"))?;
-    let local_addr = listener.local_addr()?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let upload_memory = Arc::clone(&upload_memory);
-            async move {
-                let m = metrics();
-                m.upload_memory
-                    .set(i64::try_from(upload_memory()).unwrap_or(i64::MAX));
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    m.render(),
-                )
-            }
-        }),
-    );
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the metrics endpoint failed");
+        if self.tracer.is_none() && self.meter.is_none() {
+            return;
         }
-    });
-    tracing::info!(%local_addr, "serving metrics on /metrics");
-    Ok(MetricsServer {
-        local_addr,
-        stop,
-        task,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn render_has_labelled_histograms_and_counters() {
-        let m = Metrics::new();
-        m.record_rpc("GetObjectTagging", "Ok", Duration::from_millis(3));
-        m.record_rpc("GetObjectTagging", "NotFound", Duration::from_millis(1));
-        m.record_oss("GET ?tagging", Duration::from_millis(2), None);
-        m.record_oss("GET ?tagging", Duration::from_millis(2), Some("NoSuchKey"));
-        m.record_retry("GET ?tagging");
-        m.add_rpc_bytes("WriteObject", "in", 10);
-        m.add_rpc_bytes("WriteObject", "in", 5);
-        let text = m.render();
-        assert!(text.contains(
-            "ossgate_rpc_duration_seconds_count{code=\"Ok\",method=\"GetObjectTagging\"} 1"
-        ));
-        assert!(text.contains(
-            "ossgate_rpc_duration_seconds_count{code=\"NotFound\",method=\"GetObjectTagging\"} 1"
-        ));
-        assert!(
-            text.contains(
-                "ossgate_oss_request_duration_seconds_count{operation=\"GET ?tagging\"} 2"
-            )
-        );
-        assert!(
-            text.contains(
-                "ossgate_oss_errors_total{code=\"NoSuchKey\",operation=\"GET ?tagging\"} 1"
-            )
-        );
-        assert!(text.contains("ossgate_oss_retries_total{operation=\"GET ?tagging\"} 1"));
-        assert!(
-            text.contains("ossgate_rpc_bytes_total{direction=\"in\",method=\"WriteObject\"} 15")
-        );
-        // A 3 ms call lands in the 5 ms bucket but not the 2.5 ms one.
-        assert!(text.contains(
-            "ossgate_rpc_duration_seconds_bucket{code=\"Ok\",method=\"GetObjectTagging\",le=\"0.0025\"} 0"
-        ));
-        assert!(text.contains(
-            "ossgate_rpc_duration_seconds_bucket{code=\"Ok\",method=\"GetObjectTagging\",le=\"0.005\"} 1"
-        ));
-    }
-
-    #[test]
-    fn operation_names_carry_the_subresource() {
-        let q = |k: &str| vec![(k.to_string(), String::new())];
-        assert_eq!(oss_operation("GET", &q("tagging")), "GET ?tagging");
-        assert_eq!(oss_operation("PUT", &[]), "PUT");
-        assert_eq!(
-            oss_operation(
-                "PUT",
-                &[
-                    ("partNumber".into(), "1".into()),
-                    ("uploadId".into(), "x".into())
-                ]
-            ),
-            "PUT ?partNumber"
-        );
-    }
-
-    #[tokio::test]
-    async fn endpoint_serves_prometheus_text() {
-        let server = serve("127.0.0.1:0".parse().unwrap(), Arc::new(|| 4096))
-            .await
-            .unwrap();
-        let addr = server.local_addr();
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let body = reqwest::get(format!("http://{addr}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(body.contains("ossgate_upload_memory_bytes 4096"), "{body}");
-        assert!(
-            body.contains("# TYPE ossgate_uploads_in_flight gauge"),
-            "{body}"
-        );
-        server.shutdown().await;
+        // The exporters' background threads wait on the gRPC channel, which the runtime
+        // drives: block this worker without stalling the runtime.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.shutdown())
+            }
+            _ => self.shutdown(),
+        }
     }
 }
