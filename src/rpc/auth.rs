@@ -407,12 +407,12 @@ fn denied(principal: &Principal, op: Operation, object: Option<(&str, &str)>) ->
             metadata.push(("bucket", bucket.to_owned()));
             metadata.push(("key", key.to_owned()));
             format!(
-                "principal {principal:?} may not {} {bucket}/{key}",
+                "principal \"{principal}\" may not {} {bucket}/{key}",
                 op.as_str()
             )
         }
         None => format!(
-            "principal {principal:?} may not {} on every bucket and key, as this call requires",
+            "principal \"{principal}\" may not {} on every bucket and key, as this call requires",
             op.as_str()
         ),
     };
@@ -642,6 +642,12 @@ mod tests {
             .check(Operation::Delete, "logs-bucket", "logs/x")
             .unwrap_err();
         assert_eq!(denied.code(), Code::PermissionDenied);
+        assert!(
+            denied
+                .message()
+                .starts_with("principal \"alice\" may not delete"),
+            "{denied:?}"
+        );
         use tonic_types::StatusExt;
         let info = denied.get_details_error_info().unwrap();
         assert_eq!(info.reason, "PERMISSION_DENIED");
