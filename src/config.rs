@@ -51,6 +51,8 @@ pub struct Settings {
     pub auth: crate::rpc::auth::AuthSettings,
     /// TLS on the gRPC listener (`[tls]`); no certificate = plaintext.
     pub tls: crate::tls::TlsSettings,
+    /// The tag audit trail (`[audit]`).
+    pub audit: crate::rpc::audit::AuditSettings,
 }
 
 /// `[metrics]`: the Prometheus scrape endpoint.
@@ -179,6 +181,16 @@ pub struct OssSettings {
     /// RRSA: requested lifetime of the STS credentials, 900..=43200 seconds; they are
     /// refreshed well before they expire.
     pub credentials_duration_secs: u64,
+    // --- ECS RAM role (instance metadata service); used only without static keys and RRSA.
+    /// ECS RAM role: the role attached to the ECS instance, `auto` to ask the metadata
+    /// service which one, or empty (off).
+    pub ecs_ram_role: String,
+    /// ECS RAM role: the instance metadata service (`http://100.100.100.200`).
+    pub ecs_metadata_endpoint: String,
+    /// ECS RAM role: never read the metadata service without a session token (for
+    /// instances in hardened metadata mode); by default a failed token request falls back
+    /// to a plain read, as the Alibaba Cloud SDKs do.
+    pub ecs_disable_imdsv1: bool,
 }
 
 /// `[emulator]`: the embedded emulator started when no endpoint is configured.
@@ -255,6 +267,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             auth: Default::default(),
             tls: Default::default(),
+            audit: Default::default(),
         }
     }
 }
@@ -283,6 +296,9 @@ impl Default for OssSettings {
             sts_endpoint: String::new(),
             role_session_name: "ossgate".into(),
             credentials_duration_secs: 3600,
+            ecs_ram_role: String::new(),
+            ecs_metadata_endpoint: crate::oss::credentials::ecs::DEFAULT_ENDPOINT.into(),
+            ecs_disable_imdsv1: false,
         }
     }
 }
@@ -348,6 +364,9 @@ impl fmt::Debug for OssSettings {
             .field("sts_endpoint", &self.sts_endpoint)
             .field("role_session_name", &self.role_session_name)
             .field("credentials_duration_secs", &self.credentials_duration_secs)
+            .field("ecs_ram_role", &self.ecs_ram_role)
+            .field("ecs_metadata_endpoint", &self.ecs_metadata_endpoint)
+            .field("ecs_disable_imdsv1", &self.ecs_disable_imdsv1)
             .finish()
     }
 }
@@ -357,7 +376,7 @@ fn redacted(secret: &str) -> &'static str {
 }
 
 /// Standard credential variables, in order of preference for each setting.
-const CREDENTIAL_ENV: [(&str, &[&str]); 6] = [
+const CREDENTIAL_ENV: [(&str, &[&str]); 8] = [
     (
         "access_key_id",
         &["OSS_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_ID"],
@@ -373,6 +392,8 @@ const CREDENTIAL_ENV: [(&str, &[&str]); 6] = [
     ("role_arn", &["ALIBABA_CLOUD_ROLE_ARN"]),
     ("oidc_provider_arn", &["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]),
     ("oidc_token_file", &["ALIBABA_CLOUD_OIDC_TOKEN_FILE"]),
+    ("ecs_ram_role", &["ALIBABA_CLOUD_ECS_METADATA"]),
+    ("ecs_disable_imdsv1", &["ALIBABA_CLOUD_IMDSV1_DISABLED"]),
 ];
 
 /// The RRSA settings and their environment variables.
@@ -473,16 +494,19 @@ impl Settings {
                 .filter(|(_, value)| value.trim().is_empty())
                 .map(|((setting, env), _)| format!("{setting} ({env})"))
                 .collect();
-            if !static_keys && missing.len() == RRSA_SETTINGS.len() {
+            let ecs = !self.oss.ecs_ram_role.trim().is_empty();
+            if !static_keys && !ecs && missing.len() == RRSA_SETTINGS.len() {
                 bail!(
                     "oss.endpoint is set but no credentials are: set oss.access_key_id and \
                      oss.access_key_secret (or OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET), or \
                      RRSA with oss.role_arn, oss.oidc_provider_arn and oss.oidc_token_file (or \
                      ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN and \
-                     ALIBABA_CLOUD_OIDC_TOKEN_FILE)"
+                     ALIBABA_CLOUD_OIDC_TOKEN_FILE), or an ECS RAM role with oss.ecs_ram_role \
+                     (ALIBABA_CLOUD_ECS_METADATA; `auto` asks the instance metadata service)"
                 );
             }
-            if !static_keys && !missing.is_empty() {
+            // Some RRSA values but not all: a mistake, even with an ECS role configured.
+            if !static_keys && !missing.is_empty() && missing.len() < RRSA_SETTINGS.len() {
                 bail!(
                     "RRSA credentials are incomplete: missing {}",
                     missing.join(", ")
@@ -506,6 +530,7 @@ impl Settings {
                 );
             }
         }
+        self.validate_ecs()?;
         let session = &self.oss.role_session_name;
         if !(2..=64).contains(&session.len())
             || !session
@@ -792,6 +817,38 @@ impl Settings {
             oidc_token_file: PathBuf::from(&self.oss.oidc_token_file),
             role_session_name: self.oss.role_session_name.clone(),
             duration: Duration::from_secs(self.oss.credentials_duration_secs),
+            connect_timeout: Duration::from_millis(self.oss.connect_timeout_ms),
+            request_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The ECS RAM role settings.
+    fn validate_ecs(&self) -> anyhow::Result<()> {
+        use crate::oss::credentials::ecs;
+        let role = self.oss.ecs_ram_role.trim();
+        if !role.is_empty() && role != ecs::AUTO && !ecs::valid_role_name(role) {
+            bail!(
+                "oss.ecs_ram_role: {role:?} must be a RAM role name (1 to 64 letters, digits, \
+                 `.`, `-` or `_`) or `auto`"
+            );
+        }
+        ecs::check_endpoint(&self.oss.ecs_metadata_endpoint)
+            .map_err(|message| anyhow::anyhow!("oss.ecs_metadata_endpoint: {message}"))?;
+        Ok(())
+    }
+
+    /// The ECS RAM role configuration when `oss.ecs_ram_role` is set (`None` = the role is
+    /// discovered from the metadata service).
+    pub fn ecs_role(&self) -> Option<crate::oss::credentials::ecs::EcsRoleConfig> {
+        use crate::oss::credentials::ecs;
+        let role = self.oss.ecs_ram_role.trim();
+        if role.is_empty() {
+            return None;
+        }
+        Some(ecs::EcsRoleConfig {
+            endpoint: self.oss.ecs_metadata_endpoint.trim().to_owned(),
+            role: (role != ecs::AUTO).then(|| role.to_owned()),
+            disable_imdsv1: self.oss.ecs_disable_imdsv1,
             connect_timeout: Duration::from_millis(self.oss.connect_timeout_ms),
             request_timeout: Duration::from_secs(10),
         })
@@ -1162,6 +1219,73 @@ mod tests {
             );
             assert!(err.contains(setting), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn ecs_ram_role_settings_come_from_the_sdk_variables_and_are_checked() {
+        let endpoint = (
+            "OSSGATE_OSS__ENDPOINT",
+            "https://oss-cn-hangzhou.aliyuncs.com",
+        );
+        // Off by default.
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert!(settings.ecs_role().is_none());
+        assert_eq!(settings.oss.ecs_metadata_endpoint, "http://100.100.100.200");
+        // The SDKs' variables alone are enough credentials for a real endpoint.
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                endpoint,
+                ("ALIBABA_CLOUD_ECS_METADATA", "ossgate-role"),
+                ("ALIBABA_CLOUD_IMDSV1_DISABLED", "true"),
+            ]),
+        )
+        .unwrap();
+        let ecs = settings.ecs_role().unwrap();
+        assert_eq!(ecs.role.as_deref(), Some("ossgate-role"));
+        assert!(ecs.disable_imdsv1);
+        assert_eq!(ecs.endpoint, "http://100.100.100.200");
+        // `auto` discovers the role; OSSGATE_* wins over the SDK variable.
+        let settings = Settings::load_from(
+            None,
+            env(&[
+                endpoint,
+                ("ALIBABA_CLOUD_ECS_METADATA", "ossgate-role"),
+                ("OSSGATE_OSS__ECS_RAM_ROLE", "auto"),
+                (
+                    "OSSGATE_OSS__ECS_METADATA_ENDPOINT",
+                    "http://127.0.0.1:8080",
+                ),
+            ]),
+        )
+        .unwrap();
+        let ecs = settings.ecs_role().unwrap();
+        assert_eq!(ecs.role, None);
+        assert!(!ecs.disable_imdsv1);
+        assert_eq!(ecs.endpoint, "http://127.0.0.1:8080");
+        for (vars, setting) in [
+            (
+                &[("OSSGATE_OSS__ECS_RAM_ROLE", "a/b")][..],
+                "oss.ecs_ram_role",
+            ),
+            (
+                &[("OSSGATE_OSS__ECS_METADATA_ENDPOINT", "100.100.100.200")][..],
+                "oss.ecs_metadata_endpoint",
+            ),
+            (&[endpoint][..], "oss.ecs_ram_role"),
+        ] {
+            let err = format!("{:#}", Settings::load_from(None, env(vars)).unwrap_err());
+            assert!(err.contains(setting), "{vars:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn audit_reads_tags_before_by_default() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert!(settings.audit.read_tags_before);
+        let off = Settings::load_from(None, env(&[("OSSGATE_AUDIT__READ_TAGS_BEFORE", "false")]))
+            .unwrap();
+        assert!(!off.audit.read_tags_before);
     }
 
     #[test]

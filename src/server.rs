@@ -289,41 +289,78 @@ pub fn check_exposure(
     )
 }
 
-/// RRSA credentials to keep fresh: the provider and when the first credentials expire.
-type RrsaRefresh = (sts::OidcRoleProvider, std::time::SystemTime);
+/// Temporary credentials to keep fresh (RRSA or the ECS RAM role): the provider and when the
+/// first credentials expire.
+type RrsaRefresh = (oss::credentials::RoleProvider, std::time::SystemTime);
 
-/// Static keys when configured, else the first RRSA credentials (fetched now: a failure
-/// stops the start, naming the settings to check).
+/// The OSS credentials, in this order of precedence: static keys when configured; else RRSA;
+/// else the ECS instance's RAM role. The first temporary credentials are fetched now: a
+/// failure stops the start, naming the settings to check.
 async fn oss_credentials(
     settings: &Settings,
 ) -> anyhow::Result<(Credentials, Option<RrsaRefresh>)> {
+    use oss::credentials::{RoleProvider, ecs};
+    let rrsa = settings.rrsa();
+    let ecs_role = settings.ecs_role();
     if let Some(credentials) = settings.credentials() {
-        if settings.rrsa().is_some() {
+        if rrsa.is_some() {
             info!("static OSS keys are configured: the RRSA settings are not used");
+        }
+        if ecs_role.is_some() {
+            info!("static OSS keys are configured: oss.ecs_ram_role is not used");
         }
         return Ok((credentials, None));
     }
-    let config = settings.rrsa().context(
-        "no OSS credentials: set oss.access_key_id and oss.access_key_secret, or the RRSA \
-         settings oss.role_arn, oss.oidc_provider_arn and oss.oidc_token_file",
-    )?;
-    let endpoint = config.endpoint.clone();
-    let provider = sts::OidcRoleProvider::new(config).context("configuring RRSA")?;
+    let (provider, settings_to_check) = match (rrsa, ecs_role) {
+        (Some(config), ecs_role) => {
+            if ecs_role.is_some() {
+                info!("RRSA is configured: oss.ecs_ram_role is not used");
+            }
+            let endpoint = config.endpoint.clone();
+            let provider = sts::OidcRoleProvider::new(config).context("configuring RRSA")?;
+            (
+                RoleProvider::Oidc(provider),
+                format!(
+                    "RRSA at {endpoint}; check oss.role_arn / ALIBABA_CLOUD_ROLE_ARN, \
+                     oss.oidc_provider_arn / ALIBABA_CLOUD_OIDC_PROVIDER_ARN, \
+                     oss.oidc_token_file / ALIBABA_CLOUD_OIDC_TOKEN_FILE and oss.sts_endpoint"
+                ),
+            )
+        }
+        (None, Some(config)) => {
+            let endpoint = config.endpoint.clone();
+            let provider =
+                ecs::EcsRoleProvider::new(config).context("configuring the ECS RAM role")?;
+            (
+                RoleProvider::Ecs(provider),
+                format!(
+                    "the ECS RAM role at {endpoint}; check oss.ecs_ram_role / {}, \
+                     oss.ecs_metadata_endpoint and oss.ecs_disable_imdsv1 / {}",
+                    ecs::ROLE_ENV,
+                    ecs::IMDSV1_DISABLED_ENV
+                ),
+            )
+        }
+        (None, None) => anyhow::bail!(
+            "no OSS credentials: set oss.access_key_id and oss.access_key_secret, or the RRSA \
+             settings oss.role_arn, oss.oidc_provider_arn and oss.oidc_token_file, or \
+             oss.ecs_ram_role"
+        ),
+    };
     let first = oss::credentials::fetch_initial(&provider, 3)
         .await
         .with_context(|| {
             format!(
-                "fetching OSS credentials with RRSA ({} at {endpoint}; check oss.role_arn / \
-                 ALIBABA_CLOUD_ROLE_ARN, oss.oidc_provider_arn / ALIBABA_CLOUD_OIDC_PROVIDER_ARN, \
-                 oss.oidc_token_file / ALIBABA_CLOUD_OIDC_TOKEN_FILE and oss.sts_endpoint)",
-                sts::SERVICE
+                "fetching OSS credentials from {} ({settings_to_check})",
+                provider.service()
             )
         })?;
     info!(
-        sts_endpoint = %endpoint,
+        source = provider.service(),
         access_key_id = %first.credentials.access_key_id,
         expires_in_secs = oss::credentials::remaining(first.expiration, std::time::SystemTime::now()).as_secs(),
-        "OSS credentials from RRSA (STS AssumeRoleWithOIDC)"
+        "OSS credentials from {}",
+        provider.service()
     );
     Ok((first.credentials, Some((provider, first.expiration))))
 }

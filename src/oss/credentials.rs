@@ -4,10 +4,13 @@
 //! * [`Credentials`]: what a request is signed with.
 //! * [`TemporaryCredentials`]: credentials with an expiry, as STS issues them.
 //! * [`CredentialsProvider`]: a source of temporary credentials (RRSA:
-//!   [`sts::OidcRoleProvider`]).
+//!   [`sts::OidcRoleProvider`]; the ECS instance's RAM role: [`ecs::EcsRoleProvider`]), and
+//!   [`RoleProvider`], either of them.
 //! * [`Refresher`]: the one background task per process that fetches new credentials ahead of
 //!   expiry and hands them to a sink (the OSS client's `set_credentials`). Requests never
 //!   refresh, so a burst of calls can never cause a burst of STS calls.
+#[path = "ecs.rs"]
+pub mod ecs;
 #[path = "sts.rs"]
 pub mod sts;
 
@@ -124,6 +127,45 @@ impl CredentialsError {
 pub trait CredentialsProvider: Send + Sync + 'static {
     /// Fetches a fresh set (one call to the credentials service).
     fn fetch(&self) -> impl Future<Output = Result<TemporaryCredentials, CredentialsError>> + Send;
+
+    /// How the source names itself in logs, when it does (it then wins over the label given
+    /// to [`Refresher::spawn`]).
+    fn name(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The source of temporary credentials in use, in the order of precedence after static keys:
+/// RRSA, then the ECS instance's RAM role.
+#[derive(Clone, Debug)]
+pub enum RoleProvider {
+    /// RRSA: STS AssumeRoleWithOIDC with the projected service-account token.
+    Oidc(sts::OidcRoleProvider),
+    /// The RAM role of the ECS instance, from its metadata service.
+    Ecs(ecs::EcsRoleProvider),
+}
+
+impl RoleProvider {
+    /// The source's name in logs and errors.
+    pub fn service(&self) -> &'static str {
+        match self {
+            Self::Oidc(_) => sts::SERVICE,
+            Self::Ecs(_) => ecs::SERVICE,
+        }
+    }
+}
+
+impl CredentialsProvider for RoleProvider {
+    async fn fetch(&self) -> Result<TemporaryCredentials, CredentialsError> {
+        match self {
+            Self::Oidc(p) => p.fetch().await,
+            Self::Ecs(p) => p.fetch().await,
+        }
+    }
+
+    fn name(&self) -> Option<&'static str> {
+        Some(self.service())
+    }
 }
 
 /// Never refresh more often than this, whatever the lifetime.
@@ -195,12 +237,14 @@ impl fmt::Debug for Refresher {
 
 impl Refresher {
     /// Spawns the refresh task for credentials that expire at `expiration` (already applied).
-    /// Each new set goes to `apply`; `what` names the source in logs.
+    /// Each new set goes to `apply`; `what` names the source in logs, unless the provider
+    /// names itself ([`CredentialsProvider::name`]).
     pub fn spawn<P, F>(provider: P, expiration: SystemTime, what: &'static str, apply: F) -> Self
     where
         P: CredentialsProvider,
         F: Fn(Credentials) + Send + Sync + 'static,
     {
+        let what = provider.name().unwrap_or(what);
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut expiration = expiration;

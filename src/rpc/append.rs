@@ -1,12 +1,18 @@
 //! AppendObject: each non-empty chunk of the caller's stream becomes one OSS AppendObject at
 //! the running position. Appends are never retried (a retry could append twice); a position
 //! conflict is ABORTED with the position to use in the ErrorInfo metadata
-//! (`next_append_position`).
+//! (`next_append_position`). The caller needs `write` on the object (and `tag` when the
+//! first message sets tags), checked on the first message before anything reaches OSS; the
+//! append that carries tags is audited as a tag mutation as soon as OSS answers it.
 
 use tonic::{Status, Streaming};
 
 use super::{
+    audit::{Trail, tags_json},
+    auth::Access,
+    check_write,
     convert::version_string,
+    has_tags,
     status::{invalid_field, oss_status},
     validate::{ContentFields, Validation},
 };
@@ -18,8 +24,11 @@ use crate::{
 /// The largest appendable object (OSS's limit).
 pub const MAX_APPENDABLE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
+/// AppendObject.
 pub async fn append(
     client: &Client,
+    access: &Access,
+    trail: &mut Trail,
     mut stream: Streaming<proto::AppendObjectRequest>,
 ) -> Result<proto::AppendObjectResponse, Status> {
     let first = stream.message().await?.ok_or_else(|| {
@@ -31,6 +40,12 @@ pub async fn append(
     let Some(spec) = first.spec.as_ref() else {
         return Err(invalid_field("spec", "is required in the first message"));
     };
+    let tagged = has_tags(spec.tagging.as_ref());
+    if tagged {
+        let tags = spec.tagging.iter().flat_map(|t| t.tags.iter());
+        trail.begin("AppendObject", &spec.bucket, &spec.key, tags_json(tags));
+    }
+    check_write(access, &spec.bucket, &spec.key, tagged)?;
     let mut v = Validation::new();
     let target = v.object_ref_at("spec", &spec.bucket, &spec.key, "");
     let tags = v.tagging("spec.tagging", spec.tagging.as_ref());
@@ -126,6 +141,16 @@ pub async fn append(
             response.appends += 1;
             response.next_append_position = out.next_position as i64;
             response.version_id = version_string(out.version_id);
+            if trail.is_open() {
+                // This append set the tags: its outcome is the event (a failure is
+                // reported by the handler with the call's status).
+                trail.request_id(out.request_id.as_deref());
+                if input.position == 0 {
+                    // Position 0 succeeds only on a new (or empty) object.
+                    trail.created_object();
+                }
+                trail.finish(Ok(&response), |r| r.version_id.as_str());
+            }
             if let Some(crc) = out.crc64 {
                 response.crc64ecma = crc;
             }
@@ -141,7 +166,11 @@ pub async fn append(
         is_first = false;
         message = match stream.message().await? {
             Some(next) => next,
-            None => return Ok(response),
+            None => {
+                // No append was made: no tags were set.
+                trail.discard();
+                return Ok(response);
+            }
         };
     }
 }

@@ -1,96 +1,244 @@
-//! Tag audit trail: one structured event (target [`TARGET`]) per call that changes an
-//! object's tags, with the principal, the object, the tags after (and before, when known),
-//! the OSS request id of a failure and the outcome.
+//! Tag audit trail: one structured event (target [`TARGET`], message `tag mutation`) per
+//! call that changes an object's tags: PutObjectTagging, DeleteObjectTagging, WriteObject
+//! with tags (single, multipart, and the finishing stream of a resumable write whose
+//! StartResumableWrite had tags), AppendObject's first append with tags, PutSymlink with
+//! tags, CopyObject with tagging REPLACE and UpdateObjectMetadata with tagging.
+//!
+//! Fields: `method`, `principal` (`-` without auth), `bucket`, `key`, `version_id` (of a
+//! success), `tags_before` and `tags_before_source`, `tags_after` (JSON objects), the
+//! `oss_request_id` of the OSS request that made the change (or that failed), `outcome`
+//! (`ok`/`failed`) and `code` (the gRPC code). Refused calls (PERMISSION_DENIED,
+//! INVALID_ARGUMENT) are logged too, as `failed`.
+//!
+//! `tags_before` rule:
+//! * A call that creates the object had none: `{}` (`new_object`). That is the append at
+//!   position 0, and a write, symlink or copy with `forbid_overwrite` that succeeded in an
+//!   unversioned bucket. Such calls never read the tags first. (OSS ignores
+//!   forbid-overwrite in versioned buckets; there a forbid-overwrite call leaves them
+//!   `unknown`, `not_read`.)
+//! * Any other audited call, with `[audit] read_tags_before = true` (the default), reads
+//!   them with one GetObjectTagging just before the change (`read`; `{}` when there was no
+//!   object). That costs one OSS request per audited mutation, and it is racy: a concurrent
+//!   writer may change the tags between the read and the change. A failed read does not fail
+//!   the call (`read_failed`, `unknown`).
+//! * With the setting off they are `unknown` (`not_read`).
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use super::auth::Access;
+use crate::oss::{Client, ObjectId};
 
 /// The tracing target of audit events.
 pub const TARGET: &str = "ossgate::audit";
 
-/// One tag mutation being audited; [`TagAudit::finish`] emits the event.
+/// `[audit]`: the tag audit trail.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Read an object's tags (one GetObjectTagging) just before a call replaces them, so the
+    /// event can say what they were. Best effort: a failed read leaves them unknown and the
+    /// call goes on; a concurrent writer may change them between the read and the call.
+    pub read_tags_before: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            read_tags_before: true,
+        }
+    }
+}
+
+/// What the event says about the tags before the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Before {
+    /// Not read (`[audit] read_tags_before` is off, or the call was refused first).
+    NotRead,
+    /// Read with one GetObjectTagging just before the mutation (JSON object); `{}` when
+    /// there was no object.
+    Read(String),
+    /// The read failed; the mutation went on.
+    ReadFailed,
+    /// The call created the object (forbid-overwrite write, first append): no tags before.
+    NewObject,
+}
+
+impl Before {
+    /// `tags_before` and `tags_before_source` of the event.
+    fn fields(&self) -> (&str, &'static str) {
+        match self {
+            Self::NotRead => ("unknown", "not_read"),
+            Self::Read(json) => (json.as_str(), "read"),
+            Self::ReadFailed => ("unknown", "read_failed"),
+            Self::NewObject => ("{}", "new_object"),
+        }
+    }
+}
+
+/// One tag mutation being audited.
 #[derive(Debug, Clone)]
-pub struct TagAudit {
+struct TagAudit {
     method: &'static str,
-    principal: String,
     bucket: String,
     key: String,
-    /// JSON object of the tags before, when known.
-    tags_before: Option<String>,
+    before: Before,
     /// JSON object of the tags the call sets.
     tags_after: String,
+    /// `x-oss-request-id` of the OSS request that made the change.
+    request_id: Option<String>,
 }
 
 /// Tags as a JSON object (sorted keys).
-pub fn tags_json<'a>(tags: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
-    let map: BTreeMap<&str, &str> = tags
+pub fn tags_json<K: AsRef<str>, V: AsRef<str>>(tags: impl IntoIterator<Item = (K, V)>) -> String {
+    let map: BTreeMap<String, String> = tags
         .into_iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
         .collect();
     serde_json::to_string(&map).unwrap_or_default()
 }
 
-impl TagAudit {
-    /// Starts an audit record for `request`'s caller (`-` when auth is not configured).
-    pub fn new<T>(
-        method: &'static str,
-        request: &Request<T>,
-        bucket: &str,
-        key: &str,
-        tags_after: String,
-    ) -> Self {
-        let principal = request
-            .extensions()
-            .get::<Access>()
+/// The audit trail of one call: the caller, and the event of its tag mutation once the call
+/// knows it makes one ([`Trail::begin`]). The handler ends it with [`Trail::finish`]; a
+/// streamed call may end it earlier, where the mutation happens (AppendObject's first
+/// append).
+#[derive(Debug)]
+pub struct Trail {
+    principal: String,
+    read_tags_before: bool,
+    event: Option<TagAudit>,
+}
+
+impl Trail {
+    /// A trail for `access`'s caller (`-` when auth is not configured or unknown).
+    pub fn new(access: Option<&Access>, settings: &AuditSettings) -> Self {
+        let principal = access
             .and_then(Access::caller)
             .map_or_else(|| "-".to_owned(), ToString::to_string);
         Self {
-            method,
             principal,
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            tags_before: None,
-            tags_after,
+            read_tags_before: settings.read_tags_before,
+            event: None,
         }
     }
 
-    /// Records the tags the object had before the call.
-    pub fn with_tags_before(mut self, tags_before: Option<String>) -> Self {
-        self.tags_before = tags_before;
-        self
+    /// A trail for the caller of `request`.
+    pub fn of<T>(request: &Request<T>, settings: &AuditSettings) -> Self {
+        Self::new(request.extensions().get::<Access>(), settings)
     }
 
-    /// Emits the event for the call's result; `version` picks the version id of a success.
-    pub fn finish<T>(self, result: &Result<Response<T>, Status>, version: impl Fn(&T) -> &str) {
+    /// The call changes the tags of `bucket`/`key` to `tags_after` (a JSON object, see
+    /// [`tags_json`]).
+    pub fn begin(&mut self, method: &'static str, bucket: &str, key: &str, tags_after: String) {
+        self.event = Some(TagAudit {
+            method,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            before: Before::NotRead,
+            tags_after,
+            request_id: None,
+        });
+    }
+
+    /// Whether an event is open.
+    pub fn is_open(&self) -> bool {
+        self.event.is_some()
+    }
+
+    /// When an event is open and `[audit] read_tags_before` is on: reads the current tags of
+    /// `object` (one GetObjectTagging) as the tags before. No object is `{}`; a failed read
+    /// is logged and leaves them unknown; nothing fails the call.
+    pub async fn read_before(&mut self, client: &Client, object: &ObjectId) {
+        if !self.read_tags_before {
+            return;
+        }
+        let Some(event) = self.event.as_mut() else {
+            return;
+        };
+        event.before = match client.get_object_tagging(object).await {
+            Ok(out) => Before::Read(tags_json(out.tags)),
+            Err(err) if err.code == "NoSuchKey" => Before::Read("{}".to_owned()),
+            Err(err) => {
+                tracing::warn!(
+                    bucket = %object.bucket,
+                    key = %object.key,
+                    error = %err,
+                    "could not read the tags before a tag mutation for the audit trail"
+                );
+                Before::ReadFailed
+            }
+        };
+    }
+
+    /// The call created the object, so it had no tags before: an append at position 0, or a
+    /// forbid-overwrite write that succeeded without a version id. (OSS ignores
+    /// forbid-overwrite in versioned buckets, whose answers carry a version id: there it
+    /// proves nothing, and the tags before stay unknown.)
+    pub fn created_object(&mut self) {
+        if let Some(event) = self.event.as_mut() {
+            event.before = Before::NewObject;
+        }
+    }
+
+    /// The request id of the OSS request that changed the tags.
+    pub fn request_id(&mut self, request_id: Option<&str>) {
+        if let Some(event) = self.event.as_mut() {
+            event.request_id = request_id.map(str::to_owned);
+        }
+    }
+
+    /// Drops the open event: the call ended without changing anything.
+    pub fn discard(&mut self) {
+        self.event = None;
+    }
+
+    /// Emits the open event (if any) for the call's outcome; `version` picks the version id
+    /// of a success. The OSS request id is the recorded one, or for a failure the one in
+    /// the status's ErrorInfo.
+    pub fn finish<T>(&mut self, result: Result<&T, &Status>, version: impl FnOnce(&T) -> &str) {
+        let Some(event) = self.event.take() else {
+            return;
+        };
         let (outcome, code, version_id, request_id) = match result {
-            Ok(response) => ("ok", "OK".to_owned(), version(response.get_ref()), None),
+            Ok(response) => ("ok", "OK".to_owned(), version(response), event.request_id),
             Err(status) => (
                 "failed",
                 format!("{:?}", status.code()),
                 "",
                 status
                     .get_details_error_info()
-                    .and_then(|info| info.metadata.get("request_id").cloned()),
+                    .and_then(|info| info.metadata.get("request_id").cloned())
+                    .or(event.request_id),
             ),
         };
+        let (tags_before, tags_before_source) = event.before.fields();
         tracing::info!(
             target: TARGET,
-            method = self.method,
+            method = event.method,
             principal = %self.principal,
-            bucket = %self.bucket,
-            key = %self.key,
+            bucket = %event.bucket,
+            key = %event.key,
             version_id,
-            tags_before = self.tags_before.as_deref().unwrap_or("unknown"),
-            tags_after = %self.tags_after,
+            tags_before,
+            tags_before_source,
+            tags_after = %event.tags_after,
             oss_request_id = request_id.as_deref().unwrap_or(""),
             outcome,
             code = %code,
             "tag mutation"
         );
+    }
+
+    /// [`Trail::finish`] for a handler's result.
+    pub fn finish_call<T>(
+        &mut self,
+        result: &Result<Response<T>, Status>,
+        version: impl FnOnce(&T) -> &str,
+    ) {
+        self.finish(result.as_ref().map(Response::get_ref), version);
     }
 }
 
@@ -134,23 +282,22 @@ mod tests {
     }
 
     #[test]
-    fn events_carry_principal_object_tags_and_outcome() {
+    fn events_carry_principal_object_tags_request_id_and_outcome() {
         let mut request = Request::new(());
         request.extensions_mut().insert(Access::principal(
             Principal::new("alice"),
             Arc::new(Policy::default()),
         ));
         let tags: BTreeMap<String, String> = [("team".to_string(), "storage".to_string())].into();
+        let settings = AuditSettings::default();
         let events = captured(|| {
-            TagAudit::new(
-                "PutObjectTagging",
-                &request,
-                "b1",
-                "logs/a",
-                tags_json(&tags),
-            )
-            .finish(&Ok(Response::new("v-1".to_string())), |v| v.as_str());
-            let mut failed = Status::not_found("gone");
+            let mut trail = Trail::of(&request, &settings);
+            trail.begin("PutObjectTagging", "b1", "logs/a", tags_json(&tags));
+            trail.request_id(Some("REQ-OK"));
+            trail.finish_call(&Ok(Response::new("v-1".to_string())), |v| v.as_str());
+            // Finished: a second finish emits nothing.
+            trail.finish_call(&Ok(Response::new("v-2".to_string())), |v| v.as_str());
+
             let details = tonic_types::ErrorDetails::with_error_info(
                 "NoSuchKey",
                 "oss.aliyuncs.com",
@@ -158,34 +305,41 @@ mod tests {
                     .into_iter()
                     .collect::<std::collections::HashMap<_, _>>(),
             );
-            failed = Status::with_error_details(failed.code(), failed.message(), details);
-            TagAudit::new(
-                "DeleteObjectTagging",
-                &Request::new(()),
-                "b1",
-                "k",
-                "{}".into(),
-            )
-            .with_tags_before(Some("{\"a\":\"1\"}".into()))
-            .finish::<String>(&Err(failed), |v| v.as_str());
+            let failed = Status::with_error_details(tonic::Code::NotFound, "gone", details);
+            let mut trail = Trail::of(&Request::new(()), &settings);
+            trail.begin("WriteObject", "b1", "k", "{}".into());
+            trail.created_object();
+            trail.finish::<String>(Err(&failed), |v| v.as_str());
+
+            // No event begun: nothing is logged; a discarded one neither.
+            let mut trail = Trail::of(&request, &settings);
+            trail.finish::<String>(Err(&failed), |v| v.as_str());
+            trail.begin("AppendObject", "b1", "k", "{}".into());
+            assert!(trail.is_open());
+            trail.discard();
+            trail.finish::<String>(Ok(&"v".to_string()), |v| v.as_str());
         });
         assert_eq!(events.len(), 2, "{events:?}");
         let ok = &events[0];
         assert_eq!(ok["target"], TARGET);
         let f = &ok["fields"];
         assert_eq!(f["message"], "tag mutation");
+        assert_eq!(f["method"], "PutObjectTagging");
         assert_eq!(f["principal"], "alice");
         assert_eq!(f["bucket"], "b1");
         assert_eq!(f["key"], "logs/a");
         assert_eq!(f["version_id"], "v-1");
         assert_eq!(f["tags_after"], "{\"team\":\"storage\"}");
         assert_eq!(f["tags_before"], "unknown");
+        assert_eq!(f["tags_before_source"], "not_read");
+        assert_eq!(f["oss_request_id"], "REQ-OK");
         assert_eq!(f["outcome"], "ok");
         let f = &events[1]["fields"];
         assert_eq!(f["principal"], "-");
         assert_eq!(f["outcome"], "failed");
         assert_eq!(f["code"], "NotFound");
         assert_eq!(f["oss_request_id"], "REQ-9");
-        assert_eq!(f["tags_before"], "{\"a\":\"1\"}");
+        assert_eq!(f["tags_before"], "{}");
+        assert_eq!(f["tags_before_source"], "new_object");
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::Status;
 
 use super::{
+    audit::Trail,
     convert::version_string,
     status::oss_status,
     validate::{ContentFields, Validation},
@@ -256,6 +257,7 @@ pub async fn copy(
     client: &Client,
     settings: &CopySettings,
     req: proto::CopyObjectRequest,
+    trail: &mut Trail,
 ) -> Result<proto::CopyObjectResponse, Status> {
     let plan = plan(&req)?;
     let source_id = ObjectId::new(plan.source.bucket.clone(), plan.source.key.clone())
@@ -264,8 +266,16 @@ pub async fn copy(
     let multipart = head.size > settings.multipart_threshold_bytes
         && head.size > 0
         && head.object_type != Some(ObjectType::Symlink);
+    let destination = ObjectId::new(plan.input.bucket.clone(), plan.input.key.clone());
+    if !plan.input.forbid_overwrite {
+        trail.read_before(client, &destination).await;
+    }
     if !multipart {
         let out = client.copy_object(&plan.input).await.map_err(oss_status)?;
+        trail.request_id(out.request_id.as_deref());
+        if plan.input.forbid_overwrite && out.version_id.is_none() {
+            trail.created_object();
+        }
         return Ok(proto::CopyObjectResponse {
             etag: out.etag.unwrap_or_default(),
             version_id: version_string(out.version_id),
@@ -288,9 +298,14 @@ pub async fn copy(
         forbid_overwrite: input.forbid_overwrite,
         conditions: input.conditions,
     };
+    let forbid_overwrite = request.forbid_overwrite;
     let out = copier::copy_multipart(client, request, &head, &copy_options(settings))
         .await
         .map_err(oss_status)?;
+    // (The multipart copier does not report the request id of its Complete.)
+    if forbid_overwrite && out.version_id.is_none() {
+        trail.created_object();
+    }
     Ok(proto::CopyObjectResponse {
         etag: out.etag.unwrap_or_default(),
         version_id: version_string(out.version_id),
@@ -305,6 +320,7 @@ pub async fn copy(
 pub async fn update_metadata(
     client: &Client,
     req: proto::UpdateObjectMetadataRequest,
+    trail: &mut Trail,
 ) -> Result<proto::UpdateObjectMetadataResponse, Status> {
     let mut v = Validation::new();
     let bucket = v.bucket("bucket", &req.bucket);
@@ -337,7 +353,14 @@ pub async fn update_metadata(
         }
         Some(input)
     })())?;
+    trail
+        .read_before(
+            client,
+            &ObjectId::new(input.bucket.clone(), input.key.clone()),
+        )
+        .await;
     let out = client.copy_object(&input).await.map_err(oss_status)?;
+    trail.request_id(out.request_id.as_deref());
     Ok(proto::UpdateObjectMetadataResponse {
         etag: out.etag.unwrap_or_default(),
         version_id: version_string(out.version_id),

@@ -16,10 +16,10 @@ pub mod upload_token;
 mod validate;
 mod write;
 
-use std::{any::Any, future::Future, time::Instant};
+use std::{future::Future, time::Instant};
 
 use tonic::{Request, Response, Status, Streaming};
-use tracing::info;
+use tracing::{Instrument, info, info_span};
 
 use crate::{
     config::{CopySettings, Settings},
@@ -29,7 +29,6 @@ use crate::{
     },
     proto,
     proto::object_service_server::ObjectService,
-    telemetry::RpcSpan,
 };
 use auth::{Access, Operation};
 use upload_token::UploadTokenKey;
@@ -43,6 +42,7 @@ pub struct ObjectServiceImpl {
     client: Client,
     uploads: UploadConfig,
     copy: CopySettings,
+    audit: audit::AuditSettings,
 }
 
 /// How streamed writes run, shared by every call.
@@ -79,6 +79,7 @@ impl ObjectServiceImpl {
                 tokens,
             },
             copy: settings.copy.clone(),
+            audit: settings.audit.clone(),
         }
     }
 
@@ -93,17 +94,23 @@ fn has_tags(tagging: Option<&proto::Tagging>) -> bool {
     tagging.is_some_and(|t| !t.tags.is_empty())
 }
 
-/// Runs one call inside its server span (a child of the caller's `traceparent`, see
-/// [`crate::telemetry::trace`]), records its metrics and logs its outcome (method, gRPC code,
-/// duration). A ReadObject span stays open until its response stream ends.
-async fn observe<T: 'static>(
+/// A write of `bucket`/`key` needs `write` on it, and `tag` too when it sets tags.
+fn check_write(access: &Access, bucket: &str, key: &str, with_tags: bool) -> Result<(), Status> {
+    access.check(Operation::Write, bucket, key)?;
+    if with_tags {
+        access.check(Operation::Tag, bucket, key)?;
+    }
+    Ok(())
+}
+
+/// Runs one call inside a span and logs its outcome (method, gRPC code, duration).
+async fn observe<T>(
     method: &'static str,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<Response<T>, Status> {
     let started = Instant::now();
-    let rpc = RpcSpan::start(method);
-    let span = rpc.span().clone();
-    let mut result = rpc.run(call).await;
+    let span = info_span!("rpc", method);
+    let result = call.instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     let code = result.as_ref().err().map_or(tonic::Code::Ok, Status::code);
@@ -117,41 +124,7 @@ async fn observe<T: 'static>(
             "call failed"
         ),
     });
-    match &mut result {
-        Ok(value) => match (value as &mut dyn Any).downcast_mut::<object::ReadObjectStream>() {
-            Some(stream) => {
-                let inner = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
-                *stream = Box::pin(rpc.follow_stream(inner, |item| match item {
-                    Ok(message) => (message.data.len() as u64, None),
-                    Err(status) => (
-                        0,
-                        Some((
-                            status.code() as i32,
-                            is_server_error(status.code()),
-                            status.message().to_string(),
-                        )),
-                    ),
-                }));
-            }
-            None => rpc.finish(0, false, ""),
-        },
-        Err(status) => rpc.finish(
-            status.code() as i32,
-            is_server_error(status.code()),
-            status.message(),
-        ),
-    }
     result.map(Response::new)
-}
-
-/// The codes a gRPC server span reports as errors (OpenTelemetry semantic conventions):
-/// the server failed, not the request.
-fn is_server_error(code: tonic::Code) -> bool {
-    use tonic::Code::*;
-    matches!(
-        code,
-        Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
-    )
 }
 
 #[tonic::async_trait]
@@ -161,12 +134,24 @@ impl ObjectService for ObjectServiceImpl {
         request: Request<Streaming<proto::WriteObjectRequest>>,
     ) -> Result<Response<proto::WriteObjectResponse>, Status> {
         let _in_flight = crate::telemetry::InFlightUpload::start();
-        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
-        observe("WriteObject", async {
-            allowed?;
-            write::write(&self.client, &self.uploads, request.into_inner()).await
+        // The object is named in the first message: write::write checks the caller there,
+        // before anything reaches OSS.
+        let access = Access::of(&request);
+        let mut trail = audit::Trail::new(access.as_ref().ok(), &self.audit);
+        let result = observe("WriteObject", async {
+            let access = access?;
+            write::write(
+                &self.client,
+                &self.uploads,
+                &access,
+                &mut trail,
+                request.into_inner(),
+            )
+            .await
         })
-        .await
+        .await;
+        trail.finish_call(&result, |r| &r.version_id);
+        result
     }
 
     type ReadObjectStream = object::ReadObjectStream;
@@ -224,24 +209,22 @@ impl ObjectService for ObjectServiceImpl {
             let r = request.get_ref();
             a.check(Operation::Tag, &r.bucket, &r.key)
         });
-        let audit = {
+        let mut trail = audit::Trail::of(&request, &self.audit);
+        {
             let r = request.get_ref();
-            Some(audit::TagAudit::new(
+            trail.begin(
                 "PutObjectTagging",
-                &request,
                 &r.bucket,
                 &r.key,
                 audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
-            ))
-        };
+            );
+        }
         let result = observe("PutObjectTagging", async {
             allowed?;
-            tagging::put(&self.client, request.into_inner()).await
+            tagging::put(&self.client, request.into_inner(), &mut trail).await
         })
         .await;
-        if let Some(audit) = audit {
-            audit.finish(&result, |r| &r.version_id);
-        }
+        trail.finish_call(&result, |r| &r.version_id);
         result
     }
 
@@ -268,24 +251,17 @@ impl ObjectService for ObjectServiceImpl {
             let r = request.get_ref();
             a.check(Operation::Tag, &r.bucket, &r.key)
         });
-        let audit = {
+        let mut trail = audit::Trail::of(&request, &self.audit);
+        {
             let r = request.get_ref();
-            Some(audit::TagAudit::new(
-                "DeleteObjectTagging",
-                &request,
-                &r.bucket,
-                &r.key,
-                "{}".to_owned(),
-            ))
-        };
+            trail.begin("DeleteObjectTagging", &r.bucket, &r.key, "{}".to_owned());
+        }
         let result = observe("DeleteObjectTagging", async {
             allowed?;
-            tagging::delete(&self.client, request.into_inner()).await
+            tagging::delete(&self.client, request.into_inner(), &mut trail).await
         })
         .await;
-        if let Some(audit) = audit {
-            audit.finish(&result, |r| &r.version_id);
-        }
+        trail.finish_call(&result, |r| &r.version_id);
         result
     }
 
@@ -295,32 +271,27 @@ impl ObjectService for ObjectServiceImpl {
     ) -> Result<Response<proto::PutSymlinkResponse>, Status> {
         let allowed = Access::of(&request).and_then(|a| {
             let r = request.get_ref();
-            a.check(Operation::Write, &r.bucket, &r.key)?;
-            if has_tags(r.tagging.as_ref()) {
-                a.check(Operation::Tag, &r.bucket, &r.key)?;
-            }
+            check_write(&a, &r.bucket, &r.key, has_tags(r.tagging.as_ref()))?;
             a.check(Operation::Read, &r.bucket, &r.target_key)
         });
-        let audit = {
+        let mut trail = audit::Trail::of(&request, &self.audit);
+        {
             let r = request.get_ref();
-            has_tags(r.tagging.as_ref()).then(|| {
-                audit::TagAudit::new(
+            if has_tags(r.tagging.as_ref()) {
+                trail.begin(
                     "PutSymlink",
-                    &request,
                     &r.bucket,
                     &r.key,
                     audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
-                )
-            })
-        };
+                );
+            }
+        }
         let result = observe("PutSymlink", async {
             allowed?;
-            symlink::put(&self.client, request.into_inner()).await
+            symlink::put(&self.client, request.into_inner(), &mut trail).await
         })
         .await;
-        if let Some(audit) = audit {
-            audit.finish(&result, |r| &r.version_id);
-        }
+        trail.finish_call(&result, |r| &r.version_id);
         result
     }
 
@@ -348,26 +319,24 @@ impl ObjectService for ObjectServiceImpl {
             a.check(Operation::Read, &r.source_bucket, &r.source_key)?;
             a.check(Operation::Copy, &r.destination_bucket, &r.destination_key)
         });
-        let audit = {
+        let mut trail = audit::Trail::of(&request, &self.audit);
+        {
             let r = request.get_ref();
-            (r.tagging_directive == proto::TaggingDirective::Replace as i32).then(|| {
-                audit::TagAudit::new(
+            if r.tagging_directive == proto::TaggingDirective::Replace as i32 {
+                trail.begin(
                     "CopyObject",
-                    &request,
                     &r.destination_bucket,
                     &r.destination_key,
                     audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
-                )
-            })
-        };
+                );
+            }
+        }
         let result = observe("CopyObject", async {
             allowed?;
-            copy::copy(&self.client, &self.copy, request.into_inner()).await
+            copy::copy(&self.client, &self.copy, request.into_inner(), &mut trail).await
         })
         .await;
-        if let Some(audit) = audit {
-            audit.finish(&result, |r| &r.version_id);
-        }
+        trail.finish_call(&result, |r| &r.version_id);
         result
     }
 
@@ -377,32 +346,26 @@ impl ObjectService for ObjectServiceImpl {
     ) -> Result<Response<proto::UpdateObjectMetadataResponse>, Status> {
         let allowed = Access::of(&request).and_then(|a| {
             let r = request.get_ref();
-            a.check(Operation::Write, &r.bucket, &r.key)?;
-            if has_tags(r.tagging.as_ref()) {
-                a.check(Operation::Tag, &r.bucket, &r.key)?;
-            }
-            Ok(())
+            check_write(&a, &r.bucket, &r.key, has_tags(r.tagging.as_ref()))
         });
-        let audit = {
+        let mut trail = audit::Trail::of(&request, &self.audit);
+        {
             let r = request.get_ref();
-            r.tagging.is_some().then(|| {
-                audit::TagAudit::new(
+            if r.tagging.is_some() {
+                trail.begin(
                     "UpdateObjectMetadata",
-                    &request,
                     &r.bucket,
                     &r.key,
                     audit::tags_json(r.tagging.iter().flat_map(|t| t.tags.iter())),
-                )
-            })
-        };
+                );
+            }
+        }
         let result = observe("UpdateObjectMetadata", async {
             allowed?;
-            copy::update_metadata(&self.client, request.into_inner()).await
+            copy::update_metadata(&self.client, request.into_inner(), &mut trail).await
         })
         .await;
-        if let Some(audit) = audit {
-            audit.finish(&result, |r| &r.version_id);
-        }
+        trail.finish_call(&result, |r| &r.version_id);
         result
     }
 
@@ -410,12 +373,17 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<Streaming<proto::AppendObjectRequest>>,
     ) -> Result<Response<proto::AppendObjectResponse>, Status> {
-        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
-        observe("AppendObject", async {
-            allowed?;
-            append::append(&self.client, request.into_inner()).await
+        // The object is named in the first message: append::append checks the caller there,
+        // before anything reaches OSS.
+        let access = Access::of(&request);
+        let mut trail = audit::Trail::new(access.as_ref().ok(), &self.audit);
+        let result = observe("AppendObject", async {
+            let access = access?;
+            append::append(&self.client, &access, &mut trail, request.into_inner()).await
         })
-        .await
+        .await;
+        trail.finish_call(&result, |r| &r.version_id);
+        result
     }
 
     async fn start_resumable_write(
@@ -426,11 +394,7 @@ impl ObjectService for ObjectServiceImpl {
             let r = request.get_ref();
             match r.spec.as_ref() {
                 Some(spec) => {
-                    a.check(Operation::Write, &spec.bucket, &spec.key)?;
-                    if has_tags(spec.tagging.as_ref()) {
-                        a.check(Operation::Tag, &spec.bucket, &spec.key)?;
-                    }
-                    Ok(())
+                    check_write(&a, &spec.bucket, &spec.key, has_tags(spec.tagging.as_ref()))
                 }
                 // No object named: the handler rejects the request.
                 None => Ok(()),
@@ -447,10 +411,12 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::QueryWriteStatusRequest>,
     ) -> Result<Response<proto::QueryWriteStatusResponse>, Status> {
-        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
+        // The object is named inside the upload id: write::query_status checks the caller
+        // once the id is verified.
+        let access = Access::of(&request);
         observe("QueryWriteStatus", async {
-            allowed?;
-            write::query_status(&self.client, &self.uploads, request.into_inner()).await
+            let access = access?;
+            write::query_status(&self.client, &self.uploads, &access, request.into_inner()).await
         })
         .await
     }
@@ -459,10 +425,10 @@ impl ObjectService for ObjectServiceImpl {
         &self,
         request: Request<proto::AbortResumableWriteRequest>,
     ) -> Result<Response<proto::AbortResumableWriteResponse>, Status> {
-        let allowed = Access::of(&request).and_then(|a| a.check_everywhere(Operation::Write));
+        let access = Access::of(&request);
         observe("AbortResumableWrite", async {
-            allowed?;
-            write::abort_resumable(&self.client, &self.uploads, request.into_inner()).await
+            let access = access?;
+            write::abort_resumable(&self.client, &self.uploads, &access, request.into_inner()).await
         })
         .await
     }

@@ -3,18 +3,20 @@
 use tonic::Status;
 
 use super::{
+    audit::Trail,
     convert::{self, version_string},
     status::oss_status,
     validate::Validation,
 };
 use crate::{
-    oss::{Client, PutSymlinkInput},
+    oss::{Client, ObjectId, PutSymlinkInput},
     proto,
 };
 
 pub async fn put(
     client: &Client,
     req: proto::PutSymlinkRequest,
+    trail: &mut Trail,
 ) -> Result<proto::PutSymlinkResponse, Status> {
     let mut v = Validation::new();
     let bucket = v.bucket("bucket", &req.bucket);
@@ -36,7 +38,15 @@ pub async fn put(
             forbid_overwrite: req.forbid_overwrite,
         })
     })())?;
+    if !input.forbid_overwrite {
+        let object = ObjectId::new(input.bucket.clone(), input.key.clone());
+        trail.read_before(client, &object).await;
+    }
     let out = client.put_symlink(&input).await.map_err(oss_status)?;
+    trail.request_id(out.request_id.as_deref());
+    if input.forbid_overwrite && out.version_id.is_none() {
+        trail.created_object();
+    }
     Ok(proto::PutSymlinkResponse {
         version_id: version_string(out.version_id),
     })

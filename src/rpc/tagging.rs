@@ -3,6 +3,7 @@
 use tonic::Status;
 
 use super::{
+    audit::Trail,
     convert::{self, version_string},
     status::oss_status,
     validate::Validation,
@@ -15,6 +16,7 @@ use crate::{
 pub async fn put(
     client: &Client,
     req: proto::PutObjectTaggingRequest,
+    trail: &mut Trail,
 ) -> Result<proto::PutObjectTaggingResponse, Status> {
     let mut v = Validation::new();
     let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
@@ -29,6 +31,7 @@ pub async fn put(
         }
     };
     let (target, tags) = v.conclude(target.zip(tags))?;
+    trail.read_before(client, &target).await;
     let out = client
         .put_object_tagging(&PutObjectTaggingInput {
             version_id: target.version_id,
@@ -36,6 +39,7 @@ pub async fn put(
         })
         .await
         .map_err(oss_status)?;
+    trail.request_id(out.request_id.as_deref());
     Ok(proto::PutObjectTaggingResponse {
         version_id: version_string(out.version_id),
     })
@@ -61,14 +65,17 @@ pub async fn get(
 pub async fn delete(
     client: &Client,
     req: proto::DeleteObjectTaggingRequest,
+    trail: &mut Trail,
 ) -> Result<proto::DeleteObjectTaggingResponse, Status> {
     let mut v = Validation::new();
     let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
     let target = v.conclude(target)?;
+    trail.read_before(client, &target).await;
     let out = client
         .delete_object_tagging(&target)
         .await
         .map_err(oss_status)?;
+    trail.request_id(out.request_id.as_deref());
     Ok(proto::DeleteObjectTaggingResponse {
         version_id: version_string(out.version_id),
     })

@@ -3,6 +3,8 @@
 //! HMAC-SHA256, so the gateway keeps no state and any replica holding the same secret can
 //! resume, while a caller can neither read nor forge one.
 
+use std::collections::BTreeMap;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,11 @@ pub struct ResumableUpload {
     pub forbid_overwrite: bool,
     /// `x-oss-object-acl` for the completion.
     pub acl: Option<String>,
+    /// The tags StartResumableWrite set on the upload (applied at completion): finishing the
+    /// write needs the `tag` operation, and is audited as a tag mutation. Absent in ids
+    /// issued before this field existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Signs and checks upload tokens.
@@ -120,6 +127,7 @@ mod tests {
             object_size: Some(123),
             forbid_overwrite: true,
             acl: Some("private".into()),
+            tags: [("team".to_string(), "a b".to_string())].into(),
         }
     }
 
@@ -131,6 +139,20 @@ mod tests {
             Ok(upload())
         );
         assert!(!token.contains("bucket"), "the token is opaque: {token}");
+    }
+
+    #[test]
+    fn ids_without_tags_still_open() {
+        // An id issued before `tags` existed (same secret): opens, with no tags.
+        let key = UploadTokenKey::new(b"shared secret");
+        let mut old = upload();
+        old.tags.clear();
+        let token = key.issue(&old);
+        let json = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap();
+        assert!(!String::from_utf8(json).unwrap().contains("tags"));
+        assert_eq!(key.open(&token), Ok(old));
     }
 
     #[test]

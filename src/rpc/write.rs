@@ -20,7 +20,11 @@ use tracing::{info, warn};
 
 use super::{
     UploadConfig,
+    audit::{Trail, tags_json},
+    auth::Access,
+    check_write,
     convert::version_string,
+    has_tags,
     status::{gateway_error, invalid_field, oss_status},
     upload_token::ResumableUpload,
     validate::{ContentFields, Validation},
@@ -228,10 +232,14 @@ async fn next_message(
     }
 }
 
-/// WriteObject.
+/// WriteObject. The caller must have `write` on the object (and `tag` when the write sets
+/// tags); that is checked on the first message, before anything reaches OSS. A write with
+/// tags opens an event in `trail`.
 pub async fn write(
     client: &Client,
     config: &UploadConfig,
+    access: &Access,
+    trail: &mut Trail,
     mut stream: Streaming<proto::WriteObjectRequest>,
 ) -> Result<proto::WriteObjectResponse, Status> {
     let first = stream.message().await?.ok_or_else(|| {
@@ -247,7 +255,15 @@ pub async fn write(
                 "send either spec (a new object) or upload_id (a resumable write), not both",
             ));
         }
-        return resume(client, config, first, stream).await;
+        return resume(client, config, access, trail, first, stream).await;
+    }
+    if let Some(spec) = first.spec.as_ref() {
+        let tagged = has_tags(spec.tagging.as_ref());
+        if tagged {
+            let tags = spec.tagging.iter().flat_map(|t| t.tags.iter());
+            trail.begin("WriteObject", &spec.bucket, &spec.key, tags_json(tags));
+        }
+        check_write(access, &spec.bucket, &spec.key, tagged)?;
     }
     let plan = plan(&first)?;
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
@@ -267,9 +283,18 @@ pub async fn write(
         }
         if accepted.finish {
             let (size, crc64) = intake.check_complete(None)?;
+            let object = &plan.object;
+            if !object.forbid_overwrite {
+                let target = ObjectId::new(object.bucket.clone(), object.key.clone());
+                trail.read_before(client, &target).await;
+            }
             let out = put_single(client, &plan, buffered, size).await;
             drop(permits);
             let out = out?;
+            trail.request_id(out.request_id.as_deref());
+            if object.forbid_overwrite && out.version_id.is_none() {
+                trail.created_object();
+            }
             return Ok(proto::WriteObjectResponse {
                 bucket: plan.object.bucket.to_string(),
                 key: plan.object.key.to_string(),
@@ -309,6 +334,7 @@ pub async fn write(
                 plan.object.forbid_overwrite,
                 intake,
                 None,
+                trail,
             )
             .await
         }
@@ -350,6 +376,8 @@ async fn feed_multipart(
 
 /// Checks the caller's size and checksums, then completes the upload. Bytes that do not
 /// match what the caller vouched for abort the upload, resumable or not: they are known bad.
+/// An audited write reads the tags before just ahead of the completion.
+#[allow(clippy::too_many_arguments)]
 async fn complete(
     writer: MultipartWriter,
     bucket: &BucketName,
@@ -358,6 +386,7 @@ async fn complete(
     forbid_overwrite: bool,
     mut intake: Intake,
     prefix: Option<(u64, u64)>,
+    trail: &mut Trail,
 ) -> Result<proto::WriteObjectResponse, Status> {
     let (size, crc64) = match intake.check_complete(prefix) {
         Ok(done) => done,
@@ -368,6 +397,10 @@ async fn complete(
     };
     let upload = writer.upload().clone();
     let client = writer.client().clone();
+    if !forbid_overwrite {
+        let target = ObjectId::new(bucket.clone(), key.clone());
+        trail.read_before(&client, &target).await;
+    }
     let finished = writer
         .finish(|upload, parts| CompleteMultipartUploadInput {
             upload,
@@ -383,6 +416,7 @@ async fn complete(
         }
         Err(err) => return Err(oss_status(err)),
     };
+    trail.request_id(out.request_id.as_deref());
     if finished.crc64 != crc64 || finished.size != size {
         // The parts OSS stored do not add up to what the caller sent.
         return Err(corrupted(
@@ -399,6 +433,9 @@ async fn complete(
         .await);
     }
     info!(%bucket, %key, size, parts = finished.parts, "multipart write complete");
+    if forbid_overwrite && out.version_id.is_none() {
+        trail.created_object();
+    }
     Ok(proto::WriteObjectResponse {
         bucket: bucket.to_string(),
         key: key.to_string(),
@@ -583,6 +620,7 @@ pub async fn start_resumable(
         object_size: plan.object_size,
         forbid_overwrite: plan.object.forbid_overwrite,
         acl: plan.object.acl.map(|a| a.as_str().to_string()),
+        tags: plan.object.tags.clone().into_map(),
     });
     info!(bucket = %upload.bucket, key = %upload.key, part_size, "resumable write started");
     Ok(proto::StartResumableWriteResponse { upload_id: token })
@@ -646,13 +684,15 @@ async fn persisted_parts(
     Ok(kept)
 }
 
-/// QueryWriteStatus.
+/// QueryWriteStatus (needs `write` on the upload's object).
 pub async fn query_status(
     client: &Client,
     config: &UploadConfig,
+    access: &Access,
     req: proto::QueryWriteStatusRequest,
 ) -> Result<proto::QueryWriteStatusResponse, Status> {
     let (upload, id) = open_token(config, &req.upload_id)?;
+    check_write(access, &upload.bucket, &upload.key, false)?;
     let parts = persisted_parts(client, &upload, &id).await?;
     let persisted: u64 = parts.iter().map(|p| p.size).sum();
     Ok(proto::QueryWriteStatusResponse {
@@ -660,13 +700,15 @@ pub async fn query_status(
     })
 }
 
-/// AbortResumableWrite.
+/// AbortResumableWrite (needs `write` on the upload's object).
 pub async fn abort_resumable(
     client: &Client,
     config: &UploadConfig,
+    access: &Access,
     req: proto::AbortResumableWriteRequest,
 ) -> Result<proto::AbortResumableWriteResponse, Status> {
-    let (_, id) = open_token(config, &req.upload_id)?;
+    let (upload, id) = open_token(config, &req.upload_id)?;
+    check_write(access, &upload.bucket, &upload.key, false)?;
     client
         .abort_multipart_upload(&id)
         .await
@@ -677,14 +719,23 @@ pub async fn abort_resumable(
 
 /// WriteObject continuing a resumable write: bytes OSS already has are skipped, the rest
 /// becomes further parts, and `finish_write` completes the upload. A failure keeps what is
-/// stored so the caller can resume again.
+/// stored so the caller can resume again. Needs `write` on the object, and `tag` when
+/// StartResumableWrite set tags (they are applied, and audited, at completion).
 async fn resume(
     client: &Client,
     config: &UploadConfig,
+    access: &Access,
+    trail: &mut Trail,
     mut first: proto::WriteObjectRequest,
     mut stream: Streaming<proto::WriteObjectRequest>,
 ) -> Result<proto::WriteObjectResponse, Status> {
     let (upload, id) = open_token(config, &first.upload_id)?;
+    let tagged = !upload.tags.is_empty();
+    if tagged {
+        let tags = tags_json(&upload.tags);
+        trail.begin("WriteObject", &upload.bucket, &upload.key, tags);
+    }
+    check_write(access, &upload.bucket, &upload.key, tagged)?;
     if first
         .object_checksums
         .as_ref()
@@ -758,6 +809,7 @@ async fn resume(
         upload.forbid_overwrite,
         intake,
         Some((prefix_crc, persisted)),
+        trail,
     )
     .await;
     if result.is_ok() {

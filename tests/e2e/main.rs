@@ -15,4 +15,5 @@ mod tagging;
 mod telemetry;
 mod tls;
 mod validation;
+mod write_auth;
 mod write_read;
