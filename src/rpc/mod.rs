@@ -16,10 +16,10 @@ pub mod upload_token;
 mod validate;
 mod write;
 
-use std::{future::Future, time::Instant};
+use std::{any::Any, future::Future, time::Instant};
 
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{Instrument, info, info_span};
+use tracing::info;
 
 use crate::{
     config::{CopySettings, Settings},
@@ -29,6 +29,7 @@ use crate::{
     },
     proto,
     proto::object_service_server::ObjectService,
+    telemetry::RpcSpan,
 };
 use auth::{Access, Operation};
 use upload_token::UploadTokenKey;
@@ -103,14 +104,17 @@ fn check_write(access: &Access, bucket: &str, key: &str, with_tags: bool) -> Res
     Ok(())
 }
 
-/// Runs one call inside a span and logs its outcome (method, gRPC code, duration).
-async fn observe<T>(
+/// Runs one call inside its server span (a child of the caller's `traceparent`, see
+/// [`crate::telemetry::trace`]), records its metrics and logs its outcome (method, gRPC code,
+/// duration). A ReadObject span stays open until its response stream ends.
+async fn observe<T: 'static>(
     method: &'static str,
     call: impl Future<Output = Result<T, Status>>,
 ) -> Result<Response<T>, Status> {
     let started = Instant::now();
-    let span = info_span!("rpc", method);
-    let result = call.instrument(span.clone()).await;
+    let rpc = RpcSpan::start(method);
+    let span = rpc.span().clone();
+    let mut result = rpc.run(call).await;
     let elapsed = started.elapsed();
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     let code = result.as_ref().err().map_or(tonic::Code::Ok, Status::code);
@@ -124,7 +128,41 @@ async fn observe<T>(
             "call failed"
         ),
     });
+    match &mut result {
+        Ok(value) => match (value as &mut dyn Any).downcast_mut::<object::ReadObjectStream>() {
+            Some(stream) => {
+                let inner = std::mem::replace(stream, Box::pin(futures_util::stream::empty()));
+                *stream = Box::pin(rpc.follow_stream(inner, |item| match item {
+                    Ok(message) => (message.data.len() as u64, None),
+                    Err(status) => (
+                        0,
+                        Some((
+                            status.code() as i32,
+                            is_server_error(status.code()),
+                            status.message().to_string(),
+                        )),
+                    ),
+                }));
+            }
+            None => rpc.finish(0, false, ""),
+        },
+        Err(status) => rpc.finish(
+            status.code() as i32,
+            is_server_error(status.code()),
+            status.message(),
+        ),
+    }
     result.map(Response::new)
+}
+
+/// The codes a gRPC server span reports as errors (OpenTelemetry semantic conventions):
+/// the server failed, not the request.
+fn is_server_error(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        Unknown | DeadlineExceeded | Unimplemented | Internal | Unavailable | DataLoss
+    )
 }
 
 #[tonic::async_trait]
