@@ -13,10 +13,19 @@ mod metrics;
 pub mod otel;
 pub mod trace;
 
+use std::fmt;
+
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{metrics::SdkMeterProvider, trace::SdkTracerProvider};
-use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::{
+    Layer,
+    field::RecordFields,
+    fmt::{FormatFields, format::Writer},
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
+};
 
 pub use metrics::{
     InFlightUpload, Metrics, MetricsServer, metrics, oss_operation, serve, set_upload_memory_source,
@@ -37,6 +46,7 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
+            .fmt_fields(TextFields)
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed()
@@ -80,6 +90,56 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
     Ok(TelemetryGuard { tracer, meter })
 }
 
+/// Text-log fields as `name=value` (strings quoted, the message bare), leaving out the
+/// `otel.*` fields that only name a span and its kind for the OpenTelemetry exporter.
+struct TextFields;
+
+impl<'writer> FormatFields<'writer> for TextFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = TextVisitor {
+            writer: &mut writer,
+            empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct TextVisitor<'a, 'writer> {
+    writer: &'a mut Writer<'writer>,
+    empty: bool,
+    result: fmt::Result,
+}
+
+impl Visit for TextVisitor<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("otel.") {
+            return;
+        }
+        let sep = if self.empty { "" } else { " " };
+        self.empty = false;
+        self.result = if name == "message" {
+            write!(self.writer, "{sep}{value:?}")
+        } else {
+            write!(self.writer, "{sep}{name}={value:?}")
+        };
+    }
+}
+
 /// Keeps process-wide telemetry alive; dropping it flushes and shuts down the exporters.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct TelemetryGuard {
@@ -115,5 +175,57 @@ impl Drop for TelemetryGuard {
             }
             _ => self.shutdown(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_logs_leave_out_the_otel_span_fields() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(TextFields)
+                .with_ansi(false)
+                .with_writer(move || writer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "rpc",
+                otel.name = "ossgate.v1.ObjectService/HeadObject",
+                otel.kind = "server",
+                method = "HeadObject",
+                later = tracing::field::Empty,
+            );
+            span.record("later", 7);
+            span.in_scope(|| tracing::info!(code = "OK", note = "a b", "call finished"));
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains(r#"rpc{method="HeadObject" later=7}: "#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"call finished code="OK" note="a b""#),
+            "{text}"
+        );
+        assert!(!text.contains("otel."), "{text}");
     }
 }

@@ -64,9 +64,16 @@ pub(super) fn resource() -> Resource {
     builder.build()
 }
 
+/// The HTTP exporter's reqwest client (like the OSS client's) is built without a default
+/// rustls provider: ring must be installed first.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A tracer provider with a batch OTLP exporter. Must run inside the Tokio runtime (the
 /// gRPC exporter's channel lives there).
 pub(super) fn tracer_provider(resource: Resource) -> anyhow::Result<SdkTracerProvider> {
+    install_crypto_provider();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .build()
         .context("OTLP trace exporter (OTEL_EXPORTER_OTLP_* settings)")?;
@@ -79,6 +86,7 @@ pub(super) fn tracer_provider(resource: Resource) -> anyhow::Result<SdkTracerPro
 /// A meter provider with a periodic OTLP exporter (`OTEL_METRIC_EXPORT_INTERVAL`, 60 s by
 /// default; whatever is pending is exported at shutdown).
 pub(super) fn meter_provider(resource: Resource) -> anyhow::Result<SdkMeterProvider> {
+    install_crypto_provider();
     let exporter = opentelemetry_otlp::MetricExporter::builder()
         .build()
         .context("OTLP metric exporter (OTEL_EXPORTER_OTLP_* settings)")?;

@@ -1,7 +1,9 @@
-"""A real OTLP/gRPC receiver for the export tests: the collector's TraceService and
-MetricsService (from the `opentelemetry-proto` package) on 127.0.0.1, port 0, keeping every
-export request it is sent."""
+"""Real OTLP receivers for the export tests, on 127.0.0.1 port 0, keeping every export
+request they are sent: the collector's gRPC TraceService and MetricsService (stubs from the
+`opentelemetry-proto` package), and OTLP/HTTP with protobuf bodies (POST /v1/traces,
+/v1/metrics)."""
 
+import http.server
 import pathlib
 import sys
 import threading
@@ -17,18 +19,17 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "deploy"))
 
 
 class Receiver:
-    """Collects OTLP trace and metric export requests."""
+    """Collects OTLP trace and metric export requests (ExportTraceServiceRequest,
+    ExportMetricsServiceRequest)."""
+
+    # OTEL_EXPORTER_OTLP_PROTOCOL for this receiver.
+    protocol = ""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._traces = []
         self._metrics = []
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(self), self.server)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), self.server)
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        assert self.port, "cannot bind the OTLP receiver"
-        self.server.start()
+        self.port = 0
 
     @property
     def endpoint(self) -> str:
@@ -62,8 +63,61 @@ class Receiver:
                     out.extend((resource, m) for m in scope_metrics.metrics)
         return out
 
+
+class GrpcReceiver(Receiver):
+    protocol = "grpc"
+
+    def __init__(self):
+        super().__init__()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(self), self.server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        assert self.port, "cannot bind the OTLP receiver"
+        self.server.start()
+
     def stop(self):
         self.server.stop(grace=None)
+
+
+class HttpReceiver(Receiver):
+    protocol = "http/protobuf"
+
+    def __init__(self):
+        super().__init__()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                kinds = {
+                    "/v1/traces": ("traces", trace_service_pb2.ExportTraceServiceRequest),
+                    "/v1/metrics": ("metrics", metrics_service_pb2.ExportMetricsServiceRequest),
+                }
+                if self.path not in kinds or self.headers.get("content-type") != "application/x-protobuf":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                kind, message = kinds[self.path]
+                request = message()
+                request.ParseFromString(body)
+                receiver._add(kind, request)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
@@ -93,8 +147,8 @@ def attributes(key_values) -> dict:
     return out
 
 
-@pytest.fixture
-def receiver():
-    r = Receiver()
+@pytest.fixture(params=[GrpcReceiver, HttpReceiver], ids=["grpc", "http-protobuf"])
+def receiver(request):
+    r = request.param()
     yield r
     r.stop()

@@ -46,7 +46,7 @@ def start_gateway(receiver, tmp_path) -> h.Process:
     env = {k: v for k, v in h.base_env().items() if not k.startswith("OTEL_")}
     env.update({
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": receiver.protocol,
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=otel-test",
         "OSSGATE_LISTEN": "127.0.0.1:0",
         "OSSGATE_UPLOAD__PART_SIZE_BYTES": str(PART),
@@ -91,6 +91,18 @@ def test_rpc_and_oss_spans_continue_the_callers_trace_and_metrics_arrive(receive
             "tagging": {"tags": {"team": "storage"}},
         }], header)
         assert result.returncode == 0, result.stderr
+
+        read_trace, read_parent, header = new_parent()
+        result = grpcurl(address, "ReadObject",
+                         [{"bucket": BUCKET, "key": "otel/multipart.bin"}], header)
+        assert result.returncode == 0, result.stderr
+        decoder = json.JSONDecoder()
+        text, pos, read_back = result.stdout, 0, b""
+        while text[pos:].strip():
+            message, end = decoder.raw_decode(text[pos:].lstrip())
+            pos = len(text) - len(text[pos:].lstrip()) + end
+            read_back += base64.b64decode(message.get("data", ""))
+        assert read_back == data
 
         missing_trace, missing_parent, header = new_parent()
         result = grpcurl(address, "GetObjectTagging",
@@ -151,6 +163,17 @@ def test_rpc_and_oss_spans_continue_the_callers_trace_and_metrics_arrive(receive
         assert a["oss.request_id"], (s.name, a)
     request_ids = [attributes(s.attributes)["oss.request_id"] for s in oss]
     assert len(set(request_ids)) == len(request_ids)
+
+    # ReadObject: the span covers the whole response stream and counts the bytes sent.
+    _, rpc = one_span(spans, f"{SERVICE}/ReadObject", read_trace)
+    assert rpc.parent_span_id.hex() == read_parent
+    attrs = attributes(rpc.attributes)
+    assert attrs["rpc.grpc.status_code"] == 0
+    assert attrs["rpc.response.body.size"] == len(data)
+    (get,) = children(spans, rpc)
+    assert get.name == "GetObject"
+    assert attributes(get.attributes)["http.response.body.size"] == len(data)
+    assert get.end_time_unix_nano <= rpc.end_time_unix_nano
 
     # A failed call: NOT_FOUND is the caller's error (span status unset); the OSS span
     # records the 404, its OSS error code and request id, and is an error.
