@@ -271,3 +271,67 @@ async fn old_connections_get_goaway_and_are_closed_after_the_grace() {
     );
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn messages_over_the_decoding_limit_are_refused() {
+    let stack = Stack::start_with(StackOptions {
+        settings: vec![("OSSGATE_SERVER__MAX_DECODING_MESSAGE_BYTES", "65536".into())],
+        ..Default::default()
+    })
+    .await;
+    let mut client = stack.client.clone();
+    let data = pseudo_random(200_000, 3);
+    // One 200 KB message is over the limit (tonic answers OUT_OF_RANGE) ...
+    let status = write_chunks(&mut client, spec(BUCKET, "big.bin"), &data, data.len())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("65536"), "{status:?}");
+    assert!(!exists(&stack, BUCKET, "big.bin").await);
+    // ... the same bytes in 60 KB messages are fine.
+    write_chunks(&mut client, spec(BUCKET, "big.bin"), &data, 60_000)
+        .await
+        .expect("chunks under the limit");
+    assert_eq!(read_all(&stack, BUCKET, "big.bin", "").await, data);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_keepalive_pings_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start_with(StackOptions {
+        settings: vec![
+            ("OSSGATE_SERVER__HTTP2_KEEPALIVE_INTERVAL_SECS", "1".into()),
+            ("OSSGATE_SERVER__HTTP2_KEEPALIVE_TIMEOUT_SECS", "1".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let addr = stack.server.as_ref().unwrap().local_addr();
+    // A raw HTTP/2 client: the preface and an empty SETTINGS frame, then it never answers.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let read_to_end = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut received))
+        .await
+        .expect("the server closes the connection of a client that does not answer pings");
+    assert!(
+        read_to_end.is_ok() || !received.is_empty(),
+        "{read_to_end:?}"
+    );
+    // Walk the frames the server sent: a PING (type 6) must be among them.
+    let mut frame_types = Vec::new();
+    let mut rest = &received[..];
+    while rest.len() >= 9 {
+        let length = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        frame_types.push(rest[3]);
+        rest = &rest[(9 + length).min(rest.len())..];
+    }
+    assert!(
+        frame_types.contains(&6),
+        "no PING frame among {frame_types:?}"
+    );
+    stack.stop().await;
+}
