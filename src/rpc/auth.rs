@@ -286,16 +286,6 @@ impl Policy {
                 && (rule.prefixes.is_empty() || rule.prefixes.iter().any(|p| key.starts_with(p)))
         })
     }
-
-    /// True when some rule lets `principal` do `op` on every bucket and every key.
-    pub fn allows_everywhere(&self, principal: &Principal, op: Operation) -> bool {
-        self.rules.iter().any(|rule| {
-            (rule.principal == "*" || rule.principal == principal.as_str())
-                && rule.operations.iter().any(|o| o == "*" || o == op.as_str())
-                && rule.buckets.iter().any(|b| b == "*")
-                && (rule.prefixes.is_empty() || rule.prefixes.iter().any(String::is_empty))
-        })
-    }
 }
 
 /// What the caller of one request may do; put in the request extensions by
@@ -354,22 +344,7 @@ impl Access {
                 if policy.allows(principal, op, bucket, key) {
                     Ok(())
                 } else {
-                    Err(denied(principal, op, Some((bucket, key))))
-                }
-            }
-        }
-    }
-
-    /// PERMISSION_DENIED unless the caller may do `op` on every bucket and key (for calls
-    /// whose object is not known before the call starts, such as streamed writes).
-    pub fn check_everywhere(&self, op: Operation) -> Result<(), Status> {
-        match &self.inner {
-            AccessInner::Open => Ok(()),
-            AccessInner::Principal(principal, policy) => {
-                if policy.allows_everywhere(principal, op) {
-                    Ok(())
-                } else {
-                    Err(denied(principal, op, None))
+                    Err(denied(principal, op, bucket, key))
                 }
             }
         }
@@ -396,26 +371,18 @@ fn unauthenticated(message: &str) -> Status {
     )
 }
 
-fn denied(principal: &Principal, op: Operation, object: Option<(&str, &str)>) -> Status {
+fn denied(principal: &Principal, op: Operation, bucket: &str, key: &str) -> Status {
     use tonic_types::StatusExt;
-    let mut metadata = vec![
+    let metadata = vec![
         ("principal", principal.to_string()),
         ("operation", op.as_str().to_owned()),
+        ("bucket", bucket.to_owned()),
+        ("key", key.to_owned()),
     ];
-    let message = match object {
-        Some((bucket, key)) => {
-            metadata.push(("bucket", bucket.to_owned()));
-            metadata.push(("key", key.to_owned()));
-            format!(
-                "principal \"{principal}\" may not {} {bucket}/{key}",
-                op.as_str()
-            )
-        }
-        None => format!(
-            "principal \"{principal}\" may not {} on every bucket and key, as this call requires",
-            op.as_str()
-        ),
-    };
+    let message = format!(
+        "principal \"{principal}\" may not {} {bucket}/{key}",
+        op.as_str()
+    );
     Status::with_error_details(
         Code::PermissionDenied,
         message,
@@ -608,10 +575,8 @@ mod tests {
         assert!(!policy.allows(&alice, Operation::Tag, "other-bucket", "logs/a"));
         assert!(policy.allows(&alice, Operation::Read, "any-bucket", "public/x"));
         assert!(!policy.allows(&alice, Operation::Delete, "any-bucket", "public/x"));
-        assert!(!policy.allows_everywhere(&alice, Operation::Write));
         let admin = Principal::new("admin");
         assert!(policy.allows(&admin, Operation::Delete, "b", "k"));
-        assert!(policy.allows_everywhere(&admin, Operation::Write));
         assert!(!policy.allows(&Principal::new("bob"), Operation::Read, "b", "public/x"));
     }
 
@@ -675,7 +640,6 @@ mod tests {
         let access = Access::of(&interceptor.call(request(None)).unwrap()).unwrap();
         assert!(access.caller().is_none());
         assert!(access.check(Operation::Delete, "b", "k").is_ok());
-        assert!(access.check_everywhere(Operation::Write).is_ok());
     }
 
     #[test]

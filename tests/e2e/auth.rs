@@ -96,7 +96,7 @@ async fn tokens_and_policy_decide_before_oss_is_reached() {
     let gateway = authed_gateway(&stack).await;
     let mut client = connect(gateway.local_addr()).await;
 
-    // The admin may write anywhere (a streamed write needs write on every bucket and key).
+    // The admin may write anywhere.
     let mut admin = client.clone();
     for key in ["logs/a.txt", "other/b.txt"] {
         let message = proto::WriteObjectRequest {
