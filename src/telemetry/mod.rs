@@ -13,17 +13,29 @@ mod metrics;
 pub mod otel;
 pub mod trace;
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 use anyhow::Context;
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{metrics::SdkMeterProvider, trace::SdkTracerProvider};
-use tracing::field::{Field, Visit};
+use tracing::{
+    Dispatch, Event, Subscriber,
+    dispatcher::WeakDispatch,
+    field::{Field, Visit},
+};
 use tracing_subscriber::{
     Layer,
     field::RecordFields,
-    fmt::{FormatFields, format::Writer},
+    fmt::{
+        FmtContext, FormatEvent, FormatFields,
+        format::{Format, Json, Writer},
+    },
     layer::SubscriberExt,
+    registry::LookupSpan,
     util::SubscriberInitExt,
 };
 
@@ -36,11 +48,13 @@ pub use trace::{OssOutcome, OssSpan, RpcSpan, TraceContextLayer, extract_context
 /// `OTEL_*` environment asks for it, the OTLP trace and metric exporters. Keep the returned
 /// guard alive for the life of the process: dropping it flushes and stops the exporters.
 pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard> {
+    let dispatch = DispatchSlot::default();
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
         .with_context(|| format!("log.level: {:?}", settings.log.level))?;
     let logs = if settings.log.format == "json" {
         tracing_subscriber::fmt::layer()
             .json()
+            .event_format(JsonWithTraceIds::new(&dispatch))
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed()
@@ -75,6 +89,7 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
         None
     };
     let installed = tracing_subscriber::registry()
+        .with(dispatch)
         .with(logs)
         .with(spans)
         .try_init();
@@ -88,6 +103,66 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
         );
     }
     Ok(TelemetryGuard { tracer, meter })
+}
+
+/// JSON log lines, each starting with the `trace_id` and `span_id` of the span it was logged
+/// in when that span is traced (so a log line leads to its trace).
+struct JsonWithTraceIds {
+    json: Format<Json>,
+    dispatch: DispatchSlot,
+}
+
+impl JsonWithTraceIds {
+    fn new(dispatch: &DispatchSlot) -> Self {
+        Self {
+            json: tracing_subscriber::fmt::format().json(),
+            dispatch: dispatch.clone(),
+        }
+    }
+}
+
+/// The subscriber a layer stack was installed in (tracing gives no access to it while an
+/// event is being dispatched, and the OpenTelemetry span context is read through it).
+#[derive(Clone, Default)]
+struct DispatchSlot(Arc<OnceLock<WeakDispatch>>);
+
+impl<S: Subscriber> Layer<S> for DispatchSlot {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.0.set(subscriber.downgrade());
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonWithTraceIds
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.json.format_event(ctx, Writer::new(&mut line), event)?;
+        let dispatch = self.dispatch.0.get().and_then(WeakDispatch::upgrade);
+        let ids = ctx
+            .parent_span()
+            .zip(dispatch)
+            .and_then(|(span, dispatch)| {
+                tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)
+            });
+        let ids = ids.map(|cx| cx.span().span_context().clone());
+        match (ids, line.strip_prefix('{')) {
+            (Some(sc), Some(rest)) if sc.is_valid() => write!(
+                writer,
+                r#"{{"trace_id":"{}","span_id":"{}",{rest}"#,
+                sc.trace_id(),
+                sc.span_id()
+            ),
+            _ => writer.write_str(&line),
+        }
+    }
 }
 
 /// Text-log fields as `name=value` (strings quoted, the message bare), leaving out the
@@ -181,7 +256,7 @@ impl Drop for TelemetryGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -227,5 +302,41 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("otel."), "{text}");
+    }
+
+    #[test]
+    fn json_logs_carry_the_trace_and_span_ids() {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let dispatch = DispatchSlot::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(dispatch.clone())
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .event_format(JsonWithTraceIds::new(&dispatch))
+                    .with_writer(move || writer.clone()),
+            );
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside any span");
+            let span = tracing::info_span!("rpc", method = "HeadObject");
+            span.in_scope(|| tracing::info!(code = "OK", "call finished"));
+            let sc = span.context().span().span_context().clone();
+            (sc.trace_id().to_string(), sc.span_id().to_string())
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].get("trace_id").is_none(), "{text}");
+        assert_eq!(lines[1]["trace_id"], trace_id.as_str(), "{text}");
+        assert_eq!(lines[1]["span_id"], span_id.as_str(), "{text}");
+        assert_eq!(lines[1]["fields"]["message"], "call finished", "{text}");
+        assert_eq!(lines[1]["span"]["method"], "HeadObject", "{text}");
     }
 }

@@ -50,6 +50,7 @@ def start_gateway(receiver, tmp_path) -> h.Process:
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=otel-test",
         "OSSGATE_LISTEN": "127.0.0.1:0",
         "OSSGATE_UPLOAD__PART_SIZE_BYTES": str(PART),
+        "OSSGATE_LOG__FORMAT": "json",
     })
     return h.Process([h.binary(), "serve"], env, tmp_path / "stderr.log", "ossgate serving gRPC on ")
 
@@ -143,6 +144,15 @@ def test_rpc_and_oss_spans_continue_the_callers_trace_and_metrics_arrive(receive
     # The child lies within its parent.
     assert rpc.start_time_unix_nano <= oss[0].start_time_unix_nano
     assert oss[0].end_time_unix_nano <= rpc.end_time_unix_nano
+
+    # JSON logs: the call's log line carries its trace and span ids.
+    logs = [json.loads(line) for line in gateway.stderr_path.read_text().splitlines()
+            if line.startswith("{")]
+    finished = [log for log in logs if log.get("trace_id") == tag_trace
+                and log["fields"].get("message") == "call finished"]
+    assert len(finished) == 1, logs
+    assert finished[0]["span_id"] == rpc.span_id.hex()
+    assert finished[0]["span"]["method"] == "PutObjectTagging"
 
     # WriteObject: Initiate, every UploadPart (sent from parallel tasks) and Complete are
     # children of the call span.
