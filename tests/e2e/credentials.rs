@@ -385,3 +385,329 @@ async fn expired_sts_credentials_are_refused_by_the_emulator() {
     assert_eq!(err.code, "SecurityTokenExpired", "{err:?}");
     assert_eq!(err.http_status, Some(403));
 }
+
+// ------------------------------------------------------------------ ECS RAM role
+
+/// A fake ECS instance metadata service in hardened mode: a session token is required
+/// (`PUT /latest/api/token`), the role `ossgate-ecs-role` is attached, and its credentials
+/// are real short-lived ones from the emulator's STS, which the emulator's OSS side accepts.
+struct FakeMetadata {
+    endpoint: String,
+    token_puts: Arc<AtomicU64>,
+    credential_reads: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    /// Holds the OIDC token file the fake uses to get credentials from the emulator's STS.
+    _dir: tempfile::TempDir,
+}
+
+const ECS_ROLE: &str = "ossgate-ecs-role";
+const METADATA_TOKEN: &str = "metadata-session-token";
+
+#[derive(Clone)]
+struct MetadataState {
+    sts: OidcRoleProvider,
+    token_puts: Arc<AtomicU64>,
+    credential_reads: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+    /// The role attached to the instance (None: no role).
+    role: Option<&'static str>,
+}
+
+async fn fake_metadata(emulator: &EmulatorHandle, role: Option<&'static str>) -> FakeMetadata {
+    use axum::{
+        Router,
+        extract::{Path as UrlPath, State},
+        http::{HeaderMap, StatusCode},
+        routing::{get, put},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, TOKEN);
+    let sts = OidcRoleProvider::new(OidcRoleConfig {
+        endpoint: emulator.endpoint(),
+        role_arn: ROLE_ARN.into(),
+        oidc_provider_arn: PROVIDER_ARN.into(),
+        oidc_token_file: token,
+        role_session_name: "ecs-instance".into(),
+        duration: Duration::from_secs(900),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let state = MetadataState {
+        sts,
+        token_puts: Arc::default(),
+        credential_reads: Arc::default(),
+        refused: Arc::default(),
+        role,
+    };
+    fn has_token(state: &MetadataState, headers: &HeaderMap) -> bool {
+        let ok = headers
+            .get("x-aliyun-ecs-metadata-token")
+            .is_some_and(|v| v == METADATA_TOKEN);
+        if !ok {
+            state.refused.fetch_add(1, Ordering::SeqCst);
+        }
+        ok
+    }
+    async fn issue_token(
+        State(state): State<MetadataState>,
+        headers: HeaderMap,
+    ) -> (StatusCode, String) {
+        state.token_puts.fetch_add(1, Ordering::SeqCst);
+        match headers
+            .get("x-aliyun-ecs-metadata-token-ttl-seconds")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+        {
+            Some(1..=21600) => (StatusCode::OK, METADATA_TOKEN.into()),
+            _ => (StatusCode::BAD_REQUEST, String::new()),
+        }
+    }
+    async fn list_role(
+        State(state): State<MetadataState>,
+        headers: HeaderMap,
+    ) -> (StatusCode, String) {
+        if !has_token(&state, &headers) {
+            return (StatusCode::UNAUTHORIZED, String::new());
+        }
+        match state.role {
+            Some(role) => (StatusCode::OK, role.into()),
+            None => (StatusCode::NOT_FOUND, "Not Found".into()),
+        }
+    }
+    async fn credentials(
+        State(state): State<MetadataState>,
+        UrlPath(role): UrlPath<String>,
+        headers: HeaderMap,
+    ) -> (StatusCode, String) {
+        if !has_token(&state, &headers) {
+            return (StatusCode::UNAUTHORIZED, String::new());
+        }
+        if state.role != Some(role.as_str()) {
+            return (StatusCode::NOT_FOUND, "Not Found".into());
+        }
+        state.credential_reads.fetch_add(1, Ordering::SeqCst);
+        let issued = match state.sts.fetch().await {
+            Ok(issued) => issued,
+            Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+        };
+        let c = issued.credentials;
+        let now = oss::credentials::sts::format_timestamp(SystemTime::now());
+        let body = serde_json::json!({
+            "AccessKeyId": c.access_key_id,
+            "AccessKeySecret": c.access_key_secret,
+            "SecurityToken": c.security_token,
+            "Expiration": oss::credentials::sts::format_timestamp(issued.expiration),
+            "LastUpdated": now,
+            "Code": "Success",
+        });
+        (StatusCode::OK, body.to_string())
+    }
+    let (token_puts, credential_reads, refused) = (
+        state.token_puts.clone(),
+        state.credential_reads.clone(),
+        state.refused.clone(),
+    );
+    let app = Router::new()
+        .route("/latest/api/token", put(issue_token))
+        .route(
+            "/latest/meta-data/ram/security-credentials/",
+            get(list_role),
+        )
+        .route(
+            "/latest/meta-data/ram/security-credentials/{role}",
+            get(credentials),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    FakeMetadata {
+        endpoint: format!("http://{addr}"),
+        token_puts,
+        credential_reads,
+        refused,
+        _dir: dir,
+    }
+}
+
+/// Gateway settings with only an ECS RAM role (plus `more`), pointed at `metadata`.
+fn ecs_settings(
+    emulator: &EmulatorHandle,
+    metadata_endpoint: &str,
+    more: &[(&str, &str)],
+) -> anyhow::Result<Settings> {
+    let mut env: HashMap<String, String> = [
+        ("OSSGATE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("OSSGATE_OSS__ENDPOINT", emulator.endpoint()),
+        ("OSSGATE_OSS__REGION", "cn-hangzhou".to_owned()),
+        ("ALIBABA_CLOUD_ECS_METADATA", "auto".to_owned()),
+        ("ALIBABA_CLOUD_IMDSV1_DISABLED", "true".to_owned()),
+        (
+            "OSSGATE_OSS__ECS_METADATA_ENDPOINT",
+            metadata_endpoint.to_owned(),
+        ),
+        ("OSSGATE_SERVER__SHUTDOWN_GRACE_MS", "2000".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in more {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::load_from(None, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ecs_ram_role_credentials_are_refreshed_from_the_metadata_service() {
+    let emulator = emulator_with_sts(LIFETIME, None).await;
+    let metadata = fake_metadata(&emulator, Some(ECS_ROLE)).await;
+    let settings = ecs_settings(&emulator, &metadata.endpoint, &[]).expect("ECS-only settings");
+    assert!(settings.credentials().is_none() && settings.rrsa().is_none());
+    let started = Instant::now();
+    let server = server::start(settings)
+        .await
+        .expect("gateway starts with the ECS role");
+    assert_eq!(metadata.credential_reads.load(Ordering::SeqCst), 1);
+    assert_eq!(metadata.token_puts.load(Ordering::SeqCst), 1);
+    let mut client = connect(server.local_addr()).await;
+
+    let key = "ecs/tagged.txt";
+    let mut object = spec(BUCKET, key);
+    object.tagging = Some(tags(&[("round", "0")]));
+    write(&mut client, object, b"written with the instance's role").await;
+    // Calls keep working for more than two credential lifetimes.
+    let mut round = 0u64;
+    while started.elapsed() < LIFETIME * 5 / 2 {
+        round += 1;
+        client
+            .put_object_tagging(proto::PutObjectTaggingRequest {
+                bucket: BUCKET.into(),
+                key: key.into(),
+                version_id: String::new(),
+                tagging: Some(tags(&[("round", &round.to_string())])),
+            })
+            .await
+            .expect("PutObjectTagging succeeds");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        get_tags(&mut client, BUCKET, key, "").await,
+        tags(&[("round", &round.to_string())])
+    );
+    // Refreshed by the background task (about every half lifetime), each with a fresh
+    // session token, the role discovered each time, and never a read without the token.
+    let reads = metadata.credential_reads.load(Ordering::SeqCst);
+    assert!(
+        reads >= 3,
+        "{reads} credential reads in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        reads <= 2 + (started.elapsed().as_secs_f64() / 1.2) as u64,
+        "{reads}"
+    );
+    assert_eq!(metadata.token_puts.load(Ordering::SeqCst), reads);
+    assert_eq!(metadata.refused.load(Ordering::SeqCst), 0);
+    assert_eq!(emulator.sts().issued_count(), reads);
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn static_keys_then_rrsa_win_over_the_ecs_role() {
+    let emulator = emulator_with_sts(Duration::from_secs(3600), None).await;
+    let metadata = fake_metadata(&emulator, Some(ECS_ROLE)).await;
+    // Static keys: the metadata service is never asked.
+    let settings = ecs_settings(
+        &emulator,
+        &metadata.endpoint,
+        &[
+            ("OSS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("OSS_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET),
+        ],
+    )
+    .unwrap();
+    let server = server::start(settings)
+        .await
+        .expect("starts with static keys");
+    write(
+        &mut connect(server.local_addr()).await,
+        spec(BUCKET, "ecs/static.txt"),
+        b"s",
+    )
+    .await;
+    server.shutdown().await.unwrap();
+    // RRSA: STS is asked, the metadata service is not.
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, TOKEN);
+    let token = token.display().to_string();
+    let settings = ecs_settings(
+        &emulator,
+        &metadata.endpoint,
+        &[
+            ("OSSGATE_OSS__STS_ENDPOINT", &emulator.endpoint()),
+            ("ALIBABA_CLOUD_ROLE_ARN", ROLE_ARN),
+            ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", PROVIDER_ARN),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &token),
+        ],
+    )
+    .unwrap();
+    let server = server::start(settings).await.expect("starts with RRSA");
+    write(
+        &mut connect(server.local_addr()).await,
+        spec(BUCKET, "ecs/rrsa.txt"),
+        b"r",
+    )
+    .await;
+    server.shutdown().await.unwrap();
+    assert_eq!(emulator.sts().issued_count(), 1, "RRSA's one STS call");
+    assert_eq!(metadata.token_puts.load(Ordering::SeqCst), 0);
+    assert_eq!(metadata.credential_reads.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_failing_metadata_service_stops_the_start_naming_the_setting() {
+    let emulator = emulator_with_sts(Duration::from_secs(3600), None).await;
+    // No role attached to the instance.
+    let metadata = fake_metadata(&emulator, None).await;
+    let settings = ecs_settings(&emulator, &metadata.endpoint, &[]).unwrap();
+    let Err(err) = server::start(settings).await else {
+        panic!("started without a role");
+    };
+    let message = format!("{err:#}");
+    for needle in [
+        "no RAM role attached",
+        "oss.ecs_ram_role",
+        "ALIBABA_CLOUD_ECS_METADATA",
+    ] {
+        assert!(message.contains(needle), "{needle:?} not in: {message}");
+    }
+    // A role name the instance does not have.
+    let metadata = fake_metadata(&emulator, Some(ECS_ROLE)).await;
+    let settings = ecs_settings(
+        &emulator,
+        &metadata.endpoint,
+        &[("OSSGATE_OSS__ECS_RAM_ROLE", "another-role")],
+    )
+    .unwrap();
+    let Err(err) = server::start(settings).await else {
+        panic!("started with a role the instance lacks");
+    };
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("\"another-role\" is not attached"),
+        "{message}"
+    );
+    assert!(message.contains("oss.ecs_ram_role"), "{message}");
+    // Nothing listens: a connection error naming the endpoint setting (after retries).
+    let settings = ecs_settings(&emulator, "http://127.0.0.1:1", &[]).unwrap();
+    let Err(err) = server::start(settings).await else {
+        panic!("started without a metadata service");
+    };
+    let message = format!("{err:#}");
+    assert!(message.contains("oss.ecs_metadata_endpoint"), "{message}");
+    assert!(message.contains("http://127.0.0.1:1"), "{message}");
+    assert_eq!(emulator.sts().issued_count(), 0);
+}
