@@ -137,7 +137,7 @@ def test_overlay_configuration_serves(docs, tmp_path, processes, overlay, creden
     if credentials == "rrsa":
         # The credentials came from STS AssumeRoleWithOIDC (logged without secrets).
         log = server.stderr()
-        assert "OSS credentials from RRSA" in log, log
+        assert "OSS credentials from STS AssumeRoleWithOIDC" in log, log
         assert h.FAKE_OIDC_TOKEN not in log
     elif credentials == "static-keys":
         assert "the RRSA settings are not used" in server.stderr()
