@@ -76,6 +76,10 @@ struct Args {
     /// Concurrent clients in the saturation phase.
     #[arg(long, default_value_t = 1024)]
     saturation_clients: usize,
+    /// Extra gateway settings, `OSSGATE_NAME=value` (repeatable), e.g.
+    /// `--set OSSGATE_AUDIT__READ_TAGS_BEFORE=false`.
+    #[arg(long = "set")]
+    settings: Vec<String>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/load_results.json")]
     out: String,
@@ -170,7 +174,7 @@ enum Target {
 impl Target {
     async fn call(&self, client: usize, n: u64) -> OpResult {
         let key = key(client);
-        let put = n % 2 == 0;
+        let put = n.is_multiple_of(2);
         match self {
             Target::Gateway(channels) => {
                 let mut grpc = channels[client % channels.len()].clone();
@@ -434,7 +438,16 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("creating the objects")?;
     }
-    let (gateway, mut notes) = start_gateway(&emulator, &[]).await?;
+    let extra: Vec<(&str, String)> = args
+        .settings
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k, v.to_string()))
+                .with_context(|| format!("--set {s:?}: expected NAME=value"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (gateway, mut notes) = start_gateway(&emulator, &extra).await?;
     let max_clients = args.clients.iter().copied().max().unwrap_or(1);
     let grpc = channels(&gateway, max_clients.clamp(1, MAX_CHANNELS)).await?;
 
@@ -501,14 +514,12 @@ async fn main() -> anyhow::Result<()> {
 
     // Saturation: a gateway admitting `saturation_limit` calls, driven by many more clients
     // that retry at once (the harshest case) and then after the RetryInfo delay.
-    let (limited, more_notes) = start_gateway(
-        &emulator,
-        &[(
-            "OSSGATE_SERVER__MAX_CONCURRENT_CALLS",
-            args.saturation_limit.to_string(),
-        )],
-    )
-    .await?;
+    let mut limited_settings = extra.clone();
+    limited_settings.push((
+        "OSSGATE_SERVER__MAX_CONCURRENT_CALLS",
+        args.saturation_limit.to_string(),
+    ));
+    let (limited, more_notes) = start_gateway(&emulator, &limited_settings).await?;
     notes.extend(more_notes);
     let sat_channels = channels(&limited, args.saturation_clients.clamp(1, MAX_CHANNELS)).await?;
     println!();
@@ -588,6 +599,7 @@ async fn main() -> anyhow::Result<()> {
         "seconds_per_phase": args.seconds,
         "warmup_seconds": args.warmup,
         "rounds": args.rounds,
+        "gateway_settings": args.settings,
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "load_average_before": load_before,
         "load_average_after": load_after,
