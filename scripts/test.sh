@@ -21,5 +21,5 @@ echo "== cargo build (the binary the Python tests run)"
 cargo build --locked
 echo "== cargo test"
 cargo test --locked
-echo "== pytest (official SDKs against the emulator, deploy manifests)"
-python3 -m pytest -q tests/interop tests/deploy
+echo "== pytest (official SDKs against the emulator, deploy manifests, OTLP export)"
+python3 -m pytest -q tests/interop tests/deploy tests/otel

@@ -153,6 +153,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         })
     });
     let service = ObjectServiceImpl::new(client, &settings);
+    {
+        // The OTLP gauge samples the upload budget whether or not /metrics is served.
+        let sampled = service.clone();
+        crate::telemetry::set_upload_memory_source(std::sync::Arc::new(move || {
+            sampled.upload_memory_in_use()
+        }));
+    }
     let metrics = match settings.metrics_addr()? {
         Some(addr) => {
             let sampled = service.clone();
@@ -213,6 +220,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         builder = builder.max_connection_age(age);
     }
     let router = builder
+        // The caller's W3C traceparent/tracestate becomes the parent of each call's span.
+        .layer(crate::telemetry::TraceContextLayer)
         .layer(crate::rpc::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
