@@ -80,6 +80,10 @@ struct Args {
     /// `--set OSSGATE_AUDIT__READ_TAGS_BEFORE=false`.
     #[arg(long = "set")]
     settings: Vec<String>,
+    /// Run only this path (`direct` or `gateway`) and skip the saturation phase (for
+    /// profiling one side).
+    #[arg(long)]
+    only: Option<String>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/load_results.json")]
     out: String,
@@ -462,10 +466,14 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     for _ in 0..args.rounds {
         for (clients, direct_total, gateway_total) in results.iter_mut() {
-            let target = Target::Direct(direct.clone());
-            direct_total.merge(run_phase(&target, *clients, warmup, measure, false).await);
-            let target = Target::Gateway(grpc[..(*clients).min(grpc.len())].to_vec());
-            gateway_total.merge(run_phase(&target, *clients, warmup, measure, false).await);
+            if args.only.as_deref() != Some("gateway") {
+                let target = Target::Direct(direct.clone());
+                direct_total.merge(run_phase(&target, *clients, warmup, measure, false).await);
+            }
+            if args.only.as_deref() != Some("direct") {
+                let target = Target::Gateway(grpc[..(*clients).min(grpc.len())].to_vec());
+                gateway_total.merge(run_phase(&target, *clients, warmup, measure, false).await);
+            }
         }
     }
 
@@ -511,6 +519,10 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(grpc);
     gateway.shutdown().await?;
+    if args.only.is_some() {
+        emulator.shutdown().await;
+        return Ok(());
+    }
 
     // Saturation: a gateway admitting `saturation_limit` calls, driven by many more clients
     // that retry at once (the harshest case) and then after the RetryInfo delay.
