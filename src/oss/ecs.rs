@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Credentials, CredentialsError, CredentialsProvider, TemporaryCredentials};
+use super::{
+    Answer, CredentialsError, CredentialsProvider, IssuedCredentials, TemporaryCredentials,
+};
 
 /// How this source is named in errors and logs.
 pub const SERVICE: &str = "ECS instance metadata (RAM role)";
@@ -41,8 +43,6 @@ pub const TOKEN_HEADER: &str = "x-aliyun-ecs-metadata-token";
 pub const TOKEN_PATH: &str = "/latest/api/token";
 /// Path of the role's credentials (followed by the role name).
 pub const CREDENTIALS_PATH: &str = "/latest/meta-data/ram/security-credentials/";
-/// Largest answer read.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 const ROLE_SETTING: &str = "oss.ecs_ram_role (ALIBABA_CLOUD_ECS_METADATA)";
 const ENDPOINT_SETTING: &str = "oss.ecs_metadata_endpoint";
@@ -97,43 +97,23 @@ pub struct EcsRoleProvider {
     config: EcsRoleConfig,
 }
 
-fn config_error(setting: &'static str, message: impl Into<String>) -> CredentialsError {
-    CredentialsError::Config {
-        setting,
-        message: message.into(),
-    }
-}
-
-/// One answer of the metadata service.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-}
-
 impl EcsRoleProvider {
     /// Checks `config` and builds the HTTP client (no network I/O).
     pub fn new(config: EcsRoleConfig) -> Result<Self, CredentialsError> {
         let base = check_endpoint(&config.endpoint)
-            .map_err(|message| config_error(ENDPOINT_SETTING, message))?;
+            .map_err(|message| CredentialsError::config(ENDPOINT_SETTING, message))?;
         if let Some(role) = &config.role
             && !valid_role_name(role)
         {
-            return Err(config_error(
+            return Err(CredentialsError::config(
                 ROLE_SETTING,
                 format!("{role:?} is not a RAM role name (1 to 64 letters, digits, . - _)"),
             ));
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            // The metadata service answers only on the instance's own link.
-            .no_proxy()
-            .user_agent(concat!("ossgate/", env!("CARGO_PKG_VERSION")))
-            .build()
+        // The metadata service answers only on the instance's own link: no proxy.
+        let http = super::http_client(config.connect_timeout, config.request_timeout, true)
             .map_err(|e| {
-                config_error(
+                CredentialsError::config(
                     ENDPOINT_SETTING,
                     format!("cannot build the HTTP client: {e}"),
                 )
@@ -153,32 +133,16 @@ impl EcsRoleProvider {
     }
 
     fn transport(&self, message: String, retryable: bool) -> CredentialsError {
-        CredentialsError::Transport {
-            service: SERVICE,
-            endpoint: self.config.endpoint.clone(),
-            message,
-            retryable,
-        }
+        CredentialsError::transport(SERVICE, &self.config.endpoint, message, retryable)
     }
 
-    /// Sends a request and reads at most [`MAX_RESPONSE_BYTES`] of its answer.
+    /// Sends a request and reads its answer (see [`super::send`]).
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, CredentialsError> {
-        let unreachable = |e: &reqwest::Error| {
-            self.transport(format!("{}; check {ENDPOINT_SETTING}", describe(e)), true)
-        };
-        let mut response = request.send().await.map_err(|e| unreachable(&e))?;
-        let status = response.status().as_u16();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(&e))? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(self.transport(
-                    format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
-                    false,
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Answer { status, body })
+        let hint = format!("; check {ENDPOINT_SETTING}");
+        super::send(request, &hint, |message, retryable| {
+            self.transport(message, retryable)
+        })
+        .await
     }
 
     /// A metadata session token; `None` when the service gave none and plain reads are
@@ -250,11 +214,8 @@ pub fn parse_role_name(
     status: u16,
     body: &[u8],
 ) -> Result<String, CredentialsError> {
-    let transport = |message: String, retryable: bool| CredentialsError::Transport {
-        service: SERVICE,
-        endpoint: endpoint.to_owned(),
-        message,
-        retryable,
+    let transport = |message: String, retryable: bool| {
+        CredentialsError::transport(SERVICE, endpoint, message, retryable)
     };
     if status == 404 {
         return Err(transport(
@@ -298,10 +259,8 @@ pub fn parse_role_name(
 struct EcsResponse {
     code: Option<String>,
     message: Option<String>,
-    access_key_id: Option<String>,
-    access_key_secret: Option<String>,
-    security_token: Option<String>,
-    expiration: Option<String>,
+    #[serde(flatten)]
+    credentials: IssuedCredentials,
 }
 
 /// Turns the metadata service's answer for `role` into credentials or an error (never
@@ -312,11 +271,8 @@ pub fn parse_credentials(
     status: u16,
     body: &[u8],
 ) -> Result<TemporaryCredentials, CredentialsError> {
-    let transport = |message: String, retryable: bool| CredentialsError::Transport {
-        service: SERVICE,
-        endpoint: endpoint.to_owned(),
-        message,
-        retryable,
+    let transport = |message: String, retryable: bool| {
+        CredentialsError::transport(SERVICE, endpoint, message, retryable)
     };
     let path = format!("{CREDENTIALS_PATH}{role}");
     if status == 404 {
@@ -355,28 +311,15 @@ pub fn parse_credentials(
             true,
         ));
     }
-    let incomplete = |what: &str| transport(format!("GET {path}: the answer has no {what}"), false);
-    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
-    let access_key_id = non_empty(parsed.access_key_id).ok_or_else(|| incomplete("AccessKeyId"))?;
-    let access_key_secret =
-        non_empty(parsed.access_key_secret).ok_or_else(|| incomplete("AccessKeySecret"))?;
-    let security_token =
-        non_empty(parsed.security_token).ok_or_else(|| incomplete("SecurityToken"))?;
-    let expiration_text = non_empty(parsed.expiration).ok_or_else(|| incomplete("Expiration"))?;
-    let expiration = super::sts::parse_timestamp(&expiration_text).ok_or_else(|| {
-        transport(
-            format!("GET {path}: Expiration {expiration_text:?} is not an RFC 3339 time"),
-            false,
-        )
-    })?;
-    Ok(TemporaryCredentials {
-        credentials: Credentials {
-            access_key_id,
-            access_key_secret,
-            security_token: Some(security_token),
+    parsed.credentials.into_temporary(
+        |what| transport(format!("GET {path}: the answer has no {what}"), false),
+        |text| {
+            transport(
+                format!("GET {path}: Expiration {text:?} is not an RFC 3339 time"),
+                false,
+            )
         },
-        expiration,
-    })
+    )
 }
 
 impl CredentialsProvider for EcsRoleProvider {
@@ -395,18 +338,6 @@ impl CredentialsProvider for EcsRoleProvider {
     fn name(&self) -> Option<&'static str> {
         Some(SERVICE)
     }
-}
-
-/// A reqwest error with its causes (reqwest's Display alone hides "connection refused").
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

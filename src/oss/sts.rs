@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{Credentials, CredentialsError, CredentialsProvider, TemporaryCredentials};
+use super::{CredentialsError, CredentialsProvider, IssuedCredentials, TemporaryCredentials};
 use crate::oss::sign::uri_encode;
 
 /// Environment variable of the RAM role ARN (set by ACK's pod identity webhook, or by hand).
@@ -32,8 +32,6 @@ pub const API_VERSION: &str = "2015-04-01";
 pub const DURATION_RANGE: std::ops::RangeInclusive<u64> = 900..=43_200;
 /// Largest token file read (STS accepts tokens of 4 to 20,000 characters).
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
-/// Largest response body read.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// The STS endpoint for `region` (`https://sts.cn-hangzhou.aliyuncs.com`), or the central
 /// `https://sts.aliyuncs.com` when the region is unknown.
@@ -73,18 +71,11 @@ pub struct OidcRoleProvider {
     config: OidcRoleConfig,
 }
 
-fn config_error(setting: &'static str, message: impl Into<String>) -> CredentialsError {
-    CredentialsError::Config {
-        setting,
-        message: message.into(),
-    }
-}
-
 impl OidcRoleProvider {
     /// Checks `config` and builds the HTTP client (no network I/O).
     pub fn new(config: OidcRoleConfig) -> Result<Self, CredentialsError> {
         let url = reqwest::Url::parse(&config.endpoint).map_err(|e| {
-            config_error(
+            CredentialsError::config(
                 "oss.sts_endpoint",
                 format!("{:?} is not a URL: {e}", config.endpoint),
             )
@@ -93,7 +84,7 @@ impl OidcRoleProvider {
             || url.host_str().is_none()
             || url.query().is_some()
         {
-            return Err(config_error(
+            return Err(CredentialsError::config(
                 "oss.sts_endpoint",
                 format!(
                     "{:?} must be an http:// or https:// URL with a host and no query",
@@ -112,28 +103,22 @@ impl OidcRoleProvider {
             ),
         ] {
             if value.trim().is_empty() {
-                return Err(config_error(setting, "empty"));
+                return Err(CredentialsError::config(setting, "empty"));
             }
         }
         if config.oidc_token_file.as_os_str().is_empty() {
-            return Err(config_error(
+            return Err(CredentialsError::config(
                 "oss.oidc_token_file (ALIBABA_CLOUD_OIDC_TOKEN_FILE)",
                 "empty",
             ));
         }
         check_session_name(&config.role_session_name)?;
         if config.duration < Duration::from_secs(1) {
-            return Err(config_error(
+            return Err(CredentialsError::config(
                 "oss.credentials_duration_secs",
                 "must be at least 1 second",
             ));
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ossgate/", env!("CARGO_PKG_VERSION")));
         let host = url.host_str().unwrap_or_default();
         let loopback = host.eq_ignore_ascii_case("localhost")
             || host
@@ -141,15 +126,13 @@ impl OidcRoleProvider {
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            builder = builder.no_proxy();
-        }
-        let http = builder.build().map_err(|e| {
-            config_error(
-                "oss.sts_endpoint",
-                format!("cannot build the HTTP client: {e}"),
-            )
-        })?;
+        let http = super::http_client(config.connect_timeout, config.request_timeout, loopback)
+            .map_err(|e| {
+                CredentialsError::config(
+                    "oss.sts_endpoint",
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         Ok(Self { http, url, config })
     }
 
@@ -199,7 +182,7 @@ fn check_session_name(name: &str) -> Result<(), CredentialsError> {
     if ok {
         Ok(())
     } else {
-        Err(config_error(
+        Err(CredentialsError::config(
             "oss.role_session_name",
             format!("{name:?} must be 2 to 64 letters, digits or . @ - _"),
         ))
@@ -259,16 +242,7 @@ struct StsResponse {
     request_id: Option<String>,
     code: Option<String>,
     message: Option<String>,
-    credentials: Option<StsCredentials>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct StsCredentials {
-    access_key_id: Option<String>,
-    access_key_secret: Option<String>,
-    security_token: Option<String>,
-    expiration: Option<String>,
+    credentials: Option<IssuedCredentials>,
 }
 
 /// Turns an STS answer into credentials or an error (never echoing secrets).
@@ -277,11 +251,8 @@ pub fn parse_response(
     status: u16,
     body: &[u8],
 ) -> Result<TemporaryCredentials, CredentialsError> {
-    let transport = |message: String, retryable: bool| CredentialsError::Transport {
-        service: SERVICE,
-        endpoint: endpoint.to_owned(),
-        message,
-        retryable,
+    let transport = |message: String, retryable: bool| {
+        CredentialsError::transport(SERVICE, endpoint, message, retryable)
     };
     let parsed: Option<StsResponse> = serde_json::from_slice(body).ok();
     if !(200..300).contains(&status) {
@@ -321,28 +292,13 @@ pub fn parse_response(
             false,
         )
     };
-    let Some(c) = &parsed.credentials else {
-        return Err(incomplete("AccessKeyId"));
-    };
-    let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    let access_key_id = non_empty(&c.access_key_id).ok_or_else(|| incomplete("AccessKeyId"))?;
-    let access_key_secret =
-        non_empty(&c.access_key_secret).ok_or_else(|| incomplete("AccessKeySecret"))?;
-    let security_token = non_empty(&c.security_token).ok_or_else(|| incomplete("SecurityToken"))?;
-    let expiration_text = non_empty(&c.expiration).ok_or_else(|| incomplete("Expiration"))?;
-    let expiration = parse_timestamp(&expiration_text).ok_or_else(|| {
+    // No Credentials at all: the first field is missing.
+    let credentials = parsed.credentials.unwrap_or_default();
+    credentials.into_temporary(incomplete, |text| {
         transport(
-            format!("Credentials.Expiration {expiration_text:?} is not an RFC 3339 time"),
+            format!("Credentials.Expiration {text:?} is not an RFC 3339 time"),
             false,
         )
-    })?;
-    Ok(TemporaryCredentials {
-        credentials: Credentials {
-            access_key_id,
-            access_key_secret,
-            security_token: Some(security_token),
-        },
-        expiration,
     })
 }
 
@@ -352,51 +308,18 @@ impl CredentialsProvider for OidcRoleProvider {
         let mut url = self.url.clone();
         url.query_pairs_mut()
             .extend_pairs(query_params(SystemTime::now()));
-        let transport = |message: String, retryable: bool| CredentialsError::Transport {
-            service: SERVICE,
-            endpoint: self.config.endpoint.clone(),
-            message,
-            retryable,
-        };
-        let response = self
+        let request = self
             .http
             .post(url)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(form_body(&self.config, &token))
-            .send()
-            .await
-            .map_err(|e| transport(describe(&e), true))?;
-        let status = response.status().as_u16();
-        let mut body = Vec::new();
-        let mut response = response;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| transport(describe(&e), true))?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(transport(
-                    format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
-                    false,
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        parse_response(&self.config.endpoint, status, &body)
+            .body(form_body(&self.config, &token));
+        let answer = super::send(request, "", |message, retryable| {
+            CredentialsError::transport(SERVICE, &self.config.endpoint, message, retryable)
+        })
+        .await?;
+        parse_response(&self.config.endpoint, answer.status, &answer.body)
     }
-}
-
-/// A reqwest error with its causes (reqwest's Display alone hides "connection refused").
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
