@@ -1223,3 +1223,183 @@ async fn open_uploads_survive_a_restart_on_disk() {
     assert_eq!(get(&e, "bkt", "app").await, b"abcdef");
     e.shutdown().await;
 }
+
+/// A completed upload is its parts' data as they are (no copy at Complete): reads of any
+/// range, UploadPartCopy and CopyObject see one run of bytes, in memory and on disk, and
+/// overwriting or deleting the object removes its data.
+async fn composed_object_reads_as_one(e: &EmulatorHandle, blobs: Option<&std::path::Path>) {
+    let parts = [data(100 * KB + 7, 1), data(100 * KB, 2), data(3 * KB, 3)];
+    let whole = parts.concat();
+    let id = initiate(e, "bkt", "composed", &[]).await;
+    let mut etags = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        etags.push(upload_part(e, "bkt", "composed", &id, i as u32 + 1, p).await);
+    }
+    let listed: Vec<(u32, &str)> = etags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i as u32 + 1, t.as_str()))
+        .collect();
+    let r = complete(e, "bkt", "composed", &id, &listed).await;
+    assert_eq!(r.status(), 200);
+    let crc = crc64(&whole).to_string();
+    assert_eq!(
+        hv(&r, "x-oss-hash-crc64ecma").as_deref(),
+        Some(crc.as_str())
+    );
+    assert_eq!(get(e, "bkt", "composed").await, whole);
+    let h = head(e, "bkt", "composed").await;
+    assert_eq!(
+        hv(&h, "x-oss-hash-crc64ecma").as_deref(),
+        Some(crc.as_str())
+    );
+    assert_eq!(
+        hv(&h, "content-length").as_deref(),
+        Some(whole.len().to_string().as_str())
+    );
+    // Ranges inside one part, across a boundary, across all three, and the tail.
+    let b1 = parts[0].len();
+    let b2 = b1 + parts[1].len();
+    for (a, z) in [
+        (5, 99),
+        (b1 - 10, b1 + 10),
+        (b1, b1),
+        (b1 - 1, b2 + 1),
+        (3, whole.len() - 3),
+        (b2, whole.len() - 1),
+    ] {
+        let r = Req::new("GET", "bkt", "composed")
+            .h("range", &format!("bytes={a}-{z}"))
+            .send(e)
+            .await;
+        assert_eq!(r.status(), 206, "bytes={a}-{z}");
+        assert_eq!(r.bytes().await.unwrap(), &whole[a..=z], "bytes={a}-{z}");
+    }
+    // UploadPartCopy of a range across a boundary, and a whole-object CopyObject.
+    let id2 = initiate(e, "bkt", "copied-parts", &[]).await;
+    let r = Req::new("PUT", "bkt", "copied-parts")
+        .q("partNumber", "1")
+        .q("uploadId", &id2)
+        .h("x-oss-copy-source", "/bkt/composed")
+        .h(
+            "x-oss-copy-source-range",
+            &format!("bytes={}-{}", b1 - 100, b2 + 50),
+        )
+        .send(e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let t = xml_values(&r.text().await.unwrap(), "ETag").remove(0);
+    let r = complete(e, "bkt", "copied-parts", &id2, &[(1, &t)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        get(e, "bkt", "copied-parts").await,
+        &whole[b1 - 100..=b2 + 50]
+    );
+    let r = Req::new("PUT", "bkt", "copy")
+        .h("x-oss-copy-source", "/bkt/composed")
+        .send(e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(e, "bkt", "copy").await, whole);
+    // Overwriting and deleting remove the composed data (two composed blobs so far:
+    // "composed" and "copied-parts").
+    let dirs = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|f| f.as_ref().unwrap().file_type().unwrap().is_dir())
+            .count()
+    };
+    let count = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+    let before = blobs.map(count);
+    assert_eq!(blobs.map(dirs), blobs.map(|_| 2));
+    let r = Req::new("PUT", "bkt", "composed")
+        .body(b"small")
+        .send(e)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(e, "bkt", "composed").await, b"small");
+    assert_eq!(blobs.map(count), before, "the composed blob was replaced");
+    assert_eq!(blobs.map(dirs), blobs.map(|_| 1));
+    for key in ["composed", "copied-parts", "copy"] {
+        let r = Req::new("DELETE", "bkt", key).send(e).await;
+        assert_eq!(r.status(), 204);
+    }
+    if let Some(dir) = blobs {
+        assert_eq!(count(dir), 0);
+    }
+}
+
+#[tokio::test]
+async fn composed_object_reads_as_one_in_memory() {
+    let e = start().await;
+    composed_object_reads_as_one(&e, None).await;
+    e.shutdown().await;
+}
+
+#[tokio::test]
+async fn composed_object_reads_as_one_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.data_dir = Some(dir.path().to_owned());
+    let e = emulator::start(c).await.unwrap();
+    composed_object_reads_as_one(&e, Some(&dir.path().join("blobs"))).await;
+    e.shutdown().await;
+}
+
+/// Parts are not fsynced when uploaded: one damaged by a crash is dropped at start (never
+/// used), intact ones stay; unreferenced data (a composed blob whose commit never happened,
+/// temp files and directories) is removed.
+#[tokio::test]
+async fn restart_drops_damaged_parts_and_unreferenced_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.data_dir = Some(dir.path().to_owned());
+    let e = emulator::start(c.clone()).await.unwrap();
+    let id = initiate(&e, "bkt", "crashy", &[]).await;
+    let p1 = data(100 * KB, 5);
+    let e1 = upload_part(&e, "bkt", "crashy", &id, 1, &p1).await;
+    upload_part(&e, "bkt", "crashy", &id, 2, &data(100 * KB, 6)).await;
+    upload_part(&e, "bkt", "crashy", &id, 3, &data(100 * KB, 7)).await;
+    e.shutdown().await;
+
+    // Damage part 2 (one byte changed) and cut part 3 short, as a crash might.
+    let upload: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("uploads").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    let file = |n: &str| {
+        let data = upload["parts"][n]["data"].as_str().unwrap();
+        dir.path().join("uploads").join("parts").join(data)
+    };
+    let mut bytes = std::fs::read(file("2")).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(file("2"), bytes).unwrap();
+    std::fs::write(file("3"), &data(100 * KB, 7)[..50 * KB]).unwrap();
+    // Leftovers of a Complete that crashed before its commit.
+    let blobs = dir.path().join("blobs");
+    for leftover in [".tmp-0123", "4567"] {
+        std::fs::create_dir(blobs.join(leftover)).unwrap();
+        std::fs::write(blobs.join(leftover).join("00000"), b"x").unwrap();
+    }
+
+    let e = emulator::start(c).await.unwrap();
+    assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
+    let r = Req::new("GET", "bkt", "crashy")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let numbers = xml_values(&r.text().await.unwrap(), "PartNumber");
+    assert_eq!(
+        numbers,
+        vec!["1".to_owned()],
+        "only the intact part is listed"
+    );
+    assert!(!file("2").exists() && !file("3").exists());
+    let r = complete(&e, "bkt", "crashy", &id, &[(1, &e1), (2, "\"AB\"")]).await;
+    assert_eq!(error_code(r).await, (400, "InvalidPart".to_owned()));
+    let r = complete(&e, "bkt", "crashy", &id, &[(1, &e1)]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&e, "bkt", "crashy").await, p1);
+    e.shutdown().await;
+}

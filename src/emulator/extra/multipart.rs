@@ -4,14 +4,21 @@
 //! Open uploads and their parts are kept apart from objects. On disk:
 //! ```text
 //! uploads/<upload id>.json   the upload (bucket, key, what Initiate set, its parts)
-//! uploads/parts/<id>         one part's data (written to .tmp-<id>, fsynced, renamed)
+//! uploads/parts/<id>         one part's data (written to .tmp-<id>, renamed)
 //! ```
-//! JSON files are written atomically; part files nobody references are removed at start.
-//! Complete concatenates the parts into a new object blob, commits it with the store's
-//! `put` (so forbid-overwrite and versioning behave as for PutObject), then drops the upload.
+//! Files are written atomically (temp file, rename), so no half-written part or upload is
+//! ever visible. Uploading a part does not fsync: the durability point is Complete, which
+//! fsyncs the parts it uses (an emulator need not make every acknowledged part survive a
+//! crash). So that a crash can never leave a damaged part behind, parts are checked against
+//! their recorded size and CRC-64 at start, and dropped from their upload if they differ;
+//! part files nobody references are removed.
+//!
+//! Complete copies no data: it makes the parts one blob ([`Store::compose`]: hard links on
+//! disk, shared buffers in memory), commits it with the store's `put` (so forbid-overwrite
+//! and versioning behave as for PutObject), then drops the upload.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -21,7 +28,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::super::{
     Ctx, MAX_OBJECT_SIZE, base_response, blocking, content_md5, digest_mismatch, entity_headers,
@@ -32,9 +39,9 @@ use super::{
     no_such_upload, pump, url_encoding, xml_response,
 };
 use crate::emulator::error::ApiError;
-use crate::emulator::store::{Kind, Version, now_ms};
+use crate::emulator::store::{Kind, MemoryWriter, Pieces, StagedBlob, Store, Version, now_ms};
 use crate::emulator::{EmulatorHandle, State};
-use crate::model::Crc64;
+use crate::model::{Crc64, crc64_combine};
 
 /// Highest part number.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -75,7 +82,7 @@ struct Upload {
 pub(crate) struct Uploads {
     open: Mutex<BTreeMap<String, Upload>>,
     /// Part data in memory (when `root` is `None`).
-    memory: Arc<Mutex<HashMap<String, Bytes>>>,
+    memory: Arc<Mutex<HashMap<String, Vec<Bytes>>>>,
     /// `<data_dir>/uploads`.
     root: Option<PathBuf>,
 }
@@ -88,16 +95,22 @@ fn io_err(e: std::io::Error) -> ApiError {
     ApiError::internal(format!("cannot store upload data: {e}"))
 }
 
-/// Writes `dir/name` atomically (temp file, fsync, rename, fsync of the directory).
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `dir/name` atomically (temp file, rename); `durable` adds an fsync of the file
+/// before and of the directory after the rename.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         std::fs::rename(&tmp, dir.join(name))?;
-        std::fs::File::open(dir)?.sync_all()
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -112,11 +125,11 @@ pub(crate) struct PartWriter {
     crc: Crc64,
     size: u64,
     sink: PartSink,
-    memory: Arc<Mutex<HashMap<String, Bytes>>>,
+    memory: Arc<Mutex<HashMap<String, Vec<Bytes>>>>,
 }
 
 enum PartSink {
-    Memory(Vec<u8>),
+    Memory(MemoryWriter),
     Disk {
         file: tokio::fs::File,
         tmp: PathBuf,
@@ -131,7 +144,7 @@ impl ChunkSink for PartWriter {
         self.crc.update(chunk);
         self.size += chunk.len() as u64;
         match &mut self.sink {
-            PartSink::Memory(v) => v.extend_from_slice(chunk),
+            PartSink::Memory(v) => v.write(chunk),
             PartSink::Disk { file, .. } => file.write_all(chunk).await?,
             PartSink::Done => return Err(std::io::Error::other("part already finished")),
         }
@@ -143,11 +156,12 @@ impl ChunkSink for PartWriter {
 }
 
 impl PartWriter {
-    /// Makes the data durable; returns the part (not yet referenced by its upload).
+    /// Puts the data in place (not fsynced: Complete does that); returns the part, not yet
+    /// referenced by its upload.
     async fn finish(mut self) -> std::io::Result<Part> {
         match std::mem::replace(&mut self.sink, PartSink::Done) {
             PartSink::Memory(v) => {
-                lock(&self.memory).insert(self.id.clone(), Bytes::from(v));
+                lock(&self.memory).insert(self.id.clone(), v.finish());
             }
             PartSink::Disk {
                 mut file,
@@ -156,7 +170,7 @@ impl PartWriter {
             } => {
                 let r = async {
                     file.flush().await?;
-                    file.sync_all().await?;
+                    drop(file);
                     tokio::fs::rename(&tmp, &path).await
                 }
                 .await;
@@ -185,10 +199,25 @@ impl Drop for PartWriter {
     }
 }
 
-/// Readable part data, opened under the lock.
-enum PartData {
-    Memory(Bytes),
-    File(std::fs::File),
+/// Whether a part's file holds exactly the bytes recorded for it (size and CRC-64).
+fn part_is_intact(path: &Path, part: &Part) -> bool {
+    let check = || -> std::io::Result<bool> {
+        let mut f = std::fs::File::open(path)?;
+        if f.metadata()?.len() != part.size {
+            return Ok(false);
+        }
+        let mut crc = Crc64::new();
+        let mut buf = vec![0u8; 1024 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            crc.update(&buf[..n]);
+        }
+        Ok(crc.value() == part.crc64)
+    };
+    check().unwrap_or(false)
 }
 
 impl Uploads {
@@ -223,8 +252,23 @@ impl Uploads {
                 continue;
             }
             let bytes = std::fs::read(&path)?;
-            let upload: Upload = serde_json::from_slice(&bytes)
+            let mut upload: Upload = serde_json::from_slice(&bytes)
                 .with_context(|| format!("corrupt {}", path.display()))?;
+            // Parts are not fsynced when uploaded: after a crash one may be short or
+            // damaged. Such a part is dropped (as if never uploaded), never used.
+            let before = upload.parts.len();
+            upload
+                .parts
+                .retain(|_, part| part_is_intact(&parts_dir.join(&part.data), part));
+            if upload.parts.len() != before {
+                tracing::warn!(
+                    upload_id = %upload.upload_id,
+                    dropped = before - upload.parts.len(),
+                    "parts that did not survive a restart intact were dropped from their upload"
+                );
+                let json = serde_json::to_vec(&upload)?;
+                write_atomic(&root, &name, &json, true)?;
+            }
             referenced.extend(upload.parts.values().map(|p| p.data.clone()));
             open.insert(upload.upload_id.clone(), upload);
         }
@@ -241,12 +285,13 @@ impl Uploads {
         })
     }
 
-    fn persist(&self, upload: &Upload) -> Result<(), ApiError> {
+    /// Writes the upload's JSON; `durable` for Initiate (parts are made durable at Complete).
+    fn persist(&self, upload: &Upload, durable: bool) -> Result<(), ApiError> {
         let Some(root) = &self.root else {
             return Ok(());
         };
         let json = serde_json::to_vec(upload).map_err(|e| ApiError::internal(e.to_string()))?;
-        write_atomic(root, &format!("{}.json", upload.upload_id), &json).map_err(io_err)
+        write_atomic(root, &format!("{}.json", upload.upload_id), &json, durable).map_err(io_err)
     }
 
     fn forget(&self, upload: &Upload) {
@@ -273,7 +318,7 @@ impl Uploads {
     async fn writer(&self) -> Result<PartWriter, ApiError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let sink = match &self.root {
-            None => PartSink::Memory(Vec::new()),
+            None => PartSink::Memory(MemoryWriter::default()),
             Some(root) => {
                 let dir = root.join("parts");
                 let tmp = dir.join(format!(".tmp-{id}"));
@@ -306,7 +351,7 @@ impl Uploads {
 
     fn insert(&self, upload: Upload) -> Result<(), ApiError> {
         let mut open = lock(&self.open);
-        self.persist(&upload)?;
+        self.persist(&upload, true)?;
         open.insert(upload.upload_id.clone(), upload);
         Ok(())
     }
@@ -332,7 +377,7 @@ impl Uploads {
             };
             let data = part.data.clone();
             let old = upload.parts.insert(number, part);
-            if let Err(e) = self.persist(upload) {
+            if let Err(e) = self.persist(upload, false) {
                 match old {
                     Some(old) => upload.parts.insert(number, old),
                     None => upload.parts.remove(&number),
@@ -349,17 +394,47 @@ impl Uploads {
         Ok(())
     }
 
-    fn open_data(&self, id: &str) -> Result<PartData, ApiError> {
-        match &self.root {
-            None => lock(&self.memory)
-                .get(id)
-                .cloned()
-                .map(PartData::Memory)
-                .ok_or_else(|| ApiError::internal("part data is missing")),
-            Some(root) => std::fs::File::open(root.join("parts").join(id))
-                .map(PartData::File)
-                .map_err(io_err),
+    /// Makes `chosen` (part number, data ID), the parts of an open upload, one blob of the
+    /// store without copying them. Holds the upload lock throughout, so a concurrent
+    /// re-upload or Abort cannot remove a part's data under it. Blocking.
+    fn compose(
+        &self,
+        store: &Store,
+        (bucket, key, upload_id): (&str, &str, &str),
+        chosen: &[(u32, String)],
+        size: u64,
+        crc64: u64,
+    ) -> Result<StagedBlob, ApiError> {
+        let open = lock(&self.open);
+        let upload = open
+            .get(upload_id)
+            .filter(|u| u.bucket == bucket && u.key == key)
+            .ok_or_else(no_such_upload)?;
+        for (n, data) in chosen {
+            if upload.parts.get(n).is_none_or(|p| p.data != *data) {
+                return Err(invalid_part(*n));
+            }
         }
+        let pieces = match &self.root {
+            None => {
+                let memory = lock(&self.memory);
+                let mut buffers = Vec::new();
+                for (_, data) in chosen {
+                    let part = memory
+                        .get(data)
+                        .ok_or_else(|| ApiError::internal("part data is missing"))?;
+                    buffers.extend(part.iter().cloned());
+                }
+                Pieces::Memory(buffers)
+            }
+            Some(root) => Pieces::Files(
+                chosen
+                    .iter()
+                    .map(|(_, data)| root.join("parts").join(data))
+                    .collect(),
+            ),
+        };
+        store.compose(pieces, size, crc64).map_err(io_err)
     }
 
     /// Removes an upload if it is still open (after Complete or on Abort).
@@ -711,31 +786,26 @@ pub(super) async fn complete(
             .with("ProposedSize", p.size.to_string()));
         }
     }
-    // Open every part's data now: a concurrent re-upload may remove the file afterwards.
-    let mut sources = Vec::with_capacity(chosen.len());
-    for (_, p) in &chosen {
-        sources.push(uploads.open_data(&p.data)?);
-    }
-    // The ETag comes from the parts' MD5s, so the assembled data is not hashed again.
+    // The parts become the object's data as they are (no copy); its size and CRC-64 follow
+    // from theirs, its ETag from their MD5s.
     let total: u64 = chosen.iter().map(|(_, p)| p.size).sum();
-    let mut staging = state.store.stage_unhashed(total).await.map_err(io_err)?;
-    let mut buf = vec![0u8; 1024 * 1024];
-    for src in sources {
-        match src {
-            PartData::Memory(b) => staging.write(&b).await.map_err(io_err)?,
-            PartData::File(f) => {
-                let mut f = tokio::fs::File::from_std(f);
-                loop {
-                    let n = f.read(&mut buf).await.map_err(io_err)?;
-                    if n == 0 {
-                        break;
-                    }
-                    staging.write(&buf[..n]).await.map_err(io_err)?;
-                }
-            }
-        }
-    }
-    let blob = staging.finish().await.map_err(io_err)?;
+    let crc64 = chosen
+        .iter()
+        .fold(0, |crc, (_, p)| crc64_combine(crc, p.crc64, p.size));
+    let pieces: Vec<(u32, String)> = chosen.iter().map(|(n, p)| (*n, p.data.clone())).collect();
+    let (st, bucket, key, id2) = (
+        state.clone(),
+        ctx.bucket.clone(),
+        ctx.key.clone(),
+        id.clone(),
+    );
+    let blob = tokio::task::spawn_blocking(move || {
+        st.extra
+            .uploads
+            .compose(&st.store, (&bucket, &key, &id2), &pieces, total, crc64)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("upload task failed: {e}")))??;
     let mut md5s = Md5::new();
     for (_, p) in &chosen {
         md5s.update(hex::decode(&p.etag).unwrap_or_default());
