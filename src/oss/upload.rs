@@ -197,7 +197,6 @@ impl MultipartWriter {
         let upload = self.upload.clone();
         let part = async move {
             let size = body.len() as u64;
-            let crc64 = crate::model::crc64(&body);
             let out = client
                 .upload_part(&UploadPartInput {
                     upload,
@@ -214,7 +213,9 @@ impl MultipartWriter {
                 part_number,
                 etag: out.etag,
                 size,
-                crc64,
+                // The CRC-64 of the bytes sent: upload_part computes it once and has
+                // checked it against OSS's CRC of the part.
+                crc64: out.sent_crc64,
             })
         };
         // In the caller's span: each part's OSS request is a child of the call.
