@@ -371,3 +371,34 @@ async fn a_deadline_during_a_slow_multipart_write_leaves_no_upload_and_no_object
     assert!(!exists(&stack, BUCKET, "late.bin").await);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn the_read_timeout_ends_a_stalled_oss_request() {
+    let stack = stack_with(&[("OSSGATE_OSS__READ_TIMEOUT_MS", "300")]).await;
+    let mut client = stack.client.clone();
+    write(&mut client, spec(BUCKET, "stalled.txt"), b"x").await;
+    let faults = stack.emulator.faults();
+    faults.reset_counts();
+    faults.inject(fault(
+        FaultOp::GetObjectTagging,
+        FaultKind::Delay(Duration::from_secs(30)),
+        1,
+    ));
+    let status = client
+        .get_object_tagging(proto::GetObjectTaggingRequest {
+            bucket: BUCKET.into(),
+            key: "stalled.txt".into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        oss_reason(&status).as_deref(),
+        Some("Timeout"),
+        "{status:?}"
+    );
+    // A request that timed out may have been carried out: it is not sent again.
+    assert_eq!(faults.count(FaultOp::GetObjectTagging), 1);
+    stack.stop().await;
+}
