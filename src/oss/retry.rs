@@ -167,27 +167,46 @@ pub struct Retrier {
     pub config: RetryConfig,
     /// The shared budget.
     pub budget: RetryBudget,
+    /// When the last "budget exhausted" warning was logged (at most one a second).
+    created: Instant,
+    last_warning_ms: AtomicU64,
 }
 
 impl Retrier {
     /// A retrier with a full budget.
     pub fn new(config: RetryConfig) -> Self {
         let budget = RetryBudget::new(&config);
-        Self { config, budget }
+        Self {
+            config,
+            budget,
+            created: Instant::now(),
+            last_warning_ms: AtomicU64::new(u64::MAX),
+        }
     }
 
-    /// Asks the budget for one retry of `operation`; logs a warning when it is refused.
+    /// Asks the budget for one retry of `operation`; when it is refused, logs a warning (at
+    /// most one a second, with the running count of refusals).
     pub fn allow(&self, operation: &str, error: &dyn std::fmt::Display) -> bool {
         if self.budget.try_retry() {
             return true;
         }
-        tracing::warn!(
-            target: "ossgate::oss::retry",
-            operation,
-            denied_total = self.budget.denied(),
-            error = %error,
-            "OSS retry budget exhausted: failing without retrying"
-        );
+        let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now_ms.saturating_sub(last) >= 1000;
+        if due
+            && self
+                .last_warning_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                target: "ossgate::oss::retry",
+                operation,
+                denied_total = self.budget.denied(),
+                error = %error,
+                "OSS retry budget exhausted: failing without retrying"
+            );
+        }
         false
     }
 }
@@ -322,6 +341,17 @@ mod tests {
         assert!(budget.try_retry_at(t0), "an earlier instant is harmless");
         assert!(!budget.try_retry_at(t0 + Duration::from_secs(5)));
         assert!(budget.try_retry_at(t0 + Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn the_retrier_grants_while_the_budget_lasts_and_counts_refusals() {
+        let retrier = Retrier::new(config(0.0, 0.0, 1));
+        assert!(retrier.allow("PUT ?tagging", &"503"));
+        for _ in 0..5 {
+            assert!(!retrier.allow("PUT ?tagging", &"503"));
+        }
+        assert_eq!(retrier.budget.denied(), 5);
+        assert!(retrier.budget.available() < 1.0);
     }
 
     #[tokio::test]
