@@ -245,38 +245,27 @@ impl Trail {
 #[cfg(test)]
 mod tests {
     use std::{
-        io,
-        sync::{Arc, Mutex},
+        io::{Read, Seek},
+        sync::Arc,
     };
 
     use super::*;
     use crate::rpc::auth::{Policy, Principal};
 
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
+    /// The JSON events `run` logs (into an unnamed temporary file, which tracing-subscriber
+    /// writes to as it is).
     fn captured(run: impl FnOnce()) -> Vec<serde_json::Value> {
-        let capture = Capture::default();
-        let writer = capture.clone();
+        let log = Arc::new(tempfile::tempfile().unwrap());
         let subscriber = tracing_subscriber::fmt()
             .json()
-            .with_writer(move || writer.clone())
+            .with_writer(log.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, run);
-        let bytes = capture.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
+        let mut text = String::new();
+        let mut file = &*log;
+        file.rewind().unwrap();
+        file.read_to_string(&mut text).unwrap();
+        text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
