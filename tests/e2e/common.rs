@@ -9,9 +9,11 @@ use ossgate::{
     emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
     oss::credentials::Credentials,
     proto::{self, object_service_client::ObjectServiceClient},
+    rpc::auth::{AuthSettings, PolicyRule, TokenSetting, hash_token},
     server::{self, RunningServer},
 };
-use tonic::{Code, Status, transport::Channel};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tonic::{Code, Request, Response, Status, transport::Channel};
 use tonic_types::StatusExt;
 
 /// Plain bucket name used by the tests.
@@ -87,15 +89,11 @@ impl Stack {
         .await
         .expect("emulator starts");
 
-        let mut env: HashMap<String, String> = HashMap::new();
-        env.insert("OSSGATE_LISTEN".into(), "127.0.0.1:0".into());
-        env.insert("OSSGATE_OSS__ENDPOINT".into(), emulator.endpoint());
-        env.insert("OSSGATE_OSS__REGION".into(), "cn-hangzhou".into());
+        let mut env = gateway_env(&emulator);
         env.insert(
             "OSSGATE_OSS__SIGNATURE_VERSION".into(),
             options.signature_version.into(),
         );
-        env.insert("OSSGATE_OSS__ACCESS_KEY_ID".into(), ACCESS_KEY_ID.into());
         env.insert(
             "OSSGATE_OSS__ACCESS_KEY_SECRET".into(),
             options.gateway_secret.clone(),
@@ -103,7 +101,6 @@ impl Stack {
         if let Some(token) = &options.security_token {
             env.insert("OSSGATE_OSS__SECURITY_TOKEN".into(), token.clone());
         }
-        env.insert("OSSGATE_SERVER__SHUTDOWN_GRACE_MS".into(), "2000".into());
         for (name, value) in &options.settings {
             env.insert(name.to_string(), value.clone());
         }
@@ -129,13 +126,117 @@ impl Stack {
     }
 }
 
-pub async fn connect(addr: std::net::SocketAddr) -> ObjectServiceClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
+/// Gateway settings, as `OSSGATE_*` variables, in front of `emulator`: loopback port 0, the
+/// test keys, a 2 s shutdown grace.
+fn gateway_env(emulator: &EmulatorHandle) -> HashMap<String, String> {
+    [
+        ("OSSGATE_LISTEN", "127.0.0.1:0".to_string()),
+        ("OSSGATE_OSS__ENDPOINT", emulator.endpoint()),
+        ("OSSGATE_OSS__REGION", "cn-hangzhou".into()),
+        ("OSSGATE_OSS__ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
+        ("OSSGATE_OSS__ACCESS_KEY_SECRET", ACCESS_KEY_SECRET.into()),
+        ("OSSGATE_SERVER__SHUTDOWN_GRACE_MS", "2000".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Another gateway in front of the stack's emulator, with `auth` and the `extra` `OSSGATE_*`
+/// settings.
+pub async fn start_gateway(
+    stack: &Stack,
+    auth: AuthSettings,
+    extra: &[(&str, &str)],
+) -> RunningServer {
+    let mut env = gateway_env(&stack.emulator);
+    for (name, value) in extra {
+        env.insert(name.to_string(), value.to_string());
+    }
+    let mut settings = Settings::load_from(None, env).expect("settings load");
+    settings.auth = auth;
+    settings.validate().expect("settings are valid");
+    server::start(settings).await.expect("gateway starts")
+}
+
+/// A policy rule: `principal` may do `operations` in `buckets` under `prefixes`.
+pub fn policy_rule(
+    principal: &str,
+    buckets: &[&str],
+    prefixes: &[&str],
+    operations: &[&str],
+) -> PolicyRule {
+    let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+    PolicyRule {
+        principal: principal.into(),
+        buckets: strings(buckets),
+        prefixes: strings(prefixes),
+        operations: strings(operations),
+    }
+}
+
+/// The bearer `token` of `principal`, as configured (its SHA-256 in hex).
+pub fn token_setting(principal: &str, token: &str) -> TokenSetting {
+    TokenSetting {
+        principal: principal.into(),
+        sha256: hex::encode(hash_token(token)),
+    }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// The gRPC health status of the object service over `channel`.
+pub async fn health(channel: Channel) -> Result<i32, Status> {
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "ossgate.v1.ObjectService".into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+/// Health answers SERVING and reflection lists the services over `channel` (they need no
+/// credentials).
+pub async fn assert_health_and_reflection_open(channel: Channel) {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest,
+    };
+    assert_eq!(
+        health(channel.clone()).await.expect("health is open"),
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection is open")
+        .into_inner();
+    assert!(responses.message().await.unwrap().is_some());
+}
+
+/// A plaintext channel to the gateway at `addr`.
+pub async fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
-        .expect("connect to the gateway");
-    ObjectServiceClient::new(channel)
+        .expect("connect to the gateway")
+}
+
+/// A client of the gateway at `addr` (16 MiB messages).
+pub async fn connect(addr: std::net::SocketAddr) -> ObjectServiceClient<Channel> {
+    ObjectServiceClient::new(channel(addr).await)
         .max_decoding_message_size(16 * 1024 * 1024)
         .max_encoding_message_size(16 * 1024 * 1024)
 }
@@ -164,7 +265,19 @@ pub async fn write_chunks(
     data: &[u8],
     chunk: usize,
 ) -> Result<proto::WriteObjectResponse, Status> {
-    let mut messages = Vec::new();
+    client
+        .write_object(tokio_stream::iter(write_messages(spec, data, chunk)))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The messages of a WriteObject stream of `data` in chunks of `chunk` bytes (one empty
+/// message for no data).
+pub fn write_messages(
+    spec: proto::WriteObjectSpec,
+    data: &[u8],
+    chunk: usize,
+) -> Vec<proto::WriteObjectRequest> {
     let chunks: Vec<&[u8]> = if data.is_empty() {
         vec![&[][..]]
     } else {
@@ -172,6 +285,7 @@ pub async fn write_chunks(
     };
     let count = chunks.len();
     let mut offset = 0i64;
+    let mut messages = Vec::new();
     for (i, piece) in chunks.into_iter().enumerate() {
         messages.push(proto::WriteObjectRequest {
             spec: (i == 0).then(|| spec.clone()),
@@ -182,10 +296,34 @@ pub async fn write_chunks(
         });
         offset += piece.len() as i64;
     }
-    client
-        .write_object(tokio_stream::iter(messages))
-        .await
-        .map(|r| r.into_inner())
+    messages
+}
+
+/// A WriteObject call that stays open after its first message (`first`, not finishing): the
+/// sender of the next messages and the running call.
+pub async fn open_write(
+    client: &ObjectServiceClient<Channel>,
+    spec: proto::WriteObjectSpec,
+    first: &'static [u8],
+) -> (
+    mpsc::Sender<proto::WriteObjectRequest>,
+    JoinHandle<Result<Response<proto::WriteObjectResponse>, Status>>,
+) {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(proto::WriteObjectRequest {
+        spec: Some(spec),
+        data: bytes::Bytes::from_static(first),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut client = client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .write_object(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    (tx, call)
 }
 
 /// Writes a small object in one message.
@@ -266,6 +404,24 @@ pub async fn get_tags(
         .into_inner()
         .tagging
         .unwrap_or_default()
+}
+
+/// Replaces the tag set of an object's current version.
+pub async fn put_tags(
+    client: &mut ObjectServiceClient<Channel>,
+    bucket: &str,
+    key: &str,
+    pairs: &[(&str, &str)],
+) {
+    client
+        .put_object_tagging(proto::PutObjectTaggingRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: String::new(),
+            tagging: Some(tags(pairs)),
+        })
+        .await
+        .expect("PutObjectTagging succeeds");
 }
 
 /// The metadata of an object's current version.

@@ -3,7 +3,6 @@
 //! files while the server runs. Certificates are made here with rcgen.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
@@ -11,10 +10,9 @@ use std::{
 };
 
 use ossgate::{
-    config::Settings,
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::{AuthSettings, CertificateSetting, PolicyRule},
-    server::{self, RunningServer},
+    rpc::auth::{AuthSettings, CertificateSetting},
+    server::RunningServer,
     tls::Reload,
 };
 use rcgen::{
@@ -133,33 +131,21 @@ pub async fn tls_gateway(
     auth: AuthSettings,
     extra: &[(&str, &str)],
 ) -> RunningServer {
-    let mut env: HashMap<String, String> = [
-        ("OSSGATE_LISTEN", "127.0.0.1:0".to_string()),
-        ("OSSGATE_OSS__ENDPOINT", stack.emulator.endpoint()),
-        ("OSSGATE_OSS__REGION", "cn-hangzhou".into()),
-        ("OSSGATE_OSS__ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
-        ("OSSGATE_OSS__ACCESS_KEY_SECRET", ACCESS_KEY_SECRET.into()),
-        ("OSSGATE_SERVER__SHUTDOWN_GRACE_MS", "2000".into()),
-        ("OSSGATE_TLS__CERT_FILE", files.cert.display().to_string()),
-        ("OSSGATE_TLS__KEY_FILE", files.key.display().to_string()),
-        ("OSSGATE_TLS__CLIENT_AUTH", client_auth.into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let (cert, key, ca) = (
+        files.cert.display().to_string(),
+        files.key.display().to_string(),
+        files.ca.display().to_string(),
+    );
+    let mut settings = vec![
+        ("OSSGATE_TLS__CERT_FILE", cert.as_str()),
+        ("OSSGATE_TLS__KEY_FILE", key.as_str()),
+        ("OSSGATE_TLS__CLIENT_AUTH", client_auth),
+    ];
     if client_auth != "none" {
-        env.insert(
-            "OSSGATE_TLS__CLIENT_CA_FILE".into(),
-            files.ca.display().to_string(),
-        );
+        settings.push(("OSSGATE_TLS__CLIENT_CA_FILE", ca.as_str()));
     }
-    for (name, value) in extra {
-        env.insert(name.to_string(), value.to_string());
-    }
-    let mut settings = Settings::load_from(None, env).expect("settings load");
-    settings.auth = auth;
-    settings.validate().expect("settings are valid");
-    server::start(settings).await.expect("gateway starts")
+    settings.extend_from_slice(extra);
+    start_gateway(stack, auth, &settings).await
 }
 
 /// A TLS channel trusting `ca`, presenting `identity` when given.
@@ -217,16 +203,6 @@ fn der_of(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-fn rule(principal: &str, prefixes: &[&str], ops: &[&str]) -> PolicyRule {
-    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
-    PolicyRule {
-        principal: principal.into(),
-        buckets: vec![BUCKET.into()],
-        prefixes: v(prefixes),
-        operations: v(ops),
-    }
-}
-
 const WRITER_SPIFFE: &str = "spiffe://ossgate.test/ns/ingest/sa/writer";
 
 fn mtls_auth() -> AuthSettings {
@@ -245,8 +221,8 @@ fn mtls_auth() -> AuthSettings {
             },
         ],
         policy: vec![
-            rule("writer", &[], &["*"]),
-            rule("tagger", &["logs/"], &["read", "tag"]),
+            policy_rule("writer", &[BUCKET], &[], &["*"]),
+            policy_rule("tagger", &[BUCKET], &["logs/"], &["read", "tag"]),
         ],
     }
 }
@@ -270,15 +246,6 @@ async fn write_over(client: &mut ObjectServiceClient<Channel>, key: &str, data: 
         .write_object(tokio_stream::iter(vec![message]))
         .await
         .expect("write over TLS");
-}
-
-async fn health(channel: Channel) -> Result<i32, Status> {
-    tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "ossgate.v1.ObjectService".into(),
-        })
-        .await
-        .map(|r| r.into_inner().status)
 }
 
 #[tokio::test]
@@ -365,26 +332,7 @@ async fn mtls_principals_under_the_policy_and_open_health() {
     );
 
     // Health and reflection need no identity.
-    assert_eq!(
-        health(anonymous.clone()).await.expect("health is open"),
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
-    {
-        use tonic_reflection::pb::v1::{
-            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-            server_reflection_request::MessageRequest,
-        };
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut responses = ServerReflectionClient::new(anonymous)
-            .server_reflection_info(tokio_stream::iter(vec![request]))
-            .await
-            .expect("reflection is open")
-            .into_inner();
-        assert!(responses.message().await.unwrap().is_some());
-    }
+    assert_health_and_reflection_open(anonymous).await;
 
     // A certificate from another CA fails the handshake.
     let other_ca = Ca::new("someone else's CA");

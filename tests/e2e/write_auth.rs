@@ -8,18 +8,16 @@
 //! request that made the change (see [`keep_callsites_enabled`] for why this is reliable
 //! while other tests run in parallel without a subscriber).
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
 use ossgate::{
-    config::Settings,
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::{AuthSettings, PolicyRule, TokenSetting, hash_token},
-    server::{self, RunningServer},
+    rpc::auth::{AuthSettings, PolicyRule},
+    server::RunningServer,
 };
 use serde_json::Value;
-use tonic::{Code, Request, Status, transport::Channel};
+use tonic::{Code, Status, transport::Channel};
 use tonic_types::StatusExt;
 use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt};
 
@@ -30,13 +28,7 @@ const OTHER: &str = "other-token-2";
 const NO_TAG: &str = "no-tag-token-3";
 
 fn rule(principal: &str, prefixes: &[&str], ops: &[&str]) -> PolicyRule {
-    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
-    PolicyRule {
-        principal: principal.into(),
-        buckets: vec![BUCKET.into(), VERSIONED_BUCKET.into()],
-        prefixes: v(prefixes),
-        operations: v(ops),
-    }
+    policy_rule(principal, &[BUCKET, VERSIONED_BUCKET], prefixes, ops)
 }
 
 /// A gateway with auth in front of the stack's emulator:
@@ -44,32 +36,11 @@ fn rule(principal: &str, prefixes: &[&str], ops: &[&str]) -> PolicyRule {
 /// * `other`: read and write under `other/` only;
 /// * `notagger`: read and write under `w/`, no tag.
 async fn gateway(stack: &Stack, extra: &[(&str, &str)]) -> RunningServer {
-    let mut env: HashMap<String, String> = [
-        ("OSSGATE_LISTEN", "127.0.0.1:0".to_string()),
-        ("OSSGATE_OSS__ENDPOINT", stack.emulator.endpoint()),
-        ("OSSGATE_OSS__REGION", "cn-hangzhou".into()),
-        ("OSSGATE_OSS__ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
-        ("OSSGATE_OSS__ACCESS_KEY_SECRET", ACCESS_KEY_SECRET.into()),
-        ("OSSGATE_SERVER__SHUTDOWN_GRACE_MS", "2000".into()),
-        // Small parts: a few hundred KB is a multipart upload.
-        ("OSSGATE_UPLOAD__PART_SIZE_BYTES", "102400".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    let mut settings = Settings::load_from(None, env).expect("settings load");
-    let token = |principal: &str, token: &str| TokenSetting {
-        principal: principal.into(),
-        sha256: hex::encode(hash_token(token)),
-    };
-    settings.auth = AuthSettings {
+    let auth = AuthSettings {
         tokens: vec![
-            token("writer", WRITER),
-            token("other", OTHER),
-            token("notagger", NO_TAG),
+            token_setting("writer", WRITER),
+            token_setting("other", OTHER),
+            token_setting("notagger", NO_TAG),
         ],
         policy: vec![
             rule("writer", &["w/"], &["read", "write", "tag"]),
@@ -79,41 +50,13 @@ async fn gateway(stack: &Stack, extra: &[(&str, &str)]) -> RunningServer {
         ],
         ..Default::default()
     };
-    settings.validate().expect("auth settings are valid");
-    server::start(settings).await.expect("gateway starts")
+    // Small parts: a few hundred KB is a multipart upload.
+    let mut settings = vec![("OSSGATE_UPLOAD__PART_SIZE_BYTES", "102400")];
+    settings.extend_from_slice(extra);
+    start_gateway(stack, auth, &settings).await
 }
 
-fn authed<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// The messages of a WriteObject stream of `data` in 64 KiB chunks.
-fn write_messages(spec: proto::WriteObjectSpec, data: &[u8]) -> Vec<proto::WriteObjectRequest> {
-    let chunks: Vec<&[u8]> = if data.is_empty() {
-        vec![&[][..]]
-    } else {
-        data.chunks(64 * 1024).collect()
-    };
-    let count = chunks.len();
-    let mut offset = 0i64;
-    let mut messages = Vec::new();
-    for (i, piece) in chunks.into_iter().enumerate() {
-        messages.push(proto::WriteObjectRequest {
-            spec: (i == 0).then(|| spec.clone()),
-            write_offset: offset,
-            data: bytes::Bytes::copy_from_slice(piece),
-            finish_write: i + 1 == count,
-            ..Default::default()
-        });
-        offset += piece.len() as i64;
-    }
-    messages
-}
-
+/// Writes `data` in 64 KiB messages as the principal of `token`.
 async fn write_as(
     client: &mut ObjectServiceClient<Channel>,
     token: &str,
@@ -121,8 +64,8 @@ async fn write_as(
     data: &[u8],
 ) -> Result<proto::WriteObjectResponse, Status> {
     client
-        .write_object(authed(
-            tokio_stream::iter(write_messages(spec, data)),
+        .write_object(bearer(
+            tokio_stream::iter(write_messages(spec, data, 64 * 1024)),
             token,
         ))
         .await
@@ -147,9 +90,64 @@ async fn append_as(
         position += chunk.len() as i64;
     }
     client
-        .append_object(authed(tokio_stream::iter(messages), token))
+        .append_object(bearer(tokio_stream::iter(messages), token))
         .await
         .map(|r| r.into_inner())
+}
+
+/// StartResumableWrite as the principal of `token`: the upload id.
+async fn start_as(
+    client: &mut ObjectServiceClient<Channel>,
+    token: &str,
+    spec: proto::WriteObjectSpec,
+) -> Result<String, Status> {
+    let request = proto::StartResumableWriteRequest { spec: Some(spec) };
+    let response = client.start_resumable_write(bearer(request, token)).await?;
+    Ok(response.into_inner().upload_id)
+}
+
+/// QueryWriteStatus as the principal of `token`: the persisted size.
+async fn query_as(
+    client: &mut ObjectServiceClient<Channel>,
+    token: &str,
+    upload_id: &str,
+) -> Result<i64, Status> {
+    let request = proto::QueryWriteStatusRequest {
+        upload_id: upload_id.into(),
+    };
+    let response = client.query_write_status(bearer(request, token)).await?;
+    Ok(response.into_inner().persisted_size)
+}
+
+/// AbortResumableWrite as the principal of `token`.
+async fn abort_as(
+    client: &mut ObjectServiceClient<Channel>,
+    token: &str,
+    upload_id: &str,
+) -> Result<(), Status> {
+    let request = proto::AbortResumableWriteRequest {
+        upload_id: upload_id.into(),
+    };
+    client.abort_resumable_write(bearer(request, token)).await?;
+    Ok(())
+}
+
+/// Finishes a resumable write with `data` in one message, as the principal of `token`.
+async fn finish_as(
+    client: &mut ObjectServiceClient<Channel>,
+    token: &str,
+    upload_id: &str,
+    data: &[u8],
+) -> Result<proto::WriteObjectResponse, Status> {
+    let message = proto::WriteObjectRequest {
+        upload_id: upload_id.into(),
+        data: bytes::Bytes::copy_from_slice(data),
+        finish_write: true,
+        ..Default::default()
+    };
+    let stream = tokio_stream::iter(vec![message]);
+    let response = client.write_object(bearer(stream, token)).await?;
+    Ok(response.into_inner())
 }
 
 fn append_spec(
@@ -313,70 +311,29 @@ async fn resumable_writes_check_the_object_named_in_the_upload_id() {
 
     // StartResumableWrite checks the spec's object.
     let before = stack.oss_requests();
-    let status = client
-        .start_resumable_write(authed(
-            proto::StartResumableWriteRequest {
-                spec: Some(tagged_spec(BUCKET, "notag/r.bin", &[("k", "v")])),
-            },
-            WRITER,
-        ))
-        .await
-        .unwrap_err();
+    let tagged = tagged_spec(BUCKET, "notag/r.bin", &[("k", "v")]);
+    let status = start_as(&mut client, WRITER, tagged).await.unwrap_err();
     assert_denied(&status, "writer", "tag", "notag/r.bin");
     assert_untouched(&stack, before, "notag/r.bin").await;
 
-    let upload_id = client
-        .start_resumable_write(authed(
-            proto::StartResumableWriteRequest {
-                spec: Some(tagged_spec(BUCKET, "w/r.bin", &[("stage", "resumed")])),
-            },
-            WRITER,
-        ))
+    let tagged = tagged_spec(BUCKET, "w/r.bin", &[("stage", "resumed")]);
+    let upload_id = start_as(&mut client, WRITER, tagged)
         .await
-        .expect("writer starts a resumable write under w/")
-        .into_inner()
-        .upload_id;
+        .expect("writer starts a resumable write under w/");
     assert_eq!(stack.emulator.open_uploads().len(), 1);
 
     // Another principal holding the id may not query, write, finish or abort it.
     let before = stack.oss_requests();
-    let status = client
-        .query_write_status(authed(
-            proto::QueryWriteStatusRequest {
-                upload_id: upload_id.clone(),
-            },
-            OTHER,
-        ))
-        .await
-        .unwrap_err();
+    let status = query_as(&mut client, OTHER, &upload_id).await.unwrap_err();
     assert_denied(&status, "other", "write", "w/r.bin");
-    let status = client
-        .abort_resumable_write(authed(
-            proto::AbortResumableWriteRequest {
-                upload_id: upload_id.clone(),
-            },
-            OTHER,
-        ))
-        .await
-        .unwrap_err();
+    let status = abort_as(&mut client, OTHER, &upload_id).await.unwrap_err();
     assert_denied(&status, "other", "write", "w/r.bin");
-    let resumed = |token: &str, upload_id: &str| {
-        let message = proto::WriteObjectRequest {
-            upload_id: upload_id.to_owned(),
-            data: bytes::Bytes::copy_from_slice(&data),
-            finish_write: true,
-            ..Default::default()
-        };
-        authed(tokio_stream::iter(vec![message]), token)
-    };
-    let status = client
-        .write_object(resumed(OTHER, &upload_id))
+    let status = finish_as(&mut client, OTHER, &upload_id, &data)
         .await
         .unwrap_err();
     assert_denied(&status, "other", "write", "w/r.bin");
     // The upload sets tags: finishing it needs `tag` too.
-    let status = client
-        .write_object(resumed(NO_TAG, &upload_id))
+    let status = finish_as(&mut client, NO_TAG, &upload_id, &data)
         .await
         .unwrap_err();
     assert_denied(&status, "notagger", "tag", "w/r.bin");
@@ -388,23 +345,13 @@ async fn resumable_writes_check_the_object_named_in_the_upload_id() {
     );
 
     // The owner queries and finishes it.
-    let persisted = client
-        .query_write_status(authed(
-            proto::QueryWriteStatusRequest {
-                upload_id: upload_id.clone(),
-            },
-            WRITER,
-        ))
+    let persisted = query_as(&mut client, WRITER, &upload_id)
         .await
-        .expect("writer queries")
-        .into_inner()
-        .persisted_size;
+        .expect("writer queries");
     assert_eq!(persisted, 0);
-    let done = client
-        .write_object(resumed(WRITER, &upload_id))
+    let done = finish_as(&mut client, WRITER, &upload_id, &data)
         .await
-        .expect("writer finishes")
-        .into_inner();
+        .expect("writer finishes");
     assert_eq!(done.size, data.len() as i64);
     assert_eq!(read_all(&stack, BUCKET, "w/r.bin", "").await, data);
     assert_eq!(
@@ -413,33 +360,13 @@ async fn resumable_writes_check_the_object_named_in_the_upload_id() {
     );
 
     // An abort by another principal is refused; the owner's goes through.
-    let second = client
-        .start_resumable_write(authed(
-            proto::StartResumableWriteRequest {
-                spec: Some(spec(BUCKET, "w/abandoned.bin")),
-            },
-            WRITER,
-        ))
+    let second = start_as(&mut client, WRITER, spec(BUCKET, "w/abandoned.bin"))
         .await
-        .unwrap()
-        .into_inner()
-        .upload_id;
-    let status = client
-        .abort_resumable_write(authed(
-            proto::AbortResumableWriteRequest {
-                upload_id: second.clone(),
-            },
-            OTHER,
-        ))
-        .await
-        .unwrap_err();
+        .unwrap();
+    let status = abort_as(&mut client, OTHER, &second).await.unwrap_err();
     assert_denied(&status, "other", "write", "w/abandoned.bin");
     assert_eq!(stack.emulator.open_uploads().len(), 1);
-    client
-        .abort_resumable_write(authed(
-            proto::AbortResumableWriteRequest { upload_id: second },
-            WRITER,
-        ))
+    abort_as(&mut client, WRITER, &second)
         .await
         .expect("writer aborts");
     assert!(stack.emulator.open_uploads().is_empty());
@@ -546,6 +473,19 @@ fn only_event(capture: &Capture) -> Value {
     events.into_iter().next().unwrap()
 }
 
+/// Writes `data` as the writer, capturing from the start: its one audit event and the version
+/// written.
+async fn audited_write(
+    client: &mut ObjectServiceClient<Channel>,
+    capture: &Capture,
+    spec: proto::WriteObjectSpec,
+    data: &[u8],
+) -> (Value, String) {
+    capture.clear();
+    let out = write_as(client, WRITER, spec, data).await.unwrap();
+    (only_event(capture), out.version_id)
+}
+
 fn assert_event(
     event: &Value,
     method: &str,
@@ -577,49 +517,21 @@ async fn writes_with_tags_are_audited_with_the_request_that_set_them() {
     let b = VERSIONED_BUCKET;
 
     // Single PutObject with tags, new key: the tags before are read (no object: {}).
-    capture.clear();
     let key = "w/simple.txt";
-    let out = write_as(
-        &mut client,
-        WRITER,
-        tagged_spec(b, key, &[("v", "1")]),
-        b"one",
-    )
-    .await
-    .unwrap();
-    let event = only_event(&capture);
-    assert_event(
-        &event,
-        "WriteObject",
-        key,
-        &out.version_id,
-        r#"{"v":"1"}"#,
-        ("{}", "read"),
-    );
+    let tagged = tagged_spec(b, key, &[("v", "1")]);
+    let (event, version) = audited_write(&mut client, &capture, tagged, b"one").await;
+    let after = r#"{"v":"1"}"#;
+    assert_event(&event, "WriteObject", key, &version, after, ("{}", "read"));
     let puts = capture.oss_requests("PUT", b, key);
     assert_eq!(puts.len(), 1);
     assert_eq!(event["oss_request_id"], puts[0].as_str());
     assert_eq!(capture.oss_requests("GET", b, key).len(), 1, "one pre-read");
 
     // Overwrite with other tags: the previous ones are the tags before.
-    capture.clear();
-    let out = write_as(
-        &mut client,
-        WRITER,
-        tagged_spec(b, key, &[("v", "2")]),
-        b"two",
-    )
-    .await
-    .unwrap();
-    let event = only_event(&capture);
-    assert_event(
-        &event,
-        "WriteObject",
-        key,
-        &out.version_id,
-        r#"{"v":"2"}"#,
-        (r#"{"v":"1"}"#, "read"),
-    );
+    let tagged = tagged_spec(b, key, &[("v", "2")]);
+    let (event, version) = audited_write(&mut client, &capture, tagged, b"two").await;
+    let before = (r#"{"v":"1"}"#, "read");
+    assert_event(&event, "WriteObject", key, &version, r#"{"v":"2"}"#, before);
     assert_eq!(
         event["oss_request_id"],
         capture.oss_requests("PUT", b, key)[0].as_str()
@@ -634,40 +546,23 @@ async fn writes_with_tags_are_audited_with_the_request_that_set_them() {
 
     // Multipart with tags: one event, with the request id of CompleteMultipartUpload (the
     // last POST on the object; Initiate is the first).
-    capture.clear();
     let key = "w/multipart.bin";
     let data = pseudo_random(300_000, 3);
-    let out = write_as(
-        &mut client,
-        WRITER,
-        tagged_spec(b, key, &[("m", "p")]),
-        &data,
-    )
-    .await
-    .unwrap();
-    let event = only_event(&capture);
-    assert_event(
-        &event,
-        "WriteObject",
-        key,
-        &out.version_id,
-        r#"{"m":"p"}"#,
-        ("{}", "read"),
-    );
+    let tagged = tagged_spec(b, key, &[("m", "p")]);
+    let (event, version) = audited_write(&mut client, &capture, tagged, &data).await;
+    let after = r#"{"m":"p"}"#;
+    assert_event(&event, "WriteObject", key, &version, after, ("{}", "read"));
     let posts = capture.oss_requests("POST", b, key);
     assert_eq!(posts.len(), 2, "initiate and complete");
     assert_eq!(event["oss_request_id"], posts[1].as_str());
 
     // forbid_overwrite in an unversioned bucket: the write creates the object, nothing to
     // read before.
-    capture.clear();
     let key = "w/fresh.txt";
     let mut fresh = tagged_spec(BUCKET, key, &[("f", "1")]);
     fresh.forbid_overwrite = true;
-    write_as(&mut client, WRITER, fresh.clone(), b"new")
-        .await
-        .unwrap();
-    let event = only_event(&capture);
+    let (event, version) = audited_write(&mut client, &capture, fresh.clone(), b"new").await;
+    assert_eq!(version, "");
     assert_eq!(event["bucket"], BUCKET);
     assert_eq!(event["key"], key);
     assert_eq!(event["outcome"], "ok");
@@ -698,48 +593,22 @@ async fn writes_with_tags_are_audited_with_the_request_that_set_them() {
         capture.oss_requests("PUT", BUCKET, key)[0].as_str()
     );
     // In a versioned bucket OSS ignores forbid_overwrite, so it proves nothing: unknown.
-    capture.clear();
-    let mut versioned = tagged_spec(b, "w/simple.txt", &[("v", "3")]);
+    let key = "w/simple.txt";
+    let mut versioned = tagged_spec(b, key, &[("v", "3")]);
     versioned.forbid_overwrite = true;
-    let out = write_as(&mut client, WRITER, versioned, b"three")
-        .await
-        .unwrap();
-    let event = only_event(&capture);
-    assert_event(
-        &event,
-        "WriteObject",
-        "w/simple.txt",
-        &out.version_id,
-        r#"{"v":"3"}"#,
-        ("unknown", "not_read"),
-    );
+    let (event, version) = audited_write(&mut client, &capture, versioned, b"three").await;
+    let before = ("unknown", "not_read");
+    assert_event(&event, "WriteObject", key, &version, r#"{"v":"3"}"#, before);
 
     // Resumable: the tags come from StartResumableWrite; the event is the finishing write.
     capture.clear();
     let key = "w/resumable.bin";
-    let upload_id = client
-        .start_resumable_write(authed(
-            proto::StartResumableWriteRequest {
-                spec: Some(tagged_spec(b, key, &[("r", "1")])),
-            },
-            WRITER,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .upload_id;
+    let tagged = tagged_spec(b, key, &[("r", "1")]);
+    let upload_id = start_as(&mut client, WRITER, tagged).await.unwrap();
     assert!(capture.audit().is_empty(), "starting sets no tags yet");
-    let message = proto::WriteObjectRequest {
-        upload_id,
-        data: bytes::Bytes::copy_from_slice(&data),
-        finish_write: true,
-        ..Default::default()
-    };
-    let out = client
-        .write_object(authed(tokio_stream::iter(vec![message]), WRITER))
+    let out = finish_as(&mut client, WRITER, &upload_id, &data)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let event = only_event(&capture);
     assert_event(
         &event,
@@ -828,7 +697,7 @@ async fn tagging_calls_record_the_tags_before_unless_turned_off() {
 
         capture.clear();
         let out = client
-            .put_object_tagging(authed(
+            .put_object_tagging(bearer(
                 proto::PutObjectTaggingRequest {
                     bucket: b.into(),
                     key: key.into(),
@@ -868,7 +737,7 @@ async fn tagging_calls_record_the_tags_before_unless_turned_off() {
 
         capture.clear();
         let out = client
-            .delete_object_tagging(authed(
+            .delete_object_tagging(bearer(
                 proto::DeleteObjectTaggingRequest {
                     bucket: b.into(),
                     key: key.into(),
