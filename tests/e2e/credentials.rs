@@ -127,15 +127,7 @@ async fn tagging_calls_keep_working_across_many_short_credential_lifetimes() {
             let ok = ok.clone();
             wave.push(tokio::spawn(async move {
                 if i == 0 {
-                    client
-                        .put_object_tagging(proto::PutObjectTaggingRequest {
-                            bucket: BUCKET.into(),
-                            key: key.into(),
-                            version_id: String::new(),
-                            tagging: Some(tags(&[("round", &round.to_string())])),
-                        })
-                        .await
-                        .expect("PutObjectTagging succeeds");
+                    put_tags(&mut client, BUCKET, key, &[("round", &round.to_string())]).await;
                 } else {
                     get_tags(&mut client, BUCKET, key, "").await;
                 }
@@ -582,15 +574,7 @@ async fn ecs_ram_role_credentials_are_refreshed_from_the_metadata_service() {
     let mut round = 0u64;
     while started.elapsed() < LIFETIME * 5 / 2 {
         round += 1;
-        client
-            .put_object_tagging(proto::PutObjectTaggingRequest {
-                bucket: BUCKET.into(),
-                key: key.into(),
-                version_id: String::new(),
-                tagging: Some(tags(&[("round", &round.to_string())])),
-            })
-            .await
-            .expect("PutObjectTagging succeeds");
+        put_tags(&mut client, BUCKET, key, &[("round", &round.to_string())]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(

@@ -14,11 +14,7 @@ use crate::common::*;
 async fn shutdown_reports_not_serving_and_drains_in_flight_calls() {
     let mut stack = Stack::start().await;
     let addr = stack.server.as_ref().unwrap().local_addr();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = channel(addr).await;
     let mut health = HealthClient::new(channel);
     for service in ["", "ossgate.v1.ObjectService"] {
         let status = health
@@ -44,20 +40,8 @@ async fn shutdown_reports_not_serving_and_drains_in_flight_calls() {
     );
 
     // A write is in flight when the shutdown starts.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(proto::WriteObjectRequest {
-        spec: Some(spec(BUCKET, "in-flight.txt")),
-        data: Bytes::from_static(b"first half, "),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut writer = stack.client.clone();
-    let write = tokio::spawn(async move {
-        writer
-            .write_object(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-    });
+    let in_flight = spec(BUCKET, "in-flight.txt");
+    let (tx, write) = open_write(&stack.client, in_flight, b"first half, ").await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
     let server = stack.server.take().unwrap();
@@ -132,11 +116,7 @@ async fn reflection_v1_lists_the_services() {
     };
     let stack = Stack::start().await;
     let addr = stack.server.as_ref().unwrap().local_addr();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = channel(addr).await;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

@@ -51,19 +51,9 @@ fn head_request(key: &str) -> proto::HeadObjectRequest {
 
 async fn health_status(stack: &Stack) -> i32 {
     let addr = stack.server.as_ref().unwrap().local_addr();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "ossgate.v1.ObjectService".into(),
-        })
+    health(channel(addr).await)
         .await
         .expect("health answers under load")
-        .into_inner()
-        .status
 }
 
 #[tokio::test]
@@ -139,20 +129,7 @@ async fn streams_are_limited_apart_from_unary_calls() {
     write(&mut client, spec(BUCKET, "existing.txt"), b"existing").await;
 
     // An upload that stays open holds the only streaming slot.
-    let (tx, rx) = tokio::sync::mpsc::channel::<proto::WriteObjectRequest>(4);
-    tx.send(proto::WriteObjectRequest {
-        spec: Some(spec(BUCKET, "held.txt")),
-        data: bytes::Bytes::from_static(b"first "),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut held_client = stack.client.clone();
-    let held = tokio::spawn(async move {
-        held_client
-            .write_object(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-    });
+    let (tx, held) = open_write(&stack.client, spec(BUCKET, "held.txt"), b"first ").await;
     let pools = limits(&stack);
     wait_until("the open upload holds its slot", || {
         pools.streaming_in_use() == 1
