@@ -66,6 +66,15 @@ impl Stack {
         Self::start_with(StackOptions::default()).await
     }
 
+    /// A stack whose gateway has these `OSSGATE_*` settings.
+    pub async fn start_with_settings(settings: &[(&'static str, &str)]) -> Self {
+        Self::start_with(StackOptions {
+            settings: settings.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            ..Default::default()
+        })
+        .await
+    }
+
     pub async fn start_with(options: StackOptions) -> Self {
         let mut accepted = credentials();
         accepted.security_token = options.security_token.clone();

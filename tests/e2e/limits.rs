@@ -58,11 +58,7 @@ async fn health_status(stack: &Stack) -> i32 {
 
 #[tokio::test]
 async fn unary_calls_past_the_limit_are_shed_while_health_answers() {
-    let stack = Stack::start_with(StackOptions {
-        settings: vec![("OSSGATE_SERVER__MAX_CONCURRENT_CALLS", "1".into())],
-        ..Default::default()
-    })
-    .await;
+    let stack = Stack::start_with_settings(&[("OSSGATE_SERVER__MAX_CONCURRENT_CALLS", "1")]).await;
     let mut client = stack.client.clone();
     write(&mut client, spec(BUCKET, "slow.txt"), b"slow").await;
 
@@ -120,11 +116,9 @@ async fn unary_calls_past_the_limit_are_shed_while_health_answers() {
 
 #[tokio::test]
 async fn streams_are_limited_apart_from_unary_calls() {
-    let stack = Stack::start_with(StackOptions {
-        settings: vec![("OSSGATE_SERVER__MAX_CONCURRENT_STREAMING_CALLS", "1".into())],
-        ..Default::default()
-    })
-    .await;
+    let stack =
+        Stack::start_with_settings(&[("OSSGATE_SERVER__MAX_CONCURRENT_STREAMING_CALLS", "1")])
+            .await;
     let mut client = stack.client.clone();
     write(&mut client, spec(BUCKET, "existing.txt"), b"existing").await;
 
@@ -194,13 +188,10 @@ async fn streams_are_limited_apart_from_unary_calls() {
 
 #[tokio::test]
 async fn old_connections_get_goaway_and_are_closed_after_the_grace() {
-    let stack = Stack::start_with(StackOptions {
-        settings: vec![
-            ("OSSGATE_SERVER__MAX_CONNECTION_AGE_SECS", "1".into()),
-            ("OSSGATE_SERVER__MAX_CONNECTION_AGE_GRACE_SECS", "1".into()),
-        ],
-        ..Default::default()
-    })
+    let stack = Stack::start_with_settings(&[
+        ("OSSGATE_SERVER__MAX_CONNECTION_AGE_SECS", "1"),
+        ("OSSGATE_SERVER__MAX_CONNECTION_AGE_GRACE_SECS", "1"),
+    ])
     .await;
     let addr = stack.server.as_ref().unwrap().local_addr();
 
@@ -251,11 +242,9 @@ async fn old_connections_get_goaway_and_are_closed_after_the_grace() {
 
 #[tokio::test]
 async fn messages_over_the_decoding_limit_are_refused() {
-    let stack = Stack::start_with(StackOptions {
-        settings: vec![("OSSGATE_SERVER__MAX_DECODING_MESSAGE_BYTES", "65536".into())],
-        ..Default::default()
-    })
-    .await;
+    let stack =
+        Stack::start_with_settings(&[("OSSGATE_SERVER__MAX_DECODING_MESSAGE_BYTES", "65536")])
+            .await;
     let mut client = stack.client.clone();
     let data = pseudo_random(200_000, 3);
     // One 200 KB message is over the limit (tonic answers OUT_OF_RANGE) ...
@@ -276,13 +265,10 @@ async fn messages_over_the_decoding_limit_are_refused() {
 #[tokio::test]
 async fn a_client_that_stops_answering_keepalive_pings_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stack = Stack::start_with(StackOptions {
-        settings: vec![
-            ("OSSGATE_SERVER__HTTP2_KEEPALIVE_INTERVAL_SECS", "1".into()),
-            ("OSSGATE_SERVER__HTTP2_KEEPALIVE_TIMEOUT_SECS", "1".into()),
-        ],
-        ..Default::default()
-    })
+    let stack = Stack::start_with_settings(&[
+        ("OSSGATE_SERVER__HTTP2_KEEPALIVE_INTERVAL_SECS", "1"),
+        ("OSSGATE_SERVER__HTTP2_KEEPALIVE_TIMEOUT_SECS", "1"),
+    ])
     .await;
     let addr = stack.server.as_ref().unwrap().local_addr();
     // A raw HTTP/2 client: the preface and an empty SETTINGS frame, then it never answers.
