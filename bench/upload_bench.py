@@ -20,6 +20,27 @@ It builds nothing. Build first, then run (from the crate root):
 
 The table goes to stdout and everything measured to bench/results.json. Servers listen
 on 127.0.0.1 only and are stopped at the end; the temp dir is removed.
+
+What each contender does (all against the same emulator process, objects on disk, the
+same 1 GiB of random bytes, each stored object's size and CRC-64 checked by HEAD after):
+
+  gateway         bench_write reads the file into memory (before its clock starts) and
+                  sends it as one WriteObject stream of 1 MiB messages over one HTTP/2
+                  connection; the gateway (default settings: 8 MiB parts, 4 in flight)
+                  checks offsets and the stream's CRC-64, sends parts as UploadPart over
+                  HTTP/1.1, checks each part's CRC-64 and the completed object's against
+                  the stream's. Time: bench_write's, first message to response.
+  curl            one PutObject (`curl -T file`, presigned URL, HTTP/1.1, no Expect).
+                  Time: the curl process.
+  sdk_put_object  alibabacloud-oss-v2 put_object with the open file as body (one
+                  PutObject; the SDK computes the CRC-64 and compares it with the reply).
+  sdk_uploader    alibabacloud-oss-v2 Uploader.upload_file: multipart, the SDK's default
+                  part size and parallelism (recorded), CRC-64 checked.
+
+The three servers and the clients share the machine's cores: cpu_s in the results is each
+party's user+system CPU time during the upload (client includes bench_write reading the
+file). On a machine with few cores the gateway path, which does the emulator's work plus
+its own, is bound by CPU, not by the network.
 """
 
 import argparse
@@ -406,7 +427,8 @@ def table(results, size):
         f"{'in memory' if results['settings']['emulator_in_memory'] else 'on disk'}):")
     if results["settings"]["gateway_env"]:
         add(f"  gateway settings changed: {' '.join(results['settings']['gateway_env'])}")
-    add(f"  {'method':38s} {'MiB/s':>8s} {'seconds':>8s}  gateway/this")
+    add(f"  {'method':38s} {'MiB/s':>8s} {'seconds':>8s}  gateway/this  "
+        f"CPU s: client gateway emulator")
     names = {
         "gateway": "gateway WriteObject (bench_write)",
         "curl": "curl PUT -T (presigned URL)",
@@ -415,7 +437,10 @@ def table(results, size):
     }
     for name, row in t.items():
         ratio = "" if name == "gateway" else f"{gw / row['median_mib_s']:.2f}x"
-        add(f"  {names[name]:38s} {row['median_mib_s']:8.1f} {row['median_seconds']:8.2f}  {ratio}")
+        cpu = {party: statistics.median(r["cpu_s"].get(party, 0.0) for r in row["runs"])
+               for party in ("client", "gateway", "emulator")}
+        add(f"  {names[name]:38s} {row['median_mib_s']:8.1f} {row['median_seconds']:8.2f}  "
+            f"{ratio:>12s}  {cpu['client']:6.2f} {cpu['gateway']:7.2f} {cpu['emulator']:8.2f}")
     if "peak_rss" in results:
         add("Gateway peak RSS (VmHWM), default settings:")
     for row in results.get("peak_rss", {}).values():
@@ -424,6 +449,9 @@ def table(results, size):
     crc = results["crc64"]
     add(f"CRC-64/XZ (ossgate::model::crc64) over 1 GiB: {crc['gib_s']:.2f} GiB/s "
         f"(1 MiB incremental updates: {crc.get('chunked_gib_s', float('nan')):.2f} GiB/s)")
+    add("Load average (1, 5, 15 min) at start: "
+        + ", ".join(f"{x:.2f}" for x in results["load_average_at_start"])
+        + "; at end: " + ", ".join(f"{x:.2f}" for x in results["load_average_at_end"]))
     add("Targets:")
     for target in results["targets"]:
         add(f"  [{'met' if target['met'] else 'MISSED'}] {target['name']}: {target['value']}")
@@ -457,6 +485,7 @@ def targets(results, concurrency):
 
 
 def main():
+    global OSSGATE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=GIB, help="bytes per upload (1 GiB)")
     parser.add_argument("--reps", type=int, default=3, help="runs per method (median)")
@@ -471,8 +500,11 @@ def main():
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                         help="diagnostics: extra gateway setting, e.g. "
                              "OSSGATE_UPLOAD__PART_SIZE_BYTES=33554432 (repeatable)")
+    parser.add_argument("--ossgate-binary", default=str(OSSGATE),
+                        help="diagnostics: the ossgate binary to run (gateway and emulator)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
+    OSSGATE = pathlib.Path(args.ossgate_binary)
 
     missing = [p for p in (OSSGATE, BENCH_WRITE, BENCH_CRC) if not p.exists()]
     if missing:
