@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use ossgate::{
     emulator::{Fault, FaultKind, FaultOp},
     model::crc64,
@@ -81,23 +80,6 @@ fn client_without_local_deadline(
         .build_http();
     let origin: http::Uri = format!("http://{addr}").parse().expect("uri");
     ObjectServiceClient::with_origin(http, origin)
-}
-
-/// Messages of a WriteObject stream of `data` in `chunk`-byte pieces.
-fn write_messages(key: &str, data: &[u8], chunk: usize) -> Vec<proto::WriteObjectRequest> {
-    let pieces: Vec<&[u8]> = data.chunks(chunk).collect();
-    let count = pieces.len();
-    pieces
-        .into_iter()
-        .enumerate()
-        .map(|(i, piece)| proto::WriteObjectRequest {
-            spec: (i == 0).then(|| spec(BUCKET, key)),
-            write_offset: (i * chunk) as i64,
-            data: Bytes::copy_from_slice(piece),
-            finish_write: i + 1 == count,
-            ..Default::default()
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -351,7 +333,7 @@ async fn a_deadline_during_a_slow_multipart_write_leaves_no_upload_and_no_object
     let data = pseudo_random(4 * PART, 13);
     let mut client = client_without_local_deadline(&stack);
     let mut request = Request::new(tokio_stream::iter(write_messages(
-        "late.bin",
+        spec(BUCKET, "late.bin"),
         &data,
         64 * 1024,
     )));
