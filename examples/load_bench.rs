@@ -24,6 +24,10 @@
 //! target/release/examples/load_bench --seconds 10 --rounds 2
 //! ```
 
+// The same allocator as the ossgate binary (src/main.rs): gateway, emulator and client here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{
     collections::{BTreeMap, HashMap},
     time::{Duration, Instant},

@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+// mimalloc returns freed part buffers to the OS and allocates small objects faster than glibc:
+// measured lower peak RSS with 16 concurrent uploads and less allocator time per RPC (README,
+// Benchmarks).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// gRPC gateway to Alibaba Cloud OSS object tagging.
 #[derive(Parser, Debug)]
 #[command(name = "ossgate", version, about)]
