@@ -531,7 +531,7 @@ def main():
         "size_bytes": args.size,
         "reps": args.reps,
         "concurrency": args.concurrency,
-        "gateway_settings": "defaults ([upload] part 8 MiB, 4 parts in flight, 256 MiB budget)",
+        "gateway_settings": "defaults ([upload] part 8 MiB, 4 parts in flight, 192 MiB budget)",
         "client_chunk_bytes": MIB,
         "emulator_in_memory": args.emulator_in_memory,
         "gateway_env": args.gateway_env,

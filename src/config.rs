@@ -96,7 +96,7 @@ impl Default for UploadSettings {
         Self {
             part_size_bytes: 8 * MIB,
             parallelism: 4,
-            memory_budget_bytes: 256 * MIB,
+            memory_budget_bytes: 192 * MIB,
             resumable_secret: String::new(),
         }
     }

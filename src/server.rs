@@ -214,6 +214,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         // adaptive, so unread data per connection stays at most 4 MiB) measured ~600 MiB/s.
         .initial_stream_window_size(Some(2 * 1024 * 1024))
         .initial_connection_window_size(Some(4 * 1024 * 1024))
+        // Larger DATA frames: a 1 GiB upload is 1,024 frames of 1 MiB rather than 65,536 of
+        // the 16 KiB default, fewer frame headers to write, parse and account for.
+        .max_frame_size(Some(1024 * 1024))
         .http2_keepalive_interval(settings.http2_keepalive_interval())
         .http2_keepalive_timeout(Some(Duration::from_secs(
             server.http2_keepalive_timeout_secs,
