@@ -162,6 +162,14 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let pool = self.limits.pool_for(request.uri().path());
         let Ok(permit) = pool.slots.clone().try_acquire_owned() else {
+            // Shed calls never reach a handler: count them here, so
+            // ossgate_rpc_duration_seconds{code="Unavailable"} shows the load being shed.
+            let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+            crate::telemetry::metrics().record_rpc(
+                method,
+                &format!("{:?}", Code::Unavailable),
+                std::time::Duration::ZERO,
+            );
             let response = overloaded(pool).into_http();
             return Box::pin(async move { Ok(response) });
         };

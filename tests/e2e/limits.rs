@@ -56,6 +56,20 @@ async fn health_status(stack: &Stack) -> i32 {
         .expect("health answers under load")
 }
 
+/// `ossgate_rpc_duration_seconds_count` for `method` with code Unavailable, from the
+/// process-wide registry the servers in this test binary share.
+fn shed_count(method: &str) -> u64 {
+    let rendered = ossgate::telemetry::metrics().render();
+    rendered
+        .lines()
+        .filter(|line| line.starts_with("ossgate_rpc_duration_seconds_count{"))
+        .filter(|line| {
+            line.contains("code=\"Unavailable\"") && line.contains(&format!("method=\"{method}\""))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn unary_calls_past_the_limit_are_shed_while_health_answers() {
     let stack = Stack::start_with_settings(&[("OSSGATE_SERVER__MAX_CONCURRENT_CALLS", "1")]).await;
@@ -84,7 +98,8 @@ async fn unary_calls_past_the_limit_are_shed_while_health_answers() {
     .await;
     assert_eq!(limits(&stack).unary_in_use(), 1);
 
-    // The next unary call is refused at once, without reaching OSS.
+    // The next unary call is refused at once, without reaching OSS, and counted.
+    let shed_before = shed_count("HeadObject");
     let before = stack.oss_requests();
     let status = client
         .head_object(head_request("slow.txt"))
@@ -95,6 +110,10 @@ async fn unary_calls_past_the_limit_are_shed_while_health_answers() {
         stack.oss_requests(),
         before,
         "a shed call must not reach OSS"
+    );
+    assert!(
+        shed_count("HeadObject") > shed_before,
+        "a shed call is counted in ossgate_rpc_duration_seconds with code Unavailable"
     );
     // Health is not shed; streaming calls have their own pool.
     assert_eq!(
