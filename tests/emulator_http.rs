@@ -1,158 +1,17 @@
 //! The emulator over real HTTP on a loopback port: operations, headers, OSS-shaped errors,
 //! authentication, addressing, durability and robustness.
 
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use ossgate::emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle};
+use ossgate::emulator::{self, EmulatorHandle};
 use ossgate::model::crc64;
-use ossgate::oss::credentials::Credentials;
 use ossgate::oss::sign::{self, SignableRequest, SignatureVersion, uri_encode, v1, v4};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const AK: &str = "test-ak";
-const SK: &str = "test-secret";
-
-fn creds() -> Credentials {
-    Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: SK.into(),
-        security_token: None,
-    }
-}
-
-fn config() -> EmulatorConfig {
-    let mut c = EmulatorConfig::new(AK, SK);
-    c.buckets = vec![
-        BucketSpec {
-            name: "bkt".into(),
-            versioned: false,
-        },
-        BucketSpec {
-            name: "vbkt".into(),
-            versioned: true,
-        },
-    ];
-    c
-}
-
-async fn start() -> EmulatorHandle {
-    emulator::start(config()).await.unwrap()
-}
-
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().build().unwrap()
-}
-
-struct Req<'a> {
-    method: &'a str,
-    bucket: &'a str,
-    key: &'a str,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    version: SignatureVersion,
-    creds: Credentials,
-    host: Option<String>,
-}
-
-impl<'a> Req<'a> {
-    fn new(method: &'a str, bucket: &'a str, key: &'a str) -> Self {
-        Self {
-            method,
-            bucket,
-            key,
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            version: SignatureVersion::V4,
-            creds: creds(),
-            host: None,
-        }
-    }
-    fn q(mut self, k: &str, v: &str) -> Self {
-        self.query.push((k.into(), v.into()));
-        self
-    }
-    fn h(mut self, k: &str, v: &str) -> Self {
-        self.headers.push((k.into(), v.into()));
-        self
-    }
-    fn body(mut self, b: &[u8]) -> Self {
-        self.body = b.to_vec();
-        self
-    }
-    fn v1(mut self) -> Self {
-        self.version = SignatureVersion::V1;
-        self
-    }
-    fn secret(mut self, s: &str) -> Self {
-        self.creds.access_key_secret = s.into();
-        self
-    }
-
-    fn url(&self, endpoint: &str) -> String {
-        let mut url = if self.host.is_some() {
-            format!("{endpoint}/{}", uri_encode(self.key, true))
-        } else {
-            format!("{endpoint}/{}/{}", self.bucket, uri_encode(self.key, true))
-        };
-        if !self.query.is_empty() {
-            let q: Vec<String> = self
-                .query
-                .iter()
-                .map(|(k, v)| {
-                    if v.is_empty() {
-                        uri_encode(k, false)
-                    } else {
-                        format!("{}={}", uri_encode(k, false), uri_encode(v, false))
-                    }
-                })
-                .collect();
-            url.push('?');
-            url.push_str(&q.join("&"));
-        }
-        url
-    }
-
-    fn signed_headers(&self) -> Vec<(String, String)> {
-        let mut headers = self.headers.clone();
-        sign::sign_request(
-            self.version,
-            self.method,
-            Some(self.bucket),
-            Some(self.key),
-            &self.query,
-            &mut headers,
-            &self.creds,
-            "cn-hangzhou",
-            SystemTime::now(),
-        );
-        headers
-    }
-
-    async fn send(self, e: &EmulatorHandle) -> reqwest::Response {
-        let mut headers = self.signed_headers();
-        if let Some(host) = &self.host {
-            headers.push(("host".into(), host.clone()));
-        }
-        let mut rb = client().request(
-            reqwest::Method::from_bytes(self.method.as_bytes()).unwrap(),
-            self.url(&e.endpoint()),
-        );
-        for (k, v) in &headers {
-            rb = rb.header(k, v);
-        }
-        rb.body(self.body).send().await.unwrap()
-    }
-}
-
-fn hv(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-}
+use support::*;
 
 async fn error_code(r: reqwest::Response) -> (u16, String, String) {
     let status = r.status().as_u16();

@@ -1,153 +1,20 @@
 //! The emulator's multipart uploads, AppendObject, CopyObject, UploadPartCopy and fault
 //! injection over real HTTP on a loopback port, signed like the SDKs sign.
 
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use md5::Digest as _;
-use ossgate::emulator::{
-    self, BucketSpec, EmulatorConfig, EmulatorHandle, Fault, FaultKind, FaultOp,
-};
+use ossgate::emulator::{self, EmulatorHandle, Fault, FaultKind, FaultOp};
 use ossgate::model::crc64;
-use ossgate::oss::credentials::Credentials;
 use ossgate::oss::sign::{self, SignatureVersion, uri_encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const AK: &str = "test-ak";
-const SK: &str = "test-secret";
+use support::*;
+
 const KB: usize = 1024;
-
-fn creds() -> Credentials {
-    Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: SK.into(),
-        security_token: None,
-    }
-}
-
-fn config() -> EmulatorConfig {
-    let mut c = EmulatorConfig::new(AK, SK);
-    c.buckets = vec![
-        BucketSpec {
-            name: "bkt".into(),
-            versioned: false,
-        },
-        BucketSpec {
-            name: "vbkt".into(),
-            versioned: true,
-        },
-    ];
-    c
-}
-
-async fn start() -> EmulatorHandle {
-    emulator::start(config()).await.unwrap()
-}
-
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().build().unwrap()
-}
-
-/// One signed request; `key == ""` addresses the bucket.
-struct Req {
-    method: &'static str,
-    bucket: String,
-    key: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    version: SignatureVersion,
-}
-
-impl Req {
-    fn new(method: &'static str, bucket: &str, key: &str) -> Self {
-        Self {
-            method,
-            bucket: bucket.into(),
-            key: key.into(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            version: SignatureVersion::V4,
-        }
-    }
-    fn q(mut self, k: &str, v: &str) -> Self {
-        self.query.push((k.into(), v.into()));
-        self
-    }
-    fn h(mut self, k: &str, v: &str) -> Self {
-        self.headers.push((k.into(), v.into()));
-        self
-    }
-    fn body(mut self, b: &[u8]) -> Self {
-        self.body = b.to_vec();
-        self
-    }
-    fn v1(mut self) -> Self {
-        self.version = SignatureVersion::V1;
-        self
-    }
-
-    fn url(&self, endpoint: &str) -> String {
-        let mut url = format!("{endpoint}/{}/{}", self.bucket, uri_encode(&self.key, true));
-        if !self.query.is_empty() {
-            let q: Vec<String> = self
-                .query
-                .iter()
-                .map(|(k, v)| {
-                    if v.is_empty() {
-                        uri_encode(k, false)
-                    } else {
-                        format!("{}={}", uri_encode(k, false), uri_encode(v, false))
-                    }
-                })
-                .collect();
-            url.push('?');
-            url.push_str(&q.join("&"));
-        }
-        url
-    }
-
-    fn signed_headers(&self) -> Vec<(String, String)> {
-        let mut headers = self.headers.clone();
-        let key = (!self.key.is_empty()).then_some(self.key.as_str());
-        sign::sign_request(
-            self.version,
-            self.method,
-            Some(&self.bucket),
-            key,
-            &self.query,
-            &mut headers,
-            &creds(),
-            "cn-hangzhou",
-            SystemTime::now(),
-        );
-        headers
-    }
-
-    async fn try_send(self, e: &EmulatorHandle) -> reqwest::Result<reqwest::Response> {
-        let headers = self.signed_headers();
-        let mut rb = client().request(
-            reqwest::Method::from_bytes(self.method.as_bytes()).unwrap(),
-            self.url(&e.endpoint()),
-        );
-        for (k, v) in &headers {
-            rb = rb.header(k, v);
-        }
-        rb.body(self.body).send().await
-    }
-
-    async fn send(self, e: &EmulatorHandle) -> reqwest::Response {
-        self.try_send(e).await.unwrap()
-    }
-}
-
-fn hv(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-}
 
 async fn error_code(r: reqwest::Response) -> (u16, String) {
     let status = r.status().as_u16();
