@@ -14,7 +14,7 @@ use super::{
     convert::version_string,
     has_tags,
     status::{invalid_field, oss_status},
-    validate::{ContentFields, Validation},
+    validate::{NewObject, Validation},
 };
 use crate::{
     oss::{AppendObjectInput, Client, ContentHeaders},
@@ -47,21 +47,14 @@ pub async fn append(
     }
     check_write(access, &spec.bucket, &spec.key, tagged)?;
     let mut v = Validation::new();
-    let target = v.object_ref_at("spec", &spec.bucket, &spec.key, "");
-    let tags = v.tagging("spec.tagging", spec.tagging.as_ref());
-    let metadata = v.metadata("spec.metadata", &spec.metadata);
-    let content = v.content_headers(
-        "spec",
-        ContentFields {
-            content_type: &spec.content_type,
-            cache_control: &spec.cache_control,
-            content_disposition: &spec.content_disposition,
-            content_encoding: &spec.content_encoding,
-            expires: &spec.expires,
-        },
-    );
-    let storage_class = v.storage_class("spec.storage_class", spec.storage_class);
-    let acl = v.acl("spec.acl", spec.acl);
+    let NewObject {
+        target,
+        tags,
+        metadata,
+        content,
+        storage_class,
+        acl,
+    } = v.new_object("spec", spec.into());
     let position = match u64::try_from(first.position) {
         Ok(position) => Some(position),
         Err(_) => {

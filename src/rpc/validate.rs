@@ -23,6 +23,54 @@ pub(crate) struct ContentFields<'a> {
     pub expires: &'a str,
 }
 
+/// What a call that creates an object gives for it (a WriteObjectSpec or an
+/// AppendObjectSpec), as given.
+pub(crate) struct NewObjectFields<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub tagging: Option<&'a proto::Tagging>,
+    pub metadata: &'a HashMap<String, String>,
+    pub content: ContentFields<'a>,
+    pub storage_class: i32,
+    pub acl: i32,
+}
+
+/// [`NewObjectFields`] validated; each field is `None` when it had a violation.
+pub(crate) struct NewObject {
+    pub target: Option<ObjectId>,
+    pub tags: Option<Option<TagSet>>,
+    pub metadata: Option<UserMetadata>,
+    pub content: Option<ContentHeaders>,
+    pub storage_class: Option<Option<StorageClass>>,
+    pub acl: Option<Option<ObjectAcl>>,
+}
+
+macro_rules! new_object_fields_from {
+    ($spec:ty) => {
+        impl<'a> From<&'a $spec> for NewObjectFields<'a> {
+            fn from(spec: &'a $spec) -> Self {
+                Self {
+                    bucket: &spec.bucket,
+                    key: &spec.key,
+                    tagging: spec.tagging.as_ref(),
+                    metadata: &spec.metadata,
+                    content: ContentFields {
+                        content_type: &spec.content_type,
+                        cache_control: &spec.cache_control,
+                        content_disposition: &spec.content_disposition,
+                        content_encoding: &spec.content_encoding,
+                        expires: &spec.expires,
+                    },
+                    storage_class: spec.storage_class,
+                    acl: spec.acl,
+                }
+            }
+        }
+    };
+}
+new_object_fields_from!(proto::WriteObjectSpec);
+new_object_fields_from!(proto::AppendObjectSpec);
+
 /// Collects violations while request fields are parsed.
 #[derive(Default)]
 pub(crate) struct Validation {
@@ -52,6 +100,19 @@ impl Validation {
                     .extend(vs.into_iter().map(|v| v.under(field)))
             })
             .ok()
+    }
+
+    /// The fields of an object a call creates, named under `prefix` (`spec`).
+    pub fn new_object(&mut self, prefix: &str, fields: NewObjectFields<'_>) -> NewObject {
+        let field = |name: &str| format!("{prefix}.{name}");
+        NewObject {
+            target: self.object_ref_at(prefix, fields.bucket, fields.key, ""),
+            tags: self.tagging(&field("tagging"), fields.tagging),
+            metadata: self.metadata(&field("metadata"), fields.metadata),
+            content: self.content_headers(prefix, fields.content),
+            storage_class: self.storage_class(&field("storage_class"), fields.storage_class),
+            acl: self.acl(&field("acl"), fields.acl),
+        }
     }
 
     /// `bucket`, `key` and an optional `version_id` (empty means the current version).

@@ -27,7 +27,7 @@ use super::{
     has_tags,
     status::{gateway_error, invalid_field, oss_status},
     upload_token::ResumableUpload,
-    validate::{ContentFields, Validation},
+    validate::{NewObject, Validation},
 };
 use crate::{
     model::{BucketName, Crc64, ObjectAcl, ObjectKey, crc64_combine},
@@ -516,21 +516,14 @@ fn plan_spec(
     checksums: Option<&proto::ObjectChecksums>,
 ) -> Result<WritePlan, Status> {
     let mut v = Validation::new();
-    let target = v.object_ref_at("spec", &spec.bucket, &spec.key, "");
-    let tags = v.tagging("spec.tagging", spec.tagging.as_ref());
-    let metadata = v.metadata("spec.metadata", &spec.metadata);
-    let content = v.content_headers(
-        "spec",
-        ContentFields {
-            content_type: &spec.content_type,
-            cache_control: &spec.cache_control,
-            content_disposition: &spec.content_disposition,
-            content_encoding: &spec.content_encoding,
-            expires: &spec.expires,
-        },
-    );
-    let storage_class = v.storage_class("spec.storage_class", spec.storage_class);
-    let acl = v.acl("spec.acl", spec.acl);
+    let NewObject {
+        target,
+        tags,
+        metadata,
+        content,
+        storage_class,
+        acl,
+    } = v.new_object("spec", spec.into());
     let object_size = match spec.object_size {
         None => Some(None),
         Some(size) if size < 0 || size as u64 > MAX_OBJECT_BYTES => {
