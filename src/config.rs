@@ -1280,12 +1280,12 @@ mod tests {
     }
 
     #[test]
-    fn audit_reads_tags_before_by_default() {
+    fn audit_reads_tags_before_only_when_asked() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
-        assert!(settings.audit.read_tags_before);
-        let off = Settings::load_from(None, env(&[("OSSGATE_AUDIT__READ_TAGS_BEFORE", "false")]))
-            .unwrap();
-        assert!(!off.audit.read_tags_before);
+        assert!(!settings.audit.read_tags_before);
+        let on =
+            Settings::load_from(None, env(&[("OSSGATE_AUDIT__READ_TAGS_BEFORE", "true")])).unwrap();
+        assert!(on.audit.read_tags_before);
     }
 
     #[test]

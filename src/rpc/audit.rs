@@ -16,12 +16,13 @@
 //!   unversioned bucket. Such calls never read the tags first. (OSS ignores
 //!   forbid-overwrite in versioned buckets; there a forbid-overwrite call leaves them
 //!   `unknown`, `not_read`.)
-//! * Any other audited call, with `[audit] read_tags_before = true` (the default), reads
-//!   them with one GetObjectTagging just before the change (`read`; `{}` when there was no
-//!   object). That costs one OSS request per audited mutation, and it is racy: a concurrent
-//!   writer may change the tags between the read and the change. A failed read does not fail
-//!   the call (`read_failed`, `unknown`).
-//! * With the setting off they are `unknown` (`not_read`).
+//! * Any other audited call, with `[audit] read_tags_before = true`, reads them with one
+//!   GetObjectTagging just before the change (`read`; `{}` when there was no object). That
+//!   costs one OSS request per audited mutation (PutObjectTagging then makes two), and it is
+//!   racy: a concurrent writer may change the tags between the read and the change. A failed
+//!   read does not fail the call (`read_failed`, `unknown`).
+//! * With the setting off (the default) they are `unknown` (`not_read`): the event records
+//!   the request, as object-level audit logs usually do, and the gateway adds no request.
 
 use std::collections::BTreeMap;
 
@@ -36,21 +37,14 @@ use crate::oss::{Client, ObjectId};
 pub const TARGET: &str = "ossgate::audit";
 
 /// `[audit]`: the tag audit trail.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditSettings {
     /// Read an object's tags (one GetObjectTagging) just before a call replaces them, so the
     /// event can say what they were. Best effort: a failed read leaves them unknown and the
     /// call goes on; a concurrent writer may change them between the read and the call.
+    /// Off by default: it adds one billed OSS request and a round trip to every mutation.
     pub read_tags_before: bool,
-}
-
-impl Default for AuditSettings {
-    fn default() -> Self {
-        Self {
-            read_tags_before: true,
-        }
-    }
 }
 
 /// What the event says about the tags before the call.

@@ -512,7 +512,8 @@ fn assert_event(
 async fn writes_with_tags_are_audited_with_the_request_that_set_them() {
     let (capture, _guard) = Capture::start();
     let stack = Stack::start().await;
-    let gateway = gateway(&stack, &[]).await;
+    // Off by default; on here, so the events carry the tags read before each write.
+    let gateway = gateway(&stack, &[("OSSGATE_AUDIT__READ_TAGS_BEFORE", "true")]).await;
     let mut client = connect(gateway.local_addr()).await;
     let b = VERSIONED_BUCKET;
 
