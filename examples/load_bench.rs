@@ -1,10 +1,13 @@
-//! Load benchmark for the tagging RPCs, in one process and one run:
+//! Load benchmark for the tagging RPCs, all paths in one run:
 //!
 //! * **gateway**: `PutObjectTagging` / `GetObjectTagging` (alternating, 50/50) through the
-//!   gateway's gRPC API (tonic clients, one HTTP/2 connection per client up to 128);
+//!   gateway's gRPC API (tonic clients sharing one `Channel`, so one HTTP/2 connection, as a
+//!   service calling the gateway would; `--channels N` spreads them over N connections);
 //! * **direct**: the same operations as signed REST calls straight to the emulator, with the
 //!   crate's own OSS client (`ossgate::oss::Client`: the same signer and HTTP stack the
 //!   gateway uses, no gRPC);
+//! * **floor**: the gateway's health Check, an empty gRPC call on the same connections: what
+//!   any gateway operation costs at least on top of its OSS request;
 //!
 //! at 1, 16 and 128 concurrent clients (closed loop: each client sends its next request
 //! when the previous one is answered), for a fixed time each after a warm-up. It reports
@@ -15,13 +18,21 @@
 //! while admitted calls still succeed, the health service still answers, and a normal run
 //! afterwards is as fast as before.
 //!
-//! The emulator (in memory), the gateway and the load generator share the process and its
-//! CPUs. Results go to stdout (a table) and `bench/load_results.json`.
+//! Two shapes:
+//! * by default the emulator (in memory), the gateway and the load generator share this
+//!   process and all CPUs (no log subscriber is installed);
+//! * with `--gateway-cpus`, the gateway is the release `ossgate` binary in its own process
+//!   pinned to those CPUs (default logging, to /dev/null), and this process (clients and
+//!   emulator) runs under `taskset` on the others: the deployed shape, where the gateway
+//!   brings its own CPU.
+//!
+//! Results go to stdout (a table) and `bench/load_results.json` (`--out`).
 //!
 //! ```text
-//! cargo build --release --example load_bench
-//! target/release/examples/load_bench                       # 5 s per phase
-//! target/release/examples/load_bench --seconds 10 --rounds 2
+//! cargo build --release --bin ossgate --example load_bench
+//! target/release/examples/load_bench --rounds 2
+//! taskset -c 0 target/release/examples/load_bench --rounds 2 --gateway-cpus 1 \
+//!     --out bench/load_results_own_cpu.json
 //! ```
 
 // The same allocator as the ossgate binary (src/main.rs): gateway, emulator and client here.
@@ -30,6 +41,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::{
     collections::{BTreeMap, HashMap},
+    net::SocketAddr,
     time::{Duration, Instant},
 };
 
@@ -49,6 +61,7 @@ use ossgate::{
 };
 use serde_json::json;
 use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
 
 const BUCKET: &str = "load-bench";
 const ACCESS_KEY_ID: &str = "LTAIloadbench";
@@ -81,13 +94,25 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     saturation_clients: usize,
     /// Extra gateway settings, `OSSGATE_NAME=value` (repeatable), e.g.
-    /// `--set OSSGATE_AUDIT__READ_TAGS_BEFORE=false`.
+    /// `--set OSSGATE_AUDIT__READ_TAGS_BEFORE=true`.
     #[arg(long = "set")]
     settings: Vec<String>,
-    /// Run only this path (`direct` or `gateway`) and skip the saturation phase (for
-    /// profiling one side).
+    /// Run only these paths (`direct`, `gateway`, `floor`; comma-separated) and skip the
+    /// saturation phase (for profiling one side).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// gRPC connections (tonic `Channel`s) the gateway clients share. One by default: a
+    /// `Channel` is meant to be cloned and shared, and HTTP/2 multiplexes the calls.
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    /// Run the gateway as a separate process (the release `ossgate` binary next to this
+    /// example, logging as configured to /dev/null) instead of in this process.
     #[arg(long)]
-    only: Option<String>,
+    gateway_process: bool,
+    /// Pin that process to these CPUs (`taskset -c`); implies `--gateway-process`. Run the
+    /// benchmark itself under `taskset -c` on the other CPUs to give each side its own.
+    #[arg(long)]
+    gateway_cpus: Option<String>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/load_results.json")]
     out: String,
@@ -177,6 +202,9 @@ type OpResult = Result<(), (String, Option<Duration>)>;
 enum Target {
     Gateway(Vec<ObjectServiceClient<Channel>>),
     Direct(Client),
+    /// The gateway's health Check: a gRPC round trip through the same server and
+    /// connections with no OSS work, the floor under any gateway operation.
+    Floor(Vec<HealthClient<Channel>>),
 }
 
 impl Target {
@@ -223,6 +251,16 @@ impl Target {
                     };
                     (code, delay)
                 })
+            }
+            Target::Floor(channels) => {
+                let mut health = channels[client % channels.len()].clone();
+                health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .map(drop)
+                    .map_err(|status| (format!("{:?}", status.code()), None))
             }
             Target::Direct(oss) => {
                 let key = ObjectKey::parse(&key).map_err(|v| (v.description, None))?;
@@ -314,14 +352,55 @@ async fn start_emulator() -> anyhow::Result<EmulatorHandle> {
     emulator::start(config).await
 }
 
+/// A gateway under test: in this process, or the `ossgate` binary as a child process.
+enum Gateway {
+    InProcess(RunningServer),
+    Process {
+        child: tokio::process::Child,
+        addr: SocketAddr,
+    },
+}
+
+impl Gateway {
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Gateway::InProcess(server) => server.local_addr(),
+            Gateway::Process { addr, .. } => *addr,
+        }
+    }
+
+    async fn shutdown(self) -> anyhow::Result<()> {
+        match self {
+            Gateway::InProcess(server) => server.shutdown().await,
+            Gateway::Process { mut child, .. } => {
+                child.kill().await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Where and how the gateway runs (`--gateway-process`, `--gateway-cpus`).
+struct GatewayMode {
+    process: bool,
+    cpus: Option<String>,
+}
+
 /// The gateway against `emulator`, with extra `OSSGATE_*` settings. A setting this build
 /// does not know is dropped with a note (so the benchmark runs on older trees too).
 async fn start_gateway(
     emulator: &EmulatorHandle,
     extra: &[(&str, String)],
-) -> anyhow::Result<(RunningServer, Vec<String>)> {
+    mode: &GatewayMode,
+) -> anyhow::Result<(Gateway, Vec<String>)> {
+    let listen = if mode.process {
+        // A free port for the child (it cannot report the one it bound).
+        std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?
+    } else {
+        "127.0.0.1:0".parse()?
+    };
     let mut env: HashMap<String, String> = HashMap::from([
-        ("OSSGATE_LISTEN".into(), "127.0.0.1:0".into()),
+        ("OSSGATE_LISTEN".into(), listen.to_string()),
         ("OSSGATE_OSS__ENDPOINT".into(), emulator.endpoint()),
         ("OSSGATE_OSS__REGION".into(), "cn-hangzhou".into()),
         ("OSSGATE_OSS__ACCESS_KEY_ID".into(), ACCESS_KEY_ID.into()),
@@ -340,23 +419,95 @@ async fn start_gateway(
             Err(err) => notes.push(format!("{name} not applied: {err:#}")),
         }
     }
-    let settings = Settings::load_from(None, env)?;
-    Ok((server::start(settings).await?, notes))
+    let settings = Settings::load_from(None, env.clone())?;
+    if !mode.process {
+        return Ok((Gateway::InProcess(server::start(settings).await?), notes));
+    }
+    // The release binary next to this example (target/release/examples/..).
+    let binary = std::env::current_exe()?
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|dir| dir.join("ossgate"))
+        .context("locating the ossgate binary")?;
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} is missing: cargo build --release --bin ossgate --example load_bench",
+        binary.display()
+    );
+    let mut command = match &mode.cpus {
+        Some(cpus) => {
+            let mut taskset = tokio::process::Command::new("taskset");
+            taskset.arg("-c").arg(cpus).arg(&binary);
+            taskset
+        }
+        None => tokio::process::Command::new(&binary),
+    };
+    // Only the settings above: no ambient OSSGATE_* or credential variables.
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(&env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let child = command.spawn().context("starting the ossgate binary")?;
+    let gateway = Gateway::Process {
+        child,
+        addr: listen,
+    };
+    wait_serving(listen).await?;
+    Ok((gateway, notes))
 }
 
-async fn channels(
-    server: &RunningServer,
-    n: usize,
-) -> anyhow::Result<Vec<ObjectServiceClient<Channel>>> {
+/// Waits until the gateway at `addr` answers its health check with SERVING.
+async fn wait_serving(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let serving = async {
+            let channel = Channel::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await?;
+            let status = HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?
+                .into_inner()
+                .status;
+            anyhow::Ok(status == 1)
+        };
+        if serving.await.unwrap_or(false) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the gateway at {addr} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `n` gRPC connections to `server`.
+async fn connections(server: &Gateway, n: usize) -> anyhow::Result<Vec<Channel>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let channel = Channel::from_shared(format!("http://{}", server.local_addr()))?
             .tcp_nodelay(true)
             .connect()
             .await?;
-        out.push(ObjectServiceClient::new(channel));
+        out.push(channel);
     }
     Ok(out)
+}
+
+/// ObjectService clients on `n` connections to `server`.
+async fn channels(server: &Gateway, n: usize) -> anyhow::Result<Vec<ObjectServiceClient<Channel>>> {
+    let connections = connections(server, n).await?;
+    Ok(connections
+        .into_iter()
+        .map(ObjectServiceClient::new)
+        .collect())
 }
 
 fn direct_client(emulator: &EmulatorHandle) -> anyhow::Result<Client> {
@@ -371,6 +522,19 @@ fn direct_client(emulator: &EmulatorHandle) -> anyhow::Result<Client> {
     })?)
 }
 
+/// The CPUs this process may run on (`Cpus_allowed_list`), e.g. `0` under `taskset -c 0`.
+fn cpus_allowed() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+                .map(|list| list.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -380,7 +544,7 @@ fn load_average() -> String {
 /// Drives `clients` clients against `server` while a health client checks it every 100 ms;
 /// returns what the clients got, the health checks made (all SERVING) and the slowest one.
 async fn saturate(
-    server: &RunningServer,
+    server: &Gateway,
     channels: &[ObjectServiceClient<Channel>],
     clients: usize,
     warmup: Duration,
@@ -455,51 +619,78 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("--set {s:?}: expected NAME=value"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let (gateway, mut notes) = start_gateway(&emulator, &extra).await?;
-    let max_clients = args.clients.iter().copied().max().unwrap_or(1);
-    let grpc = channels(&gateway, max_clients.clamp(1, MAX_CHANNELS)).await?;
+    let mode = GatewayMode {
+        process: args.gateway_process || args.gateway_cpus.is_some(),
+        cpus: args.gateway_cpus.clone(),
+    };
+    let (gateway, mut notes) = start_gateway(&emulator, &extra, &mode).await?;
+    let conns = connections(&gateway, args.channels.clamp(1, MAX_CHANNELS)).await?;
+    let grpc: Vec<_> = conns
+        .iter()
+        .cloned()
+        .map(ObjectServiceClient::new)
+        .collect();
+    let health: Vec<_> = conns.into_iter().map(HealthClient::new).collect();
 
     println!(
-        "tagging load: 50/50 PutObjectTagging/GetObjectTagging, {:.1} s per phase after {:.1} s warm-up, {} round(s); load average {load_before}",
-        args.seconds, args.warmup, args.rounds
+        "tagging load: 50/50 PutObjectTagging/GetObjectTagging, {:.1} s per phase after {:.1} s warm-up, {} round(s), {} gRPC connection(s); load average {load_before}",
+        args.seconds,
+        args.warmup,
+        args.rounds,
+        grpc.len()
     );
-    let mut results: Vec<(usize, Phase, Phase)> = args
+    let mut results: Vec<(usize, Phase, Phase, Phase)> = args
         .clients
         .iter()
-        .map(|&c| (c, Phase::default(), Phase::default()))
+        .map(|&c| (c, Phase::default(), Phase::default(), Phase::default()))
         .collect();
+    let runs = |path: &str| args.only.is_empty() || args.only.iter().any(|only| only == path);
     for _ in 0..args.rounds {
-        for (clients, direct_total, gateway_total) in results.iter_mut() {
-            if args.only.as_deref() != Some("gateway") {
-                let target = Target::Direct(direct.clone());
-                direct_total.merge(run_phase(&target, *clients, warmup, measure, false).await);
-            }
-            if args.only.as_deref() != Some("direct") {
-                let target = Target::Gateway(grpc[..(*clients).min(grpc.len())].to_vec());
-                gateway_total.merge(run_phase(&target, *clients, warmup, measure, false).await);
+        for (clients, direct_total, gateway_total, floor_total) in results.iter_mut() {
+            let used = (*clients).min(grpc.len());
+            let targets = [
+                ("direct", Target::Direct(direct.clone()), direct_total),
+                (
+                    "gateway",
+                    Target::Gateway(grpc[..used].to_vec()),
+                    gateway_total,
+                ),
+                ("floor", Target::Floor(health[..used].to_vec()), floor_total),
+            ];
+            for (path, target, total) in targets {
+                if runs(path) {
+                    total.merge(run_phase(&target, *clients, warmup, measure, false).await);
+                }
             }
         }
     }
 
     println!();
     println!(
-        "| clients | direct p50 ms | direct p99 ms | direct ops/s | gateway p50 ms | gateway p99 ms | gateway ops/s | overhead at p50 ms | gateway ÷ direct ops/s |"
+        "| clients | direct p50 ms | direct p99 ms | direct ops/s | gateway p50 ms | gateway p99 ms | gateway ops/s | overhead at p50 ms | gateway ÷ direct ops/s | gRPC floor ops/s | bound on the ratio |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut levels = Vec::new();
-    for (clients, d, g) in &results {
+    for (clients, d, g, f) in &results {
         let overhead = g.quantile_ms(0.5) - d.quantile_ms(0.5);
         let ratio = g.throughput() / d.throughput();
+        // When everything shares the CPUs, a gateway operation costs at least a direct
+        // operation plus an empty gRPC call, so its throughput is at most
+        // 1 / (1/direct + 1/floor). With the gateway in its own process that sum does not
+        // hold (the costs land on different CPUs): no bound then.
+        let bound = (!mode.process).then(|| f.throughput() / (d.throughput() + f.throughput()));
+        let bound_text = bound.map_or("-".to_string(), |b| format!("{b:.2}"));
         println!(
-            "| {clients} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {:.0} | {overhead:.3} | {ratio:.2} |",
+            "| {clients} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {:.0} | {overhead:.3} | {ratio:.2} | {:.0} | {bound_text} |",
             d.quantile_ms(0.5),
             d.quantile_ms(0.99),
             d.throughput(),
             g.quantile_ms(0.5),
             g.quantile_ms(0.99),
             g.throughput(),
+            f.throughput(),
         );
-        for (name, phase) in [("direct", d), ("gateway", g)] {
+        for (name, phase) in [("direct", d), ("gateway", g), ("floor", f)] {
             let failed: u64 = phase
                 .by_code
                 .iter()
@@ -517,13 +708,15 @@ async fn main() -> anyhow::Result<()> {
             "clients": clients,
             "direct": d.json(),
             "gateway": g.json(),
+            "grpc_floor": f.json(),
             "overhead_p50_ms": round(overhead, 3),
             "throughput_ratio": round(ratio, 3),
+            "throughput_ratio_bound": bound.map(|b| round(b, 3)),
         }));
     }
-    drop(grpc);
+    drop((grpc, health));
     gateway.shutdown().await?;
-    if args.only.is_some() {
+    if !args.only.is_empty() {
         emulator.shutdown().await;
         return Ok(());
     }
@@ -535,7 +728,7 @@ async fn main() -> anyhow::Result<()> {
         "OSSGATE_SERVER__MAX_CONCURRENT_CALLS",
         args.saturation_limit.to_string(),
     ));
-    let (limited, more_notes) = start_gateway(&emulator, &limited_settings).await?;
+    let (limited, more_notes) = start_gateway(&emulator, &limited_settings, &mode).await?;
     notes.extend(more_notes);
     let sat_channels = channels(&limited, args.saturation_clients.clamp(1, MAX_CHANNELS)).await?;
     println!();
@@ -616,6 +809,10 @@ async fn main() -> anyhow::Result<()> {
         "warmup_seconds": args.warmup,
         "rounds": args.rounds,
         "gateway_settings": args.settings,
+        "grpc_connections": args.channels.clamp(1, MAX_CHANNELS),
+        "gateway_process": mode.process,
+        "gateway_cpus": args.gateway_cpus,
+        "benchmark_cpus": cpus_allowed(),
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "load_average_before": load_before,
         "load_average_after": load_after,
