@@ -13,7 +13,10 @@
 //! time retries are therefore at most `ratio` × requests + `min_per_sec` × seconds, and a
 //! burst of failures can spend at most `burst` retries at once. When the bucket is empty the
 //! request fails with its last error at once (still marked retryable, so the caller's own
-//! backoff applies), a warning is logged and [`RetryBudget::denied`] counts it.
+//! backoff applies), a warning is logged, [`RetryBudget::denied`] counts it and so does
+//! the metric `ossgate_oss_retries_refused_total{operation}` (through [`Retrier::allow`],
+//! which every retry asks; a retry ruled out by the attempt limit or the deadline never asks,
+//! so it is not counted there).
 //!
 //! **Deadline.** [`with_deadline`] runs a future with a deadline (the gRPC layer sets it
 //! from `grpc-timeout`); [`deadline`] reads it. The client bounds each attempt by it and does
@@ -184,12 +187,14 @@ impl Retrier {
         }
     }
 
-    /// Asks the budget for one retry of `operation`; when it is refused, logs a warning (at
-    /// most one a second, with the running count of refusals).
+    /// Asks the budget for one retry of `operation`; when it is refused, counts it in
+    /// `ossgate_oss_retries_refused_total{operation}` and logs a warning (at most one a
+    /// second, with the running count of refusals).
     pub fn allow(&self, operation: &str, error: &dyn std::fmt::Display) -> bool {
         if self.budget.try_retry() {
             return true;
         }
+        crate::telemetry::metrics().record_retry_refused(operation);
         let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         let last = self.last_warning_ms.load(Ordering::Relaxed);
         let due = last == u64::MAX || now_ms.saturating_sub(last) >= 1000;
@@ -352,6 +357,27 @@ mod tests {
         }
         assert_eq!(retrier.budget.denied(), 5);
         assert!(retrier.budget.available() < 1.0);
+    }
+
+    #[test]
+    fn each_refusal_and_only_a_refusal_counts_in_the_refused_metric() {
+        // An operation label no other test uses: the metrics are process-wide.
+        const OP: &str = "TEST ?refused-metric";
+        let refused = || {
+            crate::telemetry::metrics()
+                .oss_retries_refused
+                .with_label_values(&[OP])
+                .get()
+        };
+        let retrier = Retrier::new(config(0.0, 0.0, 2));
+        assert!(retrier.allow(OP, &"503"));
+        assert!(retrier.allow(OP, &"503"));
+        assert_eq!(refused(), 0, "granted retries are not refusals");
+        for _ in 0..3 {
+            assert!(!retrier.allow(OP, &"503"));
+        }
+        assert_eq!(refused(), 3);
+        assert_eq!(retrier.budget.denied(), 3);
     }
 
     #[tokio::test]

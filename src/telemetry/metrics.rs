@@ -40,6 +40,9 @@ pub struct Metrics {
     pub oss_errors: IntCounterVec,
     /// `ossgate_oss_retries_total{operation}`: attempts after the first.
     pub oss_retries: IntCounterVec,
+    /// `ossgate_oss_retries_refused_total{operation}`: retries not made because the retry
+    /// budget was empty (not those ruled out by the attempt limit or the call's deadline).
+    pub oss_retries_refused: IntCounterVec,
     /// `ossgate_uploads_in_flight`: WriteObject calls running now.
     pub uploads_in_flight: IntGauge,
     /// `ossgate_upload_memory_bytes`: bytes the upload memory budget has handed out.
@@ -95,6 +98,14 @@ impl Metrics {
             &["operation"],
         )
         .expect("static metric definition");
+        let oss_retries_refused = IntCounterVec::new(
+            Opts::new(
+                "ossgate_oss_retries_refused_total",
+                "OSS retries refused because the retry budget was exhausted, by operation",
+            ),
+            &["operation"],
+        )
+        .expect("static metric definition");
         let uploads_in_flight =
             IntGauge::new("ossgate_uploads_in_flight", "WriteObject calls in progress")
                 .expect("static metric definition");
@@ -109,6 +120,7 @@ impl Metrics {
             Box::new(oss_duration.clone()),
             Box::new(oss_errors.clone()),
             Box::new(oss_retries.clone()),
+            Box::new(oss_retries_refused.clone()),
             Box::new(uploads_in_flight.clone()),
             Box::new(upload_memory.clone()),
         ] {
@@ -123,6 +135,7 @@ impl Metrics {
             oss_duration,
             oss_errors,
             oss_retries,
+            oss_retries_refused,
             uploads_in_flight,
             upload_memory,
             mirror: false,
@@ -183,6 +196,17 @@ impl Metrics {
         self.oss_retries.with_label_values(&[operation]).inc();
         if let Some(otel) = self.otel() {
             otel.oss_retries
+                .add(1, &[KeyValue::new("operation", operation.to_string())]);
+        }
+    }
+
+    /// Records a retry of an OSS request that the retry budget refused.
+    pub fn record_retry_refused(&self, operation: &str) {
+        self.oss_retries_refused
+            .with_label_values(&[operation])
+            .inc();
+        if let Some(otel) = self.otel() {
+            otel.oss_retries_refused
                 .add(1, &[KeyValue::new("operation", operation.to_string())]);
         }
     }
@@ -369,7 +393,8 @@ fn upload_memory_now() -> u64 {
 /// The OpenTelemetry mirror of [`Metrics`]. OTLP names are dotted with a unit (an
 /// OTLP-to-Prometheus conversion gives back the `/metrics` names):
 /// `ossgate.rpc.duration` (s), `ossgate.rpc.bytes` (By), `ossgate.oss.request.duration` (s),
-/// `ossgate.oss.errors`, `ossgate.oss.retries`, `ossgate.uploads.in_flight`,
+/// `ossgate.oss.errors`, `ossgate.oss.retries`, `ossgate.oss.retries.refused`,
+/// `ossgate.uploads.in_flight`,
 /// `ossgate.upload.memory` (By); the attributes are the Prometheus labels.
 struct OtelInstruments {
     rpc_duration: Histogram<f64>,
@@ -377,6 +402,7 @@ struct OtelInstruments {
     oss_duration: Histogram<f64>,
     oss_errors: Counter<u64>,
     oss_retries: Counter<u64>,
+    oss_retries_refused: Counter<u64>,
     uploads_in_flight: UpDownCounter<i64>,
     /// Kept alive so its callback stays registered.
     _upload_memory: ObservableGauge<u64>,
@@ -414,6 +440,12 @@ pub(super) fn install_otel(meter: &Meter) {
         oss_retries: meter
             .u64_counter("ossgate.oss.retries")
             .with_description("OSS request attempts after the first, by operation")
+            .build(),
+        oss_retries_refused: meter
+            .u64_counter("ossgate.oss.retries.refused")
+            .with_description(
+                "OSS retries refused because the retry budget was exhausted, by operation",
+            )
             .build(),
         uploads_in_flight: meter
             .i64_up_down_counter("ossgate.uploads.in_flight")
@@ -470,6 +502,42 @@ mod tests {
         assert!(text.contains(
             "ossgate_rpc_duration_seconds_bucket{code=\"Ok\",method=\"GetObjectTagging\",le=\"0.005\"} 1"
         ));
+    }
+
+    #[test]
+    fn refused_retries_are_counted_by_operation() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(
+            !text.contains("ossgate_oss_retries_refused_total{"),
+            "no series before a refusal:\n{text}"
+        );
+        m.record_retry("PUT ?tagging");
+        m.record_retry_refused("PUT ?tagging");
+        m.record_retry_refused("PUT ?tagging");
+        m.record_retry_refused("PUT ?partNumber");
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE ossgate_oss_retries_refused_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ossgate_oss_retries_refused_total{operation=\"PUT ?tagging\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ossgate_oss_retries_refused_total{operation=\"PUT ?partNumber\"} 1"),
+            "{text}"
+        );
+        // A refusal is not a retry: the retry counter only has the one retry made.
+        assert!(
+            text.contains("ossgate_oss_retries_total{operation=\"PUT ?tagging\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("ossgate_oss_retries_total{operation=\"PUT ?partNumber\"}"),
+            "{text}"
+        );
     }
 
     #[test]
