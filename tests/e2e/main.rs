@@ -10,6 +10,7 @@ mod grpcurl;
 mod lifecycle;
 mod limits;
 mod resilience;
+mod retry_metrics;
 mod streaming;
 mod tagging;
 mod telemetry;
