@@ -112,3 +112,38 @@ fn prints_one_line_serves_and_stops_on_sigterm() {
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "exactly one stdout line");
 }
+
+/// Text logs written to a pipe (a container log, a file) carry no terminal colour codes.
+#[test]
+fn text_logs_to_a_pipe_are_plain() {
+    let child = Command::new(env!("CARGO_BIN_EXE_ossgate"))
+        .env_clear()
+        .env("OSSGATE_LISTEN", "127.0.0.1:0")
+        .env("OSSGATE_LOG__FORMAT", "text")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = KillOnDrop(child);
+    let stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let serving = line.contains("serving gRPC");
+        seen.push(line);
+        if serving {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("serving gRPC")),
+        "{seen:#?}"
+    );
+    for line in &seen {
+        assert!(!line.contains('\u{1b}'), "escape code in {line:?}");
+        assert!(
+            line.contains(" INFO ") || line.contains(" WARN "),
+            "{line:?}"
+        );
+    }
+}

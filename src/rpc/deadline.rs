@@ -136,7 +136,7 @@ where
                     info!(
                         method,
                         timeout_ms = timeout.as_millis() as u64,
-                        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                        elapsed_ms = elapsed.as_micros() as f64 / 1000.0,
                         "call ended: deadline exceeded"
                     );
                     Ok(deadline_exceeded(timeout).into_http())

@@ -116,7 +116,8 @@ async fn observe<T: 'static>(
     let span = rpc.span().clone();
     let mut result = rpc.run(call).await;
     let elapsed = started.elapsed();
-    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    // Whole microseconds: 0.994, not 0.9948859999999999.
+    let elapsed_ms = elapsed.as_micros() as f64 / 1000.0;
     let code = result.as_ref().err().map_or(tonic::Code::Ok, Status::code);
     crate::telemetry::metrics().record_rpc(method, &format!("{code:?}"), elapsed);
     span.in_scope(|| match &result {

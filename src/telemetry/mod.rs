@@ -15,6 +15,7 @@ pub mod trace;
 
 use std::{
     fmt,
+    io::IsTerminal,
     sync::{Arc, OnceLock},
 };
 
@@ -61,6 +62,9 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
     } else {
         tracing_subscriber::fmt::layer()
             .fmt_fields(TextFields)
+            // Colours only for a person at a terminal: a file, a pipe or a container log
+            // gets plain text (tracing-subscriber colours by default, whatever stderr is).
+            .with_ansi(ansi_colours(std::io::stderr().is_terminal()))
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed()
@@ -103,6 +107,12 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
         );
     }
     Ok(TelemetryGuard { tracer, meter })
+}
+
+/// Whether text logs are coloured: only on a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>).
+fn ansi_colours(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// JSON log lines, each starting with the `trace_id` and `span_id` of the span it was logged
@@ -257,6 +267,12 @@ impl Drop for TelemetryGuard {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[test]
+    fn text_logs_are_plain_unless_written_to_a_terminal() {
+        // A file, a pipe or a container log never gets escape codes.
+        assert!(!ansi_colours(false));
+    }
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
