@@ -1,58 +1,22 @@
 //! Smoke test: the OSS client against the in-process emulator, with both
 //! signature versions: put/head/get/tagging/symlink/delete.
 
-use std::time::Duration;
+mod support;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use ossgate::emulator::{BucketSpec, EmulatorConfig};
 use ossgate::model::{BucketName, ObjectKey, TagSet, UserMetadata, crc64};
-use ossgate::oss::credentials::Credentials;
 use ossgate::oss::sign::SignatureVersion;
 use ossgate::oss::{
-    Addressing, BoxError, ByteRange, Client, ClientConfig, GetObjectInput, ObjectId, OssErrorKind,
-    PutObjectInput, PutObjectTaggingInput, PutSymlinkInput,
+    BoxError, ByteRange, GetObjectInput, ObjectId, OssErrorKind, PutObjectInput,
+    PutObjectTaggingInput, PutSymlinkInput,
 };
-
-fn credentials() -> Credentials {
-    Credentials {
-        access_key_id: "LTAIsmoketest".into(),
-        access_key_secret: "smoke-test-secret".into(),
-        security_token: None,
-    }
-}
+use support::{BUCKET, VERSIONED_BUCKET, oss_client, read_all};
 
 async fn run(version: SignatureVersion) {
-    let emulator = ossgate::emulator::start(EmulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: None,
-        credentials: vec![credentials()],
-        buckets: vec![
-            BucketSpec {
-                name: "smoke".into(),
-                versioned: false,
-            },
-            BucketSpec {
-                name: "smoke-versioned".into(),
-                versioned: true,
-            },
-        ],
-        region: "cn-hangzhou".into(),
-        verify_signatures: true,
-    })
-    .await
-    .unwrap();
-    let client = Client::new(ClientConfig {
-        endpoint: emulator.endpoint(),
-        region: "cn-hangzhou".into(),
-        signature_version: version,
-        addressing: Addressing::Auto,
-        credentials: credentials(),
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Some(Duration::from_secs(30)),
-    })
-    .unwrap();
-    let bucket = BucketName::parse("smoke").unwrap();
+    let emulator = support::start().await;
+    let client = oss_client(&emulator, version);
+    let bucket = BucketName::parse(BUCKET).unwrap();
     let key = ObjectKey::parse("dir/smoke test+1 é?.txt").unwrap();
     let id = ObjectId::new(bucket.clone(), key.clone());
     let data = b"hello from the ossgate smoke test\n";
@@ -96,12 +60,7 @@ async fn run(version: SignatureVersion) {
     }
 
     // get whole and ranged
-    let got = client
-        .get_object(&GetObjectInput::new(bucket.clone(), key.clone()))
-        .await
-        .unwrap();
-    let body: Vec<u8> = got.body.map(|c| c.unwrap().to_vec()).concat().await;
-    assert_eq!(body, data);
+    assert_eq!(read_all(&client, &bucket, &key).await, data);
     let mut ranged = GetObjectInput::new(bucket.clone(), key.clone());
     ranged.range = Some(ByteRange {
         start: 6,
@@ -170,7 +129,7 @@ async fn run(version: SignatureVersion) {
     assert_eq!(err.kind, OssErrorKind::NotFound, "{err}");
 
     // versioned bucket: version IDs, tagging one version, delete markers
-    let vbucket = BucketName::parse("smoke-versioned").unwrap();
+    let vbucket = BucketName::parse(VERSIONED_BUCKET).unwrap();
     let one = |b: &'static [u8]| {
         futures_util::stream::iter(vec![Ok::<_, BoxError>(Bytes::from_static(b))])
     };

@@ -1,67 +1,22 @@
 //! Smoke test: the OSS client's multipart, append and copy operations against
 //! the in-process emulator, with both signature versions.
 
-use std::time::Duration;
+mod support;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use ossgate::emulator::{BucketSpec, EmulatorConfig};
 use ossgate::model::{BucketName, ObjectKey, TagSet, UserMetadata, crc64, crc64_combine};
-use ossgate::oss::credentials::Credentials;
 use ossgate::oss::sign::SignatureVersion;
 use ossgate::oss::{
-    Addressing, AppendObjectInput, ByteRange, Client, ClientConfig, CompleteMultipartUploadInput,
-    CompleteParts, CompletedPart, CopyObjectInput, CopySource, GetObjectInput,
-    InitiateMultipartUploadInput, MetadataDirective, ObjectId, OssErrorKind, TaggingDirective,
-    UploadPartCopyInput, UploadPartInput,
+    AppendObjectInput, ByteRange, Client, CompleteMultipartUploadInput, CompleteParts,
+    CompletedPart, CopyObjectInput, CopySource, InitiateMultipartUploadInput, MetadataDirective,
+    ObjectId, OssErrorKind, TaggingDirective, UploadPartCopyInput, UploadPartInput,
 };
-
-fn credentials() -> Credentials {
-    Credentials {
-        access_key_id: "LTAImultipartsmoke".into(),
-        access_key_secret: "multipart-smoke-secret".into(),
-        security_token: None,
-    }
-}
-
-async fn read_all(client: &Client, bucket: &BucketName, key: &ObjectKey) -> Vec<u8> {
-    let out = client
-        .get_object(&GetObjectInput::new(bucket.clone(), key.clone()))
-        .await
-        .unwrap();
-    let mut data = Vec::new();
-    let mut body = out.body;
-    while let Some(chunk) = body.next().await {
-        data.extend_from_slice(&chunk.unwrap());
-    }
-    data
-}
+use support::{BUCKET, oss_client, read_all};
 
 async fn run(version: SignatureVersion) {
-    let emulator = ossgate::emulator::start(EmulatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: None,
-        credentials: vec![credentials()],
-        buckets: vec![BucketSpec {
-            name: "mp-smoke".into(),
-            versioned: false,
-        }],
-        region: "cn-hangzhou".into(),
-        verify_signatures: true,
-    })
-    .await
-    .unwrap();
-    let client = Client::new(ClientConfig {
-        endpoint: emulator.endpoint(),
-        region: "cn-hangzhou".into(),
-        signature_version: version,
-        addressing: Addressing::Auto,
-        credentials: credentials(),
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Some(Duration::from_secs(30)),
-    })
-    .unwrap();
-    let bucket = BucketName::parse("mp-smoke").unwrap();
+    let emulator = support::start().await;
+    let client = oss_client(&emulator, version);
+    let bucket = BucketName::parse(BUCKET).unwrap();
     let key = ObjectKey::parse("multi/part file+1 é?.bin").unwrap();
 
     // ---- multipart with an explicit part list, given out of order

@@ -1,16 +1,24 @@
-//! The signed-request harness the emulator's HTTP tests share: an emulator on a loopback port
-//! with two buckets, and requests signed with the crate's own signer as the SDKs sign them.
+//! The harness the emulator's HTTP tests and the OSS client smoke tests share: an emulator on a
+//! loopback port with two buckets, requests signed with the crate's own signer as the SDKs sign
+//! them, and the crate's OSS client pointed at the emulator.
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
 use ossgate::emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle};
+use ossgate::model::{BucketName, ObjectKey};
 use ossgate::oss::credentials::Credentials;
 use ossgate::oss::sign::{self, SignatureVersion, uri_encode};
+use ossgate::oss::{Addressing, Client, ClientConfig, GetObjectInput};
 
 pub const AK: &str = "test-ak";
 pub const SK: &str = "test-secret";
+/// The unversioned bucket.
+pub const BUCKET: &str = "bkt";
+/// The versioned bucket.
+pub const VERSIONED_BUCKET: &str = "vbkt";
 
 pub fn creds() -> Credentials {
     Credentials {
@@ -20,16 +28,17 @@ pub fn creds() -> Credentials {
     }
 }
 
-/// The emulator's configuration: an unversioned bucket `bkt` and a versioned `vbkt`.
+/// The emulator's configuration: an unversioned bucket [`BUCKET`] (`bkt`) and a versioned
+/// [`VERSIONED_BUCKET`] (`vbkt`).
 pub fn config() -> EmulatorConfig {
     let mut c = EmulatorConfig::new(AK, SK);
     c.buckets = vec![
         BucketSpec {
-            name: "bkt".into(),
+            name: BUCKET.into(),
             versioned: false,
         },
         BucketSpec {
-            name: "vbkt".into(),
+            name: VERSIONED_BUCKET.into(),
             versioned: true,
         },
     ];
@@ -43,6 +52,35 @@ pub async fn start() -> EmulatorHandle {
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().build().unwrap()
+}
+
+/// The crate's OSS client for emulator `e`, with the emulator's key pair, signing with
+/// `version`.
+pub fn oss_client(e: &EmulatorHandle, version: SignatureVersion) -> Client {
+    Client::new(ClientConfig {
+        endpoint: e.endpoint(),
+        region: "cn-hangzhou".into(),
+        signature_version: version,
+        addressing: Addressing::Auto,
+        credentials: creds(),
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Some(Duration::from_secs(30)),
+    })
+    .unwrap()
+}
+
+/// The whole current version of `bucket/key`, read with the OSS client.
+pub async fn read_all(client: &Client, bucket: &BucketName, key: &ObjectKey) -> Vec<u8> {
+    let out = client
+        .get_object(&GetObjectInput::new(bucket.clone(), key.clone()))
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    let mut body = out.body;
+    while let Some(chunk) = body.next().await {
+        data.extend_from_slice(&chunk.unwrap());
+    }
+    data
 }
 
 /// One signed request; `key == ""` addresses the bucket.
