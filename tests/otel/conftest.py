@@ -27,8 +27,7 @@ class Receiver:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._traces = []
-        self._metrics = []
+        self._requests = {"traces": [], "metrics": []}
         self.port = 0
 
     @property
@@ -37,31 +36,28 @@ class Receiver:
 
     def _add(self, kind: str, request):
         with self._lock:
-            (self._traces if kind == "traces" else self._metrics).append(request)
+            self._requests[kind].append(request)
 
-    def spans(self) -> list:
-        """(resource attributes as a dict, span) for every span received."""
+    def _received(self, kind: str, resources: str, scopes: str, items: str) -> list:
+        """(resource attributes as a dict, item) for every item of every `kind` request:
+        request.<resources>[].<scopes>[].<items>[] (the two OTLP export requests nest alike)."""
         with self._lock:
-            requests = list(self._traces)
+            requests = list(self._requests[kind])
         out = []
         for request in requests:
-            for resource_spans in request.resource_spans:
-                resource = attributes(resource_spans.resource.attributes)
-                for scope_spans in resource_spans.scope_spans:
-                    out.extend((resource, span) for span in scope_spans.spans)
+            for resource_items in getattr(request, resources):
+                resource = attributes(resource_items.resource.attributes)
+                for scope_items in getattr(resource_items, scopes):
+                    out.extend((resource, item) for item in getattr(scope_items, items))
         return out
+
+    def spans(self) -> list:
+        """(resource attributes, span) for every span received."""
+        return self._received("traces", "resource_spans", "scope_spans", "spans")
 
     def metrics(self) -> list:
         """(resource attributes, metric) for every metric received."""
-        with self._lock:
-            requests = list(self._metrics)
-        out = []
-        for request in requests:
-            for resource_metrics in request.resource_metrics:
-                resource = attributes(resource_metrics.resource.attributes)
-                for scope_metrics in resource_metrics.scope_metrics:
-                    out.extend((resource, m) for m in scope_metrics.metrics)
-        return out
+        return self._received("metrics", "resource_metrics", "scope_metrics", "metrics")
 
 
 class GrpcReceiver(Receiver):
