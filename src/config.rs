@@ -233,11 +233,24 @@ pub struct ServerSettings {
     pub max_encoding_message_bytes: usize,
     /// Set TCP_NODELAY on accepted connections (no Nagle delay on small responses).
     pub tcp_nodelay: bool,
+    /// A second, plaintext listener that serves only `grpc.health.v1.Health` (the same
+    /// statuses as `listen`), e.g. `0.0.0.0:8081`, for Kubernetes `grpc` probes, which cannot
+    /// speak TLS; empty = off. It may be non-loopback without caller auth: it serves no data
+    /// and no service list, only SERVING / NOT_SERVING.
+    pub health_listen: String,
 }
 
 /// CPUs this process may use (cgroup quotas included), at least 1.
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// True when binding both addresses would collide: the same fixed port on the same address,
+/// or on any address when one of them is a wildcard (`0.0.0.0`, `::`). Port 0 never collides.
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// Bounds of `server.max_decoding_message_bytes` / `max_encoding_message_bytes`.
@@ -326,6 +339,7 @@ impl Default for ServerSettings {
             max_decoding_message_bytes: 8 * MIB as usize,
             max_encoding_message_bytes: 8 * MIB as usize,
             tcp_nodelay: true,
+            health_listen: String::new(),
         }
     }
 }
@@ -645,7 +659,36 @@ impl Settings {
                 bail!("{setting}: {bytes} is outside {floor}..={MAX_MESSAGE_BYTES}");
             }
         }
+        if let Some(health) = self.health_listen_addr()? {
+            let others = [
+                ("listen", Some(self.listen_addr()?)),
+                ("metrics.listen", self.metrics_addr()?),
+            ];
+            for (setting, other) in others {
+                if let Some(other) = other
+                    && same_port(health, other)
+                {
+                    bail!(
+                        "server.health_listen: {health} would share its port with {setting} \
+                         ({other}); give the health listener a port of its own"
+                    );
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The parsed `server.health_listen`; `None` when the plaintext health listener is off.
+    pub fn health_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let listen = &self.server.health_listen;
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        listen.parse().map(Some).map_err(|err| {
+            anyhow::anyhow!(
+                "server.health_listen: {listen:?} is not an address (e.g. 0.0.0.0:8081): {err}"
+            )
+        })
     }
 
     /// True when callers must prove who they are: `[auth]` tokens or certificate mappings,
@@ -1015,6 +1058,10 @@ mod tests {
             ),
             (&[("OSSGATE_SERVER__TCP_NODELAY", "maybe")], "tcp_nodelay"),
             (
+                &[("OSSGATE_SERVER__HEALTH_LISTEN", "localhost:8081")],
+                "server.health_listen",
+            ),
+            (
                 &[("OSSGATE_TLS__CERT_FILE", "/nonexistent/tls.crt")],
                 "tls.cert_file",
             ),
@@ -1324,6 +1371,88 @@ mod tests {
         );
         assert_eq!(tuned.http2_keepalive_interval(), None);
         assert!(!tuned.server.tcp_nodelay);
+    }
+
+    #[test]
+    fn plaintext_health_listener_is_off_by_default_and_checked() {
+        let settings = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.server.health_listen, "");
+        assert_eq!(settings.health_listen_addr().unwrap(), None);
+
+        // From the file, overridden by the environment.
+        let file = write_file("[server]\nhealth_listen = \"127.0.0.1:8081\"\n");
+        let from_file = Settings::load_from(Some(file.path()), env(&[])).unwrap();
+        assert_eq!(
+            from_file.health_listen_addr().unwrap(),
+            Some("127.0.0.1:8081".parse().unwrap())
+        );
+        let from_env = Settings::load_from(
+            Some(file.path()),
+            env(&[("OSSGATE_SERVER__HEALTH_LISTEN", "127.0.0.1:0")]),
+        )
+        .unwrap();
+        assert_eq!(
+            from_env.health_listen_addr().unwrap(),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+
+        // Health alone exposes nothing: a non-loopback health listener needs no caller auth
+        // and no server.allow_insecure_remote...
+        let remote_health = Settings::load_from(
+            None,
+            env(&[("OSSGATE_SERVER__HEALTH_LISTEN", "0.0.0.0:8081")]),
+        )
+        .unwrap();
+        assert!(!remote_health.caller_auth_configured());
+        assert!(!remote_health.server.allow_insecure_remote);
+        // ...and it does not make a non-loopback gRPC listener acceptable either.
+        let err = format!(
+            "{:#}",
+            Settings::load_from(
+                None,
+                env(&[
+                    ("OSSGATE_LISTEN", "0.0.0.0:50051"),
+                    ("OSSGATE_SERVER__HEALTH_LISTEN", "127.0.0.1:8081"),
+                ]),
+            )
+            .unwrap_err()
+        );
+        assert!(err.contains("server.allow_insecure_remote"), "{err}");
+
+        // Its port must not be the gRPC or metrics port (port 0 is always a fresh port).
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("OSSGATE_SERVER__HEALTH_LISTEN", "127.0.0.1:50051")],
+                "listen",
+            ),
+            (
+                &[("OSSGATE_SERVER__HEALTH_LISTEN", "0.0.0.0:50051")],
+                "listen",
+            ),
+            (
+                &[
+                    ("OSSGATE_METRICS__LISTEN", "127.0.0.1:9464"),
+                    ("OSSGATE_SERVER__HEALTH_LISTEN", "[::]:9464"),
+                ],
+                "metrics.listen",
+            ),
+        ];
+        for (vars, other) in cases {
+            let err = format!("{:#}", Settings::load_from(None, env(vars)).unwrap_err());
+            assert!(
+                err.contains("server.health_listen") && err.contains(&format!("with {other} (")),
+                "{vars:?}: {err}"
+            );
+        }
+        for vars in [
+            &[
+                ("OSSGATE_LISTEN", "127.0.0.1:0"),
+                ("OSSGATE_SERVER__HEALTH_LISTEN", "127.0.0.1:0"),
+            ][..],
+            &[("OSSGATE_SERVER__HEALTH_LISTEN", "127.0.0.2:50051")][..],
+        ] {
+            assert!(Settings::load_from(None, env(vars)).is_ok(), "{vars:?}");
+        }
     }
 
     #[test]

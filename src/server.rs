@@ -5,6 +5,9 @@
 //! ([`limits`]), HTTP/2 keepalive, a maximum connection age (graceful GOAWAY, then an
 //! optional forced close), message size limits and TCP_NODELAY, all from `[server]` and
 //! `[tls]`. Health and reflection are neither authenticated nor shed.
+//!
+//! Optionally (`server.health_listen`) a second, plaintext listener serves only
+//! grpc.health.v1 with the same statuses, for Kubernetes `grpc` probes, which cannot speak TLS.
 
 pub mod limits;
 
@@ -12,8 +15,15 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::service::interceptor::InterceptedService;
-use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
+use tonic_health::{
+    ServingStatus,
+    pb::{
+        HealthCheckRequest, HealthCheckResponse,
+        health_server::{Health, HealthServer},
+    },
+    server::{HealthReporter, HealthService},
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -32,6 +42,15 @@ pub const MAX_DECODING_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Region the embedded emulator signs with.
 const EMULATOR_REGION: &str = "cn-hangzhou";
+
+/// How long the health listener may take to stop after the gRPC listener has drained. Check
+/// calls take microseconds and Watch streams are ended at once ([`ClosingHealth`]): this is
+/// only a backstop.
+const HEALTH_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// HTTP/2 streams per connection on the health listener: a probe makes one call per
+/// connection, and the listener needs no auth, so it grants little.
+const HEALTH_MAX_CONCURRENT_STREAMS: u32 = 16;
 
 /// Command-line arguments of `ossgate serve`.
 #[derive(clap::Args, Debug, Default)]
@@ -55,6 +74,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _telemetry = crate::telemetry::init(&settings)?;
     let server = start(settings).await?;
     println!("ossgate serving gRPC on {}", server.local_addr());
+    if let Some(health) = server.health_addr() {
+        println!("ossgate serving plaintext health on {health}");
+    }
     shutdown_signal().await;
     info!("shutdown signal received: reporting NOT_SERVING and draining in-flight calls");
     server.shutdown().await
@@ -76,12 +98,120 @@ pub struct RunningServer {
     limits: limits::CallLimits,
     /// The TLS configuration in force, when TLS is on.
     tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// The plaintext health listener, when `server.health_listen` is set.
+    health_listener: Option<HealthListener>,
+}
+
+/// The plaintext listener of `server.health_listen`: grpc.health.v1 only.
+struct HealthListener {
+    local_addr: SocketAddr,
+    /// Ends the listener's Watch streams.
+    closing: tokio::sync::watch::Sender<bool>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl HealthListener {
+    /// Binds `addr` and serves the statuses of `reporter` there over plaintext HTTP/2, and
+    /// nothing else: no ObjectService, no reflection (other paths answer UNIMPLEMENTED).
+    async fn start(addr: SocketAddr, reporter: HealthReporter) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("server.health_listen: cannot bind {addr}"))?;
+        let local_addr = listener.local_addr()?;
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (closing, closed) = tokio::sync::watch::channel(false);
+        let health = HealthServer::new(ClosingHealth {
+            inner: HealthService::from_health_reporter(reporter),
+            closed,
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(
+            tonic::transport::Server::builder()
+                .max_concurrent_streams(Some(HEALTH_MAX_CONCURRENT_STREAMS))
+                .add_service(health)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stopped.await;
+                }),
+        );
+        Ok(Self {
+            local_addr,
+            closing,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting, ends Watch streams, and lets calls in progress finish for at most
+    /// [`HEALTH_STOP_GRACE`].
+    async fn shutdown(mut self) {
+        let _ = self.closing.send(true);
+        let _ = self.stop.send(());
+        match tokio::time::timeout(HEALTH_STOP_GRACE, &mut self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => warn!(error = %err, "the health listener failed"),
+            Ok(Err(err)) => warn!(error = %err, "the health listener task failed"),
+            Err(_) => self.task.abort(),
+        }
+    }
+}
+
+/// grpc.health.v1 on the health listener: the shared statuses, with Watch streams that end
+/// (with OK) when the listener stops. A Watch never ends by itself, and an open one would
+/// otherwise hold up the listener's graceful shutdown.
+struct ClosingHealth {
+    inner: HealthService,
+    /// Turns true (or its sender is dropped) when the listener stops.
+    closed: tokio::sync::watch::Receiver<bool>,
+}
+
+#[tonic::async_trait]
+impl Health for ClosingHealth {
+    async fn check(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        self.inner.check(request).await
+    }
+
+    type WatchStream =
+        futures_util::stream::BoxStream<'static, Result<HealthCheckResponse, tonic::Status>>;
+
+    async fn watch(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        use futures_util::StreamExt;
+        let statuses = self.inner.watch(request).await?.into_inner();
+        let mut closed = self.closed.clone();
+        let closing = async move {
+            let _ = closed.wait_for(|closed| *closed).await;
+        };
+        Ok(tonic::Response::new(
+            statuses.take_until(Box::pin(closing)).boxed(),
+        ))
+    }
+}
+
+/// Reports NOT_SERVING for ObjectService and the server as a whole, on every listener.
+async fn report_not_serving(health: &HealthReporter) {
+    health
+        .set_not_serving::<ObjectServiceServer<ObjectServiceImpl>>()
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
 }
 
 impl RunningServer {
     /// The address the gRPC server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the plaintext health listener, when `server.health_listen` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().map(|h| h.local_addr)
     }
 
     /// The address of the `/metrics` endpoint, when `metrics.listen` is set.
@@ -105,14 +235,10 @@ impl RunningServer {
     }
 
     /// Reports NOT_SERVING, stops accepting, lets in-flight calls finish for at most the
-    /// configured grace period, then stops the embedded emulator.
+    /// configured grace period, then stops the health listener (which answers NOT_SERVING
+    /// until then) and the embedded emulator.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        self.health
-            .set_not_serving::<ObjectServiceServer<ObjectServiceImpl>>()
-            .await;
-        self.health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        report_not_serving(&self.health).await;
         let _ = self.stop.send(());
         match tokio::time::timeout(self.grace, &mut self.task).await {
             Ok(joined) => joined
@@ -125,6 +251,9 @@ impl RunningServer {
                 );
                 self.task.abort();
             }
+        }
+        if let Some(health_listener) = self.health_listener.take() {
+            health_listener.shutdown().await;
         }
         if let Some(refresher) = self.refresher.take() {
             refresher.stop().await;
@@ -202,6 +331,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local_addr = listener.local_addr()?;
+    // Not part of check_exposure: the health listener serves no data and lists no services.
+    let health_listener = match settings.health_listen_addr()? {
+        Some(addr) => Some(HealthListener::start(addr, health.clone()).await?),
+        None => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = &settings.server;
     let call_limits = limits::CallLimits::new(
@@ -254,11 +388,30 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             handshake_timeout: Duration::from_millis(settings.tls.handshake_timeout_ms),
         },
     );
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
-        let _ = stopped.await;
-    }));
+    let reporter = health.clone();
+    let task = tokio::spawn(async move {
+        let asked_to_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked = asked_to_stop.clone();
+        let served = router
+            .serve_with_incoming_shutdown(incoming, async move {
+                if stopped.await.is_ok() {
+                    asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .await;
+        // Stopped without RunningServer::shutdown (which has reported NOT_SERVING already):
+        // the health listener must not go on answering SERVING (a liveness probe on it can
+        // then restart the process).
+        if !asked_to_stop.load(std::sync::atomic::Ordering::Relaxed) {
+            warn!("the gRPC listener stopped unexpectedly: reporting NOT_SERVING");
+            report_not_serving(&reporter).await;
+        }
+        served
+    });
+    let health_addr = health_listener.as_ref().map(|h| h.local_addr);
     info!(
         %local_addr,
+        health_addr = %health_addr.map_or_else(|| "off".to_string(), |addr| addr.to_string()),
         tls = tls.is_some(),
         client_auth = %settings.tls.client_auth,
         max_concurrent_calls = server.max_concurrent_calls,
@@ -276,6 +429,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         metrics,
         limits: call_limits,
         tls,
+        health_listener,
     })
 }
 
@@ -283,6 +437,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 /// `server.allow_insecure_remote` says the network is trusted. `auth_enabled`: tokens or
 /// certificate mappings in `[auth]`, or TLS requiring client certificates
 /// ([`Settings::caller_auth_configured`]).
+///
+/// Only `listen` is checked. The `server.health_listen` listener may be non-loopback without
+/// caller auth: it serves grpc.health.v1 alone (SERVING or NOT_SERVING, no data, no
+/// reflection), which is what a kubelet on another address needs to reach.
 pub fn check_exposure(
     listen: SocketAddr,
     auth_enabled: bool,

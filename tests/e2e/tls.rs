@@ -1,6 +1,7 @@
 //! TLS and mTLS on the gRPC listener: a round trip over TLS, client certificates mapped to
-//! principals under the policy, required client auth, and certificates reloaded from their
-//! files while the server runs. Certificates are made here with rcgen.
+//! principals under the policy, required client auth, certificates reloaded from their
+//! files while the server runs, and the plaintext health listener next to a TLS listener.
+//! Certificates are made here with rcgen.
 
 use std::{
     net::SocketAddr,
@@ -22,6 +23,9 @@ use rcgen::{
 use tonic::{
     Code, Status,
     transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use tonic_types::StatusExt;
 
@@ -455,5 +459,183 @@ async fn certificates_are_reloaded_without_a_restart() {
     assert_eq!(served_certificate(addr, &ca_pem).await, wanted);
 
     gateway.shutdown().await.unwrap();
+    stack.stop().await;
+}
+
+/// The status of `service` on grpc.health.v1 over `channel`.
+async fn health_status(channel: Channel, service: &str) -> Result<i32, Status> {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+}
+
+/// Waits until `gateway` has `calls` streaming ObjectService calls in progress.
+async fn wait_for_streaming_calls(gateway: &RunningServer, calls: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while gateway.call_limits().streaming_in_use() != calls {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{calls} streaming call(s) did not reach the gateway within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Kubernetes `grpc` probes speak plaintext: `server.health_listen` serves grpc.health.v1
+/// (and nothing else) without TLS, with the statuses of the TLS listener, until shutdown.
+#[tokio::test]
+async fn plaintext_health_listener_serves_only_health_and_follows_shutdown() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let stack = Stack::start().await;
+    let ca = Ca::new("ossgate test CA");
+    let files = TlsFiles::new(&ca.server(), &ca);
+    let gateway = tls_gateway(
+        &stack,
+        &files,
+        "none",
+        AuthSettings::default(),
+        &[("OSSGATE_SERVER__HEALTH_LISTEN", "127.0.0.1:0")],
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let health_addr = gateway.health_addr().expect("server.health_listen is set");
+    assert!(health_addr.ip().is_loopback() && health_addr.port() != 0);
+    assert_ne!(health_addr, addr);
+    let ca_pem = ca.pem();
+
+    // Plaintext health: what the readiness and liveness probes ask.
+    let plain = channel(health_addr).await;
+    for service in ["ossgate.v1.ObjectService", ""] {
+        assert_eq!(
+            health_status(plain.clone(), service).await.unwrap(),
+            ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+    let status = health_status(plain.clone(), "no.such.Service")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    // Nothing else is served there: no ObjectService, no reflection.
+    let before = stack.oss_requests();
+    let status = ObjectServiceClient::new(plain.clone())
+        .head_object(proto::HeadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "missing".into(),
+            version_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    let status = ObjectServiceClient::new(plain.clone())
+        .write_object(tokio_stream::iter(write_messages(
+            spec(BUCKET, "via-health-port.txt"),
+            b"must not be written",
+            1024,
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(stack.oss_requests(), before, "nothing reached OSS");
+    let status = v1::server_reflection_client::ServerReflectionClient::new(plain.clone())
+        .server_reflection_info(tokio_stream::iter(vec![v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        }]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    let status = v1alpha::server_reflection_client::ServerReflectionClient::new(plain.clone())
+        .server_reflection_info(tokio_stream::iter(vec![v1alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(
+                v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+            ),
+        }]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+
+    // The TLS listener still serves everything, and no plaintext.
+    let secure = tls_channel(addr, &ca_pem, None).await.expect("TLS connect");
+    assert_health_and_reflection_open(secure.clone()).await;
+    let mut client = ObjectServiceClient::new(secure.clone());
+    write_over(&mut client, "tls-with-health-port.txt", b"over TLS").await;
+    let plaintext_on_tls = match Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(channel) => health(channel).await.is_err(),
+    };
+    assert!(
+        plaintext_on_tls,
+        "the TLS listener must not serve plaintext"
+    );
+
+    // Shutdown with a write in flight on the TLS listener: while it drains, the health
+    // listener answers NOT_SERVING (a Watch sees the change, a new Check too).
+    let mut watch = HealthClient::new(plain.clone())
+        .watch(HealthCheckRequest {
+            service: "ossgate.v1.ObjectService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    let (tx, write) = open_write(&client, spec(BUCKET, "draining.txt"), b"first, ").await;
+    wait_for_streaming_calls(&gateway, 1).await;
+    let shutdown = tokio::spawn(gateway.shutdown());
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::NotServing as i32
+    );
+    for service in ["ossgate.v1.ObjectService", ""] {
+        assert_eq!(
+            health_status(channel(health_addr).await, service)
+                .await
+                .unwrap(),
+            ServingStatus::NotServing as i32,
+            "{service:?} while draining"
+        );
+    }
+    assert!(!shutdown.is_finished(), "the write is still in flight");
+
+    tx.send(proto::WriteObjectRequest {
+        write_offset: 7,
+        data: bytes::Bytes::from_static(b"second"),
+        finish_write: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let written = write.await.unwrap().expect("the in-flight write completes");
+    assert_eq!(written.into_inner().size, 13);
+    shutdown.await.unwrap().unwrap();
+
+    // Stopped with the server: the open Watch ended cleanly, and the port is closed.
+    let end = watch.message().await;
+    assert!(
+        matches!(end, Ok(None)),
+        "the Watch stream ends when the health listener stops: {end:?}"
+    );
+    assert!(
+        Channel::from_shared(format!("http://{health_addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .is_err(),
+        "the health listener is closed after shutdown"
+    );
     stack.stop().await;
 }
