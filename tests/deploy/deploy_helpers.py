@@ -163,7 +163,8 @@ class Pod:
 
 
 class Process:
-    """A started ossgate process whose first stdout line announces where it listens."""
+    """A started ossgate process whose first stdout line announces where it listens. Later
+    stdout lines are read as they come; `next_address` waits for one."""
 
     def __init__(self, argv: list, env: dict, stderr_path: pathlib.Path, ready_prefix: str,
                  timeout: float = 60):
@@ -178,19 +179,32 @@ class Process:
             text=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-        lines = queue.Queue()
-        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
+        self._lines = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self.address = self.next_address(ready_prefix, timeout)
+
+    def _read_stdout(self):
+        """Queues stdout lines until end of file ("" then)."""
         try:
-            line = lines.get(timeout=timeout)
+            for line in self.proc.stdout:
+                self._lines.put(line)
+        except (OSError, ValueError):  # closed by stop()
+            pass
+        self._lines.put("")
+
+    def next_address(self, prefix: str, timeout: float = 60) -> str:
+        """The rest of the next stdout line, which must start with `prefix`."""
+        try:
+            line = self._lines.get(timeout=timeout)
         except queue.Empty:
             line = ""
-        if not line.startswith(ready_prefix):
+        if not line.startswith(prefix):
             self.stop()
             raise AssertionError(
-                f"{argv[:2]} did not print {ready_prefix!r} (got {line!r}); stderr:\n"
+                f"{self.proc.args[:2]} did not print {prefix!r} (got {line!r}); stderr:\n"
                 + self.stderr()
             )
-        self.address = line[len(ready_prefix):].strip()
+        return line[len(prefix):].strip()
 
     def stderr(self) -> str:
         if not self._stderr.closed:

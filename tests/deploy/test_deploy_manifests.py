@@ -106,12 +106,20 @@ def test_writable_paths_are_volumes(docs, overlay):
 
 @pytest.mark.parametrize("overlay", h.OVERLAYS)
 def test_grpc_probes_port_and_listen(docs, overlay):
+    """The probes are native gRPC probes (plaintext only) on the plaintext health listener, so
+    they keep working when [tls] is turned on for port 50051."""
     c = h.container(docs[overlay])
-    assert c["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
-    assert c["livenessProbe"]["grpc"] == {"port": 50051}
-    assert c["readinessProbe"]["grpc"] == {"port": 50051, "service": "ossgate.v1.ObjectService"}
+    assert c["ports"] == [
+        {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
+        {"name": "health", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    assert c["livenessProbe"]["grpc"] == {"port": 8081}
+    assert c["readinessProbe"]["grpc"] == {"port": 8081, "service": "ossgate.v1.ObjectService"}
+    assert not any("tcpSocket" in c[probe] or "exec" in c[probe]
+                   for probe in ("livenessProbe", "readinessProbe"))
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["OSSGATE_LISTEN"] == "0.0.0.0:50051"
+    assert env["OSSGATE_SERVER__HEALTH_LISTEN"] == "0.0.0.0:8081"
     assert c["args"] == ["serve", "--config", "/etc/ossgate/ossgate.toml"]
 
 

@@ -42,6 +42,7 @@ def test_rendered_settings_are_accepted(docs, tmp_path, overlay):
     effective = json.loads(result.stdout)
     # The effective settings are the rendered ones (file and env were really read).
     assert effective["listen"] == "0.0.0.0:50051"
+    assert effective["server"]["health_listen"] == "0.0.0.0:8081"
     rendered = tomllib.loads(open(config).read())
     for section, values in rendered.items():
         for key, value in values.items():
