@@ -36,7 +36,9 @@
 //!
 //! **Failure and cancellation.** Any failure stops the parts in flight and aborts the
 //! upload before returning; if the copy's future is dropped (the gRPC caller went away), an
-//! [`AbortOnDrop`] guard aborts it in the background. Nothing is left behind either way.
+//! [`AbortOnDrop`](super::upload::AbortOnDrop) guard aborts it in the background. The
+//! Initiate itself runs detached ([`initiate_upload`]), so an upload that OSS creates after
+//! the caller went away is aborted too. Nothing is left behind either way.
 //!
 //! **Progress** is reported as `tracing` INFO events, target `ossgate::oss::copier`: one when
 //! the copy starts (`copy started`: size, part size, parts), one each time another tenth of
@@ -48,7 +50,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::upload::{AbortOnDrop, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, abort_upload};
+use super::upload::{MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, abort_upload, initiate_upload};
 use super::{
     ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, ContentHeaders,
     CopySource, CopySourceConditions, InitiateMultipartUploadInput, MultipartUploadId, ObjectHead,
@@ -357,8 +359,11 @@ pub async fn copy_multipart(
         )));
     }
 
-    let initiated = client
-        .initiate_multipart_upload(&InitiateMultipartUploadInput {
+    // The guard aborts the upload if the copy's future is dropped, even one dropped while
+    // the Initiate was still on its way.
+    let (initiated, mut guard) = initiate_upload(
+        client,
+        &InitiateMultipartUploadInput {
             bucket: request.bucket.clone(),
             key: request.key.clone(),
             content,
@@ -367,10 +372,10 @@ pub async fn copy_multipart(
             storage_class: request.storage_class.or(head.storage_class),
             acl: None,
             forbid_overwrite: request.forbid_overwrite,
-        })
-        .await?;
+        },
+    )
+    .await?;
     let upload = initiated.upload;
-    let mut guard = AbortOnDrop::new(client.clone(), upload.clone());
     info!(
         source_bucket = %source.bucket,
         source_key = %source.key,

@@ -4,17 +4,19 @@
 //! it is not refused, so backpressure reaches whoever feeds it).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{OwnedSemaphorePermit, Semaphore, oneshot},
     task::JoinSet,
 };
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     Client, CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CompletedPart,
-    MultipartUploadId, OssError, OssErrorKind, UploadPartInput,
+    InitiateMultipartUploadInput, InitiateMultipartUploadOutput, MultipartUploadId, OssError,
+    OssErrorKind, UploadPartInput,
 };
 use crate::model::crc64_combine;
 
@@ -319,15 +321,86 @@ pub struct FinishedUpload {
     pub parts: u32,
 }
 
+/// The longest a request that runs detached from its call may take, retries included: an
+/// abort, or the Initiate of a call that may go away. The call's deadline no longer bounds
+/// it (its result must not be lost with the call), so this does, on top of the client's
+/// connect and read timeouts. (A constant, not a setting: it only has to end a request that
+/// OSS never answers; 120 s is the default `oss.read_timeout_ms`.)
+pub const DETACHED_REQUEST_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `request` under [`DETACHED_REQUEST_LIMIT`]. Meant for a spawned task, which does not
+/// inherit the call's deadline (it is task-local).
+async fn detached<F: Future>(request: F) -> F::Output {
+    super::retry::with_deadline(Instant::now() + DETACHED_REQUEST_LIMIT, request).await
+}
+
+/// Initiates a multipart upload so that the call going away cannot orphan it.
+///
+/// InitiateMultipartUpload runs in a task of its own, unbounded by the call's deadline (but
+/// within [`DETACHED_REQUEST_LIMIT`] and the client's timeouts), and hands the new upload
+/// over together with an armed [`AbortOnDrop`] guard. If the caller is gone by the time OSS
+/// answers (its deadline passed or the call was dropped), nobody takes the upload over: the
+/// task aborts it, or the guard does when the unread answer is dropped. The caller keeps the
+/// guard armed until the upload is completed, aborted, or handed to someone who will finish
+/// it (a resumable write's id returned to its caller).
+///
+/// The caller still waits no longer than its deadline: then this fails with `Timeout`, as
+/// any OSS request cut off by the deadline does.
+pub async fn initiate_upload(
+    client: &Client,
+    input: &InitiateMultipartUploadInput,
+) -> Result<(InitiateMultipartUploadOutput, AbortOnDrop), OssError> {
+    let (answer, answered) = oneshot::channel();
+    let (client, input) = (client.clone(), input.clone());
+    // In the caller's span: the Initiate stays a child of the call in traces.
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
+        let result = detached(client.initiate_multipart_upload(&input))
+            .await
+            .map(|out| {
+                let guard = AbortOnDrop::new(client.clone(), out.upload.clone());
+                (out, guard)
+            });
+        if let Err(Ok((out, mut guard))) = answer.send(result) {
+            info!(
+                bucket = %out.upload.bucket,
+                key = %out.upload.key,
+                "the call ended while its multipart upload was being initiated; aborting the upload"
+            );
+            guard.disarm();
+            abort_upload(&client, &out.upload).await;
+        }
+    }));
+    let received = match super::retry::deadline() {
+        Some(deadline) => match tokio::time::timeout_at(deadline.into(), answered).await {
+            Ok(received) => received,
+            Err(_) => {
+                return Err(OssError::client(
+                    OssErrorKind::Timeout,
+                    "the call's deadline passed before OSS answered InitiateMultipartUpload \
+                     (the upload is aborted if OSS creates it)",
+                ));
+            }
+        },
+        None => answered.await,
+    };
+    received.unwrap_or_else(|_| {
+        Err(OssError::client(
+            OssErrorKind::Other,
+            "the task initiating the multipart upload ended without an answer",
+        ))
+    })
+}
+
 /// Aborts a multipart upload, logging (not returning) a failure: used on error paths where
 /// the original error is what the caller must see.
 ///
 /// The abort runs in a task of its own, so neither the call's deadline (an abort racing it
-/// would be cut short) nor the call being dropped while it waits stops the clean-up.
+/// would be cut short) nor the call being dropped while it waits stops the clean-up. It is
+/// bounded by [`DETACHED_REQUEST_LIMIT`] instead.
 pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) {
     let (client, upload) = (client.clone(), upload.clone());
     let abort = tokio::spawn(tracing::Instrument::in_current_span(async move {
-        if let Err(err) = client.abort_multipart_upload(&upload).await
+        if let Err(err) = detached(client.abort_multipart_upload(&upload)).await
             && !err.is_not_found()
         {
             warn!(
@@ -443,6 +516,125 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(server.seen().len(), 2);
+    }
+
+    /// An emulator with bucket `examplebucket`, and a client of it.
+    async fn emulator() -> (crate::emulator::EmulatorHandle, Client) {
+        use crate::emulator::{BucketSpec, EmulatorConfig};
+        let (id, secret) = ("LTAI5tExampleKey", "ExampleSecret0123456789");
+        let mut config = EmulatorConfig::new(id, secret);
+        config.buckets = vec![BucketSpec {
+            name: "examplebucket".into(),
+            versioned: false,
+        }];
+        let emulator = crate::emulator::start(config).await.unwrap();
+        let client = Client::new(crate::oss::ClientConfig {
+            endpoint: emulator.endpoint(),
+            region: "cn-hangzhou".into(),
+            signature_version: crate::oss::sign::SignatureVersion::V4,
+            addressing: crate::oss::Addressing::Auto,
+            credentials: crate::oss::credentials::Credentials {
+                access_key_id: id.into(),
+                access_key_secret: secret.into(),
+                security_token: None,
+            },
+            connect_timeout: std::time::Duration::from_secs(2),
+            request_timeout: Some(std::time::Duration::from_secs(10)),
+        })
+        .unwrap();
+        (emulator, client)
+    }
+
+    fn initiate_input(key: &str) -> InitiateMultipartUploadInput {
+        use crate::model::{BucketName, ObjectKey};
+        InitiateMultipartUploadInput::new(
+            BucketName::parse("examplebucket").unwrap(),
+            ObjectKey::parse(key).unwrap(),
+        )
+    }
+
+    /// Waits (boundedly) until the emulator has received `aborts` aborts and holds no open
+    /// upload; panics with what is left otherwise.
+    async fn wait_for_aborts(emulator: &crate::emulator::EmulatorHandle, aborts: u64) {
+        use crate::emulator::FaultOp;
+        let faults = emulator.faults();
+        for _ in 0..250 {
+            if faults.count(FaultOp::AbortMultipartUpload) >= aborts
+                && emulator.open_uploads().is_empty()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "open uploads {:?}, requests {:?}",
+            emulator.open_uploads(),
+            faults.counts()
+        );
+    }
+
+    fn slow_initiate(emulator: &crate::emulator::EmulatorHandle, delay: Duration) {
+        use crate::emulator::{Fault, FaultKind, FaultOp};
+        emulator.faults().inject(Fault {
+            op: FaultOp::InitiateMultipartUpload,
+            kind: FaultKind::Delay(delay),
+            times: 1,
+        });
+    }
+
+    #[tokio::test]
+    async fn an_initiate_answered_in_time_hands_the_upload_over_with_an_armed_guard() {
+        let (emulator, client) = emulator().await;
+        let later = Instant::now() + Duration::from_secs(30);
+        let (out, guard) =
+            crate::oss::retry::with_deadline(later, initiate_upload(&client, &initiate_input("a")))
+                .await
+                .unwrap();
+        assert_eq!(out.upload.key.as_str(), "a");
+        let open = emulator.open_uploads();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].2, out.upload.upload_id);
+        // Whoever holds the upload and drops the guard armed gets it aborted.
+        drop(guard);
+        wait_for_aborts(&emulator, 1).await;
+
+        // A failed Initiate is the caller's error, unchanged.
+        let mut missing = initiate_input("b");
+        missing.bucket = crate::model::BucketName::parse("no-such-bucket").unwrap();
+        let err = initiate_upload(&client, &missing).await.err().unwrap();
+        assert!(err.is_not_found(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_upload_initiated_after_the_deadline_is_aborted_not_orphaned() {
+        let (emulator, client) = emulator().await;
+        slow_initiate(&emulator, Duration::from_millis(400));
+        let soon = Instant::now() + Duration::from_millis(50);
+        let err = crate::oss::retry::with_deadline(
+            soon,
+            initiate_upload(&client, &initiate_input("late")),
+        )
+        .await
+        .err()
+        .unwrap();
+        // The caller stops waiting at its deadline.
+        assert_eq!(err.kind, OssErrorKind::Timeout, "{err:?}");
+        // OSS creates the upload after the caller gave up; the detached Initiate (not cut
+        // by the deadline) learns its id and aborts it.
+        wait_for_aborts(&emulator, 1).await;
+    }
+
+    #[tokio::test]
+    async fn an_upload_initiated_after_the_call_was_dropped_is_aborted_not_orphaned() {
+        let (emulator, client) = emulator().await;
+        slow_initiate(&emulator, Duration::from_millis(200));
+        {
+            let input = initiate_input("dropped");
+            let mut call = Box::pin(initiate_upload(&client, &input));
+            // One poll sends the Initiate, then the call goes away.
+            assert!(futures_util::poll!(call.as_mut()).is_pending());
+        }
+        wait_for_aborts(&emulator, 1).await;
     }
 
     #[tokio::test]

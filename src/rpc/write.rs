@@ -12,6 +12,8 @@
 //! is cancelled aborts its multipart upload. A resumable write keeps the parts OSS has
 //! stored, so the caller can query how much is persisted and continue from there.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use tokio::sync::OwnedSemaphorePermit;
@@ -35,7 +37,7 @@ use crate::{
         Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
         MultipartUploadId, ObjectId, OssError, OssErrorKind, PutObjectInput,
         upload::{
-            AbortOnDrop, MAX_PARTS, MultipartWriter, StoredPart, UploadOptions, plan_part_size,
+            MAX_PARTS, MultipartWriter, StoredPart, UploadOptions, initiate_upload, plan_part_size,
         },
     },
     proto,
@@ -310,13 +312,12 @@ pub async fn write(
         message = next_message(&mut stream, intake.expected_offset).await?;
     }
 
-    // More than a part: a multipart upload, aborted if anything goes wrong.
-    let upload = client
-        .initiate_multipart_upload(&initiate_input(&plan.object))
+    // More than a part: a multipart upload, aborted if anything goes wrong (the guard covers
+    // the call being dropped, from the moment the Initiate is sent).
+    let (initiated, mut guard) = initiate_upload(client, &initiate_input(&plan.object))
         .await
-        .map_err(oss_status)?
-        .upload;
-    let mut guard = AbortOnDrop::new(client.clone(), upload.clone());
+        .map_err(oss_status)?;
+    let upload = initiated.upload;
     let options = UploadOptions {
         part_size,
         ..config.options.clone()
@@ -590,6 +591,10 @@ fn checksums_of(
 
 /// StartResumableWrite: validates the spec, starts the multipart upload (tags and metadata
 /// go on the initiate) and returns its opaque id.
+///
+/// Until the id is returned, nobody but this call knows the upload: if the call ends first
+/// (deadline, cancel), the upload is aborted, even when OSS answers the Initiate only after
+/// the call is gone. Once returned, the upload is the caller's to resume or abandon.
 pub async fn start_resumable(
     client: &Client,
     config: &UploadConfig,
@@ -600,11 +605,18 @@ pub async fn start_resumable(
     };
     let plan = plan_spec(spec, None)?;
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
-    let upload = client
-        .initiate_multipart_upload(&initiate_input(&plan.object))
+    let (initiated, mut guard) = initiate_upload(client, &initiate_input(&plan.object))
         .await
-        .map_err(oss_status)?
-        .upload;
+        .map_err(oss_status)?;
+    let upload = initiated.upload;
+    if crate::oss::retry::deadline().is_some_and(|deadline| Instant::now() >= deadline) {
+        // OSS answered after the call's deadline: the caller is about to give up, and an id
+        // it never receives would leave the upload behind. The guard aborts it.
+        return Err(Status::deadline_exceeded(
+            "the call's deadline passed before OSS answered InitiateMultipartUpload; the \
+             upload is aborted",
+        ));
+    }
     let token = config.tokens.issue(&ResumableUpload {
         bucket: upload.bucket.to_string(),
         key: upload.key.to_string(),
@@ -616,6 +628,8 @@ pub async fn start_resumable(
         tags: plan.object.tags.clone().into_map(),
     });
     info!(bucket = %upload.bucket, key = %upload.key, part_size, "resumable write started");
+    // The id goes to the caller with this answer: from here the upload lives on.
+    guard.disarm();
     Ok(proto::StartResumableWriteResponse { upload_id: token })
 }
 

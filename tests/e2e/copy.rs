@@ -114,7 +114,7 @@ fn oss_client(stack: &Stack) -> Client {
 }
 
 /// Unfinished multipart uploads in `bucket`, through ListMultipartUploads on the emulator.
-async fn open_uploads(stack: &Stack, bucket: &str) -> usize {
+pub(crate) async fn open_uploads(stack: &Stack, bucket: &str) -> usize {
     oss_client(stack)
         .list_all_multipart_uploads(&BucketName::parse(bucket).unwrap(), None)
         .await

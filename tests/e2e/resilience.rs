@@ -2,12 +2,23 @@
 //! spent, and call deadlines that end the call with DEADLINE_EXCEEDED and leave no upload
 //! behind.
 
-use std::time::Duration;
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use ossgate::{
     emulator::{Fault, FaultKind, FaultOp},
     model::crc64,
     proto::{self, object_service_client::ObjectServiceClient},
+    rpc::auth::AuthSettings,
+    server::RunningServer,
 };
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
@@ -66,15 +77,19 @@ async fn no_open_uploads(stack: &Stack) {
 
 /// A gRPC client over plain hyper HTTP/2: unlike a tonic `Channel`, it keeps no timer of
 /// its own for `grpc-timeout`, so what the caller sees is exactly what the server answered.
-fn client_without_local_deadline(
-    stack: &Stack,
-) -> ObjectServiceClient<
+fn client_without_local_deadline(stack: &Stack) -> DeadlineClient {
+    deadline_client(stack.server.as_ref().expect("running").local_addr())
+}
+
+type DeadlineClient = ObjectServiceClient<
     hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         tonic::body::Body,
     >,
-> {
-    let addr = stack.server.as_ref().expect("running").local_addr();
+>;
+
+/// [`client_without_local_deadline`] for the gateway at `addr`.
+fn deadline_client(addr: SocketAddr) -> DeadlineClient {
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -352,6 +367,261 @@ async fn a_deadline_during_a_slow_multipart_write_leaves_no_upload_and_no_object
     assert_eq!(faults.count(FaultOp::CompleteMultipartUpload), 0);
     assert!(!exists(&stack, BUCKET, "late.bin").await);
     stack.stop().await;
+}
+
+/// How long OSS's answer to InitiateMultipartUpload is held back in the tests below: well
+/// past their callers' deadline.
+const LATE_ANSWER: Duration = Duration::from_millis(1500);
+/// The callers' deadline in those tests.
+const SHORT_DEADLINE: Duration = Duration::from_millis(300);
+
+type Forwarder = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+/// A proxy in front of OSS (`upstream`) that carries out every request at once, and to the
+/// end even if the gateway hangs up, but holds back the answer to the next `slow` Initiates
+/// by [`LATE_ANSWER`]: OSS has created the upload, and the gateway learns its id late. That
+/// is how an upload gets orphaned. (The emulator's Delay fault waits *before* it runs a
+/// request, and a caller that hangs up cancels it, so with it no upload is ever created after
+/// the caller gave up.)
+async fn late_initiate_proxy(upstream: String, slow: Arc<AtomicU32>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let forwarder: Forwarder =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (forwarder, upstream, slow) = (forwarder.clone(), upstream.clone(), slow.clone());
+            let service = hyper::service::service_fn(move |request| {
+                let (forwarder, upstream, slow) =
+                    (forwarder.clone(), upstream.clone(), slow.clone());
+                async move {
+                    let answer = forward(forwarder, &upstream, &slow, request).await;
+                    Ok::<_, std::convert::Infallible>(answer.unwrap_or_else(|err| {
+                        let mut bad = http::Response::new(Full::new(Bytes::from(err)));
+                        *bad.status_mut() = http::StatusCode::BAD_GATEWAY;
+                        bad
+                    }))
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+/// One request through [`late_initiate_proxy`].
+async fn forward(
+    forwarder: Forwarder,
+    upstream: &str,
+    slow: &AtomicU32,
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, String> {
+    let (mut parts, body) = request.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let initiate = parts.method == http::Method::POST
+        && parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "uploads" || p == "uploads="));
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("{upstream}{target}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    parts.headers.remove(http::header::HOST);
+    let forwarded = http::Request::from_parts(parts, Full::new(body));
+    // In a task of its own: OSS carries the request out even if the gateway hangs up.
+    let exchange = tokio::spawn(async move {
+        let response = forwarder
+            .request(forwarded)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok::<_, String>((parts, body))
+    });
+    let (parts, body) = exchange.await.map_err(|e| e.to_string())??;
+    if initiate
+        && slow
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        tokio::time::sleep(LATE_ANSWER).await;
+    }
+    Ok(http::Response::from_parts(parts, Full::new(body)))
+}
+
+/// The stack's emulator, reached by a second gateway through [`late_initiate_proxy`].
+struct LateInitiates {
+    stack: Stack,
+    gateway: RunningServer,
+    slow: Arc<AtomicU32>,
+}
+
+impl LateInitiates {
+    /// The gateway has 128 KiB upload parts and `settings` on top.
+    async fn start(settings: &[(&str, &str)]) -> Self {
+        let stack = stack_with(&[]).await;
+        let slow = Arc::new(AtomicU32::new(0));
+        let proxy = late_initiate_proxy(stack.emulator.endpoint(), slow.clone()).await;
+        let endpoint = format!("http://{proxy}");
+        let part = PART.to_string();
+        let mut all = vec![
+            ("OSSGATE_OSS__ENDPOINT", endpoint.as_str()),
+            ("OSSGATE_UPLOAD__PART_SIZE_BYTES", part.as_str()),
+        ];
+        all.extend_from_slice(settings);
+        let gateway = start_gateway(&stack, AuthSettings::default(), &all).await;
+        Self {
+            stack,
+            gateway,
+            slow,
+        }
+    }
+
+    /// A client of the proxied gateway that keeps no deadline timer of its own.
+    fn client(&self) -> DeadlineClient {
+        deadline_client(self.gateway.local_addr())
+    }
+
+    /// OSS answers the next Initiate late; requests are counted from here.
+    fn answer_next_initiate_late(&self) {
+        self.stack.emulator.faults().reset_counts();
+        self.slow.store(1, Ordering::SeqCst);
+    }
+
+    /// After a call ended while its Initiate was on the wire: waits (boundedly) until the
+    /// late upload was aborted, then checks through ListMultipartUploads that no upload is
+    /// left in the bucket. A gateway that did not see its Initiate through never learns the
+    /// upload's id: the upload stays, and no abort comes.
+    async fn assert_late_upload_aborted(&self) {
+        let (stack, faults) = (&self.stack, self.stack.emulator.faults());
+        for _ in 0..100 {
+            if faults.count(FaultOp::AbortMultipartUpload) >= 1
+                && stack.emulator.open_uploads().is_empty()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            crate::copy::open_uploads(stack, BUCKET).await,
+            0,
+            "orphaned uploads: {:?} after {:?}",
+            stack.emulator.open_uploads(),
+            faults.counts()
+        );
+        assert_eq!(
+            faults.count(FaultOp::InitiateMultipartUpload),
+            1,
+            "{:?}",
+            faults.counts()
+        );
+        assert_eq!(
+            faults.count(FaultOp::AbortMultipartUpload),
+            1,
+            "{:?}",
+            faults.counts()
+        );
+    }
+
+    async fn stop(self) {
+        self.gateway.shutdown().await.expect("clean shutdown");
+        self.stack.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_during_a_slow_initiate_of_a_multipart_write_leaves_no_upload() {
+    let late = LateInitiates::start(&[]).await;
+    late.answer_next_initiate_late();
+    let data = pseudo_random(4 * PART, 14);
+    let mut request = Request::new(tokio_stream::iter(write_messages(
+        spec(BUCKET, "initiated-late.bin"),
+        &data,
+        64 * 1024,
+    )));
+    request.set_timeout(SHORT_DEADLINE);
+    let status = late.client().write_object(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    late.assert_late_upload_aborted().await;
+    let faults = late.stack.emulator.faults();
+    assert_eq!(faults.count(FaultOp::UploadPart), 0);
+    assert_eq!(faults.count(FaultOp::CompleteMultipartUpload), 0);
+    assert!(!exists(&late.stack, BUCKET, "initiated-late.bin").await);
+    late.stop().await;
+}
+
+#[tokio::test]
+async fn a_deadline_during_a_slow_initiate_of_a_multipart_copy_leaves_no_upload() {
+    // Sources above 256 KiB are copied part by part.
+    let late = LateInitiates::start(&[
+        ("OSSGATE_COPY__MULTIPART_THRESHOLD_BYTES", "262144"),
+        ("OSSGATE_COPY__PART_SIZE_BYTES", "131072"),
+    ])
+    .await;
+    let mut setup = late.stack.client.clone();
+    let data = pseudo_random(3 * PART, 15);
+    write_chunks(
+        &mut setup,
+        spec(BUCKET, "copy-source.bin"),
+        &data,
+        64 * 1024,
+    )
+    .await
+    .expect("source written");
+    late.answer_next_initiate_late();
+    let mut request = Request::new(proto::CopyObjectRequest {
+        source_bucket: BUCKET.into(),
+        source_key: "copy-source.bin".into(),
+        destination_bucket: BUCKET.into(),
+        destination_key: "copy-dest.bin".into(),
+        ..Default::default()
+    });
+    request.set_timeout(SHORT_DEADLINE);
+    let status = late.client().copy_object(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    late.assert_late_upload_aborted().await;
+    let faults = late.stack.emulator.faults();
+    assert_eq!(faults.count(FaultOp::UploadPartCopy), 0);
+    assert_eq!(faults.count(FaultOp::CompleteMultipartUpload), 0);
+    assert!(!exists(&late.stack, BUCKET, "copy-dest.bin").await);
+    late.stop().await;
+}
+
+#[tokio::test]
+async fn a_deadline_during_a_slow_start_of_a_resumable_write_leaves_no_upload() {
+    let late = LateInitiates::start(&[]).await;
+    late.answer_next_initiate_late();
+    let mut client = late.client();
+    let mut request = Request::new(proto::StartResumableWriteRequest {
+        spec: Some(spec(BUCKET, "resumable-late.bin")),
+    });
+    request.set_timeout(SHORT_DEADLINE);
+    let status = client.start_resumable_write(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    // The caller never got the upload id, so nobody could resume or abort the upload.
+    late.assert_late_upload_aborted().await;
+
+    // A start answered in time hands the upload over: it stays for the caller to resume.
+    let started = client
+        .start_resumable_write(proto::StartResumableWriteRequest {
+            spec: Some(spec(BUCKET, "resumable-kept.bin")),
+        })
+        .await
+        .expect("started")
+        .into_inner();
+    assert!(!started.upload_id.is_empty());
+    assert_eq!(crate::copy::open_uploads(&late.stack, BUCKET).await, 1);
+    late.stop().await;
 }
 
 #[tokio::test]
