@@ -149,6 +149,8 @@ pub struct MultipartCopyOutput {
     /// Under [`CopyTagging::Copy`]: the source's tags changed during the copy and the
     /// destination was given the new set.
     pub source_tags_changed: bool,
+    /// `x-oss-request-id` of the CompleteMultipartUpload that created the destination.
+    pub request_id: Option<String>,
 }
 
 /// The part size for a `size`-byte source: `configured`, grown (to whole MiB) only when
@@ -471,6 +473,7 @@ pub async fn copy_multipart(
         size: head.size,
         parts: parts.len() as u32,
         source_tags_changed,
+        request_id: out.request_id,
     })
 }
 

@@ -302,7 +302,8 @@ pub async fn copy(
     let out = copier::copy_multipart(client, request, &head, &copy_options(settings))
         .await
         .map_err(oss_status)?;
-    // (The multipart copier does not report the request id of its Complete.)
+    // The request that created the destination (with its tags): CompleteMultipartUpload.
+    trail.request_id(out.request_id.as_deref());
     if forbid_overwrite && out.version_id.is_none() {
         trail.created_object();
     }

@@ -1,9 +1,15 @@
 //! CopyObject and UpdateObjectMetadata end to end: every directive combination below and
 //! above a small multipart threshold, tags with every allowed special character, version
 //! pinning, preconditions, forbid-overwrite, injected part failures, cancellation, tag
-//! changes during a copy, and metadata edits that keep the tags.
+//! changes during a copy, metadata edits that keep the tags, and the audit events of copies
+//! that replace tags.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    io,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use ossgate::{
     emulator::{Fault, FaultKind, FaultOp},
@@ -11,7 +17,9 @@ use ossgate::{
     oss::{Addressing, Client, ClientConfig, sign::SignatureVersion},
     proto,
 };
+use serde_json::Value;
 use tonic::Code;
+use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt};
 
 use crate::common::*;
 
@@ -785,5 +793,132 @@ async fn update_metadata_keeps_tags_unless_told() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    stack.stop().await;
+}
+
+/// Audit events and the emulator's request log (target `ossgate::emulator`, with each
+/// request's `x-oss-request-id`), captured as JSON lines by a subscriber on this test's
+/// thread: a `#[tokio::test]` runs the gateway's and the emulator's tasks on it.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn captured_targets() -> Targets {
+    Targets::new()
+        .with_target("ossgate::audit", tracing::Level::INFO)
+        .with_target("ossgate::emulator", tracing::Level::DEBUG)
+}
+
+impl Capture {
+    /// Starts capturing on this thread. tracing caches a callsite's interest when it is
+    /// first hit, asking only the hitting thread's subscriber while at most one dispatcher
+    /// exists; two process-long dispatchers with the same filter keep the captured callsites
+    /// enabled whichever thread (with or without a subscriber) hits them first.
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        static KEEP: OnceLock<[tracing::Dispatch; 2]> = OnceLock::new();
+        KEEP.get_or_init(|| {
+            let dispatch = || {
+                let layer = tracing_subscriber::fmt::layer()
+                    .with_writer(io::sink)
+                    .with_filter(captured_targets());
+                tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+            };
+            [dispatch(), dispatch()]
+        });
+        let capture = Self::default();
+        let writer = capture.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(move || writer.clone())
+            .with_filter(captured_targets());
+        let subscriber = tracing_subscriber::registry().with(layer);
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The fields of the audit events so far, oldest first.
+    fn audit(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l["target"] == "ossgate::audit")
+            .map(|l| l["fields"].clone())
+            .collect()
+    }
+
+    /// Request ids of the emulator's requests with this method on this object, oldest first.
+    fn oss_requests(&self, method: &str, bucket: &str, key: &str) -> Vec<String> {
+        let path = format!("/{bucket}/{key}");
+        self.lines()
+            .into_iter()
+            .filter(|l| {
+                l["fields"]["message"] == "request"
+                    && l["fields"]["method"] == method
+                    && l["fields"]["path"] == path.as_str()
+            })
+            .map(|l| l["fields"]["request_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+#[tokio::test]
+async fn copies_that_replace_tags_are_audited_with_the_request_that_set_them() {
+    let (capture, _guard) = Capture::start();
+    let stack = copy_stack().await;
+    let mut client = stack.client.clone();
+    for (size, multipart) in [(SMALL, false), (LARGE, true)] {
+        let source = format!("audit/source-{size}");
+        let dest = format!("audit/dest-{size}");
+        write_source(&stack, BUCKET, &source, &data(size, 9), source_tags()).await;
+        capture.clear();
+        let mut req = copy_request(BUCKET, &source, BUCKET, &dest);
+        req.tagging_directive = proto::TaggingDirective::Replace.into();
+        req.tagging = Some(tags(&[("audited", "yes")]));
+        let out = client.copy_object(req).await.unwrap().into_inner();
+        assert_eq!(out.part_count > 0, multipart, "{out:?}");
+
+        let events = capture.audit();
+        assert_eq!(events.len(), 1, "{events:#?}");
+        let event = &events[0];
+        assert_eq!(event["message"], "tag mutation", "{event}");
+        assert_eq!(event["method"], "CopyObject", "{event}");
+        assert_eq!(event["key"], dest.as_str(), "{event}");
+        assert_eq!(event["tags_after"], r#"{"audited":"yes"}"#, "{event}");
+        assert_eq!(event["outcome"], "ok", "{event}");
+        // The request that created the destination with its tags: one CopyObject (a PUT),
+        // or the CompleteMultipartUpload (the POSTs on the destination are Initiate, then
+        // Complete).
+        let expected = if multipart {
+            let posts = capture.oss_requests("POST", BUCKET, &dest);
+            assert_eq!(posts.len(), 2, "initiate and complete: {posts:?}");
+            posts[1].clone()
+        } else {
+            let puts = capture.oss_requests("PUT", BUCKET, &dest);
+            assert_eq!(puts.len(), 1, "{puts:?}");
+            puts[0].clone()
+        };
+        assert!(!expected.is_empty());
+        assert_eq!(event["oss_request_id"], expected.as_str(), "{event}");
+    }
     stack.stop().await;
 }
