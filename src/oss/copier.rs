@@ -272,6 +272,10 @@ struct CopiedPart {
     crc64: Option<u64>,
 }
 
+/// The metric label of UploadPartCopy (`oss_operation` of a PUT with `?partNumber`), so a
+/// part-copy round is counted under the same operation as its HTTP attempts.
+const PART_COPY_OPERATION: &str = "PUT ?partNumber";
+
 /// Copies one part, with rounds of retries for retryable failures.
 async fn copy_part(
     client: Client,
@@ -293,8 +297,9 @@ async fn copy_part(
             Err(err)
                 if worth_retrying(&err)
                     && round < options.part_attempts
-                    && client.allow_retry("UploadPartCopy", &err) =>
+                    && client.allow_retry(PART_COPY_OPERATION, &err) =>
             {
+                crate::telemetry::metrics().record_retry(PART_COPY_OPERATION);
                 let delay = backoff(options.retry_base, round);
                 warn!(
                     part_number = input.part_number,
@@ -576,6 +581,18 @@ async fn copy_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn part_copy_rounds_use_the_label_of_their_http_attempts() {
+        let query = [
+            ("partNumber".to_string(), "3".to_string()),
+            ("uploadId".to_string(), "u".to_string()),
+        ];
+        assert_eq!(
+            PART_COPY_OPERATION,
+            crate::telemetry::oss_operation("PUT", &query)
+        );
+    }
 
     #[test]
     fn ranges_cover_the_source_exactly() {
