@@ -778,8 +778,10 @@ async fn main() -> anyhow::Result<()> {
             "health_slowest_ms": round(worst.as_secs_f64() * 1000.0, 1),
         }));
     }
+    // As many connections as the 16-client level above, so the two compare.
+    let used = args.channels.clamp(1, sat_channels.len());
     let after = run_phase(
-        &Target::Gateway(sat_channels[..16.min(sat_channels.len())].to_vec()),
+        &Target::Gateway(sat_channels[..used].to_vec()),
         16,
         warmup,
         measure,
