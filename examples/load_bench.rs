@@ -716,19 +716,64 @@ async fn main() -> anyhow::Result<()> {
     }
     drop((grpc, health));
     gateway.shutdown().await?;
-    if !args.only.is_empty() {
-        emulator.shutdown().await;
-        return Ok(());
+    // The saturation phase, unless only some paths run (profiling).
+    let saturation = if args.only.is_empty() {
+        Some(saturation(&args, &emulator, &extra, &mode, &mut notes).await?)
+    } else {
+        None
+    };
+    emulator.shutdown().await;
+    for note in &notes {
+        println!("note: {note}");
     }
+    let load_after = load_average();
+    println!("load average after: {load_after}");
 
-    // Saturation: a gateway admitting `saturation_limit` calls, driven by many more clients
-    // that retry at once (the harshest case) and then after the RetryInfo delay.
-    let mut limited_settings = extra.clone();
+    let report = json!({
+        "benchmark": "load_bench",
+        "workload": "50/50 PutObjectTagging/GetObjectTagging, closed loop, one in-process emulator (memory)",
+        "seconds_per_phase": args.seconds,
+        "warmup_seconds": args.warmup,
+        "rounds": args.rounds,
+        "gateway_settings": args.settings,
+        "grpc_connections": args.channels.clamp(1, MAX_CHANNELS),
+        "gateway_process": mode.process,
+        "gateway_cpus": args.gateway_cpus,
+        "benchmark_cpus": cpus_allowed(),
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "levels": levels,
+        "saturation": saturation,
+        "notes": notes,
+    });
+    if let Some(dir) = std::path::Path::new(&args.out).parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", args.out))?;
+    println!("wrote {}", args.out);
+    Ok(())
+}
+
+/// Saturation: a gateway admitting `saturation_limit` calls, driven by many more clients
+/// that retry at once (the harshest case) and then after the RetryInfo delay; then 16
+/// clients right after. Returns the JSON of the phase.
+async fn saturation(
+    args: &Args,
+    emulator: &EmulatorHandle,
+    extra: &[(&str, String)],
+    mode: &GatewayMode,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<serde_json::Value> {
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let measure = Duration::from_secs_f64(args.seconds);
+    let mut limited_settings = extra.to_vec();
     limited_settings.push((
         "OSSGATE_SERVER__MAX_CONCURRENT_CALLS",
         args.saturation_limit.to_string(),
     ));
-    let (limited, more_notes) = start_gateway(&emulator, &limited_settings, &mode).await?;
+    let (limited, more_notes) = start_gateway(emulator, &limited_settings, mode).await?;
     notes.extend(more_notes);
     let sat_channels = channels(&limited, args.saturation_clients.clamp(1, MAX_CHANNELS)).await?;
     println!();
@@ -790,7 +835,6 @@ async fn main() -> anyhow::Result<()> {
     .await;
     drop(sat_channels);
     limited.shutdown().await?;
-    emulator.shutdown().await;
     println!(
         "16 clients right after: {:.0} ops/s, p50 {:.3} ms, p99 {:.3} ms, answers {:?}",
         after.throughput(),
@@ -798,40 +842,10 @@ async fn main() -> anyhow::Result<()> {
         after.quantile_ms(0.99),
         after.by_code,
     );
-    for note in &notes {
-        println!("note: {note}");
-    }
-    let load_after = load_average();
-    println!("load average after: {load_after}");
-
-    let report = json!({
-        "benchmark": "load_bench",
-        "workload": "50/50 PutObjectTagging/GetObjectTagging, closed loop, one in-process emulator (memory)",
-        "seconds_per_phase": args.seconds,
-        "warmup_seconds": args.warmup,
-        "rounds": args.rounds,
-        "gateway_settings": args.settings,
-        "grpc_connections": args.channels.clamp(1, MAX_CHANNELS),
-        "gateway_process": mode.process,
-        "gateway_cpus": args.gateway_cpus,
-        "benchmark_cpus": cpus_allowed(),
-        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "levels": levels,
-        "saturation": {
-            "clients": args.saturation_clients,
-            "max_concurrent_calls": args.saturation_limit,
-            "phases": saturation,
-            "after_16_clients": after.json(),
-        },
-        "notes": notes,
-    });
-    if let Some(dir) = std::path::Path::new(&args.out).parent() {
-        std::fs::create_dir_all(dir).ok();
-    }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", args.out))?;
-    println!("wrote {}", args.out);
-    Ok(())
+    Ok(json!({
+        "clients": args.saturation_clients,
+        "max_concurrent_calls": args.saturation_limit,
+        "phases": saturation,
+        "after_16_clients": after.json(),
+    }))
 }
