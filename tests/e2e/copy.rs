@@ -4,12 +4,7 @@
 //! changes during a copy, metadata edits that keep the tags, and the audit events of copies
 //! that replace tags.
 
-use std::{
-    collections::HashMap,
-    io,
-    sync::{Arc, Mutex, OnceLock},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use ossgate::{
     emulator::{Fault, FaultKind, FaultOp},
@@ -17,10 +12,9 @@ use ossgate::{
     oss::{Addressing, Client, ClientConfig, sign::SignatureVersion},
     proto,
 };
-use serde_json::Value;
 use tonic::Code;
-use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt};
 
+use crate::audit_capture::Capture;
 use crate::common::*;
 
 /// Sources above this many bytes are copied part by part in these tests.
@@ -794,91 +788,6 @@ async fn update_metadata_keeps_tags_unless_told() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     stack.stop().await;
-}
-
-/// Audit events and the emulator's request log (target `ossgate::emulator`, with each
-/// request's `x-oss-request-id`), captured as JSON lines by a subscriber on this test's
-/// thread: a `#[tokio::test]` runs the gateway's and the emulator's tasks on it.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured_targets() -> Targets {
-    Targets::new()
-        .with_target("ossgate::audit", tracing::Level::INFO)
-        .with_target("ossgate::emulator", tracing::Level::DEBUG)
-}
-
-impl Capture {
-    /// Starts capturing on this thread. tracing caches a callsite's interest when it is
-    /// first hit, asking only the hitting thread's subscriber while at most one dispatcher
-    /// exists; two process-long dispatchers with the same filter keep the captured callsites
-    /// enabled whichever thread (with or without a subscriber) hits them first.
-    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
-        static KEEP: OnceLock<[tracing::Dispatch; 2]> = OnceLock::new();
-        KEEP.get_or_init(|| {
-            let dispatch = || {
-                let layer = tracing_subscriber::fmt::layer()
-                    .with_writer(io::sink)
-                    .with_filter(captured_targets());
-                tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
-            };
-            [dispatch(), dispatch()]
-        });
-        let capture = Self::default();
-        let writer = capture.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(move || writer.clone())
-            .with_filter(captured_targets());
-        let subscriber = tracing_subscriber::registry().with(layer);
-        (capture, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    /// The fields of the audit events so far, oldest first.
-    fn audit(&self) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|l| l["target"] == "ossgate::audit")
-            .map(|l| l["fields"].clone())
-            .collect()
-    }
-
-    /// Request ids of the emulator's requests with this method on this object, oldest first.
-    fn oss_requests(&self, method: &str, bucket: &str, key: &str) -> Vec<String> {
-        let path = format!("/{bucket}/{key}");
-        self.lines()
-            .into_iter()
-            .filter(|l| {
-                l["fields"]["message"] == "request"
-                    && l["fields"]["method"] == method
-                    && l["fields"]["path"] == path.as_str()
-            })
-            .map(|l| l["fields"]["request_id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real gateway against the real emulator over loopback, through HTTP,
 //! signing and XML, called with the generated gRPC client.
 
+mod audit_capture;
 mod auth;
 mod common;
 mod copy;
