@@ -360,14 +360,13 @@ pub async fn initiate_upload(
                 let guard = AbortOnDrop::new(client.clone(), out.upload.clone());
                 (out, guard)
             });
-        if let Err(Ok((out, mut guard))) = answer.send(result) {
+        // Nobody took the answer: its guard, dropped here, aborts the upload.
+        if let Err(Ok((out, _guard))) = answer.send(result) {
             info!(
                 bucket = %out.upload.bucket,
                 key = %out.upload.key,
                 "the call ended while its multipart upload was being initiated; aborting the upload"
             );
-            guard.disarm();
-            abort_upload(&client, &out.upload).await;
         }
     }));
     let received = match super::retry::deadline() {
