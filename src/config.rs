@@ -245,6 +245,18 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The address of an optional listener `setting`: `None` when `value` is empty (off), an
+/// error naming the setting (with `example` after the value) when it does not parse.
+fn optional_addr(setting: &str, value: &str, example: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|err| anyhow::anyhow!("{setting}: {value:?} is not an address{example}: {err}"))
+}
+
 /// True when binding both addresses would collide: the same fixed port on the same address,
 /// or on any address when one of them is a wildcard (`0.0.0.0`, `::`). Port 0 never collides.
 fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
@@ -680,15 +692,11 @@ impl Settings {
 
     /// The parsed `server.health_listen`; `None` when the plaintext health listener is off.
     pub fn health_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        let listen = &self.server.health_listen;
-        if listen.is_empty() {
-            return Ok(None);
-        }
-        listen.parse().map(Some).map_err(|err| {
-            anyhow::anyhow!(
-                "server.health_listen: {listen:?} is not an address (e.g. 0.0.0.0:8081): {err}"
-            )
-        })
+        optional_addr(
+            "server.health_listen",
+            &self.server.health_listen,
+            " (e.g. 0.0.0.0:8081)",
+        )
     }
 
     /// True when callers must prove who they are: `[auth]` tokens or certificate mappings,
@@ -725,15 +733,7 @@ impl Settings {
 
     /// The parsed `metrics.listen`; `None` when the endpoint is off.
     pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        if self.metrics.listen.is_empty() {
-            return Ok(None);
-        }
-        self.metrics.listen.parse().map(Some).map_err(|err| {
-            anyhow::anyhow!(
-                "metrics.listen: {:?} is not an address: {err}",
-                self.metrics.listen
-            )
-        })
+        optional_addr("metrics.listen", &self.metrics.listen, "")
     }
 
     /// The parsed `oss.signature_version`.
