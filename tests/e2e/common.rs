@@ -503,3 +503,29 @@ pub async fn read_all(stack: &Stack, bucket: &str, key: &str, version_id: &str) 
     .unwrap()
     .1
 }
+
+/// The value of the sample `series` (name plus its exact label set), 0 when absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(series))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The Prometheus text of the `/metrics` endpoint at `addr` (asserting its content type).
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let resp = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape /metrics");
+    assert!(resp.status().is_success());
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    resp.text().await.expect("metrics body")
+}

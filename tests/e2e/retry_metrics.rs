@@ -35,23 +35,13 @@ async fn stack(burst: &str, max_attempts: &str, base_delay_ms: &str) -> Stack {
 }
 
 /// The value of `series` (name plus its exact label set) in `/metrics`, 0 when absent.
-async fn sample(stack: &Stack, series: &str) -> f64 {
+async fn sample_of(stack: &Stack, series: &str) -> f64 {
     let addr = stack
         .server
         .as_ref()
         .and_then(|s| s.metrics_addr())
         .expect("the metrics endpoint is on");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("scrape /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .find_map(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
+    sample(&scrape(addr).await, series)
 }
 
 /// An object whose DeleteObjectTagging always answers 503.
@@ -91,8 +81,8 @@ async fn only_retries_refused_by_the_budget_are_counted() {
     let stack1 = stack("1", "2", "10").await;
     failing_object(&stack1, "retry-metrics/a").await;
     let (refused0, retries0) = (
-        sample(&stack1, REFUSED).await,
-        sample(&stack1, RETRIES).await,
+        sample_of(&stack1, REFUSED).await,
+        sample_of(&stack1, RETRIES).await,
     );
     let status = delete_tags(&stack1, "retry-metrics/a", None).await;
     assert!(!status.message().contains(BUDGET_MESSAGE), "{status:?}");
@@ -101,9 +91,9 @@ async fn only_retries_refused_by_the_budget_are_counted() {
         2,
         "one attempt and one retry"
     );
-    assert!(sample(&stack1, RETRIES).await - retries0 >= 1.0);
+    assert!(sample_of(&stack1, RETRIES).await - retries0 >= 1.0);
     assert_eq!(
-        sample(&stack1, REFUSED).await,
+        sample_of(&stack1, REFUSED).await,
         refused0,
         "the attempt limit is not a refusal"
     );
@@ -116,18 +106,18 @@ async fn only_retries_refused_by_the_budget_are_counted() {
         3,
         "no retry"
     );
-    assert_eq!(sample(&stack1, REFUSED).await, refused0 + 1.0);
+    assert_eq!(sample_of(&stack1, REFUSED).await, refused0 + 1.0);
     stack1.stop().await;
 
     // An empty budget, but a backoff (30 to 60 s) that would end after the call's 10 s
     // deadline: the deadline rules the retry out first, so the budget is never asked.
     let stack2 = stack("0", "3", "60000").await;
     failing_object(&stack2, "retry-metrics/b").await;
-    let refused0 = sample(&stack2, REFUSED).await;
+    let refused0 = sample_of(&stack2, REFUSED).await;
     let status = delete_tags(&stack2, "retry-metrics/b", Some(Duration::from_secs(10))).await;
     assert!(!status.message().contains(BUDGET_MESSAGE), "{status:?}");
     assert_eq!(
-        sample(&stack2, REFUSED).await,
+        sample_of(&stack2, REFUSED).await,
         refused0,
         "the deadline is not a refusal"
     );
@@ -135,7 +125,7 @@ async fn only_retries_refused_by_the_budget_are_counted() {
     // Without a deadline the same empty budget refuses the retry.
     let status = delete_tags(&stack2, "retry-metrics/b", None).await;
     assert!(status.message().contains(BUDGET_MESSAGE), "{status:?}");
-    assert_eq!(sample(&stack2, REFUSED).await, refused0 + 1.0);
+    assert_eq!(sample_of(&stack2, REFUSED).await, refused0 + 1.0);
     assert_eq!(
         stack2.emulator.faults().count(FaultOp::DeleteObjectTagging),
         2,

@@ -8,31 +8,6 @@ use ossgate::proto;
 
 use crate::common::*;
 
-/// The value of the sample `series` (name plus its exact label set), 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter_map(|line| line.strip_prefix(series))
-        .filter_map(|rest| rest.strip_prefix(' '))
-        .find_map(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let resp = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("scrape /metrics");
-    assert!(resp.status().is_success());
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
-    resp.text().await.expect("metrics body")
-}
-
 #[tokio::test]
 async fn metrics_endpoint_counts_rpcs_bytes_and_oss_requests() {
     let stack = Stack::start_with(StackOptions {
