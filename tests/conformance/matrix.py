@@ -207,11 +207,13 @@ def code_name(number: int) -> str:
 
 
 def matches(expected, actual) -> bool:
-    """`{"regex": R}` matches a string R searches; a dict matches a dict with the same keys,
-    each matching; a list matches a list of the same length, item by item; anything else
-    must be equal."""
+    """`{"regex": R}` matches a string R searches; `{"one_of": [E, ...]}` what any E matches;
+    a dict matches a dict with the same keys, each matching; a list matches a list of the
+    same length, item by item; anything else must be equal."""
     if isinstance(expected, dict) and set(expected) == {"regex"}:
         return isinstance(actual, str) and re.search(expected["regex"], actual) is not None
+    if isinstance(expected, dict) and set(expected) == {"one_of"}:
+        return any(matches(e, actual) for e in expected["one_of"])
     if isinstance(expected, dict):
         return (
             isinstance(actual, dict)

@@ -4,6 +4,7 @@
 mod audit_capture;
 mod auth;
 mod common;
+mod conformance;
 mod copy;
 mod credentials;
 mod errors;

@@ -255,6 +255,7 @@ function matches(expected, actual) {
     if (keys.length === 1 && keys[0] === 'regex') {
       return typeof actual === 'string' && new RegExp(expected.regex).test(actual);
     }
+    if (keys.length === 1 && keys[0] === 'one_of') return expected.one_of.some((e) => matches(e, actual));
     if (!actual || typeof actual !== 'object' || Array.isArray(actual)) return false;
     const actualKeys = Object.keys(actual);
     return actualKeys.length === keys.length && keys.every((k) => k in actual && matches(expected[k], actual[k]));
