@@ -238,6 +238,36 @@ pub struct ServerSettings {
     /// speak TLS; empty = off. It may be non-loopback without caller auth: it serves no data
     /// and no service list, only SERVING / NOT_SERVING.
     pub health_listen: String,
+    /// Compression of responses: `none` (default), `gzip`, `zstd` or `deflate`, used only
+    /// when the caller says it accepts it (`grpc-accept-encoding`). Compressed requests are
+    /// accepted in all of them whatever this says.
+    pub response_compression: ResponseCompression,
+}
+
+/// `server.response_compression`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseCompression {
+    /// Responses go uncompressed: on loopback and in-cluster networks compression costs more
+    /// CPU than it saves, and object bytes are often compressed already.
+    #[default]
+    None,
+    Gzip,
+    Zstd,
+    Deflate,
+}
+
+impl ResponseCompression {
+    /// The tonic encoding, `None` for no compression.
+    pub fn encoding(self) -> Option<tonic::codec::CompressionEncoding> {
+        use tonic::codec::CompressionEncoding;
+        match self {
+            Self::None => None,
+            Self::Gzip => Some(CompressionEncoding::Gzip),
+            Self::Zstd => Some(CompressionEncoding::Zstd),
+            Self::Deflate => Some(CompressionEncoding::Deflate),
+        }
+    }
 }
 
 /// CPUs this process may use (cgroup quotas included), at least 1.
@@ -352,6 +382,7 @@ impl Default for ServerSettings {
             max_encoding_message_bytes: 8 * MIB as usize,
             tcp_nodelay: true,
             health_listen: String::new(),
+            response_compression: ResponseCompression::None,
         }
     }
 }
@@ -1060,6 +1091,10 @@ mod tests {
             (
                 &[("OSSGATE_SERVER__HEALTH_LISTEN", "localhost:8081")],
                 "server.health_listen",
+            ),
+            (
+                &[("OSSGATE_SERVER__RESPONSE_COMPRESSION", "brotli")],
+                "response_compression",
             ),
             (
                 &[("OSSGATE_TLS__CERT_FILE", "/nonexistent/tls.crt")],

@@ -15,7 +15,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
+use tonic::{
+    codec::CompressionEncoding, service::interceptor::InterceptedService,
+    transport::server::TcpIncoming,
+};
 use tonic_health::{
     ServingStatus,
     pb::{
@@ -102,6 +105,38 @@ pub struct RunningServer {
     health_listener: Option<HealthListener>,
 }
 
+/// Request compressions every service accepts: all that tonic implements. grpc-go, grpcio and
+/// grpc-js clients send gzip when told to; a service that did not accept it answered
+/// UNIMPLEMENTED. Decompressed messages are still bounded by the decoding limit.
+const ACCEPTED_ENCODINGS: [CompressionEncoding; 3] = [
+    CompressionEncoding::Gzip,
+    CompressionEncoding::Zstd,
+    CompressionEncoding::Deflate,
+];
+
+/// `service` with every encoding of [`ACCEPTED_ENCODINGS`] accepted (each generated server type
+/// has its own `accept_compressed`, hence the closure).
+fn accepting_compression<S>(service: S, accept: impl Fn(S, CompressionEncoding) -> S) -> S {
+    ACCEPTED_ENCODINGS.into_iter().fold(service, accept)
+}
+
+/// The ObjectService with the message limits and compressions of `[server]`.
+fn object_service(
+    service: ObjectServiceImpl,
+    server: &crate::config::ServerSettings,
+) -> ObjectServiceServer<ObjectServiceImpl> {
+    let service = accepting_compression(
+        ObjectServiceServer::new(service)
+            .max_decoding_message_size(server.max_decoding_message_bytes)
+            .max_encoding_message_size(server.max_encoding_message_bytes),
+        ObjectServiceServer::accept_compressed,
+    );
+    match server.response_compression.encoding() {
+        Some(encoding) => service.send_compressed(encoding),
+        None => service,
+    }
+}
+
 /// The plaintext listener of `server.health_listen`: grpc.health.v1 only.
 struct HealthListener {
     local_addr: SocketAddr,
@@ -121,10 +156,13 @@ impl HealthListener {
         let local_addr = listener.local_addr()?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (closing, closed) = tokio::sync::watch::channel(false);
-        let health = HealthServer::new(ClosingHealth {
-            inner: HealthService::from_health_reporter(reporter),
-            closed,
-        });
+        let health = accepting_compression(
+            HealthServer::new(ClosingHealth {
+                inner: HealthService::from_health_reporter(reporter),
+                closed,
+            }),
+            HealthServer::accept_compressed,
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(
             tonic::transport::Server::builder()
@@ -315,9 +353,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            // google.rpc.ErrorInfo, BadRequest, RetryInfo…: the details of every error. With
+            // them grpcurl prints an error's details as JSON instead of "not recognized" bytes.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let reflection_v1 = accepting_compression(
+        reflection().build_v1()?,
+        tonic_reflection::server::v1::ServerReflectionServer::accept_compressed,
+    );
+    let reflection_v1alpha = accepting_compression(
+        reflection().build_v1alpha()?,
+        tonic_reflection::server::v1alpha::ServerReflectionServer::accept_compressed,
+    );
+    let health_service = accepting_compression(health_service, |service, encoding| {
+        service.accept_compressed(encoding)
+    });
 
     let listen = settings.listen_addr()?;
     let auth = AuthInterceptor::new(&settings.auth);
@@ -371,12 +421,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         // Only ObjectService needs a caller identity and is shed under load: health and
         // reflection stay open.
         .add_service(limits::CallLimit::new(
-            InterceptedService::new(
-                ObjectServiceServer::new(service)
-                    .max_decoding_message_size(server.max_decoding_message_bytes)
-                    .max_encoding_message_size(server.max_encoding_message_bytes),
-                auth,
-            ),
+            InterceptedService::new(object_service(service, server), auth),
             call_limits.clone(),
         ));
     let incoming = crate::tls::incoming(

@@ -216,8 +216,23 @@ where
         Poll::Pending
     }
 
+    /// Forwarded, not only our own state: an error answer is trailers-only (the status in the
+    /// response headers, an empty body that says so). If this said `false` there, hyper would
+    /// send the headers without END_STREAM and then an empty DATA frame ending the stream,
+    /// which grpc-go reports as "server closed the stream without sending trailers" and grpcio
+    /// as UNKNOWN "Stream removed", losing the real status of every failed call with a deadline.
     fn is_end_stream(&self) -> bool {
-        self.state == BodyState::Done
+        match &self.inner {
+            Some(inner) => self.state == BodyState::Done || inner.is_end_stream(),
+            None => true,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.inner {
+            Some(inner) if self.state != BodyState::Done => inner.size_hint(),
+            _ => http_body::SizeHint::with_exact(0),
+        }
     }
 }
 
@@ -237,6 +252,7 @@ fn percent_encode(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Body as _;
     use http_body_util::BodyExt;
 
     #[test]
@@ -342,6 +358,21 @@ mod tests {
         let status = Status::from_header_map(&trailers).unwrap();
         assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
         assert!(status.message().contains("deadline"));
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_stays_trailers_only_under_a_deadline() {
+        let mut svc = DeadlineLayer.layer(tower::service_fn(|_: http::Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Status::not_found("no such key").into_http::<Body>())
+        }));
+        let response = svc.call(request("5S")).await.unwrap();
+        let status = Status::from_header_map(response.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert!(
+            response.body().is_end_stream(),
+            "the status is in the headers: the body must say it has ended, so that the \
+             headers go out with END_STREAM and no empty DATA frame follows"
+        );
     }
 
     #[tokio::test]

