@@ -21,5 +21,7 @@ echo "== cargo build (the binary the Python tests run)"
 cargo build --locked
 echo "== cargo test"
 cargo test --locked
-echo "== pytest (official SDKs against the emulator, deploy manifests, OTLP export)"
-python3 -m pytest -q tests/interop tests/deploy tests/otel
+echo "== pytest (official SDKs against the emulator, deploy manifests, OTLP export, client conformance)"
+# tests/otel last: its test imports helpers with `from conftest import`, which finds the
+# conftest.py loaded last.
+python3 -m pytest -q tests/interop tests/deploy tests/conformance tests/otel

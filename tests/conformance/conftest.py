@@ -27,7 +27,6 @@ import oss2
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 # Starting the binary the way the deploy tests do.
 sys.path.insert(0, str(HERE.parent / "deploy"))
 

@@ -1,8 +1,8 @@
 """The client conformance matrix, Python side: reads scenarios.json, names the cells, makes the
 generated payloads, and checks what a client observed against a scenario's expectations.
 
-The grpcio and grpcurl runners (test_grpcio.py, test_grpcurl.py) execute steps through their
-client and hand back an `Observation`; `run_scenario` does the rest. The Node runner
+The grpcio and grpcurl runners (test_grpcio_matrix.py, test_grpcurl_matrix.py) execute steps
+through their client and hand back an `Observation`; `run_scenario` does the rest. The Node runner
 (node/conformance.test.js) and the tonic runner (tests/e2e/conformance.rs) implement the same
 rules over the same file; tests/conformance/README.md describes them.
 """
@@ -15,6 +15,7 @@ import json
 import pathlib
 import re
 
+import grpc
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
@@ -25,15 +26,7 @@ SCENARIOS = SPEC["scenarios"]
 # Response metadata that is transport, not something the gateway chose to send: the HTTP/2
 # and gRPC framing headers, which libraries expose to differing degrees (the status itself
 # is checked through the code, message and details).
-TRANSPORT_METADATA = {
-    "date",
-    "content-type",
-    "grpc-accept-encoding",
-    "grpc-encoding",
-    "grpc-status",
-    "grpc-message",
-    "grpc-status-details-bin",
-}
+TRANSPORT_METADATA = set(SPEC["transport_metadata"])
 
 # google.rpc detail messages the server may send, by full name.
 DETAIL_TYPES = {
@@ -194,16 +187,12 @@ def transport_free(pairs) -> dict:
     return {k.lower(): v for k, v in pairs if k.lower() not in TRANSPORT_METADATA}
 
 
-CODES = [
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED",
-]
-
-
 def code_name(number: int) -> str:
-    return CODES[number] if 0 <= number < len(CODES) else f"code {number}"
+    """The name of a gRPC status code number (NOT_FOUND for 5)."""
+    for code in grpc.StatusCode:
+        if code.value[0] == number:
+            return code.name
+    return f"code {number}"
 
 
 def matches(expected, actual) -> bool:

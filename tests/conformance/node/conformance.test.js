@@ -1,5 +1,5 @@
 // The client conformance matrix through @grpc/grpc-js (the client Node services use), started
-// by tests/conformance/test_node.py with the world it set up:
+// by tests/conformance/test_node_matrix.py with the world it set up:
 //   CONFORMANCE_GATEWAYS  JSON {name: "127.0.0.1:port"}
 //   CONFORMANCE_BUCKET    the bucket the scenarios use
 //   CONFORMANCE_UPLOADS   base URL answering GET /open-uploads?key=K with {"count": n}
@@ -24,17 +24,9 @@ const UPLOADS = process.env.CONFORMANCE_UPLOADS;
 const RESULTS = process.env.CONFORMANCE_RESULTS;
 const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 const UPLOADS_WAIT_MS = 20000;
-// Response metadata that is transport, not chosen by the gateway (as in matrix.py).
-const TRANSPORT_METADATA = new Set([
-  'date', 'content-type', 'grpc-accept-encoding', 'grpc-encoding',
-  'grpc-status', 'grpc-message', 'grpc-status-details-bin',
-]);
-const CODES = [
-  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND',
-  'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION',
-  'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
+// Response metadata that is transport, not chosen by the gateway.
+const TRANSPORT_METADATA = new Set(SPEC.transport_metadata);
+const codeName = (code) => grpc.status[code] || `code ${code}`;
 // Response objects as proto3 JSON has them: camelCase names, 64-bit integers and enums as
 // strings, bytes as base64, unset fields left out.
 const AS_JSON = { longs: String, enums: String, bytes: String, defaults: false, oneofs: true };
@@ -162,7 +154,7 @@ function canonicalDetail(any) {
 
 function failure(err) {
   const seen = {
-    code: CODES[err.code] || `code ${err.code}`,
+    code: codeName(err.code),
     message: err.details || '',
     details: [],
     trailers: transportFree(err.metadata),
@@ -171,7 +163,7 @@ function failure(err) {
   if (raw) {
     const status = Status.decode(raw);
     seen.details = status.details.map((d) => canonicalDetail({ type_url: d.type_url || d.typeUrl, value: d.value }));
-    seen.statusProto = [CODES[status.code] || `code ${status.code}`, status.message];
+    seen.statusProto = [codeName(status.code), status.message];
   }
   return seen;
 }
