@@ -689,10 +689,10 @@ fn check(expect: &Value, seen: &Observation) -> Result<(), String> {
     if expect["code"] != json!(seen.code) {
         return Err(format!("{got}; expected {}", expect["code"]));
     }
-    if let Some(message) = expect.get("message") {
-        if !matches(message, &json!(seen.message)) {
-            return Err(format!("{got}; expected message {message}"));
-        }
+    if let Some(message) = expect.get("message")
+        && !matches(message, &json!(seen.message))
+    {
+        return Err(format!("{got}; expected message {message}"));
     }
     if !["OK", "CANCELLED"].contains(&seen.code.as_str()) || expect.get("details").is_some() {
         let want = expect.get("details").cloned().unwrap_or(json!([]));
@@ -700,14 +700,15 @@ fn check(expect: &Value, seen: &Observation) -> Result<(), String> {
             return Err(format!("{got}; expected details {want}"));
         }
     }
-    if let Some(proto) = &seen.status_proto {
-        if proto != &(seen.code.clone(), seen.message.clone()) {
-            return Err(format!(
-                "grpc-status-details-bin says {proto:?}, the call {} {:?}",
-                seen.code, seen.message
-            ));
-        }
+    if let Some(proto) = &seen.status_proto
+        && proto != &(seen.code.clone(), seen.message.clone())
+    {
+        return Err(format!(
+            "grpc-status-details-bin says {proto:?}, the call {} {:?}",
+            seen.code, seen.message
+        ));
     }
+
     let empty = json!({});
     let first = seen.messages.first().unwrap_or(&empty);
     let response = seen.response.as_ref().unwrap_or(&empty);
