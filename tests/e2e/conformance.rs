@@ -708,7 +708,6 @@ fn check(expect: &Value, seen: &Observation) -> Result<(), String> {
             seen.code, seen.message
         ));
     }
-
     let empty = json!({});
     let first = seen.messages.first().unwrap_or(&empty);
     let response = seen.response.as_ref().unwrap_or(&empty);
