@@ -296,11 +296,12 @@ impl MultipartWriter {
         ))
     }
 
-    /// Stops everything in flight and aborts the upload on OSS (nothing is left behind).
-    pub async fn abort(mut self) {
+    /// Stops everything in flight and aborts the upload on OSS; the outcome is logged (see
+    /// [`abort_upload`]).
+    pub async fn abort(mut self) -> AbortOutcome {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        abort_upload(&self.client, &self.upload).await;
+        abort_upload(&self.client, &self.upload).await
     }
 
     /// Stops everything in flight but keeps the upload (a resumable write continues later).
@@ -390,32 +391,158 @@ pub async fn initiate_upload(
     })
 }
 
-/// Aborts a multipart upload, logging (not returning) a failure: used on error paths where
-/// the original error is what the caller must see.
+/// How an attempt to abort a multipart upload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortOutcome {
+    /// OSS answered 204, or NoSuchUpload (the upload was already gone).
+    Aborted,
+    /// The abort failed (OSS unreachable, an error answer, the time limit): the upload is
+    /// left behind, and a WARN line names its bucket, key and UploadId.
+    LeftBehind,
+}
+
+/// Aborts a multipart upload and logs the truth about it: INFO `multipart upload aborted`
+/// only when OSS answered 204 (or NoSuchUpload), otherwise WARN `multipart upload left
+/// behind` with the bucket, key and UploadId, so that an operator can find it
+/// (ListMultipartUploads) and abort it. Used on error paths, where the original error is
+/// what the caller must see, so the outcome is returned, not an error.
 ///
 /// The abort runs in a task of its own, so neither the call's deadline (an abort racing it
 /// would be cut short) nor the call being dropped while it waits stops the clean-up. It is
 /// bounded by [`DETACHED_REQUEST_LIMIT`] instead.
-pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) {
+pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) -> AbortOutcome {
     let (client, upload) = (client.clone(), upload.clone());
-    let abort = tokio::spawn(tracing::Instrument::in_current_span(async move {
-        if let Err(err) = detached(client.abort_multipart_upload(&upload)).await
-            && !err.is_not_found()
-        {
-            warn!(
-                bucket = %upload.bucket,
-                key = %upload.key,
-                error = %err,
-                "could not abort the multipart upload; it may need a lifecycle rule to clean up"
-            );
+    let abort = tokio::spawn(tracing::Instrument::in_current_span({
+        let upload = upload.clone();
+        async move {
+            let result = detached(client.abort_multipart_upload(&upload)).await;
+            match result {
+                Ok(_) => {
+                    info!(
+                        bucket = %upload.bucket,
+                        key = %upload.key,
+                        upload_id = %upload.upload_id,
+                        "multipart upload aborted"
+                    );
+                    AbortOutcome::Aborted
+                }
+                Err(err) if err.is_not_found() => {
+                    info!(
+                        bucket = %upload.bucket,
+                        key = %upload.key,
+                        upload_id = %upload.upload_id,
+                        "multipart upload aborted (OSS no longer knew it: NoSuchUpload)"
+                    );
+                    AbortOutcome::Aborted
+                }
+                Err(err) => {
+                    left_behind(&upload, &err.to_string());
+                    AbortOutcome::LeftBehind
+                }
+            }
         }
     }));
-    // A panic in the task has been reported by the runtime; nothing more to do here.
-    let _ = abort.await;
+    // A panic in the task has been reported by the runtime; the upload may still be there.
+    abort.await.unwrap_or_else(|join| {
+        left_behind(&upload, &format!("the abort task failed: {join}"));
+        AbortOutcome::LeftBehind
+    })
+}
+
+/// The WARN line for an upload that could not be aborted.
+fn left_behind(upload: &MultipartUploadId, why: &str) {
+    warn!(
+        bucket = %upload.bucket,
+        key = %upload.key,
+        upload_id = %upload.upload_id,
+        error = why,
+        "multipart upload left behind: it could not be aborted; find it with \
+         ListMultipartUploads and abort it with AbortMultipartUpload (or a lifecycle rule)"
+    );
+}
+
+/// The multipart uploads a [`Client`] has started and that are still to be completed or
+/// aborted: each armed [`AbortOnDrop`] guard is registered here until it is disarmed or has
+/// aborted its upload. At shutdown, [`OwnedUploads::abort_all`] aborts what the calls still
+/// running could not finish, so a process that exits normally leaves no upload behind.
+#[derive(Debug, Default)]
+pub struct OwnedUploads {
+    /// By UploadId (unique within OSS).
+    open: std::sync::Mutex<std::collections::HashMap<String, MultipartUploadId>>,
+}
+
+impl OwnedUploads {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, MultipartUploadId>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, upload: &MultipartUploadId) {
+        self.lock().insert(upload.upload_id.clone(), upload.clone());
+    }
+
+    fn remove(&self, upload: &MultipartUploadId) {
+        self.lock().remove(&upload.upload_id);
+    }
+
+    /// The uploads registered now.
+    pub fn list(&self) -> Vec<MultipartUploadId> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Aborts every registered upload (in parallel), waiting at most `limit`. Uploads whose
+    /// abort did not succeed in time are logged at WARN with bucket, key and UploadId.
+    /// Returns how many are left behind.
+    pub async fn abort_all(&self, client: &Client, limit: Duration) -> usize {
+        let uploads = self.list();
+        if uploads.is_empty() {
+            return 0;
+        }
+        info!(
+            uploads = uploads.len(),
+            "aborting the multipart uploads of calls that did not finish"
+        );
+        let mut aborts = JoinSet::new();
+        for upload in uploads.iter().cloned() {
+            let client = client.clone();
+            aborts.spawn(async move {
+                let outcome = abort_upload(&client, &upload).await;
+                client.owned_uploads().remove(&upload);
+                (upload.upload_id, outcome)
+            });
+        }
+        let mut finished = std::collections::HashMap::new();
+        let _ = tokio::time::timeout(limit, async {
+            while let Some(joined) = aborts.join_next().await {
+                if let Ok((id, outcome)) = joined {
+                    finished.insert(id, outcome);
+                }
+            }
+        })
+        .await;
+        let mut left = 0;
+        for upload in &uploads {
+            match finished.get(&upload.upload_id) {
+                Some(AbortOutcome::Aborted) => {}
+                // Logged by abort_upload already.
+                Some(AbortOutcome::LeftBehind) => left += 1,
+                None => {
+                    left += 1;
+                    left_behind(
+                        upload,
+                        &format!("the abort did not finish within {} ms", limit.as_millis()),
+                    );
+                }
+            }
+        }
+        left
+    }
 }
 
 /// Aborts `upload` when dropped unless disarmed: a write whose future is dropped (the caller
-/// cancelled) leaves no orphaned multipart upload behind.
+/// cancelled) leaves no orphaned multipart upload behind. While armed, the upload is
+/// registered in its client's [`OwnedUploads`], so a shutdown can abort it too.
 pub struct AbortOnDrop {
     armed: Option<(Client, MultipartUploadId)>,
 }
@@ -423,14 +550,18 @@ pub struct AbortOnDrop {
 impl AbortOnDrop {
     /// Arms the guard for `upload`.
     pub fn new(client: Client, upload: MultipartUploadId) -> Self {
+        client.owned_uploads().insert(&upload);
         Self {
             armed: Some((client, upload)),
         }
     }
 
-    /// The upload completed (or is kept on purpose): do nothing on drop.
+    /// The upload completed (or is kept on purpose, or its abort was tried): do nothing on
+    /// drop.
     pub fn disarm(&mut self) {
-        self.armed = None;
+        if let Some((client, upload)) = self.armed.take() {
+            client.owned_uploads().remove(&upload);
+        }
     }
 }
 
@@ -440,7 +571,8 @@ impl Drop for AbortOnDrop {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(tracing::Instrument::in_current_span(async move {
-                abort_upload(&client, &upload).await
+                abort_upload(&client, &upload).await;
+                client.owned_uploads().remove(&upload);
             }));
         }
     }
