@@ -22,8 +22,8 @@ use super::endpoint::{
 use super::error::{OssError, OssErrorKind};
 use super::ops::{ByteStream, OssRequest, Payload};
 use super::retry::{Retrier, RetryConfig};
-use super::upload::OwnedUploads;
 use super::sign::{SignatureVersion, sign_request};
+use super::upload::OwnedUploads;
 use super::xml::ErrorDocument;
 use crate::model::Crc64;
 use tracing::Instrument as _;

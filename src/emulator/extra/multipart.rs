@@ -738,14 +738,14 @@ pub(super) async fn complete(
         &ctx.headers,
         MAX_COMPLETE_BODY,
     )
-        .await
-        .map_err(|e| {
-            if e.code == "MalformedXML" {
-                ApiError::malformed_xml()
-            } else {
-                e
-            }
-        })?;
+    .await
+    .map_err(|e| {
+        if e.code == "MalformedXML" {
+            ApiError::malformed_xml()
+        } else {
+            e
+        }
+    })?;
     let listed: Vec<(u32, String)> = if complete_all {
         if !bytes.is_empty() {
             return Err(ApiError::invalid_argument(
