@@ -769,6 +769,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_shutdown_aborts_the_uploads_still_owned_and_counts_those_it_cannot() {
+        let (emulator, client) = emulator().await;
+        let owned = client.owned_uploads();
+        let (done, mut completed) = initiate_upload(&client, &initiate_input("done"))
+            .await
+            .unwrap();
+        let (stuck, _stuck_guard) = initiate_upload(&client, &initiate_input("stuck"))
+            .await
+            .unwrap();
+        assert_eq!(owned.list().len(), 2);
+        // A disarmed guard (its upload completed or handed over) is no longer owned.
+        completed.disarm();
+        assert_eq!(owned.list(), vec![stuck.upload.clone()]);
+        // The call holding `stuck` never finishes: the shutdown aborts its upload.
+        assert_eq!(owned.abort_all(&client, Duration::from_secs(5)).await, 0);
+        let open: Vec<String> = emulator.open_uploads().into_iter().map(|u| u.2).collect();
+        assert_eq!(open, vec![done.upload.upload_id.clone()]);
+        assert!(owned.list().is_empty());
+
+        // OSS is gone: the upload cannot be aborted, and is counted as left behind.
+        let (_stranded, _stranded_guard) = initiate_upload(&client, &initiate_input("stranded"))
+            .await
+            .unwrap();
+        emulator.shutdown().await;
+        assert_eq!(owned.abort_all(&client, Duration::from_secs(5)).await, 1);
+    }
+
+    #[tokio::test]
     async fn the_budget_makes_writers_wait_not_fail() {
         let budget = MemoryBudget::new(100);
         let first = budget.reserve(80).await;

@@ -609,6 +609,7 @@ async fn a_deadline_during_a_slow_start_of_a_resumable_write_leaves_no_upload() 
         .into_inner();
     assert!(!started.upload_id.is_empty());
     assert_eq!(crate::copy::open_uploads(&late.stack, BUCKET).await, 1);
+    late.stack.expect_leftover_upload("resumable-kept.bin");
     late.stop().await;
 }
 
