@@ -415,29 +415,21 @@ pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) -> AbortO
     let abort = tokio::spawn(tracing::Instrument::in_current_span({
         let upload = upload.clone();
         async move {
-            let result = detached(client.abort_multipart_upload(&upload)).await;
-            match result {
-                Ok(_) => {
+            match detached(client.abort_multipart_upload(&upload)).await {
+                Err(err) if !err.is_not_found() => {
+                    left_behind(&upload, &err.to_string());
+                    AbortOutcome::LeftBehind
+                }
+                answered => {
                     info!(
                         bucket = %upload.bucket,
                         key = %upload.key,
                         upload_id = %upload.upload_id,
+                        // OSS no longer knew it: aborted or completed already.
+                        no_such_upload = answered.is_err(),
                         "multipart upload aborted"
                     );
                     AbortOutcome::Aborted
-                }
-                Err(err) if err.is_not_found() => {
-                    info!(
-                        bucket = %upload.bucket,
-                        key = %upload.key,
-                        upload_id = %upload.upload_id,
-                        "multipart upload aborted (OSS no longer knew it: NoSuchUpload)"
-                    );
-                    AbortOutcome::Aborted
-                }
-                Err(err) => {
-                    left_behind(&upload, &err.to_string());
-                    AbortOutcome::LeftBehind
                 }
             }
         }

@@ -22,8 +22,15 @@ use crate::common::*;
 /// The smallest part size the gateway uses (OSS's minimum part, 100 KiB).
 const PART: usize = 100 * 1024;
 
-fn part_size_setting() -> Vec<(&'static str, String)> {
-    vec![("OSSGATE_UPLOAD__PART_SIZE_BYTES", PART.to_string())]
+/// A stack whose gateway uploads `PART`-sized parts, its emulator keeping data in
+/// `data_dir` (or in memory).
+async fn small_part_stack(data_dir: Option<std::path::PathBuf>) -> Stack {
+    Stack::start_with(StackOptions {
+        settings: vec![("OSSGATE_UPLOAD__PART_SIZE_BYTES", PART.to_string())],
+        emulator_data_dir: data_dir,
+        ..Default::default()
+    })
+    .await
 }
 
 /// The messages of a write of `data` in `PART`-sized chunks, the first with `spec`; the
@@ -83,11 +90,7 @@ fn events_for(capture: &Capture, message: &str, upload_id: &str) -> Vec<serde_js
 
 #[tokio::test]
 async fn a_write_refused_at_complete_aborts_its_upload() {
-    let stack = Stack::start_with(StackOptions {
-        settings: part_size_setting(),
-        ..Default::default()
-    })
-    .await;
+    let stack = small_part_stack(None).await;
     let mut client = stack.client.clone();
     write(&mut client, spec(BUCKET, "taken.bin"), b"already here").await;
 
@@ -121,11 +124,7 @@ async fn a_write_refused_at_complete_aborts_its_upload() {
 async fn an_object_of_more_than_745_parts_completes() {
     // 800 parts: the CompleteMultipartUpload body is ~70 KB, over the 64 KiB the emulator
     // used to accept.
-    let stack = Stack::start_with(StackOptions {
-        settings: part_size_setting(),
-        ..Default::default()
-    })
-    .await;
+    let stack = small_part_stack(None).await;
     let mut client = stack.client.clone();
     let data = pseudo_random(800 * PART, 5);
     let written = write_chunks(&mut client, spec(BUCKET, "many-parts.bin"), &data, 1 << 20)
@@ -168,6 +167,14 @@ fn list_request(prefix: &str, max_uploads: i32) -> proto::ListMultipartUploadsRe
         prefix: prefix.into(),
         max_uploads,
         ..Default::default()
+    }
+}
+
+fn abort_request(key: &str, upload_id: &str) -> proto::AbortMultipartUploadRequest {
+    proto::AbortMultipartUploadRequest {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
     }
 }
 
@@ -233,11 +240,7 @@ async fn leftover_uploads_are_listed_and_aborted_through_the_gateway() {
 
     // Abort each; a second abort of the same upload is NOT_FOUND.
     for upload in &listed {
-        let request = proto::AbortMultipartUploadRequest {
-            bucket: BUCKET.into(),
-            key: upload.key.clone(),
-            upload_id: upload.upload_id.clone(),
-        };
+        let request = abort_request(&upload.key, &upload.upload_id);
         client
             .abort_multipart_upload(request.clone())
             .await
@@ -259,11 +262,7 @@ async fn leftover_uploads_are_listed_and_aborted_through_the_gateway() {
         .unwrap_err();
     assert_invalid(&status, "max_uploads");
     let status = client
-        .abort_multipart_upload(proto::AbortMultipartUploadRequest {
-            bucket: BUCKET.into(),
-            key: "kept/c.bin".into(),
-            upload_id: String::new(),
-        })
+        .abort_multipart_upload(abort_request("kept/c.bin", ""))
         .await
         .unwrap_err();
     assert_invalid(&status, "upload_id");
@@ -320,28 +319,22 @@ async fn listing_needs_read_on_the_prefix_and_aborting_needs_write_on_the_key() 
             .unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     }
-    let (key, upload_id) = started
-        .iter()
-        .find(|(key, _)| key == "left/a.bin")
-        .cloned()
-        .unwrap();
-    let abort = |key: &str, upload_id: &str| proto::AbortMultipartUploadRequest {
-        bucket: BUCKET.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
+    let upload_of = |wanted: &str| {
+        started
+            .iter()
+            .find(|(key, _)| key == wanted)
+            .cloned()
+            .unwrap()
     };
+    let (key, upload_id) = upload_of("left/a.bin");
     let status = client
-        .abort_multipart_upload(bearer(abort(&key, &upload_id), READER))
+        .abort_multipart_upload(bearer(abort_request(&key, &upload_id), READER))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    let (kept_key, kept_id) = started
-        .iter()
-        .find(|(key, _)| key == "kept/c.bin")
-        .cloned()
-        .unwrap();
+    let (kept_key, kept_id) = upload_of("kept/c.bin");
     let status = client
-        .abort_multipart_upload(bearer(abort(&kept_key, &kept_id), CLEANER))
+        .abort_multipart_upload(bearer(abort_request(&kept_key, &kept_id), CLEANER))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
@@ -349,7 +342,7 @@ async fn listing_needs_read_on_the_prefix_and_aborting_needs_write_on_the_key() 
     assert_eq!(stack.oss_requests(), before + 2);
 
     client
-        .abort_multipart_upload(bearer(abort(&key, &upload_id), CLEANER))
+        .abort_multipart_upload(bearer(abort_request(&key, &upload_id), CLEANER))
         .await
         .expect("write on left/ may abort");
     assert_eq!(stack.emulator.open_uploads().len(), 3);
@@ -365,12 +358,7 @@ async fn listing_needs_read_on_the_prefix_and_aborting_needs_write_on_the_key() 
 #[tokio::test]
 async fn an_upload_stranded_by_a_backend_restart_is_logged_found_and_aborted() {
     let data_dir = tempfile::tempdir().unwrap();
-    let mut stack = Stack::start_with(StackOptions {
-        settings: part_size_setting(),
-        emulator_data_dir: Some(data_dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .await;
+    let mut stack = small_part_stack(Some(data_dir.path().to_path_buf())).await;
     let (capture, _guard) = Capture::start();
     let key = "restart/big.bin";
     let data = pseudo_random(8 * PART, 9);
@@ -412,11 +400,7 @@ async fn an_upload_stranded_by_a_backend_restart_is_logged_found_and_aborted() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].upload_id, upload_id);
     client
-        .abort_multipart_upload(proto::AbortMultipartUploadRequest {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            upload_id: upload_id.clone(),
-        })
+        .abort_multipart_upload(abort_request(key, &upload_id))
         .await
         .expect("the leftover is aborted");
     assert!(list_all(&mut client, "restart/", 0).await.is_empty());
