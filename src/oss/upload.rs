@@ -351,6 +351,13 @@ pub async fn initiate_upload(
     client: &Client,
     input: &InitiateMultipartUploadInput,
 ) -> Result<(InitiateMultipartUploadOutput, AbortOnDrop), OssError> {
+    if client.owned_uploads().is_closed() {
+        // The shutdown is aborting this client's uploads: one started now could outlive it.
+        return Err(OssError::client(
+            OssErrorKind::Cancelled,
+            "the gateway is shutting down and starts no new multipart upload",
+        ));
+    }
     let (answer, answered) = oneshot::channel();
     let (client, input) = (client.clone(), input.clone());
     // In the caller's span: the Initiate stays a child of the call in traces.
@@ -461,6 +468,8 @@ fn left_behind(upload: &MultipartUploadId, why: &str) {
 pub struct OwnedUploads {
     /// By UploadId (unique within OSS).
     open: std::sync::Mutex<std::collections::HashMap<String, MultipartUploadId>>,
+    /// Set by [`OwnedUploads::abort_all`]: [`initiate_upload`] starts no new upload.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl OwnedUploads {
@@ -483,52 +492,67 @@ impl OwnedUploads {
         self.lock().values().cloned().collect()
     }
 
-    /// Aborts every registered upload (in parallel), waiting at most `limit`. Uploads whose
-    /// abort did not succeed in time are logged at WARN with bucket, key and UploadId.
-    /// Returns how many are left behind.
+    /// True once [`OwnedUploads::abort_all`] has begun: no new upload may start.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops new uploads from starting, then aborts every registered upload (in parallel),
+    /// in rounds until none is left (an Initiate still on its way registers its upload
+    /// late), for at most `limit` in all. Uploads that could not be aborted in time are
+    /// logged at WARN with bucket, key and UploadId. Returns how many are left behind.
     pub async fn abort_all(&self, client: &Client, limit: Duration) -> usize {
-        let uploads = self.list();
-        if uploads.is_empty() {
-            return 0;
-        }
-        info!(
-            uploads = uploads.len(),
-            "aborting the multipart uploads of calls that did not finish"
-        );
-        let mut aborts = JoinSet::new();
-        for upload in uploads.iter().cloned() {
-            let client = client.clone();
-            aborts.spawn(async move {
-                let outcome = abort_upload(&client, &upload).await;
-                client.owned_uploads().remove(&upload);
-                (upload.upload_id, outcome)
-            });
-        }
-        let mut finished = std::collections::HashMap::new();
-        let _ = tokio::time::timeout(limit, async {
-            while let Some(joined) = aborts.join_next().await {
-                if let Ok((id, outcome)) = joined {
-                    finished.insert(id, outcome);
-                }
-            }
-        })
-        .await;
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limit;
+        let too_late = format!("the abort did not finish within {} ms", limit.as_millis());
         let mut left = 0;
-        for upload in &uploads {
-            match finished.get(&upload.upload_id) {
-                Some(AbortOutcome::Aborted) => {}
-                // Logged by abort_upload already.
-                Some(AbortOutcome::LeftBehind) => left += 1,
-                None => {
-                    left += 1;
-                    left_behind(
-                        upload,
-                        &format!("the abort did not finish within {} ms", limit.as_millis()),
-                    );
+        loop {
+            let uploads = self.list();
+            if uploads.is_empty() {
+                return left;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                for upload in &uploads {
+                    left_behind(upload, &too_late);
+                    self.remove(upload);
+                }
+                return left + uploads.len();
+            }
+            info!(
+                uploads = uploads.len(),
+                "aborting the multipart uploads of calls that did not finish"
+            );
+            let mut aborts = JoinSet::new();
+            for upload in uploads.iter().cloned() {
+                let client = client.clone();
+                aborts.spawn(async move {
+                    let outcome = abort_upload(&client, &upload).await;
+                    client.owned_uploads().remove(&upload);
+                    (upload.upload_id, outcome)
+                });
+            }
+            let mut finished = std::collections::HashMap::new();
+            let _ = tokio::time::timeout_at(deadline, async {
+                while let Some(joined) = aborts.join_next().await {
+                    if let Ok((id, outcome)) = joined {
+                        finished.insert(id, outcome);
+                    }
+                }
+            })
+            .await;
+            for upload in &uploads {
+                match finished.get(&upload.upload_id) {
+                    Some(AbortOutcome::Aborted) => {}
+                    // Logged by abort_upload already.
+                    Some(AbortOutcome::LeftBehind) => left += 1,
+                    None => {
+                        left += 1;
+                        left_behind(upload, &too_late);
+                        self.remove(upload);
+                    }
                 }
             }
         }
-        left
     }
 }
 
@@ -781,11 +805,38 @@ mod tests {
         assert!(owned.list().is_empty());
 
         // OSS is gone: the upload cannot be aborted, and is counted as left behind.
+        let (gone, client) = self::emulator().await;
         let (_stranded, _stranded_guard) = initiate_upload(&client, &initiate_input("stranded"))
             .await
             .unwrap();
-        emulator.shutdown().await;
+        gone.shutdown().await;
+        let owned = client.owned_uploads();
         assert_eq!(owned.abort_all(&client, Duration::from_secs(5)).await, 1);
+        assert!(owned.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn once_the_shutdown_aborts_uploads_no_new_upload_starts() {
+        let (emulator, client) = emulator().await;
+        assert_eq!(
+            client
+                .owned_uploads()
+                .abort_all(&client, Duration::from_secs(5))
+                .await,
+            0
+        );
+        let err = initiate_upload(&client, &initiate_input("late"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, OssErrorKind::Cancelled, "{err:?}");
+        assert!(emulator.open_uploads().is_empty());
+        assert_eq!(
+            emulator
+                .faults()
+                .count(crate::emulator::FaultOp::InitiateMultipartUpload),
+            0
+        );
     }
 
     #[tokio::test]
