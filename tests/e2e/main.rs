@@ -10,6 +10,7 @@ mod errors;
 mod grpcurl;
 mod lifecycle;
 mod limits;
+mod orphans;
 mod resilience;
 mod retry_metrics;
 mod streaming;
