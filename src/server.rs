@@ -85,6 +85,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server.shutdown().await
 }
 
+/// How long a shutdown waits for the aborts of multipart uploads that calls cut off by the
+/// grace period (or ended just before) leave open. An abort that OSS answers takes
+/// milliseconds; this bounds an unreachable OSS (connect timeout, retries).
+pub const SHUTDOWN_ABORT_LIMIT: Duration = Duration::from_secs(5);
+
 /// A running gateway: its address, and the handles needed to stop it cleanly.
 pub struct RunningServer {
     local_addr: SocketAddr,
@@ -101,6 +106,8 @@ pub struct RunningServer {
     limits: limits::CallLimits,
     /// The TLS configuration in force, when TLS is on.
     tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// The OSS client: at shutdown, the uploads it still owns are aborted.
+    client: oss::Client,
     /// The plaintext health listener, when `server.health_listen` is set.
     health_listener: Option<HealthListener>,
 }
@@ -290,6 +297,14 @@ impl RunningServer {
                 self.task.abort();
             }
         }
+        // Calls cut off by the grace (and aborts still running for calls that ended) would
+        // leave their multipart uploads behind when the process exits: abort them now,
+        // before the emulator stops. What cannot be aborted in time is logged with its
+        // UploadId.
+        self.client
+            .owned_uploads()
+            .abort_all(&self.client, SHUTDOWN_ABORT_LIMIT)
+            .await;
         if let Some(health_listener) = self.health_listener.take() {
             health_listener.shutdown().await;
         }
@@ -319,7 +334,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             sink.set_credentials(credentials)
         })
     });
-    let service = ObjectServiceImpl::new(client, &settings);
+    let service = ObjectServiceImpl::new(client.clone(), &settings);
     {
         // The OTLP gauge samples the upload budget whether or not /metrics is served.
         let sampled = service.clone();
@@ -475,6 +490,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         limits: call_limits,
         tls,
         health_listener,
+        client,
     })
 }
 

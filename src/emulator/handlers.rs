@@ -28,8 +28,10 @@ use crate::model::{
 
 /// Largest PutObject body: 5 GiB.
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// Largest XML body accepted (tagging).
-const MAX_XML_BODY: usize = 64 * 1024;
+/// Largest PutObjectTagging body: 10 tags of at most 128 + 256 characters, each up to 4
+/// bytes of UTF-8 or a 5-byte XML escape, fit in under 20 KB; 64 KiB leaves room for
+/// whitespace. (CompleteMultipartUpload has its own, larger limit.)
+const MAX_TAGGING_BODY: usize = 64 * 1024;
 /// Entity headers stored with an object and returned on GET/HEAD.
 const ENTITY_HEADERS: &[&str] = &[
     "content-type",
@@ -792,9 +794,11 @@ async fn delete_object(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiErr
 
 // ---- tagging ------------------------------------------------------------------------------
 
-async fn read_small_body(body: Body, h: &HeaderMap) -> Result<Vec<u8>, ApiError> {
+/// Reads an XML request body of at most `limit` bytes (larger is MalformedXML), checking its
+/// Content-MD5 when one is sent.
+async fn read_small_body(body: Body, h: &HeaderMap, limit: usize) -> Result<Vec<u8>, ApiError> {
     let md5 = content_md5(h)?;
-    let limited = http_body_util::Limited::new(body, MAX_XML_BODY);
+    let limited = http_body_util::Limited::new(body, limit);
     let bytes = limited
         .collect()
         .await
@@ -821,7 +825,7 @@ async fn read_small_body(body: Body, h: &HeaderMap) -> Result<Vec<u8>, ApiError>
 }
 
 async fn put_tagging(state: &Arc<State>, ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_small_body(body, &ctx.headers).await?;
+    let bytes = read_small_body(body, &ctx.headers, MAX_TAGGING_BODY).await?;
     let xml =
         std::str::from_utf8(&bytes).map_err(|_| ApiError::malformed_xml().ec("0010-00000101"))?;
     let pairs =

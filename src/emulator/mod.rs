@@ -160,6 +160,12 @@ impl EmulatorHandle {
     /// Stops accepting, lets in-flight requests finish (at most 10 s, then they are cut),
     /// and waits for the server to end.
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// [`shutdown`](Self::shutdown) through a reference: the handle stays, serving nothing
+    /// (tests stop a backend mid-call, then start another on the same address and data).
+    pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -23,6 +23,7 @@ use super::error::{OssError, OssErrorKind};
 use super::ops::{ByteStream, OssRequest, Payload};
 use super::retry::{Retrier, RetryConfig};
 use super::sign::{SignatureVersion, sign_request};
+use super::upload::OwnedUploads;
 use super::xml::ErrorDocument;
 use crate::model::Crc64;
 use tracing::Instrument as _;
@@ -105,6 +106,9 @@ struct Inner {
     clock_offset_ms: AtomicI64,
     /// Retry policy and the budget shared by every request of this client.
     retry: Retrier,
+    /// Multipart uploads started through this client that must still be completed or
+    /// aborted (aborted at shutdown if they are still here).
+    owned_uploads: OwnedUploads,
 }
 
 impl fmt::Debug for Client {
@@ -199,8 +203,14 @@ impl Client {
                 credentials: RwLock::new(config.credentials),
                 clock_offset_ms: AtomicI64::new(0),
                 retry: Retrier::new(options.retry),
+                owned_uploads: OwnedUploads::default(),
             }),
         })
+    }
+
+    /// The multipart uploads started through this client that are not finished yet.
+    pub fn owned_uploads(&self) -> &OwnedUploads {
+        &self.inner.owned_uploads
     }
 
     /// The retry policy and the budget this client's requests share.

@@ -38,7 +38,9 @@
 //! upload before returning; if the copy's future is dropped (the gRPC caller went away), an
 //! [`AbortOnDrop`](super::upload::AbortOnDrop) guard aborts it in the background. The
 //! Initiate itself runs detached ([`initiate_upload`]), so an upload that OSS creates after
-//! the caller went away is aborted too. Nothing is left behind either way.
+//! the caller went away is aborted too. Nothing is left behind either way, unless the abort
+//! itself fails (OSS unreachable): then a WARN line names the upload (see
+//! [`abort_upload`](super::upload::abort_upload)).
 //!
 //! **Progress** is reported as `tracing` INFO events, target `ossgate::oss::copier`: one when
 //! the copy starts (`copy started`: size, part size, parts), one each time another tenth of

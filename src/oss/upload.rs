@@ -296,11 +296,12 @@ impl MultipartWriter {
         ))
     }
 
-    /// Stops everything in flight and aborts the upload on OSS (nothing is left behind).
-    pub async fn abort(mut self) {
+    /// Stops everything in flight and aborts the upload on OSS; the outcome is logged (see
+    /// [`abort_upload`]).
+    pub async fn abort(mut self) -> AbortOutcome {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        abort_upload(&self.client, &self.upload).await;
+        abort_upload(&self.client, &self.upload).await
     }
 
     /// Stops everything in flight but keeps the upload (a resumable write continues later).
@@ -350,6 +351,13 @@ pub async fn initiate_upload(
     client: &Client,
     input: &InitiateMultipartUploadInput,
 ) -> Result<(InitiateMultipartUploadOutput, AbortOnDrop), OssError> {
+    if client.owned_uploads().is_closed() {
+        // The shutdown is aborting this client's uploads: one started now could outlive it.
+        return Err(OssError::client(
+            OssErrorKind::Cancelled,
+            "the gateway is shutting down and starts no new multipart upload",
+        ));
+    }
     let (answer, answered) = oneshot::channel();
     let (client, input) = (client.clone(), input.clone());
     // In the caller's span: the Initiate stays a child of the call in traces.
@@ -390,32 +398,167 @@ pub async fn initiate_upload(
     })
 }
 
-/// Aborts a multipart upload, logging (not returning) a failure: used on error paths where
-/// the original error is what the caller must see.
+/// How an attempt to abort a multipart upload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortOutcome {
+    /// OSS answered 204, or NoSuchUpload (the upload was already gone).
+    Aborted,
+    /// The abort failed (OSS unreachable, an error answer, the time limit): the upload is
+    /// left behind, and a WARN line names its bucket, key and UploadId.
+    LeftBehind,
+}
+
+/// Aborts a multipart upload and logs the truth about it: INFO `multipart upload aborted`
+/// only when OSS answered 204 (or NoSuchUpload), otherwise WARN `multipart upload left
+/// behind` with the bucket, key and UploadId, so that an operator can find it
+/// (ListMultipartUploads) and abort it. Used on error paths, where the original error is
+/// what the caller must see, so the outcome is returned, not an error.
 ///
 /// The abort runs in a task of its own, so neither the call's deadline (an abort racing it
 /// would be cut short) nor the call being dropped while it waits stops the clean-up. It is
 /// bounded by [`DETACHED_REQUEST_LIMIT`] instead.
-pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) {
+pub async fn abort_upload(client: &Client, upload: &MultipartUploadId) -> AbortOutcome {
     let (client, upload) = (client.clone(), upload.clone());
-    let abort = tokio::spawn(tracing::Instrument::in_current_span(async move {
-        if let Err(err) = detached(client.abort_multipart_upload(&upload)).await
-            && !err.is_not_found()
-        {
-            warn!(
-                bucket = %upload.bucket,
-                key = %upload.key,
-                error = %err,
-                "could not abort the multipart upload; it may need a lifecycle rule to clean up"
-            );
+    let abort = tokio::spawn(tracing::Instrument::in_current_span({
+        let upload = upload.clone();
+        async move {
+            match detached(client.abort_multipart_upload(&upload)).await {
+                Err(err) if !err.is_not_found() => {
+                    left_behind(&upload, &err.to_string());
+                    AbortOutcome::LeftBehind
+                }
+                answered => {
+                    info!(
+                        bucket = %upload.bucket,
+                        key = %upload.key,
+                        upload_id = %upload.upload_id,
+                        // OSS no longer knew it: aborted or completed already.
+                        no_such_upload = answered.is_err(),
+                        "multipart upload aborted"
+                    );
+                    AbortOutcome::Aborted
+                }
+            }
         }
     }));
-    // A panic in the task has been reported by the runtime; nothing more to do here.
-    let _ = abort.await;
+    // A panic in the task has been reported by the runtime; the upload may still be there.
+    abort.await.unwrap_or_else(|join| {
+        left_behind(&upload, &format!("the abort task failed: {join}"));
+        AbortOutcome::LeftBehind
+    })
+}
+
+/// The WARN line for an upload that could not be aborted.
+fn left_behind(upload: &MultipartUploadId, why: &str) {
+    warn!(
+        bucket = %upload.bucket,
+        key = %upload.key,
+        upload_id = %upload.upload_id,
+        error = why,
+        "multipart upload left behind: it could not be aborted; find it with \
+         ListMultipartUploads and abort it with AbortMultipartUpload (or a lifecycle rule)"
+    );
+}
+
+/// The multipart uploads a [`Client`] has started and that are still to be completed or
+/// aborted: each armed [`AbortOnDrop`] guard is registered here until it is disarmed or has
+/// aborted its upload. At shutdown, [`OwnedUploads::abort_all`] aborts what the calls still
+/// running could not finish, so a process that exits normally leaves no upload behind.
+#[derive(Debug, Default)]
+pub struct OwnedUploads {
+    /// By UploadId (unique within OSS).
+    open: std::sync::Mutex<std::collections::HashMap<String, MultipartUploadId>>,
+    /// Set by [`OwnedUploads::abort_all`]: [`initiate_upload`] starts no new upload.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl OwnedUploads {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, MultipartUploadId>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, upload: &MultipartUploadId) {
+        self.lock().insert(upload.upload_id.clone(), upload.clone());
+    }
+
+    fn remove(&self, upload: &MultipartUploadId) {
+        self.lock().remove(&upload.upload_id);
+    }
+
+    /// The uploads registered now.
+    pub fn list(&self) -> Vec<MultipartUploadId> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// True once [`OwnedUploads::abort_all`] has begun: no new upload may start.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops new uploads from starting, then aborts every registered upload (in parallel),
+    /// in rounds until none is left (an Initiate still on its way registers its upload
+    /// late), for at most `limit` in all. Uploads that could not be aborted in time are
+    /// logged at WARN with bucket, key and UploadId. Returns how many are left behind.
+    pub async fn abort_all(&self, client: &Client, limit: Duration) -> usize {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limit;
+        let too_late = format!("the abort did not finish within {} ms", limit.as_millis());
+        let mut left = 0;
+        loop {
+            let uploads = self.list();
+            if uploads.is_empty() {
+                return left;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                for upload in &uploads {
+                    left_behind(upload, &too_late);
+                    self.remove(upload);
+                }
+                return left + uploads.len();
+            }
+            info!(
+                uploads = uploads.len(),
+                "aborting the multipart uploads of calls that did not finish"
+            );
+            let mut aborts = JoinSet::new();
+            for upload in uploads.iter().cloned() {
+                let client = client.clone();
+                aborts.spawn(async move {
+                    let outcome = abort_upload(&client, &upload).await;
+                    client.owned_uploads().remove(&upload);
+                    (upload.upload_id, outcome)
+                });
+            }
+            let mut finished = std::collections::HashMap::new();
+            let _ = tokio::time::timeout_at(deadline, async {
+                while let Some(joined) = aborts.join_next().await {
+                    if let Ok((id, outcome)) = joined {
+                        finished.insert(id, outcome);
+                    }
+                }
+            })
+            .await;
+            for upload in &uploads {
+                match finished.get(&upload.upload_id) {
+                    Some(AbortOutcome::Aborted) => {}
+                    // Logged by abort_upload already.
+                    Some(AbortOutcome::LeftBehind) => left += 1,
+                    None => {
+                        left += 1;
+                        left_behind(upload, &too_late);
+                        self.remove(upload);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Aborts `upload` when dropped unless disarmed: a write whose future is dropped (the caller
-/// cancelled) leaves no orphaned multipart upload behind.
+/// cancelled) leaves no orphaned multipart upload behind. While armed, the upload is
+/// registered in its client's [`OwnedUploads`], so a shutdown can abort it too.
 pub struct AbortOnDrop {
     armed: Option<(Client, MultipartUploadId)>,
 }
@@ -423,14 +566,18 @@ pub struct AbortOnDrop {
 impl AbortOnDrop {
     /// Arms the guard for `upload`.
     pub fn new(client: Client, upload: MultipartUploadId) -> Self {
+        client.owned_uploads().insert(&upload);
         Self {
             armed: Some((client, upload)),
         }
     }
 
-    /// The upload completed (or is kept on purpose): do nothing on drop.
+    /// The upload completed (or is kept on purpose, or its abort was tried): do nothing on
+    /// drop.
     pub fn disarm(&mut self) {
-        self.armed = None;
+        if let Some((client, upload)) = self.armed.take() {
+            client.owned_uploads().remove(&upload);
+        }
     }
 }
 
@@ -440,7 +587,8 @@ impl Drop for AbortOnDrop {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(tracing::Instrument::in_current_span(async move {
-                abort_upload(&client, &upload).await
+                abort_upload(&client, &upload).await;
+                client.owned_uploads().remove(&upload);
             }));
         }
     }
@@ -634,6 +782,61 @@ mod tests {
             assert!(futures_util::poll!(call.as_mut()).is_pending());
         }
         wait_for_aborts(&emulator, 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_aborts_the_uploads_still_owned_and_counts_those_it_cannot() {
+        let (emulator, client) = emulator().await;
+        let owned = client.owned_uploads();
+        let (done, mut completed) = initiate_upload(&client, &initiate_input("done"))
+            .await
+            .unwrap();
+        let (stuck, _stuck_guard) = initiate_upload(&client, &initiate_input("stuck"))
+            .await
+            .unwrap();
+        assert_eq!(owned.list().len(), 2);
+        // A disarmed guard (its upload completed or handed over) is no longer owned.
+        completed.disarm();
+        assert_eq!(owned.list(), vec![stuck.upload.clone()]);
+        // The call holding `stuck` never finishes: the shutdown aborts its upload.
+        assert_eq!(owned.abort_all(&client, Duration::from_secs(5)).await, 0);
+        let open: Vec<String> = emulator.open_uploads().into_iter().map(|u| u.2).collect();
+        assert_eq!(open, vec![done.upload.upload_id.clone()]);
+        assert!(owned.list().is_empty());
+
+        // OSS is gone: the upload cannot be aborted, and is counted as left behind.
+        let (gone, client) = self::emulator().await;
+        let (_stranded, _stranded_guard) = initiate_upload(&client, &initiate_input("stranded"))
+            .await
+            .unwrap();
+        gone.shutdown().await;
+        let owned = client.owned_uploads();
+        assert_eq!(owned.abort_all(&client, Duration::from_secs(5)).await, 1);
+        assert!(owned.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn once_the_shutdown_aborts_uploads_no_new_upload_starts() {
+        let (emulator, client) = emulator().await;
+        assert_eq!(
+            client
+                .owned_uploads()
+                .abort_all(&client, Duration::from_secs(5))
+                .await,
+            0
+        );
+        let err = initiate_upload(&client, &initiate_input("late"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind, OssErrorKind::Cancelled, "{err:?}");
+        assert!(emulator.open_uploads().is_empty());
+        assert_eq!(
+            emulator
+                .faults()
+                .count(crate::emulator::FaultOp::InitiateMultipartUpload),
+            0
+        );
     }
 
     #[tokio::test]

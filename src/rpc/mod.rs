@@ -13,6 +13,7 @@ pub mod status;
 mod symlink;
 mod tagging;
 pub mod upload_token;
+mod uploads;
 mod validate;
 mod write;
 
@@ -468,6 +469,38 @@ impl ObjectService for ObjectServiceImpl {
         observe("AbortResumableWrite", async {
             let access = access?;
             write::abort_resumable(&self.client, &self.uploads, &access, request.into_inner()).await
+        })
+        .await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        request: Request<proto::ListMultipartUploadsRequest>,
+    ) -> Result<Response<proto::ListMultipartUploadsResponse>, Status> {
+        // Listing shows key names: `read` on the prefix, as a read of a key there would need.
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Read, &r.bucket, &r.prefix)
+        });
+        observe("ListMultipartUploads", async {
+            allowed?;
+            uploads::list(&self.client, request.into_inner()).await
+        })
+        .await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        request: Request<proto::AbortMultipartUploadRequest>,
+    ) -> Result<Response<proto::AbortMultipartUploadResponse>, Status> {
+        // Discarding an upload undoes a write: `write` on the key, as AbortResumableWrite.
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Write, &r.bucket, &r.key)
+        });
+        observe("AbortMultipartUpload", async {
+            allowed?;
+            uploads::abort(&self.client, request.into_inner()).await
         })
         .await
     }

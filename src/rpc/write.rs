@@ -37,7 +37,8 @@ use crate::{
         Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
         MultipartUploadId, ObjectId, OssError, OssErrorKind, PutObjectInput,
         upload::{
-            MAX_PARTS, MultipartWriter, StoredPart, UploadOptions, initiate_upload, plan_part_size,
+            MAX_PARTS, MultipartWriter, StoredPart, UploadOptions, abort_upload, initiate_upload,
+            plan_part_size,
         },
     },
     proto,
@@ -340,15 +341,14 @@ pub async fn write(
             .await
         }
         Err(status) => {
+            // Logged by the abort: "aborted", or "left behind" with the UploadId.
             writer.abort().await;
             Err(status)
         }
     };
-    // Completed, or aborted above: nothing left for the guard to clean up.
+    // Completed, or the abort was tried (complete aborts when it fails): nothing left for
+    // the guard to do.
     guard.disarm();
-    if outcome.is_err() {
-        info!(bucket = %plan.object.bucket, key = %plan.object.key, "write failed; its multipart upload was aborted");
-    }
     outcome
 }
 
@@ -377,6 +377,8 @@ async fn feed_multipart(
 
 /// Checks the caller's size and checksums, then completes the upload. Bytes that do not
 /// match what the caller vouched for abort the upload, resumable or not: they are known bad.
+/// A failed completion aborts a plain write's upload and keeps a resumable one's (`prefix`,
+/// the CRC and length stored before this stream, is set only for resumed writes).
 /// An audited write reads the tags before just ahead of the completion.
 #[allow(clippy::too_many_arguments)]
 async fn complete(
@@ -415,7 +417,15 @@ async fn complete(
         Err(err) if err.kind == OssErrorKind::ChecksumMismatch => {
             return Err(corrupted(&client, &upload, err).await);
         }
-        Err(err) => return Err(oss_status(err)),
+        Err(err) => {
+            // A part or the Complete failed (e.g. FileAlreadyExists under forbid_overwrite).
+            // A resumable write (`prefix`) keeps its upload for the caller to resume or
+            // abandon; a plain write's upload has no other owner, so it is aborted.
+            if prefix.is_none() {
+                abort_upload(&client, &upload).await;
+            }
+            return Err(oss_status(err));
+        }
     };
     trail.request_id(out.request_id.as_deref());
     if finished.crc64 != crc64 || finished.size != size {

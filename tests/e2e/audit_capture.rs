@@ -1,10 +1,11 @@
-//! Captures the tag audit trail in end-to-end tests: audit events (target `ossgate::audit`)
-//! and the emulator's request log (target `ossgate::emulator`, debug, with each request's
-//! `x-oss-request-id`), as JSON lines from a subscriber on the test's thread. A
-//! `#[tokio::test]` runs on a current-thread runtime, so the gateway's and the emulator's
-//! tasks log on that thread, and an event's `oss_request_id` can be checked against the OSS
-//! request that made the change (see [`keep_callsites_enabled`] for why this holds while
-//! other tests run in parallel without a subscriber).
+//! Captures the tag audit trail in end-to-end tests: audit events (target `ossgate::audit`),
+//! multipart-upload outcomes (target `ossgate::oss::upload`) and the emulator's request log
+//! (target `ossgate::emulator`, debug, with each request's `x-oss-request-id`), as JSON lines
+//! from a subscriber on the test's thread. A `#[tokio::test]` runs on a current-thread
+//! runtime, so the gateway's and the emulator's tasks log on that thread, and an event's
+//! `oss_request_id` can be checked against the OSS request that made the change (see
+//! [`keep_callsites_enabled`] for why this holds while other tests run in parallel without a
+//! subscriber).
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -26,11 +27,13 @@ impl io::Write for Capture {
     }
 }
 
-/// The events captured: audit events and the emulator's request log.
+/// The events captured: audit events, the emulator's request log, and what became of
+/// multipart uploads (`ossgate::oss::upload`: aborted, or left behind).
 pub fn captured_targets() -> Targets {
     Targets::new()
         .with_target("ossgate::audit", tracing::Level::INFO)
         .with_target("ossgate::emulator", tracing::Level::DEBUG)
+        .with_target("ossgate::oss::upload", tracing::Level::INFO)
 }
 
 /// tracing caches whether a callsite is enabled when it is first hit, and while at most
@@ -94,6 +97,19 @@ impl Capture {
                     && l["fields"]["path"] == path.as_str()
             })
             .map(|l| l["fields"]["request_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The multipart-upload events so far (level and fields), oldest first.
+    pub fn upload_events(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l["target"] == "ossgate::oss::upload")
+            .map(|l| {
+                let mut fields = l["fields"].clone();
+                fields["level"] = l["level"].clone();
+                fields
+            })
             .collect()
     }
 

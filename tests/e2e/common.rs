@@ -41,6 +41,9 @@ pub struct StackOptions {
     pub security_token: Option<String>,
     /// More gateway settings, as `OSSGATE_*` environment variables.
     pub settings: Vec<(&'static str, String)>,
+    /// The emulator keeps its data here (it survives [`Stack::restart_emulator`]); `None`
+    /// keeps it in memory.
+    pub emulator_data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -50,15 +53,28 @@ impl Default for StackOptions {
             gateway_secret: ACCESS_KEY_SECRET.into(),
             security_token: None,
             settings: Vec::new(),
+            emulator_data_dir: None,
         }
     }
 }
 
 /// A running emulator + gateway + client.
+///
+/// Every test gets one invariant without opting in: when it ends, the emulator holds no
+/// multipart upload other than those the test declared with
+/// [`Stack::expect_leftover_upload`]. [`Stack::stop`] checks it after the gateway's shutdown
+/// (waiting a bounded time for aborts still running); a stack dropped without `stop` checks
+/// it on drop (unless the test is already failing). A failure names each leftover.
 pub struct Stack {
     pub emulator: EmulatorHandle,
     pub server: Option<RunningServer>,
     pub client: ObjectServiceClient<Channel>,
+    /// How the emulator was started (on the address it bound), to start it again.
+    emulator_config: EmulatorConfig,
+    /// Keys whose multipart uploads the test leaves open on purpose.
+    expected_leftovers: std::sync::Mutex<Vec<String>>,
+    /// The invariant was checked (by `stop`).
+    checked: bool,
 }
 
 impl Stack {
@@ -78,9 +94,9 @@ impl Stack {
     pub async fn start_with(options: StackOptions) -> Self {
         let mut accepted = credentials();
         accepted.security_token = options.security_token.clone();
-        let emulator = emulator::start(EmulatorConfig {
+        let mut emulator_config = EmulatorConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: None,
+            data_dir: options.emulator_data_dir.clone(),
             credentials: vec![accepted],
             buckets: vec![
                 BucketSpec {
@@ -94,9 +110,11 @@ impl Stack {
             ],
             region: "cn-hangzhou".into(),
             verify_signatures: true,
-        })
-        .await
-        .expect("emulator starts");
+        };
+        let emulator = emulator::start(emulator_config.clone())
+            .await
+            .expect("emulator starts");
+        emulator_config.listen = emulator.addr();
 
         let mut env = gateway_env(&emulator);
         env.insert(
@@ -120,7 +138,56 @@ impl Stack {
             emulator,
             server: Some(server),
             client,
+            emulator_config,
+            expected_leftovers: std::sync::Mutex::new(Vec::new()),
+            checked: false,
         }
+    }
+
+    /// Declares that the test leaves the multipart uploads of `key` open on purpose (in any
+    /// bucket), so the end-of-test check does not count them.
+    pub fn expect_leftover_upload(&self, key: &str) {
+        self.expected_leftovers
+            .lock()
+            .unwrap()
+            .push(key.to_string());
+    }
+
+    /// Open multipart uploads the test did not declare, as `(bucket, key, upload_id)`.
+    pub fn unexpected_uploads(&self) -> Vec<(String, String, String)> {
+        let expected = self.expected_leftovers.lock().unwrap().clone();
+        self.emulator
+            .open_uploads()
+            .into_iter()
+            .filter(|(_, key, _)| !expected.contains(key))
+            .collect()
+    }
+
+    /// Waits (at most 10 s: aborts may still be running in the background) until the emulator
+    /// holds no undeclared multipart upload; panics naming the leftovers otherwise.
+    pub async fn assert_no_leftover_uploads(&self) {
+        for _ in 0..100 {
+            if self.unexpected_uploads().is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "multipart uploads left behind (bucket, key, upload id): {:?}",
+            self.unexpected_uploads()
+        );
+    }
+
+    /// Stops the emulator (requests in flight may finish; then its port refuses
+    /// connections), runs `while_down`, and starts the emulator again on the same port
+    /// with the same data directory.
+    pub async fn restart_emulator<F: std::future::Future>(&mut self, while_down: F) -> F::Output {
+        self.emulator.stop().await;
+        let result = while_down.await;
+        self.emulator = emulator::start(self.emulator_config.clone())
+            .await
+            .expect("the emulator starts again on its port");
+        result
     }
 
     /// Requests the emulator has received so far.
@@ -128,10 +195,29 @@ impl Stack {
         self.emulator.request_count()
     }
 
+    /// Shuts the gateway down, then checks that no undeclared multipart upload is left.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("clean shutdown");
         }
+        self.checked = true;
+        self.assert_no_leftover_uploads().await;
+    }
+}
+
+impl Drop for Stack {
+    /// The end-of-test check for a stack that was not stopped. It cannot wait (no await in
+    /// `drop`), so a test whose aborts run in the background calls `stop` or
+    /// `assert_no_leftover_uploads` first.
+    fn drop(&mut self) {
+        if self.checked || std::thread::panicking() {
+            return;
+        }
+        let leftovers = self.unexpected_uploads();
+        assert!(
+            leftovers.is_empty(),
+            "multipart uploads left behind (bucket, key, upload id): {leftovers:?}"
+        );
     }
 }
 

@@ -11,6 +11,7 @@ mod errors;
 mod grpcurl;
 mod lifecycle;
 mod limits;
+mod orphans;
 mod resilience;
 mod retry_metrics;
 mod streaming;

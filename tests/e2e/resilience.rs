@@ -63,18 +63,6 @@ fn put_tags_request(key: &str, pairs: &[(&str, &str)]) -> proto::PutObjectTaggin
     }
 }
 
-/// Waits (boundedly) until the emulator has no open multipart upload: aborts of cancelled
-/// calls run in the background.
-async fn no_open_uploads(stack: &Stack) {
-    for _ in 0..100 {
-        if stack.emulator.open_uploads().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("orphaned uploads: {:?}", stack.emulator.open_uploads());
-}
-
 /// A gRPC client over plain hyper HTTP/2: unlike a tonic `Channel`, it keeps no timer of
 /// its own for `grpc-timeout`, so what the caller sees is exactly what the server answered.
 fn client_without_local_deadline(stack: &Stack) -> DeadlineClient {
@@ -175,7 +163,7 @@ async fn injected_503s_and_dropped_connections_on_upload_part_are_retried_to_suc
         "6 parts + 4 retries"
     );
     assert_eq!(faults.pending(), 0);
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     stack.stop().await;
 }
 
@@ -281,7 +269,7 @@ async fn an_exhausted_retry_budget_fails_a_multipart_write_cleanly() {
     assert_eq!(faults.count(FaultOp::UploadPart), 3);
     faults.clear();
     // The abort needs no retry, so it still goes through.
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     assert_eq!(faults.count(FaultOp::AbortMultipartUpload), 1);
     assert!(!exists(&stack, BUCKET, "unlucky.bin").await);
     stack.stop().await;
@@ -362,7 +350,7 @@ async fn a_deadline_during_a_slow_multipart_write_leaves_no_upload_and_no_object
         faults.counts()
     );
     // The cancelled write's guard aborts the upload in the background.
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     assert!(faults.count(FaultOp::AbortMultipartUpload) >= 1);
     assert_eq!(faults.count(FaultOp::CompleteMultipartUpload), 0);
     assert!(!exists(&stack, BUCKET, "late.bin").await);
@@ -621,6 +609,7 @@ async fn a_deadline_during_a_slow_start_of_a_resumable_write_leaves_no_upload() 
         .into_inner();
     assert!(!started.upload_id.is_empty());
     assert_eq!(crate::copy::open_uploads(&late.stack, BUCKET).await, 1);
+    late.stack.expect_leftover_upload("resumable-kept.bin");
     late.stop().await;
 }
 

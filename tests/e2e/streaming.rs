@@ -29,17 +29,6 @@ async fn multipart_stack() -> Stack {
     .await
 }
 
-/// Waits until the emulator has no open multipart upload (aborts run in the background).
-async fn no_open_uploads(stack: &Stack) {
-    for _ in 0..50 {
-        if stack.emulator.open_uploads().is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("orphaned uploads: {:?}", stack.emulator.open_uploads());
-}
-
 #[tokio::test]
 async fn a_stream_larger_than_a_part_becomes_a_tagged_multipart_object() {
     let stack = multipart_stack().await;
@@ -67,7 +56,7 @@ async fn a_stream_larger_than_a_part_becomes_a_tagged_multipart_object() {
         9,
         "8 full parts and a short last one"
     );
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     stack.stop().await;
 }
 
@@ -93,7 +82,7 @@ async fn injected_part_failures_are_retried() {
     assert!(read_all(&stack, BUCKET, "retried.bin", "").await == data);
     // Two parts needed a second attempt (the client makes at most three per part).
     assert_eq!(stack.emulator.faults().count(FaultOp::UploadPart), 5 + 2);
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     stack.stop().await;
 }
 
@@ -114,7 +103,7 @@ async fn a_failed_or_cancelled_multipart_write_leaves_nothing_behind() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     stack.emulator.faults().clear();
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     assert!(try_head(&stack, BUCKET, "doomed.bin").await.is_none());
 
     // A wrong CRC on the last message: nothing is completed, the upload is aborted.
@@ -137,7 +126,7 @@ async fn a_failed_or_cancelled_multipart_write_leaves_nothing_behind() {
         .await
         .unwrap_err();
     assert_invalid(&status, "object_checksums.crc64ecma");
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     assert!(try_head(&stack, BUCKET, "bad-crc.bin").await.is_none());
 
     // The caller goes away mid-stream: the upload is aborted.
@@ -166,7 +155,7 @@ async fn a_failed_or_cancelled_multipart_write_leaves_nothing_behind() {
     );
     call.abort();
     drop(tx);
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     assert!(try_head(&stack, BUCKET, "cancelled.bin").await.is_none());
     stack.stop().await;
 }
@@ -263,7 +252,7 @@ async fn a_resumable_write_survives_a_dropped_stream() {
             .tag_count,
         1
     );
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
 
     // The finished write can no longer be queried; a forged id is refused.
     let status = client
@@ -297,7 +286,7 @@ async fn a_resumable_write_survives_a_dropped_stream() {
         .abort_resumable_write(proto::AbortResumableWriteRequest { upload_id: other })
         .await
         .unwrap();
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     stack.stop().await;
 }
 
@@ -499,6 +488,6 @@ async fn one_gib_round_trip() {
     let metadata = metadata.unwrap();
     assert_eq!(metadata.crc64ecma, Some(sent_crc));
     assert_eq!(metadata.tag_count, 1);
-    no_open_uploads(&stack).await;
+    stack.assert_no_leftover_uploads().await;
     stack.stop().await;
 }

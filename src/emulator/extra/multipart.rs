@@ -47,6 +47,11 @@ use crate::model::{Crc64, crc64_combine};
 pub const MAX_PART_NUMBER: u32 = 10_000;
 /// Smallest size of every part but the last, checked at Complete.
 pub const MIN_PART_SIZE: u64 = 100 * 1024;
+/// Largest CompleteMultipartUpload body. OSS completes uploads of up to 10,000 parts, and
+/// one `<Part><PartNumber>10000</PartNumber><ETag>"…32 hex…"</ETag></Part>` is 79 bytes
+/// (89 with the quotes escaped as `&quot;`, as some SDKs send them); 256 bytes a part leaves
+/// room for indentation and line breaks. (The tagging limit of 64 KiB held only ~745 parts.)
+const MAX_COMPLETE_BODY: usize = MAX_PART_NUMBER as usize * 256;
 /// Default and largest `max-parts` / `max-uploads`.
 const MAX_LIST: usize = 1000;
 
@@ -728,15 +733,19 @@ pub(super) async fn complete(
     let opts = write_options(&ctx.headers)?;
     let complete_all = header(&ctx.headers, "x-oss-complete-all")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
-    let bytes = read_small_body(body.take().unwrap_or_default(), &ctx.headers)
-        .await
-        .map_err(|e| {
-            if e.code == "MalformedXML" {
-                ApiError::malformed_xml()
-            } else {
-                e
-            }
-        })?;
+    let bytes = read_small_body(
+        body.take().unwrap_or_default(),
+        &ctx.headers,
+        MAX_COMPLETE_BODY,
+    )
+    .await
+    .map_err(|e| {
+        if e.code == "MalformedXML" {
+            ApiError::malformed_xml()
+        } else {
+            e
+        }
+    })?;
     let listed: Vec<(u32, String)> = if complete_all {
         if !bytes.is_empty() {
             return Err(ApiError::invalid_argument(
@@ -948,9 +957,9 @@ pub(super) fn list_uploads(
         .filter(|u| u.bucket == bucket && u.key.starts_with(prefix))
         .cloned()
         .collect();
-    all.sort_by(|a, b| {
-        (&a.key, a.initiated_ms, &a.upload_id).cmp(&(&b.key, b.initiated_ms, &b.upload_id))
-    });
+    // By key, then by upload ID: OSS continues after `key-marker` with "the same key and
+    // an Upload ID greater than upload-id-marker", so pages only line up in this order.
+    all.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
     // Entries after the markers: (key, upload id) or a common prefix.
     enum Entry {
         Upload(Upload),
@@ -958,26 +967,32 @@ pub(super) fn list_uploads(
     }
     let mut entries: Vec<Entry> = Vec::new();
     for u in all {
-        let after = if key_marker.is_empty() {
-            true
-        } else if id_marker.is_empty() {
-            u.key.as_str() > key_marker
-        } else {
-            u.key.as_str() > key_marker || (u.key == key_marker && u.upload_id.as_str() > id_marker)
+        let rolled_up = (!delimiter.is_empty())
+            .then(|| u.key[prefix.len()..].find(delimiter))
+            .flatten()
+            .map(|pos| u.key[..prefix.len() + pos + delimiter.len()].to_owned());
+        let after = match &rolled_up {
+            // A common prefix is a marker of its own (NextKeyMarker on the page that ended
+            // with it): the next page starts after every key under it.
+            Some(common) => key_marker.is_empty() || common.as_str() > key_marker,
+            None if key_marker.is_empty() => true,
+            None if id_marker.is_empty() => u.key.as_str() > key_marker,
+            None => {
+                u.key.as_str() > key_marker
+                    || (u.key == key_marker && u.upload_id.as_str() > id_marker)
+            }
         };
         if !after {
             continue;
         }
-        if !delimiter.is_empty()
-            && let Some(pos) = u.key[prefix.len()..].find(delimiter)
-        {
-            let p = u.key[..prefix.len() + pos + delimiter.len()].to_owned();
-            if !matches!(entries.last(), Some(Entry::Prefix(last)) if *last == p) {
-                entries.push(Entry::Prefix(p));
+        match rolled_up {
+            Some(common) => {
+                if !matches!(entries.last(), Some(Entry::Prefix(last)) if *last == common) {
+                    entries.push(Entry::Prefix(common));
+                }
             }
-            continue;
+            None => entries.push(Entry::Upload(u)),
         }
-        entries.push(Entry::Upload(u));
     }
     let truncated = entries.len() > max;
     entries.truncate(max);

@@ -706,6 +706,8 @@ pub struct MultipartUpload {
     pub upload_id: String,
     /// `Initiated`.
     pub initiated: Option<SystemTime>,
+    /// `StorageClass` (what Initiate set), when OSS names a known one.
+    pub storage_class: Option<StorageClass>,
 }
 
 /// Result of ListMultipartUploads (one page).
@@ -765,6 +767,10 @@ pub fn parse_list_multipart_uploads(
             key,
             upload_id,
             initiated: parse_iso_time(u.initiated.as_deref()),
+            storage_class: u
+                .storage_class
+                .as_deref()
+                .and_then(|c| StorageClass::parse(c.trim())),
         });
     }
     Ok(ListMultipartUploadsOutput {
@@ -1560,6 +1566,8 @@ mod tests {
             .collect();
         assert_eq!(keys, vec![("tmp/a b+c/1", "U1"), ("tmp/a b+c/2", "U2")]);
         assert!(out.uploads[0].initiated.is_some());
+        assert_eq!(out.uploads[0].storage_class, Some(StorageClass::Standard));
+        assert_eq!(out.uploads[1].storage_class, None);
         // without EncodingType the keys are verbatim
         let out = parse_list_multipart_uploads(
             200,
