@@ -9,6 +9,7 @@
 //! Optionally (`server.health_listen`) a second, plaintext listener serves only
 //! grpc.health.v1 with the same statuses, for Kubernetes `grpc` probes, which cannot speak TLS.
 
+pub mod grpc_message;
 pub mod limits;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -429,6 +430,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let router = builder
         // The caller's W3C traceparent/tracestate becomes the parent of each call's span.
         .layer(crate::telemetry::TraceContextLayer)
+        // Outside the deadline layer, so its DEADLINE_EXCEEDED answers are re-encoded too.
+        .layer(grpc_message::GrpcMessageLayer)
         .layer(crate::rpc::deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -502,7 +502,7 @@ impl Client {
                 });
                 let err = match aborted {
                     Some((kind, message)) => OssError::client(kind, message),
-                    None => transport_error(&e),
+                    None => transport_error(e),
                 };
                 tracing::debug!(method = %req.method, bucket = req.bucket.as_str(), error = %err, "OSS request failed");
                 return Err(err);
@@ -600,10 +600,13 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, OssError> {
     Ok(map)
 }
 
-/// Maps a reqwest failure to `Timeout` or `Transport`, with its cause chain.
-fn transport_error(e: &reqwest::Error) -> OssError {
+/// Maps a reqwest failure to `Timeout` or `Transport`, with its cause chain. The request's
+/// URL is left out: it names the internal OSS endpoint, and the message reaches the caller
+/// (the operation, bucket and key are in the log line and the caller's own request).
+fn transport_error(e: reqwest::Error) -> OssError {
+    let e = e.without_url();
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
@@ -628,7 +631,7 @@ pub(crate) async fn read_body(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let mut buf = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
         if buf.len() + chunk.len() > limit {
             return Err(OssError::invalid_response(
                 format!("response body larger than {limit} bytes"),
@@ -684,7 +687,7 @@ impl Stream for ResponseBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.done = true;
-                let mut err = transport_error(&e);
+                let mut err = transport_error(e);
                 err.request_id = this.request_id.clone();
                 Poll::Ready(Some(Err(err)))
             }

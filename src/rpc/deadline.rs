@@ -208,7 +208,9 @@ where
             let mut trailers = HeaderMap::new();
             let status = deadline_exceeded(this.timeout);
             trailers.insert("grpc-status", HeaderValue::from_static("4"));
-            if let Ok(message) = HeaderValue::from_str(&percent_encode(status.message())) {
+            if let Ok(message) =
+                HeaderValue::from_str(&crate::server::grpc_message::encode(status.message()))
+            {
                 trailers.insert("grpc-message", message);
             }
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
@@ -234,19 +236,6 @@ where
             _ => http_body::SizeHint::with_exact(0),
         }
     }
-}
-
-/// Percent-encodes a `grpc-message` (everything outside printable ASCII, and `%`).
-fn percent_encode(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for b in message.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
