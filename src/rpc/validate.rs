@@ -87,6 +87,11 @@ impl Validation {
         self.violations.push(Violation::new(field, description));
     }
 
+    /// How many problems were recorded so far.
+    pub fn violation_count(&self) -> usize {
+        self.violations.len()
+    }
+
     fn keep<T>(&mut self, field: &str, parsed: Result<T, Violation>) -> Option<T> {
         parsed
             .map_err(|v| self.violations.push(v.under(field)))
