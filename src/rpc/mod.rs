@@ -125,7 +125,7 @@ async fn observe<T: 'static>(
         Ok(_) => info!(code = "OK", elapsed_ms, "call finished"),
         Err(status) => info!(
             code = ?status.code(),
-            message = status.message(),
+            error = status.message(),
             elapsed_ms,
             "call failed"
         ),

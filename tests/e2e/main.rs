@@ -6,6 +6,7 @@ mod auth;
 mod common;
 mod copy;
 mod credentials;
+mod edge;
 mod errors;
 mod grpcurl;
 mod lifecycle;
