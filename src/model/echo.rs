@@ -27,7 +27,10 @@ pub fn clip(text: &str, max_bytes: usize) -> Cow<'_, str> {
 
 /// The largest character boundary at or before `index`.
 fn floor_boundary(text: &str, index: usize) -> usize {
-    (0..=index).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
+    (0..=index)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 /// The smallest character boundary at or after `index`.

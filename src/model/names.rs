@@ -161,7 +161,9 @@ impl ObjectKey {
         // In a URL path these are dot-segments, which HTTP clients and servers resolve away
         // (RFC 3986 5.2.4): no request can name such an object.
         if s == "." || s == ".." {
-            return fail(format!("object key {s:?} is not allowed; '.' and '..' cannot be addressed in a URL"));
+            return fail(format!(
+                "object key {s:?} is not allowed; '.' and '..' cannot be addressed in a URL"
+            ));
         }
         if let Some((i, c)) = s.char_indices().find(|(_, c)| c.is_ascii_control()) {
             return fail(format!(

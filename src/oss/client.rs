@@ -16,9 +16,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 
 use super::credentials::Credentials;
-use super::endpoint::{
-    Addressing, Endpoint, Style, derive_region, normalize_region,
-};
+use super::endpoint::{Addressing, Endpoint, Style, derive_region, normalize_region};
 use super::error::{OssError, OssErrorKind};
 use super::ops::{ByteStream, OssRequest, Payload};
 use super::retry::{Retrier, RetryConfig};

@@ -10,11 +10,11 @@
 
 use std::{fmt, sync::Arc};
 
+use super::status::echoed;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::{Code, Request, Status, metadata::MetadataMap};
-use super::status::echoed;
 
 /// ErrorInfo domain of auth failures.
 pub const ERROR_DOMAIN: &str = "ossgate.auth";

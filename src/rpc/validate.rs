@@ -285,8 +285,8 @@ impl Validation {
 mod proptests {
     use std::collections::HashMap;
 
-    use prost::Message;
     use proptest::{collection::hash_map, prelude::*};
+    use prost::Message;
 
     use super::*;
     use crate::{
@@ -323,7 +323,11 @@ mod proptests {
     }
 
     fn tag_map() -> impl Strategy<Value = HashMap<String, String>> {
-        string_map("[a-zA-Z0-9 +=._:/é-]{1,12}", "[a-zA-Z0-9 +=._:/é-]{0,20}", 6)
+        string_map(
+            "[a-zA-Z0-9 +=._:/é-]{1,12}",
+            "[a-zA-Z0-9 +=._:/é-]{0,20}",
+            6,
+        )
     }
 
     prop_compose! {

@@ -32,8 +32,7 @@ use tracing_subscriber::{
     Layer,
     field::RecordFields,
     fmt::{
-        FmtContext, FormatEvent, FormatFields,
-        MakeWriter,
+        FmtContext, FormatEvent, FormatFields, MakeWriter,
         format::{Format, Json, Writer},
     },
     layer::SubscriberExt,
@@ -56,7 +55,8 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
     // Colours only for a person at a terminal: a file, a pipe or a container log gets plain
     // text (tracing-subscriber colours by default, whatever stderr is).
     let ansi = ansi_colours(std::io::stderr().is_terminal());
-    let logs = log_layer(&settings.log.format, ansi, std::io::stderr, &dispatch).with_filter(filter);
+    let logs =
+        log_layer(&settings.log.format, ansi, std::io::stderr, &dispatch).with_filter(filter);
     let resource = otel::resource();
     let tracer = if otel::traces_enabled() {
         Some(otel::tracer_provider(resource.clone())?)

@@ -39,7 +39,12 @@ async fn auth_client(stack: &Stack) -> (ossgate::server::RunningServer, Client) 
         policy: vec![
             policy_rule("mallory", &[BUCKET], &[], &all),
             policy_rule("tagger", &[BUCKET], &[], &all),
-            policy_rule("notagger", &[BUCKET], &[], &["read", "write", "copy", "delete"]),
+            policy_rule(
+                "notagger",
+                &[BUCKET],
+                &[],
+                &["read", "write", "copy", "delete"],
+            ),
         ],
         ..Default::default()
     };
@@ -106,7 +111,10 @@ fn text_line(line: &str) -> (&str, &str, &str) {
         "a line that the formatter did not start: {line:?}"
     );
     let (level, mut rest) = rest.trim_start().split_once(' ').expect("level");
-    assert!(["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level), "{line:?}");
+    assert!(
+        ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level),
+        "{line:?}"
+    );
     // Spans: `name{...}:` each, their field values quoted.
     loop {
         let Some(open) = rest.find(['{', ':', ' ']) else {
@@ -214,7 +222,8 @@ async fn caller_text_cannot_forge_log_lines_in_either_format() {
         let mut events = 0;
         for line in text.lines() {
             if format == "json" {
-                let line: Value = serde_json::from_str(line).expect("every line is one JSON object");
+                let line: Value =
+                    serde_json::from_str(line).expect("every line is one JSON object");
                 if line["target"] == "ossgate::audit" {
                     events += 1;
                     assert_eq!(line["fields"]["principal"], "mallory", "{line}");
@@ -242,10 +251,18 @@ async fn caller_text_cannot_forge_log_lines_in_either_format() {
             } else if rest.starts_with("call failed ") {
                 // The status message quotes the key: one quoted field, whatever it holds.
                 let fields = text_fields(rest, "call failed");
-                assert!(fields.iter().any(|(n, v)| n == "error" && v.contains("object key")), "{line}");
+                assert!(
+                    fields
+                        .iter()
+                        .any(|(n, v)| n == "error" && v.contains("object key")),
+                    "{line}"
+                );
             }
         }
-        assert_eq!(events, audited, "{format}: one audit line per call:\n{text}");
+        assert_eq!(
+            events, audited,
+            "{format}: one audit line per call:\n{text}"
+        );
     }
     server.shutdown().await.unwrap();
     stack.stop().await;
@@ -277,16 +294,24 @@ async fn huge_input_is_echoed_clipped_in_statuses_and_logs() {
         .unwrap_err();
     assert_invalid(&status, "bucket");
     assert!(status_size(&status) < 4096, "{}", status_size(&status));
-    assert!(status.message().contains("bytes elided"), "{}", status.message());
-    assert!(status.message().contains("is 5000 characters"), "{}", status.message());
+    assert!(
+        status.message().contains("bytes elided"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains("is 5000 characters"),
+        "{}",
+        status.message()
+    );
 
     // 1 MiB, with the gateway's log captured: the log grows by kilobytes, not megabytes.
     let capture = Capture::default();
     let writer = capture.clone();
-    let guard = tracing::subscriber::set_default(ossgate::telemetry::log_subscriber(
-        "text",
-        move || writer.clone(),
-    ));
+    let guard =
+        tracing::subscriber::set_default(ossgate::telemetry::log_subscriber("text", move || {
+            writer.clone()
+        }));
     let huge = "b".repeat(1 << 20);
     let status = client
         .put_object_tagging(put(huge.clone(), tags(&[])))
@@ -312,7 +337,9 @@ async fn huge_input_is_echoed_clipped_in_statuses_and_logs() {
     assert!(logged < 128 * 1024, "{logged} bytes logged for two calls");
 
     // A thousand bad tags: the first violations are listed, the rest counted.
-    let many: Vec<(String, String)> = (0..1000).map(|i| (format!("bad&{i:04}"), "v".into())).collect();
+    let many: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("bad&{i:04}"), "v".into()))
+        .collect();
     let tagging = proto::Tagging {
         tags: many.into_iter().collect(),
     };
@@ -322,7 +349,12 @@ async fn huge_input_is_echoed_clipped_in_statuses_and_logs() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status_size(&status) < 8192, "{}", status_size(&status));
-    let listed = status.get_error_details().bad_request().unwrap().field_violations.len();
+    let listed = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .len();
     assert!((1..1000).contains(&listed), "{listed}");
     let more: usize = status
         .message()
@@ -471,7 +503,10 @@ async fn every_path_that_sets_tags_needs_the_tag_permission() {
     for (path, creates) in paths {
         let status = set_tags_by(&mut client, NO_TAG, path).await.unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied, "{path}: {status:?}");
-        assert!(status.message().contains("may not tag"), "{path}: {status:?}");
+        assert!(
+            status.message().contains("may not tag"),
+            "{path}: {status:?}"
+        );
         if creates {
             let key = format!("perm/{path}-{NO_TAG}");
             assert!(!exists(&stack, BUCKET, &key).await, "{path} created {key}");
@@ -657,7 +692,11 @@ async fn dot_keys_are_refused_by_validation_before_oss() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    assert_eq!(oss_requests(&after), oss_requests(&before), "counted as OSS requests");
+    assert_eq!(
+        oss_requests(&after),
+        oss_requests(&before),
+        "counted as OSS requests"
+    );
     assert_eq!(stack.oss_requests(), 0);
     stack.stop().await;
 }
@@ -687,7 +726,10 @@ async fn resuming_at_a_negative_offset_is_refused_as_negative() {
         .unwrap_err();
     assert_invalid(&status, "write_offset");
     assert!(status.message().contains("-1 is negative"), "{status:?}");
-    assert!(!status.message().contains("18446744073709551615"), "{status:?}");
+    assert!(
+        !status.message().contains("18446744073709551615"),
+        "{status:?}"
+    );
     client
         .abort_resumable_write(proto::AbortResumableWriteRequest { upload_id })
         .await
@@ -738,18 +780,28 @@ async fn update_metadata_changes_only_what_is_named() {
     let h = head(&mut client, BUCKET, key).await;
     assert_eq!(h.metadata, string_map(&[("stage", "clean")]));
     assert_eq!(
-        (h.content_type.as_str(), h.cache_control.as_str(), h.content_disposition.as_str()),
+        (
+            h.content_type.as_str(),
+            h.cache_control.as_str(),
+            h.content_disposition.as_str()
+        ),
         ("text/csv", "max-age=60", "attachment")
     );
 
     // One entry set, one removed, one header cleared: the rest stays.
-    let mut request = update(&[("reviewer", "bob")], mask(&["metadata.reviewer", "metadata.stage", "cache_control"]));
+    let mut request = update(
+        &[("reviewer", "bob")],
+        mask(&["metadata.reviewer", "metadata.stage", "cache_control"]),
+    );
     request.content_type = String::new();
     client.update_object_metadata(request).await.unwrap();
     let h = head(&mut client, BUCKET, key).await;
     assert_eq!(h.metadata, string_map(&[("reviewer", "bob")]));
     assert_eq!(h.cache_control, "");
-    assert_eq!((h.content_type.as_str(), h.content_disposition.as_str()), ("text/csv", "attachment"));
+    assert_eq!(
+        (h.content_type.as_str(), h.content_disposition.as_str()),
+        ("text/csv", "attachment")
+    );
 
     // The whole metadata named with an empty map clears it.
     client
@@ -759,7 +811,10 @@ async fn update_metadata_changes_only_what_is_named() {
     let h = head(&mut client, BUCKET, key).await;
     assert!(h.metadata.is_empty(), "{:?}", h.metadata);
     assert_eq!(h.content_type, "text/csv");
-    assert_eq!(get_tags(&mut client, BUCKET, key, "").await, tags(&[("team", "data")]));
+    assert_eq!(
+        get_tags(&mut client, BUCKET, key, "").await,
+        tags(&[("team", "data")])
+    );
     assert_eq!(read_all(&stack, BUCKET, key, "").await, b"a,b\n1,2\n");
 
     // Set but not named, or named wrong: refused, nothing sent.
