@@ -304,8 +304,8 @@ mod tests {
             "sp ace",
             "a\\b",
             "~!@#$%^&*()+=?",
-            ".",
-            "..",
+            "...",
+            "./x",
             "x/../y",
         ] {
             let k = ObjectKey::parse(s).expect(s);
@@ -343,6 +343,14 @@ mod tests {
         assert!(key_err("\\a").contains("must not start with"));
         assert!(key_err("/").contains("must not start with"));
         assert!(ObjectKey::parse("a/").is_ok());
+    }
+
+    #[test]
+    fn object_keys_that_are_dot_segments() {
+        // A URL cannot carry them: clients and servers resolve them away.
+        for s in [".", ".."] {
+            assert!(key_err(s).contains("cannot be addressed in a URL"), "{s:?}");
+        }
     }
 
     #[test]
