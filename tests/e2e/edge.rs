@@ -116,10 +116,7 @@ fn text_line(line: &str) -> (&str, &str, &str) {
         "{line:?}"
     );
     // Spans: `name{...}:` each, their field values quoted.
-    loop {
-        let Some(open) = rest.find(['{', ':', ' ']) else {
-            break;
-        };
+    while let Some(open) = rest.find(['{', ':', ' ']) {
         if !rest[open..].starts_with('{') {
             break;
         }
@@ -634,10 +631,8 @@ async fn undecodable_messages_are_invalid_argument_and_not_server_errors() {
 
 #[tokio::test]
 async fn dot_keys_are_refused_by_validation_before_oss() {
-    let stack = Stack::start_with_settings(&[("OSSGATE_METRICS__LISTEN", "127.0.0.1:0")]).await;
-    let metrics = stack.server.as_ref().unwrap().metrics_addr().unwrap();
+    let stack = Stack::start().await;
     let mut client = stack.client.clone();
-    let before = scrape(metrics).await;
     for key in [".", ".."] {
         let head = client
             .head_object(proto::HeadObjectRequest {
@@ -664,18 +659,9 @@ async fn dot_keys_are_refused_by_validation_before_oss() {
             assert!(!status.message().contains("OSS:"), "{status:?}");
         }
     }
-    let after = scrape(metrics).await;
-    let oss_requests = |text: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with("ossgate_oss_request_duration_seconds_count"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    assert_eq!(
-        oss_requests(&after),
-        oss_requests(&before),
-        "counted as OSS requests"
-    );
+    // No request was sent, and none was counted: such a key cannot reach the OSS client,
+    // whose ObjectKey type no longer holds one (the process-wide request metrics are shared
+    // with tests running in parallel, so the emulator's own count is the one checked).
     assert_eq!(stack.oss_requests(), 0);
     stack.stop().await;
 }
