@@ -207,7 +207,8 @@ where
 /// them), so no value may end a line or pass for another field: string values are quoted with
 /// Rust's escapes (`"a\nb"`), any other value is written bare only when it is one plain token
 /// and quoted the same way otherwise, and the message keeps its text with control characters
-/// escaped. One event is always one line, and its fields parse back unambiguously.
+/// escaped. One event is always one line, and its fields parse back unambiguously. (A message
+/// is the gateway's own text: caller text belongs in fields, never in the message.)
 struct TextFields;
 
 impl<'writer> FormatFields<'writer> for TextFields {
@@ -400,6 +401,27 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("otel."), "{text}");
+    }
+
+    #[test]
+    fn text_log_values_stay_on_their_line_and_in_their_field() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = log_subscriber("text", move || writer.clone());
+        let forged =
+            "k\n2026-01-01T00:00:00Z  INFO ossgate::audit: tag mutation principal=\"alice\"";
+        tracing::subscriber::with_default(subscriber, || {
+            let shown = format!("{forged} \u{1b}[2K");
+            tracing::info!(key = forged, shown = %shown, count = 3, code = ?tonic::Code::Ok, "seen {forged}");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        // Strings quoted and escaped, plain tokens bare, the message escaped in place.
+        assert!(text.contains(&format!("key={forged:?}")), "{text}");
+        assert!(text.contains(r#"shown="k\n2026"#), "{text}");
+        assert!(text.contains(" count=3 code=Ok"), "{text}");
+        assert!(text.contains(r#"seen k\n2026-01-01"#), "{text}");
     }
 
     #[test]
