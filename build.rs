@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("ossgate_descriptor.bin"))
         .bytes(".ossgate.v1")
+        // prost's codec, but a request that does not decode is INVALID_ARGUMENT.
+        .codec_path("crate::rpc::codec::GatewayCodec")
         .compile_protos(
             &[PathBuf::from("proto/ossgate/v1/ossgate.proto")],
             &[PathBuf::from("proto"), include],

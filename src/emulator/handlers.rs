@@ -78,7 +78,7 @@ pub(crate) async fn handle(
     let mut response = match outcome {
         Ok(r) => r,
         Err(e) => {
-            tracing::debug!(request_id, "error: {e}");
+            tracing::debug!(request_id, error = %e, "request failed");
             error_response(&e, is_head, &request_id, &host_id)
         }
     };

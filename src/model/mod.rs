@@ -6,6 +6,7 @@
 //! on any input.
 
 mod crc64;
+mod echo;
 mod enums;
 mod metadata;
 mod names;
@@ -13,6 +14,7 @@ mod tags;
 mod violation;
 
 pub use crc64::{Crc64, crc64, crc64_combine};
+pub use echo::clip;
 pub use enums::{ObjectAcl, ObjectType, StorageClass};
 pub use metadata::UserMetadata;
 pub use names::{BucketName, ObjectKey, VersionId};

@@ -133,7 +133,7 @@ impl BucketName {
 
 string_newtype!(BucketName);
 
-/// An OSS object key: UTF-8, 1–1023 bytes, not starting with `/` or `\`,
+/// An OSS object key: UTF-8, 1–1023 bytes, not starting with `/` or `\`, not `.` or `..`,
 /// without ASCII control characters (U+0000–U+001F, U+007F). Case-sensitive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey(String);
@@ -157,6 +157,13 @@ impl ObjectKey {
         }
         if s.starts_with('/') || s.starts_with('\\') {
             return fail(format!("object key {s:?} must not start with '/' or '\\'"));
+        }
+        // In a URL path these are dot-segments, which HTTP clients and servers resolve away
+        // (RFC 3986 5.2.4): no request can name such an object.
+        if s == "." || s == ".." {
+            return fail(format!(
+                "object key {s:?} is not allowed; '.' and '..' cannot be addressed in a URL"
+            ));
         }
         if let Some((i, c)) = s.char_indices().find(|(_, c)| c.is_ascii_control()) {
             return fail(format!(
@@ -297,8 +304,8 @@ mod tests {
             "sp ace",
             "a\\b",
             "~!@#$%^&*()+=?",
-            ".",
-            "..",
+            "...",
+            "./x",
             "x/../y",
         ] {
             let k = ObjectKey::parse(s).expect(s);
@@ -336,6 +343,14 @@ mod tests {
         assert!(key_err("\\a").contains("must not start with"));
         assert!(key_err("/").contains("must not start with"));
         assert!(ObjectKey::parse("a/").is_ok());
+    }
+
+    #[test]
+    fn object_keys_that_are_dot_segments() {
+        // A URL cannot carry them: clients and servers resolve them away.
+        for s in [".", ".."] {
+            assert!(key_err(s).contains("cannot be addressed in a URL"), "{s:?}");
+        }
     }
 
     #[test]

@@ -16,9 +16,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 
 use super::credentials::Credentials;
-use super::endpoint::{
-    Addressing, Endpoint, Style, derive_region, key_is_addressable, normalize_region,
-};
+use super::endpoint::{Addressing, Endpoint, Style, derive_region, normalize_region};
 use super::error::{OssError, OssErrorKind};
 use super::ops::{ByteStream, OssRequest, Payload};
 use super::retry::{Retrier, RetryConfig};
@@ -266,14 +264,6 @@ impl Client {
         req: &OssRequest,
         now: SystemTime,
     ) -> Result<(String, Vec<(String, String)>), OssError> {
-        if let Some(key) = &req.key
-            && !key_is_addressable(key.as_str())
-        {
-            return Err(OssError::invalid_argument(format!(
-                "the object key {:?} cannot be addressed in a URL",
-                key.as_str()
-            )));
-        }
         let mut headers = req.headers.clone();
         let credentials = self
             .inner
@@ -1184,17 +1174,6 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, OssErrorKind::Timeout, "{err}");
         hold.abort();
-    }
-
-    #[tokio::test]
-    async fn unaddressable_keys_are_rejected_locally() {
-        let client = Client::new(config("http://127.0.0.1:9")).unwrap();
-        let err = client
-            .head_object(&ObjectId::new(bucket(), key("..")))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind, OssErrorKind::InvalidArgument);
-        assert_eq!(err.http_status, None);
     }
 
     #[tokio::test]

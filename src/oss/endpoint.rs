@@ -25,15 +25,10 @@ pub fn percent_encode(s: &str, keep_slash: bool) -> String {
 /// their `%2E` forms), which would silently change the key; when the key has
 /// such a segment, `/` is sent as `%2F` too (the signature covers the decoded
 /// key, so it does not change). A key that is exactly `.` or `..` cannot be
-/// carried in a URL path at all; see [`key_is_addressable`].
+/// carried in a URL path at all, so [`crate::model::ObjectKey`] refuses it.
 pub fn encode_key_path(key: &str) -> String {
     let has_dot_segment = key.split('/').any(|seg| seg == "." || seg == "..");
     percent_encode(key, !has_dot_segment)
-}
-
-/// False for the keys `.` and `..`, which every URL parser normalises away.
-pub fn key_is_addressable(key: &str) -> bool {
-    key != "." && key != ".."
 }
 
 /// The wire form of a query string (without `?`): `k=v` pairs joined by `&`,
@@ -362,9 +357,6 @@ mod tests {
         assert_eq!(encode_key_path("./x"), ".%2Fx");
         assert_eq!(encode_key_path("a/b."), "a/b.");
         assert_eq!(encode_key_path("a/...b"), "a/...b");
-        assert!(!key_is_addressable("."));
-        assert!(!key_is_addressable(".."));
-        assert!(key_is_addressable("..."));
     }
 
     #[test]

@@ -31,10 +31,17 @@ use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use super::auth::Access;
-use crate::oss::{Client, ObjectId};
+use crate::{
+    model::clip,
+    oss::{Client, ObjectId},
+};
 
 /// The tracing target of audit events.
 pub const TARGET: &str = "ossgate::audit";
+
+/// Longest bucket, key or tag set an event records, in bytes: more than any valid value
+/// needs (a key is at most 1023 bytes, ten tags at most about 16 KiB of JSON).
+const MAX_LOGGED_BYTES: usize = 32 * 1024;
 
 /// `[audit]`: the tag audit trail.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -126,13 +133,16 @@ impl Trail {
 
     /// The call changes the tags of `bucket`/`key` to `tags_after` (a JSON object, see
     /// [`tags_json`]).
+    ///
+    /// Refused calls are audited too, with names and tags as the caller sent them: each is
+    /// clipped to [`MAX_LOGGED_BYTES`] so a huge name cannot blow up the log.
     pub fn begin(&mut self, method: &'static str, bucket: &str, key: &str, tags_after: String) {
         self.event = Some(TagAudit {
             method,
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
+            bucket: clip(bucket, MAX_LOGGED_BYTES).into_owned(),
+            key: clip(key, MAX_LOGGED_BYTES).into_owned(),
             before: Before::NotRead,
-            tags_after,
+            tags_after: clip(&tags_after, MAX_LOGGED_BYTES).into_owned(),
             request_id: None,
         });
     }

@@ -10,6 +10,7 @@
 
 use std::{fmt, sync::Arc};
 
+use super::status::echoed;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -373,11 +374,13 @@ fn unauthenticated(message: &str) -> Status {
 
 fn denied(principal: &Principal, op: Operation, bucket: &str, key: &str) -> Status {
     use tonic_types::StatusExt;
+    // Checked before validation: the names may be anything the caller sent.
+    let (bucket, key) = (echoed(bucket), echoed(key));
     let metadata = vec![
         ("principal", principal.to_string()),
         ("operation", op.as_str().to_owned()),
-        ("bucket", bucket.to_owned()),
-        ("key", key.to_owned()),
+        ("bucket", bucket.to_string()),
+        ("key", key.to_string()),
     ];
     let message = format!(
         "principal \"{principal}\" may not {} {bucket}/{key}",

@@ -4,26 +4,30 @@
 //! one). A source no larger than `[copy] multipart_threshold_bytes`, an empty one, or a
 //! symlink (a copy of a symlink is a copy of the link) is copied with one OSS CopyObject;
 //! anything larger goes through the multipart copier ([`crate::oss::copier`]), which honours
-//! both directives the same way. UpdateObjectMetadata is a CopyObject of an object onto
-//! itself with `REPLACE` metadata; its tags follow the `Copy` directive (kept) unless new
-//! ones are given.
+//! both directives the same way. UpdateObjectMetadata reads the object's metadata with a
+//! HeadObject, changes only what the request names, and writes the result with a CopyObject
+//! of the object onto itself with `REPLACE` metadata; its tags follow the `Copy` directive
+//! (kept) unless new ones are given.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-use tonic::Status;
+use tonic::{Code, Status};
 
 use super::{
     audit::Trail,
     convert::version_string,
-    status::oss_status,
+    status::{gateway_error, invalid_argument, oss_status},
     validate::{ContentFields, Validation},
 };
 use crate::{
     config::CopySettings,
-    model::ObjectType,
+    model::{ObjectType, UserMetadata},
     oss::{
-        Client, CopyObjectInput, CopySource, CopySourceConditions, MetadataDirective, ObjectId,
-        TaggingDirective,
+        Client, ContentHeaders, CopyObjectInput, CopySource, CopySourceConditions,
+        MetadataDirective, ObjectId, OssErrorKind, TaggingDirective,
         copier::{self, CopyMetadata, CopyOptions, CopyTagging, MultipartCopyRequest},
     },
     proto,
@@ -318,6 +322,136 @@ pub async fn copy(
     })
 }
 
+/// What an UpdateObjectMetadata changes (the rest of the object's metadata is kept).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct MetadataEdit {
+    /// `metadata`: the user metadata is replaced as a whole.
+    all_metadata: bool,
+    /// `metadata.<key>` (lower case): each entry is set from the request, or removed when
+    /// the request does not have it.
+    metadata_keys: BTreeSet<String>,
+    /// The content headers replaced (in [`content_fields_given`] order); an empty value
+    /// removes the header.
+    content: [bool; 5],
+}
+
+/// The request's fields as given, for [`metadata_edit`].
+fn update_content_fields(req: &proto::UpdateObjectMetadataRequest) -> ContentFields<'_> {
+    ContentFields {
+        content_type: &req.content_type,
+        cache_control: &req.cache_control,
+        content_disposition: &req.content_disposition,
+        content_encoding: &req.content_encoding,
+        expires: &req.expires,
+    }
+}
+
+/// What `req` changes: the fields its `update_mask` names, or without a mask the fields it
+/// sets (non-empty metadata replaces it all, each non-empty header replaces that header), so
+/// a caller that sends only metadata never loses its content headers. A field set but left
+/// out of the mask is refused rather than ignored.
+fn metadata_edit(
+    v: &mut Validation,
+    req: &proto::UpdateObjectMetadataRequest,
+) -> Option<MetadataEdit> {
+    let given = content_fields_given(&update_content_fields(req));
+    let Some(mask) = &req.update_mask else {
+        return Some(MetadataEdit {
+            all_metadata: !req.metadata.is_empty(),
+            metadata_keys: BTreeSet::new(),
+            content: given.map(|(_, value)| !value.is_empty()),
+        });
+    };
+    let before = v.violation_count();
+    let mut edit = MetadataEdit::default();
+    for (i, path) in mask.paths.iter().enumerate() {
+        if path == "metadata" {
+            edit.all_metadata = true;
+        } else if let Some(key) = path.strip_prefix("metadata.") {
+            if key.is_empty() {
+                v.violation(&format!("update_mask.paths[{i}]"), "names no metadata key");
+            }
+            edit.metadata_keys.insert(key.to_ascii_lowercase());
+        } else if let Some(index) = given.iter().position(|(name, _)| name == path) {
+            edit.content[index] = true;
+        } else {
+            v.violation(
+                &format!("update_mask.paths[{i}]"),
+                format!(
+                    "{path:?} is not a path of UpdateObjectMetadataRequest; use metadata, metadata.<key>, content_type, cache_control, content_disposition, content_encoding or expires"
+                ),
+            );
+        }
+    }
+    for key in req.metadata.keys() {
+        if !edit.all_metadata && !edit.metadata_keys.contains(&key.to_ascii_lowercase()) {
+            v.violation(
+                &format!("metadata[{key:?}]"),
+                format!("is set but update_mask names neither metadata nor metadata.{key}"),
+            );
+        }
+    }
+    for (index, (name, value)) in given.iter().enumerate() {
+        if !value.is_empty() && !edit.content[index] {
+            v.violation(name, "is set but update_mask does not name it");
+        }
+    }
+    (v.violation_count() == before).then_some(edit)
+}
+
+/// The object's user metadata after `edit` with the request's `given` entries.
+fn edited_metadata(
+    current: UserMetadata,
+    given: UserMetadata,
+    edit: &MetadataEdit,
+) -> Result<UserMetadata, Status> {
+    if edit.all_metadata {
+        return Ok(given);
+    }
+    let mut entries = current.into_map();
+    for key in &edit.metadata_keys {
+        match given.get(key) {
+            Some(value) => entries.insert(key.clone(), value.to_owned()),
+            None => entries.remove(key),
+        };
+    }
+    // Entries that were valid apart may exceed the size limit together.
+    UserMetadata::from_pairs(entries).map_err(invalid_argument)
+}
+
+/// The object's content headers after `edit` with the request's `given` ones.
+fn edited_content(
+    mut current: ContentHeaders,
+    given: ContentHeaders,
+    edit: &MetadataEdit,
+) -> ContentHeaders {
+    let ContentHeaders {
+        content_type,
+        cache_control,
+        content_disposition,
+        content_encoding,
+        expires,
+    } = given;
+    let slots = [
+        (&mut current.content_type, content_type),
+        (&mut current.cache_control, cache_control),
+        (&mut current.content_disposition, content_disposition),
+        (&mut current.content_encoding, content_encoding),
+        (&mut current.expires, expires),
+    ];
+    for ((slot, value), replace) in slots.into_iter().zip(edit.content) {
+        if replace {
+            *slot = value;
+        }
+    }
+    current
+}
+
+/// UpdateObjectMetadata: changes what the request names (see [`metadata_edit`]) and keeps
+/// the rest, with one HeadObject for the current metadata and one CopyObject of the object
+/// onto itself with `REPLACE`. The copy is pinned to the version and ETag the HEAD saw, so a
+/// concurrent write fails the call (`ABORTED`) instead of being overwritten with stale
+/// metadata. Tags follow the `Copy` directive (kept) unless new ones are given.
 pub async fn update_metadata(
     client: &Client,
     req: proto::UpdateObjectMetadataRequest,
@@ -327,40 +461,45 @@ pub async fn update_metadata(
     let bucket = v.bucket("bucket", &req.bucket);
     let key = v.key("key", &req.key);
     let metadata = v.metadata("metadata", &req.metadata);
-    let content = v.content_headers(
-        "",
-        ContentFields {
-            content_type: &req.content_type,
-            cache_control: &req.cache_control,
-            content_disposition: &req.content_disposition,
-            content_encoding: &req.content_encoding,
-            expires: &req.expires,
-        },
-    );
+    let content = v.content_headers("", update_content_fields(&req));
     let tags = v.tagging("tagging", req.tagging.as_ref());
-    let input = v.conclude((|| {
-        let (bucket, key) = (bucket?, key?);
-        let mut input =
-            CopyObjectInput::new(CopySource::new(bucket.clone(), key.clone()), bucket, key);
-        input.metadata_directive = MetadataDirective::Replace;
-        input.metadata = metadata?;
-        input.content = content?;
-        match tags? {
-            None => input.tagging_directive = TaggingDirective::Copy,
-            Some(tags) => {
-                input.tagging_directive = TaggingDirective::Replace;
-                input.tags = tags;
-            }
-        }
-        Some(input)
+    let edit = metadata_edit(&mut v, &req);
+    let (object, metadata, content, tags, edit) = v.conclude((|| {
+        Some((
+            ObjectId::new(bucket?, key?),
+            metadata?,
+            content?,
+            tags?,
+            edit?,
+        ))
     })())?;
-    trail
-        .read_before(
-            client,
-            &ObjectId::new(input.bucket.clone(), input.key.clone()),
-        )
-        .await;
-    let out = client.copy_object(&input).await.map_err(oss_status)?;
+    let head = client.head_object(&object).await.map_err(oss_status)?;
+    let mut source = CopySource::new(object.bucket.clone(), object.key.clone());
+    source.version_id = head.version_id.clone();
+    let mut input = CopyObjectInput::new(source, object.bucket.clone(), object.key.clone());
+    input.conditions.if_match = head.etag.clone();
+    input.metadata_directive = MetadataDirective::Replace;
+    input.metadata = edited_metadata(head.metadata, metadata, &edit)?;
+    input.content = edited_content(head.content, content, &edit);
+    match tags {
+        None => input.tagging_directive = TaggingDirective::Copy,
+        Some(tags) => {
+            input.tagging_directive = TaggingDirective::Replace;
+            input.tags = tags;
+        }
+    }
+    trail.read_before(client, &object).await;
+    let out = client.copy_object(&input).await.map_err(|err| {
+        if err.kind == OssErrorKind::PreconditionFailed {
+            gateway_error(
+                Code::Aborted,
+                "ObjectChanged",
+                "the object changed while its metadata was being updated; nothing was changed, retry the call",
+            )
+        } else {
+            oss_status(err)
+        }
+    })?;
     trail.request_id(out.request_id.as_deref());
     Ok(proto::UpdateObjectMetadataResponse {
         etag: out.etag.unwrap_or_default(),

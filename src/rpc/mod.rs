@@ -5,6 +5,7 @@
 mod append;
 pub mod audit;
 pub mod auth;
+pub mod codec;
 mod convert;
 mod copy;
 pub mod deadline;
@@ -125,7 +126,7 @@ async fn observe<T: 'static>(
         Ok(_) => info!(code = "OK", elapsed_ms, "call finished"),
         Err(status) => info!(
             code = ?status.code(),
-            message = status.message(),
+            error = status.message(),
             elapsed_ms,
             "call failed"
         ),
@@ -357,7 +358,15 @@ impl ObjectService for ObjectServiceImpl {
         let allowed = Access::of(&request).and_then(|a| {
             let r = request.get_ref();
             a.check(Operation::Read, &r.source_bucket, &r.source_key)?;
-            a.check(Operation::Copy, &r.destination_bucket, &r.destination_key)
+            a.check(Operation::Copy, &r.destination_bucket, &r.destination_key)?;
+            // REPLACE sets the caller's own tags on the copy (COPY carries the source's,
+            // which the caller may read but does not choose).
+            if r.tagging_directive == proto::TaggingDirective::Replace as i32
+                && has_tags(r.tagging.as_ref())
+            {
+                a.check(Operation::Tag, &r.destination_bucket, &r.destination_key)?;
+            }
+            Ok(())
         });
         let mut trail = audit::Trail::of(&request, &self.audit);
         {
@@ -386,7 +395,8 @@ impl ObjectService for ObjectServiceImpl {
     ) -> Result<Response<proto::UpdateObjectMetadataResponse>, Status> {
         let allowed = Access::of(&request).and_then(|a| {
             let r = request.get_ref();
-            check_write(&a, &r.bucket, &r.key, has_tags(r.tagging.as_ref()))
+            // Any tagging, even an empty set, replaces the object's tags (empty removes them).
+            check_write(&a, &r.bucket, &r.key, r.tagging.is_some())
         });
         let mut trail = audit::Trail::of(&request, &self.audit);
         {

@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    model::Violation,
+    model::{Violation, clip},
     oss::{OssError, OssErrorKind},
 };
 
@@ -20,16 +20,43 @@ pub const GATEWAY_ERROR_DOMAIN: &str = "ossgate";
 /// How long a throttled caller is told to wait before retrying.
 const THROTTLE_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// INVALID_ARGUMENT listing every violation, in the message and as BadRequest field violations.
+/// Longest field name or description echoed in a status, in bytes (see [`clip`]).
+const MAX_ECHOED_BYTES: usize = 512;
+/// Longest status message, in bytes. gRPC carries the message and the details in headers,
+/// which grpc-core limits to 16 KiB in all (the message percent-encoded, so up to 3x, and
+/// the details in base64): this keeps both well inside.
+const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// Caller input as a status or a log line may quote it: clipped to [`MAX_ECHOED_BYTES`].
+pub fn echoed(text: &str) -> std::borrow::Cow<'_, str> {
+    clip(text, MAX_ECHOED_BYTES)
+}
+
+/// INVALID_ARGUMENT listing the violations, in the message and as BadRequest field
+/// violations. Each field and description is clipped, and violations are listed while the
+/// message stays within [`MAX_MESSAGE_BYTES`]; the message counts those left out.
 pub fn invalid_argument(violations: Vec<Violation>) -> Status {
-    let summary = violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let total = violations.len();
+    let mut summary = String::new();
     let mut details = ErrorDetails::new();
-    for violation in violations {
-        details.add_bad_request_violation(violation.field, violation.description);
+    let mut listed = 0;
+    for violation in &violations {
+        let field = echoed(&violation.field);
+        let description = echoed(&violation.description);
+        let entry = format!("{field}: {description}");
+        // The first one always fits (each half is clipped to a quarter of the budget).
+        if listed > 0 && summary.len() + entry.len() + 2 > MAX_MESSAGE_BYTES {
+            break;
+        }
+        if listed > 0 {
+            summary.push_str("; ");
+        }
+        summary.push_str(&entry);
+        details.add_bad_request_violation(field, description);
+        listed += 1;
+    }
+    if listed < total {
+        summary.push_str(&format!("; and {} more", total - listed));
     }
     Status::with_error_details(
         Code::InvalidArgument,
@@ -46,7 +73,7 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
 /// A failure the gateway detected itself, with an ErrorInfo whose reason names it.
 pub fn gateway_error(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, GATEWAY_ERROR_DOMAIN, HashMap::new());
-    Status::with_error_details(code, message, details)
+    Status::with_error_details(code, clip(&message.into(), MAX_MESSAGE_BYTES), details)
 }
 
 /// The gRPC code for an OSS failure: the single mapping table.
@@ -106,9 +133,11 @@ pub fn oss_status(error: OssError) -> Status {
     if code == Code::ResourceExhausted {
         details.set_retry_info(Some(THROTTLE_RETRY_DELAY));
     }
+    // OSS messages may quote the request (a key, a header value).
+    let oss_message = echoed(&error.message);
     let message = match &error.request_id {
-        Some(id) => format!("OSS: {} ({}; request id {id})", error.message, error.code),
-        None => format!("OSS: {} ({})", error.message, error.code),
+        Some(id) => format!("OSS: {oss_message} ({}; request id {id})", error.code),
+        None => format!("OSS: {oss_message} ({})", error.code),
     };
     Status::with_error_details(code, message, details)
 }

@@ -87,6 +87,11 @@ impl Validation {
         self.violations.push(Violation::new(field, description));
     }
 
+    /// How many problems were recorded so far.
+    pub fn violation_count(&self) -> usize {
+        self.violations.len()
+    }
+
     fn keep<T>(&mut self, field: &str, parsed: Result<T, Violation>) -> Option<T> {
         parsed
             .map_err(|v| self.violations.push(v.under(field)))
@@ -269,6 +274,188 @@ impl Validation {
         match parsed {
             Some(value) if self.violations.is_empty() => Ok(value),
             _ => Err(invalid_argument(self.violations)),
+        }
+    }
+}
+
+/// The protobuf → model edge under arbitrary input: nothing panics, and what is accepted
+/// becomes an OSS request that carries exactly the validated values (read back the way the
+/// emulator reads them). Bounded case counts keep the pass to a few seconds.
+#[cfg(test)]
+mod proptests {
+    use std::collections::HashMap;
+
+    use proptest::{collection::hash_map, prelude::*};
+    use prost::Message;
+
+    use super::*;
+    use crate::{
+        emulator::route,
+        oss::{
+            PutObjectInput,
+            endpoint::encode_key_path,
+            ops::{object::build_put_object, tagging::build_put_object_tagging},
+        },
+    };
+
+    /// `valid` most of the time, else text with the characters validation is about.
+    fn mostly(valid: &str, max: usize) -> impl Strategy<Value = String> + use<> {
+        let regex = |pattern: &str| proptest::string::string_regex(pattern).unwrap();
+        prop_oneof![
+            8 => regex(valid),
+            1 => regex(&format!(
+                "[a-zA-Z0-9 +=._:/&<>\"'%\\\\é日\\t\\n\\u{{1}}\\u{{7f}}-]{{0,{max}}}"
+            )),
+            1 => regex(&format!("\\PC{{0,{max}}}")),
+        ]
+    }
+
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        mostly(&format!("[a-z0-9-]{{0,{max}}}"), max)
+    }
+
+    fn string_map(
+        key: &str,
+        value: &str,
+        max_entries: usize,
+    ) -> impl Strategy<Value = HashMap<String, String>> + use<> {
+        hash_map(mostly(key, 12), mostly(value, 24), 0..max_entries)
+    }
+
+    fn tag_map() -> impl Strategy<Value = HashMap<String, String>> {
+        string_map(
+            "[a-zA-Z0-9 +=._:/é-]{1,12}",
+            "[a-zA-Z0-9 +=._:/é-]{0,20}",
+            6,
+        )
+    }
+
+    prop_compose! {
+        fn write_spec()(
+            bucket in mostly("[a-z0-9][a-z0-9-]{1,20}[a-z0-9]", 70),
+            key in prop_oneof![
+                18 => mostly("[a-zA-Z0-9 /._=+&é日-]{1,30}", 40),
+                1 => Just(".".to_owned()),
+                1 => Just("..".to_owned()),
+            ],
+            tags in proptest::option::of(tag_map()),
+            metadata in string_map("[a-zA-Z0-9-]{1,10}", "[!-~]([ -~]{0,18}[!-~])?", 4),
+            content_type in mostly("[!-~]{0,20}", 20),
+            cache_control in mostly("[!-~]{0,20}", 20),
+            storage_class in prop_oneof![9 => 0i32..4, 1 => any::<i32>()],
+            acl in prop_oneof![9 => 0i32..4, 1 => any::<i32>()],
+        ) -> proto::WriteObjectSpec {
+            proto::WriteObjectSpec {
+                bucket,
+                key,
+                tagging: tags.map(|tags| proto::Tagging { tags }),
+                metadata,
+                content_type,
+                cache_control,
+                storage_class,
+                acl,
+                ..Default::default()
+            }
+        }
+    }
+
+    /// A WriteObjectSpec through validation: the PutObject it becomes, or the refusal.
+    fn put_input(spec: &proto::WriteObjectSpec) -> Result<PutObjectInput, Status> {
+        let mut v = Validation::new();
+        let parsed = v.new_object("spec", spec.into());
+        v.conclude((|| {
+            let target = parsed.target?;
+            let mut input = PutObjectInput::new(target.bucket, target.key);
+            input.tags = parsed.tags?.unwrap_or_default();
+            input.metadata = parsed.metadata?;
+            input.content = parsed.content?;
+            input.storage_class = parsed.storage_class?;
+            input.acl = parsed.acl?;
+            Some(input)
+        })())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decode_and_validation(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            if let Ok(request) = proto::WriteObjectRequest::decode(bytes.as_slice())
+                && let Some(spec) = &request.spec
+            {
+                let _ = put_input(spec);
+            }
+            if let Ok(request) = proto::PutObjectTaggingRequest::decode(bytes.as_slice()) {
+                let mut v = Validation::new();
+                let _ = v.object_ref(&request.bucket, &request.key, &request.version_id);
+                let _ = v.tagging("tagging", request.tagging.as_ref());
+            }
+        }
+
+        #[test]
+        fn accepted_specs_become_the_oss_request_they_describe(spec in write_spec()) {
+            let input = match put_input(&spec) {
+                Ok(input) => input,
+                Err(status) => {
+                    // A refusal is INVALID_ARGUMENT with at least one named field.
+                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                    prop_assert!(status.message().starts_with("invalid request: "));
+                    return Ok(());
+                }
+            };
+            let request = build_put_object(&input);
+            // The key survives the URL as the emulator decodes it.
+            let path = format!("/{}/{}", input.bucket, encode_key_path(input.key.as_str()));
+            let target = route::resolve(None, &path, &|_| true).unwrap();
+            prop_assert_eq!(target.bucket.as_deref(), Some(input.bucket.as_str()));
+            prop_assert_eq!(target.key.as_deref(), Some(input.key.as_str()));
+            // Tags, metadata and content headers read back from the headers as sent.
+            let tags = match request.header("x-oss-tagging") {
+                Some(value) => TagSet::parse_header_value(value).unwrap(),
+                None => TagSet::empty(),
+            };
+            prop_assert_eq!(&tags, &input.tags);
+            let given_tags: HashMap<String, String> = spec.tagging.map(|t| t.tags).unwrap_or_default();
+            prop_assert_eq!(tags.into_map().into_iter().collect::<HashMap<_, _>>(), given_tags);
+            let headers = request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            prop_assert_eq!(&UserMetadata::from_headers(headers), &input.metadata);
+            let given_metadata: HashMap<String, String> = spec
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
+            prop_assert_eq!(input.metadata.into_map().into_iter().collect::<HashMap<_, _>>(), given_metadata);
+            let header_or_empty = |name: &str| request.header(name).unwrap_or("").to_owned();
+            prop_assert_eq!(header_or_empty("content-type"), spec.content_type);
+            prop_assert_eq!(header_or_empty("cache-control"), spec.cache_control);
+        }
+
+        #[test]
+        fn accepted_tag_sets_become_the_tagging_xml_they_describe(
+            bucket in mostly("[a-z0-9]{3,8}", 8), key in text(8), tags in tag_map(),
+        ) {
+            let mut v = Validation::new();
+            let object = v.object_ref(&bucket, &key, "");
+            let tag_set = v.tag_set("tagging", &proto::Tagging { tags: tags.clone() });
+            let Ok((object, tag_set)) = v.conclude((|| Some((object?, tag_set?)))()) else {
+                return Ok(());
+            };
+            let request = build_put_object_tagging(&crate::oss::PutObjectTaggingInput::new(
+                object.bucket,
+                object.key,
+                tag_set,
+            ));
+            let crate::oss::Payload::Bytes(body) = &request.payload else {
+                panic!("PutObjectTagging sends its XML as a body: {:?}", request.payload);
+            };
+            let xml = std::str::from_utf8(body).unwrap();
+            let parsed: HashMap<String, String> = crate::model::parse_tagging_xml(xml)
+                .unwrap()
+                .into_iter()
+                .collect();
+            prop_assert_eq!(parsed, tags);
         }
     }
 }

@@ -57,6 +57,12 @@ struct WritePlan {
     expected_md5: Option<[u8; 16]>,
 }
 
+/// A message's `write_offset`, which may not be negative.
+fn write_offset(offset: i64) -> Result<u64, Status> {
+    u64::try_from(offset)
+        .map_err(|_| invalid_field("write_offset", format!("{offset} is negative")))
+}
+
 /// Checks each message of a stream (offsets, size, checksums) and keeps the running CRC.
 struct Intake {
     expected_offset: u64,
@@ -101,12 +107,7 @@ impl Intake {
                 "only the first message may carry spec or upload_id",
             ));
         }
-        let offset = u64::try_from(message.write_offset).map_err(|_| {
-            invalid_field(
-                "write_offset",
-                format!("{} is negative", message.write_offset),
-            )
-        })?;
+        let offset = write_offset(message.write_offset)?;
         if offset != self.expected_offset {
             return Err(invalid_field(
                 "write_offset",
@@ -235,6 +236,18 @@ async fn next_message(
     }
 }
 
+/// After the message with `finish_write` the stream must end: a message after it would be
+/// data the caller thinks is written. Checked before anything is committed.
+async fn end_of_stream(stream: &mut Streaming<proto::WriteObjectRequest>) -> Result<(), Status> {
+    match stream.message().await? {
+        None => Ok(()),
+        Some(_) => Err(invalid_field(
+            "finish_write",
+            "a message followed the one with finish_write; nothing was written",
+        )),
+    }
+}
+
 /// WriteObject. The caller must have `write` on the object (and `tag` when the write sets
 /// tags); that is checked on the first message, before anything reaches OSS. A write with
 /// tags opens an event in `trail`.
@@ -285,6 +298,7 @@ pub async fn write(
             buffered.push(accepted.data);
         }
         if accepted.finish {
+            end_of_stream(&mut stream).await?;
             let (size, crc64) = intake.check_complete(None)?;
             let object = &plan.object;
             if !object.forbid_overwrite {
@@ -370,7 +384,7 @@ async fn feed_multipart(
             writer.write(accepted.data).await.map_err(oss_status)?;
         }
         if accepted.finish {
-            return Ok(());
+            return end_of_stream(stream).await;
         }
     }
 }
@@ -765,7 +779,7 @@ async fn resume(
     }
     let stored = persisted_parts(client, &upload, &id).await?;
     let persisted: u64 = stored.iter().map(|p| p.size).sum();
-    let start = u64::try_from(first.write_offset).unwrap_or(u64::MAX);
+    let start = write_offset(first.write_offset)?;
     if start > persisted {
         return Err(invalid_field(
             "write_offset",
@@ -801,7 +815,7 @@ async fn resume(
             writer.write(accepted.data).await.map_err(oss_status)?;
         }
         if accepted.finish {
-            return Ok(());
+            return end_of_stream(&mut stream).await;
         }
         feed_multipart(
             &mut writer,

@@ -32,7 +32,7 @@ use tracing_subscriber::{
     Layer,
     field::RecordFields,
     fmt::{
-        FmtContext, FormatEvent, FormatFields,
+        FmtContext, FormatEvent, FormatFields, MakeWriter,
         format::{Format, Json, Writer},
     },
     layer::SubscriberExt,
@@ -52,23 +52,11 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
     let dispatch = DispatchSlot::default();
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
         .with_context(|| format!("log.level: {:?}", settings.log.level))?;
-    let logs = if settings.log.format == "json" {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .event_format(JsonWithTraceIds::new(&dispatch))
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer()
-            .fmt_fields(TextFields)
-            // Colours only for a person at a terminal: a file, a pipe or a container log
-            // gets plain text (tracing-subscriber colours by default, whatever stderr is).
-            .with_ansi(ansi_colours(std::io::stderr().is_terminal()))
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .boxed()
-    };
+    // Colours only for a person at a terminal: a file, a pipe or a container log gets plain
+    // text (tracing-subscriber colours by default, whatever stderr is).
+    let ansi = ansi_colours(std::io::stderr().is_terminal());
+    let logs =
+        log_layer(&settings.log.format, ansi, std::io::stderr, &dispatch).with_filter(filter);
     let resource = otel::resource();
     let tracer = if otel::traces_enabled() {
         Some(otel::tracer_provider(resource.clone())?)
@@ -107,6 +95,43 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
         );
     }
     Ok(TelemetryGuard { tracer, meter })
+}
+
+/// The log lines of `format` (`json`, else text) written to `writer`.
+fn log_layer<S, W>(
+    format: &str,
+    ansi: bool,
+    writer: W,
+    dispatch: &DispatchSlot,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    if format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .event_format(JsonWithTraceIds::new(dispatch))
+            .with_writer(writer)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(TextFields)
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .boxed()
+    }
+}
+
+/// A subscriber that writes every event, in the gateway's log format `format` (`text` or
+/// `json`, without colours), to `writer`: how tests see exactly what the gateway logs.
+pub fn log_subscriber<W>(format: &str, writer: W) -> impl Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let dispatch = DispatchSlot::default();
+    let logs = log_layer(format, false, writer, &dispatch);
+    tracing_subscriber::registry().with(dispatch).with(logs)
 }
 
 /// Whether text logs are coloured: only on a terminal, and never with `NO_COLOR` set
@@ -175,8 +200,15 @@ where
     }
 }
 
-/// Text-log fields as `name=value` (strings quoted, the message bare), leaving out the
-/// `otel.*` fields that only name a span and its kind for the OpenTelemetry exporter.
+/// Text-log fields as `name=value`, leaving out the `otel.*` fields that only name a span and
+/// its kind for the OpenTelemetry exporter.
+///
+/// Field values come from callers (keys, buckets, tags, metadata, error messages that quote
+/// them), so no value may end a line or pass for another field: string values are quoted with
+/// Rust's escapes (`"a\nb"`), any other value is written bare only when it is one plain token
+/// and quoted the same way otherwise, and the message keeps its text with control characters
+/// escaped. One event is always one line, and its fields parse back unambiguously. (A message
+/// is the gateway's own text: caller text belongs in fields, never in the message.)
 struct TextFields;
 
 impl<'writer> FormatFields<'writer> for TextFields {
@@ -201,16 +233,9 @@ struct TextVisitor<'a, 'writer> {
     result: fmt::Result,
 }
 
-impl Visit for TextVisitor<'_, '_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
-        } else {
-            self.record_debug(field, &value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+impl TextVisitor<'_, '_> {
+    /// Writes ` name=value` (`value` already rendered); the message as bare text.
+    fn write_field(&mut self, field: &Field, value: fmt::Arguments<'_>) {
         let name = field.name();
         if self.result.is_err() || name.starts_with("otel.") {
             return;
@@ -218,10 +243,68 @@ impl Visit for TextVisitor<'_, '_> {
         let sep = if self.empty { "" } else { " " };
         self.empty = false;
         self.result = if name == "message" {
-            write!(self.writer, "{sep}{value:?}")
+            write!(self.writer, "{sep}{}", LineSafe(value))
         } else {
-            write!(self.writer, "{sep}{name}={value:?}")
+            write!(self.writer, "{sep}{name}={value}")
         };
+    }
+}
+
+impl Visit for TextVisitor<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.write_field(field, format_args!("{value}"));
+        } else {
+            self.write_field(field, format_args!("{value:?}"));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.write_field(field, format_args!("{value:?}"));
+            return;
+        }
+        // `%display` and `?debug` values arrive here: render them to see whether they are
+        // one plain token (numbers, codes) or text that must be quoted.
+        let text = format!("{value:?}");
+        if is_plain_token(&text) {
+            self.write_field(field, format_args!("{text}"));
+        } else {
+            self.write_field(field, format_args!("{text:?}"));
+        }
+    }
+}
+
+/// A value that can stand bare after `name=`: not empty, and no character that could end the
+/// line, separate fields or open a quote.
+fn is_plain_token(text: &str) -> bool {
+    !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '=' | '\\'))
+}
+
+/// Text with control characters (and the Unicode line and paragraph separators) escaped as
+/// Rust does (`\n`, `\u{1b}`), so it stays on one line whatever it holds.
+struct LineSafe<T>(T);
+
+impl<T: fmt::Display> fmt::Display for LineSafe<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escaping<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                for c in s.chars() {
+                    if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                        write!(self.0, "{}", c.escape_debug())?;
+                    } else {
+                        self.0.write_char(c)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+        write!(Escaping(f), "{}", self.0)
     }
 }
 
@@ -318,6 +401,27 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("otel."), "{text}");
+    }
+
+    #[test]
+    fn text_log_values_stay_on_their_line_and_in_their_field() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = log_subscriber("text", move || writer.clone());
+        let forged =
+            "k\n2026-01-01T00:00:00Z  INFO ossgate::audit: tag mutation principal=\"alice\"";
+        tracing::subscriber::with_default(subscriber, || {
+            let shown = format!("{forged} \u{1b}[2K");
+            tracing::info!(key = forged, shown = %shown, count = 3, code = ?tonic::Code::Ok, "seen {forged}");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        // Strings quoted and escaped, plain tokens bare, the message escaped in place.
+        assert!(text.contains(&format!("key={forged:?}")), "{text}");
+        assert!(text.contains(r#"shown="k\n2026"#), "{text}");
+        assert!(text.contains(" count=3 code=Ok"), "{text}");
+        assert!(text.contains(r#"seen k\n2026-01-01"#), "{text}");
     }
 
     #[test]

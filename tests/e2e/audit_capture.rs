@@ -68,10 +68,13 @@ impl Capture {
         (capture, tracing::subscriber::set_default(subscriber))
     }
 
+    /// Everything captured, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
     pub fn lines(&self) -> Vec<Value> {
-        let bytes = self.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
+        self.text()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()

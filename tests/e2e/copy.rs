@@ -752,7 +752,7 @@ async fn update_metadata_keeps_tags_unless_told() {
             );
             assert_eq!(h.content_type, "application/json");
             assert_eq!(h.content_disposition, "attachment; filename=\"r.json\"");
-            assert_eq!(h.cache_control, "", "REPLACE drops what is not resent");
+            assert_eq!(h.cache_control, "max-age=60", "what is not resent is kept");
             assert_eq!(h.version_id, out.version_id);
             assert_eq!(h.size, size as i64);
             assert_eq!(

@@ -60,6 +60,8 @@ async fn shutdown_reports_not_serving_and_drains_in_flight_calls() {
     })
     .await
     .unwrap();
+    // The stream ends after finish_write: the write is answered once it has.
+    drop(tx);
     let written = write.await.unwrap().expect("the in-flight write completes");
     assert_eq!(written.into_inner().size, 23);
     shutdown.await.unwrap().unwrap();

@@ -7,6 +7,7 @@ mod common;
 mod conformance;
 mod copy;
 mod credentials;
+mod edge;
 mod errors;
 mod grpcurl;
 mod lifecycle;

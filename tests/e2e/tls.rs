@@ -619,6 +619,8 @@ async fn plaintext_health_listener_serves_only_health_and_follows_shutdown() {
     })
     .await
     .unwrap();
+    // The stream ends after finish_write: the write is answered once it has.
+    drop(tx);
     let written = write.await.unwrap().expect("the in-flight write completes");
     assert_eq!(written.into_inner().size, 13);
     shutdown.await.unwrap().unwrap();

@@ -1053,4 +1053,43 @@ mod tests {
         assert!(parse_complete(b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>").is_err());
         assert!(parse_complete(b"not xml").is_err());
     }
+
+    mod proptests {
+        use proptest::{collection::btree_map, prelude::*};
+
+        use super::*;
+        use crate::oss::ops::multipart::{CompletedPart, complete_multipart_upload_xml};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn parse_complete_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let _ = parse_complete(&bytes);
+            }
+
+            #[test]
+            fn parse_complete_never_panics_on_markup_soup(
+                xml in "(<CompleteMultipartUpload>|<Part>|</Part>|<PartNumber>|</PartNumber>|<ETag>|</ETag>|<\\?xml ?>|<!--|-->|&amp;|&quot;|&#[0-9x]{0,4};|[0-9]{1,3}|\"|<|>| ){0,24}",
+            ) {
+                let _ = parse_complete(xml.as_bytes());
+            }
+
+            /// What the gateway sends in CompleteMultipartUpload is what the emulator reads.
+            #[test]
+            fn the_gateways_part_list_round_trips(
+                parts in btree_map(1u32..=10_000, "[A-Za-z0-9&<>'=+/-]{1,40}", 1..20),
+            ) {
+                let completed: Vec<CompletedPart> = parts
+                    .iter()
+                    .rev()
+                    .map(|(n, etag)| CompletedPart { part_number: *n, etag: format!("\"{etag}\"") })
+                    .collect();
+                let xml = complete_multipart_upload_xml(&completed);
+                let parsed = parse_complete(xml.as_bytes()).unwrap();
+                let expected: Vec<(u32, String)> = parts.into_iter().collect();
+                prop_assert_eq!(parsed, expected);
+            }
+        }
+    }
 }
