@@ -78,25 +78,7 @@ impl Stack {
     pub async fn start_with(options: StackOptions) -> Self {
         let mut accepted = credentials();
         accepted.security_token = options.security_token.clone();
-        let emulator = emulator::start(EmulatorConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: None,
-            credentials: vec![accepted],
-            buckets: vec![
-                BucketSpec {
-                    name: BUCKET.into(),
-                    versioned: false,
-                },
-                BucketSpec {
-                    name: VERSIONED_BUCKET.into(),
-                    versioned: true,
-                },
-            ],
-            region: "cn-hangzhou".into(),
-            verify_signatures: true,
-        })
-        .await
-        .expect("emulator starts");
+        let emulator = start_emulator(accepted).await;
 
         let mut env = gateway_env(&emulator);
         env.insert(
@@ -135,9 +117,33 @@ impl Stack {
     }
 }
 
+/// An in-memory emulator on a loopback port with the test buckets ([`BUCKET`] and
+/// [`VERSIONED_BUCKET`]), accepting `accepted`.
+pub async fn start_emulator(accepted: Credentials) -> EmulatorHandle {
+    emulator::start(EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: None,
+        credentials: vec![accepted],
+        buckets: vec![
+            BucketSpec {
+                name: BUCKET.into(),
+                versioned: false,
+            },
+            BucketSpec {
+                name: VERSIONED_BUCKET.into(),
+                versioned: true,
+            },
+        ],
+        region: "cn-hangzhou".into(),
+        verify_signatures: true,
+    })
+    .await
+    .expect("emulator starts")
+}
+
 /// Gateway settings, as `OSSGATE_*` variables, in front of `emulator`: loopback port 0, the
 /// test keys, a 2 s shutdown grace.
-fn gateway_env(emulator: &EmulatorHandle) -> HashMap<String, String> {
+pub fn gateway_env(emulator: &EmulatorHandle) -> HashMap<String, String> {
     [
         ("OSSGATE_LISTEN", "127.0.0.1:0".to_string()),
         ("OSSGATE_OSS__ENDPOINT", emulator.endpoint()),
@@ -245,7 +251,12 @@ pub async fn channel(addr: std::net::SocketAddr) -> Channel {
 
 /// A client of the gateway at `addr` (16 MiB messages).
 pub async fn connect(addr: std::net::SocketAddr) -> ObjectServiceClient<Channel> {
-    ObjectServiceClient::new(channel(addr).await)
+    client_of(channel(addr).await)
+}
+
+/// A client over `channel` (16 MiB messages).
+pub fn client_of(channel: Channel) -> ObjectServiceClient<Channel> {
+    ObjectServiceClient::new(channel)
         .max_decoding_message_size(16 * 1024 * 1024)
         .max_encoding_message_size(16 * 1024 * 1024)
 }

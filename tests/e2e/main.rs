@@ -10,6 +10,7 @@ mod errors;
 mod grpcurl;
 mod lifecycle;
 mod limits;
+mod load;
 mod resilience;
 mod retry_metrics;
 mod streaming;
