@@ -176,6 +176,64 @@ pub fn upload_memory_full(needed: usize, total: usize, in_use: usize) -> Status 
     )
 }
 
+/// A load-shedding refusal as a client reads it from a status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// What refused: `unary` or `streaming` (call slots) or `upload_memory`.
+    pub pool: String,
+    /// How long the RetryInfo says to wait.
+    pub retry_after: Duration,
+}
+
+impl Refusal {
+    /// The refusal `status` carries, or `None` when it is not a load-shedding refusal.
+    pub fn of(status: &Status) -> Option<Self> {
+        use tonic_types::StatusExt;
+        if status.code() != Code::Unavailable {
+            return None;
+        }
+        let details = status.get_error_details();
+        let info = details.error_info()?;
+        if info.reason != OVERLOADED || info.domain != ERROR_DOMAIN {
+            return None;
+        }
+        Some(Self {
+            pool: info.metadata.get("pool")?.clone(),
+            retry_after: details.retry_info()?.retry_delay?,
+        })
+    }
+}
+
+/// Calls `call` until it is not refused for load, as a well-behaved client of this server
+/// does (the tests and benchmarks use it): before each new attempt it waits at least the
+/// refusal's RetryInfo delay, backing off exponentially from 100 ms to 2 s, with jitter
+/// (×0.5 to ×1.5) so refused clients do not come back together. `refused` sees each
+/// refusal. Any other outcome is returned.
+pub async fn call_with_backoff<T, F, Fut>(
+    mut call: F,
+    mut refused: impl FnMut(&Refusal),
+) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(status) => {
+                let Some(refusal) = Refusal::of(&status) else {
+                    return Err(status);
+                };
+                refused(&refusal);
+                let jitter = 0.5 + rand::random::<f64>();
+                tokio::time::sleep(refusal.retry_after.max(backoff).mul_f64(jitter)).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Wraps a gRPC service with [`CallLimits`].
 #[derive(Clone, Debug)]
 pub struct CallLimit<S> {
@@ -362,5 +420,38 @@ mod tests {
         assert_eq!(info.metadata["limit"], "7");
         assert_eq!(info.metadata["pool"], "unary");
         assert_eq!(details.retry_info().unwrap().retry_delay, Some(RETRY_AFTER));
+    }
+
+    #[test]
+    fn clients_read_every_refusal_alike() {
+        let slots = overloaded(&Pool::new("streaming", 3));
+        assert_eq!(
+            Refusal::of(&slots),
+            Some(Refusal {
+                pool: "streaming".into(),
+                retry_after: RETRY_AFTER
+            })
+        );
+        let memory = upload_memory_full(16, 100, 90);
+        assert_eq!(memory.code(), Code::Unavailable);
+        assert!(
+            memory.message().contains("upload.memory_budget_bytes"),
+            "{memory:?}"
+        );
+        let details = memory.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            (OVERLOADED, ERROR_DOMAIN)
+        );
+        assert_eq!(info.metadata["needed"], "16");
+        assert_eq!(info.metadata["limit"], "100");
+        assert_eq!(
+            Refusal::of(&memory).map(|r| (r.pool, r.retry_after)),
+            Some(("upload_memory".into(), UPLOAD_MEMORY_RETRY_AFTER))
+        );
+        // Other statuses are not refusals.
+        assert_eq!(Refusal::of(&Status::unavailable("OSS is down")), None);
+        assert_eq!(Refusal::of(&stream_idle(Duration::from_secs(1))), None);
     }
 }

@@ -18,7 +18,7 @@ use ossgate::{
     emulator::{EmulatorHandle, Fault, FaultKind, FaultOp},
     model::crc64,
     proto,
-    server::limits::{ERROR_DOMAIN, OVERLOADED, STREAM_IDLE},
+    server::limits::{ERROR_DOMAIN, Refusal, STREAM_IDLE, call_with_backoff},
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -95,8 +95,8 @@ struct Refusals {
 }
 
 impl Refusals {
-    fn count(&self, pool: &str) {
-        let counter = if pool == "upload_memory" {
+    fn count(&self, refusal: &Refusal) {
+        let counter = if refusal.pool == "upload_memory" {
             &self.upload_memory
         } else {
             &self.call_slots
@@ -105,45 +105,13 @@ impl Refusals {
     }
 }
 
-/// The load-shedding refusal's pool and RetryInfo delay, or `None` for any other status.
-fn shed(status: &Status) -> Option<(String, Duration)> {
-    if status.code() != Code::Unavailable {
-        return None;
-    }
-    let details = status.get_error_details();
-    let info = details.error_info()?;
-    if info.reason != OVERLOADED || info.domain != ERROR_DOMAIN {
-        return None;
-    }
-    Some((
-        info.metadata.get("pool")?.clone(),
-        details.retry_info()?.retry_delay?,
-    ))
-}
-
-/// Runs `call` until it is not refused for load, as a good client does: it waits at least
-/// the server's RetryInfo delay, backing off exponentially (to 2 s) with jitter. Counts the
-/// refusals in `refused`.
-async fn with_retries<T, F, Fut>(refused: &Refusals, mut call: F) -> Result<T, Status>
+/// Runs `call` as a good client does ([`call_with_backoff`]), counting refusals in `refused`.
+async fn with_retries<T, F, Fut>(refused: &Refusals, call: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match call().await {
-            Err(status) => {
-                let Some((pool, delay)) = shed(&status) else {
-                    return Err(status);
-                };
-                refused.count(&pool);
-                let jitter = 0.5 + rand::random::<f64>();
-                tokio::time::sleep(delay.max(backoff).mul_f64(jitter)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-            done => return done,
-        }
-    }
+    call_with_backoff(call, |refusal| refused.count(refusal)).await
 }
 
 /// The messages of one upload of `data` (shared, not copied) in `message`-byte pieces.
@@ -195,20 +163,28 @@ async fn probe(
         }
         for unary in ["HeadObject", "health"] {
             let started = Instant::now();
-            let answered = if unary == "HeadObject" {
-                let request = proto::HeadObjectRequest {
-                    bucket: BUCKET.into(),
-                    key: "probe.txt".into(),
-                    version_id: String::new(),
-                };
-                client.head_object(request).await.map(drop)
-            } else {
-                health(channel.clone()).await.map(drop)
+            let call = async {
+                if unary == "HeadObject" {
+                    let request = proto::HeadObjectRequest {
+                        bucket: BUCKET.into(),
+                        key: "probe.txt".into(),
+                        version_id: String::new(),
+                    };
+                    client.head_object(request).await.map(drop)
+                } else {
+                    health(channel.clone()).await.map(drop)
+                }
             };
+            // A hung call (a connection whose window is full) is a failure, not a hang.
+            let answered = tokio::time::timeout(PROBE_GIVE_UP, call).await;
             probes.slowest_unary = probes.slowest_unary.max(started.elapsed());
             probes.unary_calls += 1;
-            if let Err(status) = answered {
-                probes.failures.push(format!("{unary}: {status:?}"));
+            match answered {
+                Ok(Ok(())) => {}
+                Ok(Err(status)) => probes.failures.push(format!("{unary}: {status:?}")),
+                Err(_) => probes
+                    .failures
+                    .push(format!("{unary}: no answer in {PROBE_GIVE_UP:?}")),
             }
         }
         if round % 5 == 0 && small_write.as_ref().is_none_or(|w| w.is_finished()) {
@@ -231,10 +207,18 @@ async fn probe(
         }
     }
     if let Some(last) = small_write {
-        record_small_write(&mut probes, last.await.unwrap());
+        match tokio::time::timeout(PROBE_GIVE_UP, last).await {
+            Ok(joined) => record_small_write(&mut probes, joined.unwrap()),
+            Err(_) => probes
+                .failures
+                .push("a 1-byte write did not finish by the end of the load".into()),
+        }
     }
     probes
 }
+
+/// How long a probe waits for an answer before it records a failure and moves on.
+const PROBE_GIVE_UP: Duration = Duration::from_secs(10);
 
 fn record_small_write(probes: &mut Probes, written: Result<Duration, Status>) {
     match written {
