@@ -17,10 +17,7 @@
 //! ```
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -30,7 +27,7 @@ use clap::Parser;
 use ossgate::{
     model::crc64,
     proto::{self, object_service_client::ObjectServiceClient},
-    server::limits::{Refusal, call_with_backoff},
+    server::limits::{RefusalCounts, call_with_backoff},
 };
 use tonic::{
     Status,
@@ -89,27 +86,9 @@ struct Args {
     probe_ms: u64,
 }
 
-/// Refusals retried, by pool.
-#[derive(Default)]
-struct Refusals {
-    call_slots: AtomicU64,
-    upload_memory: AtomicU64,
-}
-
-impl Refusals {
-    fn count(&self, refusal: &Refusal) {
-        let counter = if refusal.pool == "upload_memory" {
-            &self.upload_memory
-        } else {
-            &self.call_slots
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// Runs `call` once, or with [`call_with_backoff`] when `refusals` is given.
 async fn call_maybe_retried<T, F, Fut>(
-    refusals: Option<&Refusals>,
+    refusals: Option<&RefusalCounts>,
     mut call: F,
 ) -> Result<T, Status>
 where
@@ -168,7 +147,7 @@ struct StreamOptions {
     chunk: usize,
     expected_crc: u64,
     /// Retry refusals, counting them here.
-    refusals: Option<Arc<Refusals>>,
+    refusals: Option<Arc<RefusalCounts>>,
     delete_after: bool,
 }
 
@@ -324,7 +303,9 @@ async fn main() -> anyhow::Result<()> {
         channels.push(channel);
     }
 
-    let refusals = args.retry_refused.then(|| Arc::new(Refusals::default()));
+    let refusals = args
+        .retry_refused
+        .then(|| Arc::new(RefusalCounts::default()));
     let options = Arc::new(StreamOptions {
         chunk: args.chunk,
         expected_crc,

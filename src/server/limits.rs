@@ -204,6 +204,27 @@ impl Refusal {
     }
 }
 
+/// Refusals a client has seen, by what refused.
+#[derive(Debug, Default)]
+pub struct RefusalCounts {
+    /// By the unary or the streaming call slots.
+    pub call_slots: std::sync::atomic::AtomicU64,
+    /// By the upload memory budget.
+    pub upload_memory: std::sync::atomic::AtomicU64,
+}
+
+impl RefusalCounts {
+    /// Counts `refusal`.
+    pub fn count(&self, refusal: &Refusal) {
+        let counter = if refusal.pool == "upload_memory" {
+            &self.upload_memory
+        } else {
+            &self.call_slots
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Calls `call` until it is not refused for load, as a well-behaved client of this server
 /// does (the tests and benchmarks use it): before each new attempt it waits at least the
 /// refusal's RetryInfo delay, backing off exponentially from 100 ms to 2 s, with jitter
