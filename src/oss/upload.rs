@@ -50,12 +50,16 @@ pub fn plan_part_size(size_hint: Option<u64>, default_part_size: u64) -> u64 {
 }
 
 /// The memory a streamed upload is admitted with: two parts, one filling while the other
-/// uploads, so the stream keeps reading while OSS stores the previous part. Less when the
-/// declared `object_size` is smaller (the stream cannot carry more), and never more than
-/// the whole budget (one part at a time then, still progressing).
+/// uploads, so the stream keeps reading while OSS stores the previous part (a writer's part
+/// buffer is allocated whole, so a shorter last part still takes a part). A declared
+/// `object_size` of at most one part needs only its size (one PutObject; the stream cannot
+/// carry more). Never more than the whole budget: one part at a time then, still
+/// progressing.
 pub fn working_set(part_size: u64, object_size: Option<u64>, budget_total: usize) -> usize {
-    let two_parts = part_size.saturating_mul(2);
-    let bytes = object_size.map_or(two_parts, |size| size.min(two_parts));
+    let bytes = match object_size {
+        Some(size) if size <= part_size => size,
+        _ => part_size.saturating_mul(2),
+    };
     usize::try_from(bytes)
         .unwrap_or(usize::MAX)
         .min(budget_total)
@@ -774,6 +778,8 @@ mod tests {
         let total = 192 * MIB as usize;
         assert_eq!(working_set(PART, None, total), 16 * MIB as usize);
         assert_eq!(working_set(PART, Some(3 * MIB), total), 3 * MIB as usize);
+        assert_eq!(working_set(PART, Some(PART), total), PART as usize);
+        assert_eq!(working_set(PART, Some(12 * MIB), total), 16 * MIB as usize);
         assert_eq!(
             working_set(PART, Some(1024 * MIB), total),
             16 * MIB as usize

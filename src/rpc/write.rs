@@ -852,10 +852,8 @@ async fn resume(
         part_size: upload.part_size,
         ..config.options.clone()
     };
-    let remaining = upload
-        .object_size
-        .map(|size| size.saturating_sub(persisted));
-    let reservation = admit(config, upload.part_size, remaining)?;
+    // Two parts, however little remains: the writer fills whole part buffers.
+    let reservation = admit(config, upload.part_size, None)?;
     let mut writer = MultipartWriter::new(client.clone(), id.clone(), options, stored, reservation);
     let accepted = match intake.accept(first, persisted) {
         Ok(accepted) => accepted,

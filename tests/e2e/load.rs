@@ -18,7 +18,7 @@ use ossgate::{
     emulator::{EmulatorHandle, Fault, FaultKind, FaultOp},
     model::crc64,
     proto,
-    server::limits::{ERROR_DOMAIN, RefusalCounts, STREAM_IDLE, call_with_backoff},
+    server::limits::{ERROR_DOMAIN, Refusal, RefusalCounts, STREAM_IDLE, call_with_backoff},
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -301,6 +301,10 @@ async fn many_concurrent_uploads_all_finish_within_the_pod_memory_limit() {
         "every upload finishes within {TEST_LIMIT:?}"
     );
     assert!(
+        refused.upload_memory.load(Ordering::Relaxed) > 0,
+        "more uploads than the budget holds: some were refused for memory and retried"
+    );
+    assert!(
         peak < POD_MEMORY_LIMIT,
         "gateway peak RSS {peak} bytes is over the pod limit"
     );
@@ -319,6 +323,62 @@ async fn many_concurrent_uploads_all_finish_within_the_pod_memory_limit() {
         "no multipart upload is left behind: {:?}",
         emulator.open_uploads()
     );
+}
+
+/// The admission rule on a small budget: a stream that does not fit is refused at once with
+/// a retryable status (it used to wait, holding its unread data), a one-message write needs
+/// no budget, and the refused stream gets in once the budget is free.
+#[tokio::test]
+async fn write_streams_the_budget_cannot_hold_are_refused_at_once_and_retried() {
+    const PART: usize = 128 * 1024;
+    let budget = (2 * PART).to_string();
+    let stack = Stack::start_with_settings(&[
+        ("OSSGATE_UPLOAD__PART_SIZE_BYTES", "131072"),
+        ("OSSGATE_UPLOAD__MEMORY_BUDGET_BYTES", budget.as_str()),
+    ])
+    .await;
+    // Admitted with two parts: the whole budget.
+    let (first, first_call) = open_write(&stack.client, spec(BUCKET, "first"), b"1").await;
+    let (second, second_call) = open_write(&stack.client, spec(BUCKET, "second"), b"2").await;
+    let refused = tokio::time::timeout(Duration::from_secs(10), second_call)
+        .await
+        .expect("refused at once, not left waiting")
+        .unwrap()
+        .unwrap_err();
+    drop(second);
+    let refusal = Refusal::of(&refused).expect("a load-shedding refusal with RetryInfo");
+    assert_eq!(refusal.pool, "upload_memory", "{refused:?}");
+    let info = refused.get_error_details().error_info().unwrap().clone();
+    assert_eq!(info.metadata["limit"], budget);
+    assert_eq!(info.metadata["needed"], (2 * PART).to_string());
+    // A write that is all in one message needs no budget.
+    let small = write(&mut stack.client.clone(), spec(BUCKET, "small"), b"small").await;
+    assert_eq!(small.size, 5);
+    // The first stream goes on to a multipart upload within its two parts and finishes.
+    let data = pseudo_random(3 * PART, 8);
+    first
+        .send(proto::WriteObjectRequest {
+            write_offset: 1,
+            data: Bytes::from(data),
+            finish_write: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let written = first_call.await.unwrap().unwrap().into_inner();
+    assert_eq!(written.size as usize, 3 * PART + 1);
+    // Now the refused write gets in, as a client retrying after RetryInfo would.
+    let counts = RefusalCounts::default();
+    let retried = with_retries(&counts, || {
+        let mut client = stack.client.clone();
+        let messages = upload_messages("second", &Bytes::from(pseudo_random(3 * PART, 9)), PART);
+        async move { client.write_object(tokio_stream::iter(messages)).await }
+    })
+    .await
+    .unwrap();
+    assert_eq!(retried.into_inner().size as usize, 3 * PART);
+    assert!(stack.emulator.open_uploads().is_empty());
+    stack.stop().await;
 }
 
 /// The DEADLINE_EXCEEDED of a call ended for its client's silence.
