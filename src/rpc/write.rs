@@ -321,7 +321,14 @@ pub async fn write(
         let accepted = intake.accept(message, 0)?;
         if !accepted.data.is_empty() {
             buffered_len += accepted.data.len() as u64;
-            buffered.push(accepted.data);
+            // A decoded message shares tonic's receive buffer, which can be twice its size,
+            // and would keep all of it alive while the part is buffered: keep an exact copy,
+            // within the working set. A one-message write is sent as it is.
+            buffered.push(if accepted.finish && buffered.is_empty() {
+                accepted.data
+            } else {
+                Bytes::copy_from_slice(&accepted.data)
+            });
         }
         if accepted.finish {
             let (size, crc64) = intake.check_complete(None)?;
