@@ -9,7 +9,8 @@ One run measures, against one `ossgate emulator` (loopback, objects on disk in a
     (`put_object` with a file body, and its multipart `Uploader`) and by curl
     (`PUT -T file` of a presigned URL);
   * the gateway's peak RSS (VmHWM) with 1 and with 16 concurrent 1 GiB uploads,
-    default settings, a fresh gateway process per scenario;
+    default settings, a fresh gateway process per scenario (the budget admits 12 at once:
+    bench_write retries the others' refusals as their RetryInfo says);
   * CRC-64 throughput (the `bench_crc` example).
 
 It builds nothing. Build first, then run (from the crate root):
@@ -293,6 +294,9 @@ class Bench:
             "--size", str(self.args.size),
             "--concurrency", str(concurrency),
             "--data-file", str(self.data_file),
+            # The budget admits 12 such streams at once; the rest are refused with RetryInfo
+            # and retried, as a good client does.
+            "--retry-refused",
         ]
         def run():
             done = subprocess.run(argv, capture_output=True, text=True)
@@ -303,7 +307,8 @@ class Bench:
         for i in range(concurrency):
             self.check_object(f"gw-{tag}-{i}", self.args.size)
         # bench_write reads the data file before its clock starts: use its own timing.
-        return {"seconds": line["elapsed_s"], "mib_s": line["mib_s"], "cpu_s": cpu, "client": line}
+        return {"seconds": line["elapsed_s"], "mib_s": line["mib_s"], "cpu_s": cpu, "client": line,
+                "refusals": line["refusals"]}
 
     def curl_upload(self, tag):
         key = f"curl-{tag}"
@@ -404,9 +409,10 @@ class Bench:
                 "seconds": out["seconds"],
                 "mib_s": out["mib_s"],
                 "cpu_s": out["cpu_s"],
+                "refusals": out["refusals"],
             }
             log(f"  {streams:2d} stream(s): VmHWM {rss[str(streams)]['vmhwm_bytes'] / MIB:.0f} MiB, "
-                f"{out['mib_s']:.1f} MiB/s total")
+                f"{out['mib_s']:.1f} MiB/s total, refusals retried {out['refusals']}")
         self.clean()
         self.results["peak_rss"] = rss
 
