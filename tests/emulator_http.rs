@@ -333,29 +333,35 @@ async fn write_errors() {
     let (s, code, _) = error_code(r).await;
     assert_eq!((s, code.as_str()), (501, "NotImplemented"));
     // Too large declared body.
+    let raw = signed_put_head(&e, "big", 6_000_000_000);
+    let reply = raw_exchange(&e, raw.as_bytes(), true).await;
+    assert!(reply.contains("EntityTooLarge"), "{reply}");
+    e.shutdown().await;
+}
+
+/// The head (request line and headers, V4-signed, up to the blank line) of a PUT of
+/// `bkt/key` declaring `content_length` bytes, for raw exchanges.
+fn signed_put_head(e: &EmulatorHandle, key: &str, content_length: u64) -> String {
     let mut headers = Vec::new();
     sign::sign_request(
         SignatureVersion::V4,
         "PUT",
         Some("bkt"),
-        Some("big"),
+        Some(key),
         &[],
         &mut headers,
         &creds(),
         "cn-hangzhou",
         SystemTime::now(),
     );
-    let mut raw = format!(
-        "PUT /bkt/big HTTP/1.1\r\nhost: {}\r\ncontent-length: 6000000000\r\n",
+    let mut head = format!(
+        "PUT /bkt/{key} HTTP/1.1\r\nhost: {}\r\ncontent-length: {content_length}\r\n",
         e.addr()
     );
     for (k, v) in &headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
-    raw.push_str("\r\n");
-    let reply = raw_exchange(&e, raw.as_bytes(), true).await;
-    assert!(reply.contains("EntityTooLarge"), "{reply}");
-    e.shutdown().await;
+    head + "\r\n"
 }
 
 /// Sends raw bytes; with `half_close` shuts down the write side, then reads the reply.
@@ -415,27 +421,12 @@ async fn slow_headers_and_trickling_bodies_are_disconnected() {
         limit,
     );
     // A signed PUT of 1,000,000 bytes whose body comes at 10 bytes a second.
-    let mut headers = Vec::new();
-    sign::sign_request(
-        SignatureVersion::V4,
-        "PUT",
-        Some("bkt"),
-        Some("trickled"),
-        &[],
-        &mut headers,
-        &creds(),
-        "cn-hangzhou",
-        SystemTime::now(),
+    let trickled_body = trickle(
+        &e,
+        signed_put_head(&e, "trickled", 1_000_000),
+        b"01234",
+        limit,
     );
-    let mut head = format!(
-        "PUT /bkt/trickled HTTP/1.1\r\nhost: {}\r\ncontent-length: 1000000\r\n",
-        e.addr()
-    );
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let trickled_body = trickle(&e, head, b"01234", limit);
     let ((_, headers_closed), (reply, body_closed)) = tokio::join!(slow_headers, trickled_body);
     let headers_closed = headers_closed.expect("a slow-header connection is closed");
     assert!(
@@ -459,26 +450,7 @@ async fn slow_headers_and_trickling_bodies_are_disconnected() {
 #[tokio::test]
 async fn incomplete_body_stores_nothing_and_chunked_body_works() {
     let e = start().await;
-    let mut headers = Vec::new();
-    sign::sign_request(
-        SignatureVersion::V4,
-        "PUT",
-        Some("bkt"),
-        Some("cut"),
-        &[],
-        &mut headers,
-        &creds(),
-        "cn-hangzhou",
-        SystemTime::now(),
-    );
-    let mut raw = format!(
-        "PUT /bkt/cut HTTP/1.1\r\nhost: {}\r\ncontent-length: 100\r\n",
-        e.addr()
-    );
-    for (k, v) in &headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\nonly ten b");
+    let raw = signed_put_head(&e, "cut", 100) + "only ten b";
     let _ = raw_exchange(&e, raw.as_bytes(), true).await;
     let (s, code, _) = error_code(Req::new("GET", "bkt", "cut").send(&e).await).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchKey"));
