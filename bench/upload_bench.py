@@ -9,7 +9,8 @@ One run measures, against one `ossgate emulator` (loopback, objects on disk in a
     (`put_object` with a file body, and its multipart `Uploader`) and by curl
     (`PUT -T file` of a presigned URL);
   * the gateway's peak RSS (VmHWM) with 1 and with 16 concurrent 1 GiB uploads,
-    default settings, a fresh gateway process per scenario;
+    default settings, a fresh gateway process per scenario (the budget admits 12 at once:
+    bench_write retries the others' refusals as their RetryInfo says);
   * CRC-64 throughput (the `bench_crc` example).
 
 It builds nothing. Build first, then run (from the crate root):
@@ -41,6 +42,16 @@ The three servers and the clients share the machine's cores: cpu_s in the result
 party's user+system CPU time during the upload (client includes bench_write reading the
 file). On a machine with few cores the gateway path, which does the emulator's work plus
 its own, is bound by CPU, not by the network.
+
+With --load it measures uploads under load instead (issue 11) and writes
+bench/load_upload_results.json: --load-streams uploads (256) of --load-size bytes (16 MiB)
+start at once on one HTTP/2 connection, default gateway settings, a fresh gateway process,
+the emulator in memory. bench_write retries the refusals that carry RetryInfo (at least that
+delay, exponential backoff to 2 s, jitter), deletes each verified object, and probes
+HeadObject and health on the same connection every 100 ms, for 1 s before the uploads (idle)
+and while they run. Reported: completed uploads, refusals by pool, throughput, the gateway's
+peak RSS (VmHWM), probe latencies. The baseline, in the same run: the same uploads 12 at a
+time, what the default upload memory budget admits at once (192 MiB / 2 parts of 8 MiB).
 """
 
 import argparse
@@ -75,6 +86,8 @@ BUCKET = "ossgate-bench"
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Uploads the default upload memory budget admits at once: 192 MiB / (2 parts of 8 MiB).
+LOAD_BASELINE_AT_ONCE = 12
 
 
 def _die_with_parent():
@@ -281,6 +294,9 @@ class Bench:
             "--size", str(self.args.size),
             "--concurrency", str(concurrency),
             "--data-file", str(self.data_file),
+            # The budget admits 12 such streams at once; the rest are refused with RetryInfo
+            # and retried, as a good client does.
+            "--retry-refused",
         ]
         def run():
             done = subprocess.run(argv, capture_output=True, text=True)
@@ -291,7 +307,8 @@ class Bench:
         for i in range(concurrency):
             self.check_object(f"gw-{tag}-{i}", self.args.size)
         # bench_write reads the data file before its clock starts: use its own timing.
-        return {"seconds": line["elapsed_s"], "mib_s": line["mib_s"], "cpu_s": cpu, "client": line}
+        return {"seconds": line["elapsed_s"], "mib_s": line["mib_s"], "cpu_s": cpu, "client": line,
+                "refusals": line["refusals"]}
 
     def curl_upload(self, tag):
         key = f"curl-{tag}"
@@ -392,11 +409,57 @@ class Bench:
                 "seconds": out["seconds"],
                 "mib_s": out["mib_s"],
                 "cpu_s": out["cpu_s"],
+                "refusals": out["refusals"],
             }
             log(f"  {streams:2d} stream(s): VmHWM {rss[str(streams)]['vmhwm_bytes'] / MIB:.0f} MiB, "
-                f"{out['mib_s']:.1f} MiB/s total")
+                f"{out['mib_s']:.1f} MiB/s total, refusals retried {out['refusals']}")
         self.clean()
         self.results["peak_rss"] = rss
+
+    def load(self):
+        streams, size = self.args.load_streams, self.args.load_size
+        runs = {}
+        for name, at_once in (("baseline", LOAD_BASELINE_AT_ONCE), ("load", streams)):
+            self.start_gateway()  # fresh process: VmHWM is this scenario's peak
+            argv = [
+                str(BENCH_WRITE),
+                "--endpoint", f"http://{self.gateway.address}",
+                "--bucket", BUCKET,
+                "--key-prefix", f"load-{name}",
+                "--size", str(size),
+                "--concurrency", str(streams),
+                "--at-once", str(at_once),
+                "--retry-refused",
+                "--delete-after",
+                "--probe-ms", "100",
+            ]
+            def run():
+                done = subprocess.run(argv, capture_output=True, text=True)
+                if done.returncode != 0:
+                    raise RuntimeError(f"bench_write failed: {done.stderr.strip()}")
+                return json.loads(done.stdout.strip().splitlines()[-1])
+            line, _, cpu = self._measure(run)
+            runs[name] = {**line, "vmhwm_bytes": self.gateway.status("VmHWM"), "cpu_s": cpu}
+            log(f"  {name}: {line['completed']}/{streams} uploads, {at_once} at a time, "
+                f"{line['mib_s']:.1f} MiB/s, refusals {line['refusals']}, "
+                f"VmHWM {runs[name]['vmhwm_bytes'] / MIB:.0f} MiB, "
+                f"probe p99 {line['probe_loaded']['p99_ms']:.1f} ms")
+        base, loaded = runs["baseline"], runs["load"]
+        self.results["load"] = {
+            "runs": runs,
+            "throughput_load_over_baseline": loaded["mib_s"] / base["mib_s"],
+            # Against the baseline's probes under load, not the idle ones: 20 idle samples
+            # of a few ms make a ratio that swings by 100x from run to run.
+            "probe_p99_load_over_baseline": (loaded["probe_loaded"]["p99_ms"]
+                                             / base["probe_loaded"]["p99_ms"]),
+        }
+
+    def run_load(self):
+        self.results["load_average_at_start"] = os.getloadavg()
+        self.start_emulator()
+        log(f"load: {self.args.load_streams} uploads of {self.args.load_size} bytes")
+        self.load()
+        self.results["load_average_at_end"] = os.getloadavg()
 
     def crc(self):
         done = subprocess.run([str(BENCH_CRC), "--size", str(GIB)], capture_output=True,
@@ -458,6 +521,46 @@ def table(results, size):
     return "\n".join(lines)
 
 
+def load_table(results):
+    lines = []
+    add = lines.append
+    load = results["load"]
+    add(f"{results['settings']['load_streams']} uploads of "
+        f"{results['settings']['load_size_bytes'] / MIB:g} MiB on one connection, default "
+        f"settings (emulator in memory):")
+    add(f"  {'run':28s} {'done':>5s} {'MiB/s':>7s} {'refused (slots/memory)':>23s} "
+        f"{'VmHWM MiB':>9s} {'probe p50/p99/max ms (idle p99)':>32s}")
+    for name, row in load["runs"].items():
+        probe, idle = row["probe_loaded"], row["probe_idle"]
+        refused = f"{row['refusals']['call_slots']}/{row['refusals']['upload_memory']}"
+        add(f"  {name + ' (' + str(row['at_once']) + ' at a time)':28s} {row['completed']:5d} "
+            f"{row['mib_s']:7.1f} {refused:>23s} {row['vmhwm_bytes'] / MIB:9.0f} "
+            f"{probe['p50_ms']:10.1f}/{probe['p99_ms']:.1f}/{probe['max_ms']:.1f} "
+            f"({idle['p99_ms']:.1f})")
+    add(f"  throughput, all at once / baseline: {load['throughput_load_over_baseline']:.2f}x; "
+        f"probe p99 all at once / baseline: {load['probe_p99_load_over_baseline']:.2f}x")
+    add("Targets:")
+    for target in results["targets"]:
+        add(f"  [{'met' if target['met'] else 'MISSED'}] {target['name']}: {target['value']}")
+    return "\n".join(lines)
+
+
+def load_targets(results):
+    loaded = results["load"]["runs"]["load"]
+    streams = results["settings"]["load_streams"]
+    return [
+        {"name": f"all {streams} uploads complete", "value": loaded["completed"],
+         "met": loaded["completed"] == streams},
+        {"name": "gateway peak RSS < 512 MiB", "value": f"{loaded['vmhwm_bytes'] / MIB:.1f} MiB",
+         "met": loaded["vmhwm_bytes"] < 512 * MIB},
+        {"name": "unary probes on the same connection all answer, slowest < 2 s",
+         "value": f"{loaded['probe_loaded']['failures']} failures, "
+                  f"slowest {loaded['probe_loaded']['max_ms']:.1f} ms",
+         "met": loaded["probe_loaded"]["failures"] == 0
+                and loaded["probe_loaded"]["max_ms"] < 2000},
+    ]
+
+
 def targets(results, concurrency):
     t = results["throughput"]
     gw = t["gateway"]["median_mib_s"]
@@ -502,11 +605,24 @@ def main():
                              "OSSGATE_UPLOAD__PART_SIZE_BYTES=33554432 (repeatable)")
     parser.add_argument("--ossgate-binary", default=str(OSSGATE),
                         help="diagnostics: the ossgate binary to run (gateway and emulator)")
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--load", action="store_true",
+                        help="measure uploads under load instead (bench/load_upload_results.json)")
+    parser.add_argument("--load-streams", type=int, default=256, help="uploads in the load run")
+    parser.add_argument("--load-size", type=int, default=16 * MIB,
+                        help="bytes per upload in the load run (16 MiB)")
+    parser.add_argument("--output", default=None,
+                        help="results file (default bench/results.json, or "
+                             "bench/load_upload_results.json with --load)")
     args = parser.parse_args()
+    if args.output is None:
+        name = "load_upload_results.json" if args.load else "results.json"
+        args.output = str(ROOT / "bench" / name)
+    if args.load:
+        args.emulator_in_memory = True
     OSSGATE = pathlib.Path(args.ossgate_binary)
 
-    missing = [p for p in (OSSGATE, BENCH_WRITE, BENCH_CRC) if not p.exists()]
+    needed = (OSSGATE, BENCH_WRITE) if args.load else (OSSGATE, BENCH_WRITE, BENCH_CRC)
+    missing = [p for p in needed if not p.exists()]
     if missing:
         sys.exit("missing " + ", ".join(map(str, missing))
                  + ": run `cargo build --release --examples --bin ossgate` first")
@@ -514,7 +630,7 @@ def main():
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ossgate-bench-", dir=args.tmp_dir))
     bench = Bench(args, tmp)
     try:
-        bench.run()
+        bench.run_load() if args.load else bench.run()
     except BaseException:
         for name in ("emulator.log", "gateway.log"):
             path = tmp / name
@@ -543,9 +659,17 @@ def main():
         "alibabacloud_oss_v2": ossv2.__version__ if hasattr(ossv2, "__version__") else None,
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    results["targets"] = targets(results, args.concurrency)
+    if args.load:
+        results["settings"].update({
+            "load_streams": args.load_streams,
+            "load_size_bytes": args.load_size,
+            "load_baseline_at_once": LOAD_BASELINE_AT_ONCE,
+        })
+        for name in ("size_bytes", "reps", "concurrency"):
+            del results["settings"][name]
+    results["targets"] = load_targets(results) if args.load else targets(results, args.concurrency)
     pathlib.Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results, args.size))
+    print(load_table(results) if args.load else table(results, args.size))
     print(f"(details in {args.output})")
 
 

@@ -238,6 +238,12 @@ pub struct ServerSettings {
     /// speak TLS; empty = off. It may be non-loopback without caller auth: it serves no data
     /// and no service list, only SERVING / NOT_SERVING.
     pub health_listen: String,
+    /// How long a new connection may take to send the HTTP/2 preface (after TLS) before it
+    /// is closed.
+    pub preface_timeout_ms: u64,
+    /// How long an ObjectService call may wait for its client's next message (or request
+    /// body bytes) before it is ended with DEADLINE_EXCEEDED, freeing its call slot.
+    pub stream_idle_timeout_ms: u64,
     /// Compression of responses: `none` (default), `gzip`, `zstd` or `deflate`, used only
     /// when the caller says it accepts it (`grpc-accept-encoding`). Compressed requests are
     /// accepted in all of them whatever this says.
@@ -382,6 +388,10 @@ impl Default for ServerSettings {
             max_encoding_message_bytes: 8 * MIB as usize,
             tcp_nodelay: true,
             health_listen: String::new(),
+            preface_timeout_ms: 10_000,
+            // As nginx's client_body_timeout: generous for a slow producer, but a silent
+            // client cannot hold a streaming slot forever.
+            stream_idle_timeout_ms: 60_000,
             response_compression: ResponseCompression::None,
         }
     }
@@ -679,6 +689,22 @@ impl Settings {
                 server.http2_keepalive_timeout_secs
             );
         }
+        for (setting, millis, max) in [
+            (
+                "server.preface_timeout_ms",
+                server.preface_timeout_ms,
+                600_000,
+            ),
+            (
+                "server.stream_idle_timeout_ms",
+                server.stream_idle_timeout_ms,
+                86_400_000,
+            ),
+        ] {
+            if !(100..=max).contains(&millis) {
+                bail!("{setting}: {millis} is outside 100..={max}");
+            }
+        }
         if server.max_connection_age_grace_secs != 0 && server.max_connection_age_secs == 0 {
             bail!(
                 "server.max_connection_age_grace_secs: needs server.max_connection_age_secs \
@@ -933,6 +959,16 @@ impl Settings {
         self.oss.endpoint.is_empty()
     }
 
+    /// `server.preface_timeout_ms` as a duration.
+    pub fn preface_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.preface_timeout_ms)
+    }
+
+    /// `server.stream_idle_timeout_ms` as a duration.
+    pub fn stream_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.stream_idle_timeout_ms)
+    }
+
     /// `server.shutdown_grace_ms` as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.server.shutdown_grace_ms)
@@ -1078,6 +1114,14 @@ mod tests {
             (
                 &[("OSSGATE_SERVER__MAX_CONNECTION_AGE_GRACE_SECS", "5")],
                 "server.max_connection_age_grace_secs",
+            ),
+            (
+                &[("OSSGATE_SERVER__PREFACE_TIMEOUT_MS", "0")],
+                "server.preface_timeout_ms",
+            ),
+            (
+                &[("OSSGATE_SERVER__STREAM_IDLE_TIMEOUT_MS", "50")],
+                "server.stream_idle_timeout_ms",
             ),
             (
                 &[("OSSGATE_SERVER__MAX_DECODING_MESSAGE_BYTES", "1024")],
@@ -1382,6 +1426,8 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(server.http2_keepalive_timeout_secs, 20);
+        assert_eq!(settings.preface_timeout(), Duration::from_secs(10));
+        assert_eq!(settings.stream_idle_timeout(), Duration::from_secs(60));
         assert_eq!(settings.max_connection_age(), None);
         assert_eq!(settings.connection_force_close_after(), None);
         assert_eq!(server.max_decoding_message_bytes, 8 * 1024 * 1024);

@@ -407,7 +407,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let call_limits = limits::CallLimits::new(
         server.max_concurrent_calls,
         server.max_concurrent_streaming_calls,
-    );
+    )
+    .with_idle_timeout(settings.stream_idle_timeout());
     let mut builder = tonic::transport::Server::builder()
         // hyper's 1 MiB default stream window caps one upload stream at ~50 MiB/s between two
         // processes on loopback; 2 MiB per stream and 4 MiB per connection (bounded, not
@@ -449,6 +450,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             tcp_nodelay: server.tcp_nodelay,
             force_close_after: settings.connection_force_close_after(),
             handshake_timeout: Duration::from_millis(settings.tls.handshake_timeout_ms),
+            preface_timeout: settings.preface_timeout(),
         },
     );
     let reporter = health.clone();

@@ -363,6 +363,21 @@ pub struct ConnOptions {
     pub force_close_after: Option<Duration>,
     /// How long a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// How long a client has, once connected (and past TLS), to send the HTTP/2 preface.
+    pub preface_timeout: Duration,
+}
+
+/// Length of the HTTP/2 client connection preface (`PRI * HTTP/2.0...`).
+const HTTP2_PREFACE_LEN: usize = 24;
+
+/// The deadline for a connection's HTTP/2 preface. hyper waits for the preface forever, and a
+/// connection that never sends one holds a socket and a task; keepalive PINGs cannot start
+/// before it.
+struct PrefaceDeadline {
+    expires: Pin<Box<tokio::time::Sleep>>,
+    /// Preface bytes not yet received.
+    awaited: usize,
+    timeout: Duration,
 }
 
 /// What tonic records about a connection (in each request's extensions).
@@ -384,6 +399,8 @@ pub struct Conn {
     io: ConnIo,
     info: ConnInfo,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Cleared once the whole preface has arrived.
+    preface: Option<PrefaceDeadline>,
 }
 
 impl Conn {
@@ -394,6 +411,38 @@ impl Conn {
             deadline: options
                 .force_close_after
                 .map(|after| Box::pin(tokio::time::sleep(after))),
+            preface: Some(PrefaceDeadline {
+                expires: Box::pin(tokio::time::sleep(options.preface_timeout)),
+                awaited: HTTP2_PREFACE_LEN,
+                timeout: options.preface_timeout,
+            }),
+        }
+    }
+
+    /// Fails the connection when its preface is overdue.
+    fn check_preface(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if let Some(preface) = self.preface.as_mut()
+            && preface.expires.as_mut().poll(cx).is_ready()
+        {
+            debug!(remote_addr = ?self.info.remote_addr, "no HTTP/2 preface in time; closing the connection");
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "connection closed: no HTTP/2 preface within {} ms (server.preface_timeout_ms)",
+                    preface.timeout.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `read` bytes towards the preface.
+    fn preface_received(&mut self, read: usize) {
+        if let Some(preface) = self.preface.as_mut() {
+            preface.awaited = preface.awaited.saturating_sub(read);
+            if preface.awaited == 0 {
+                self.preface = None;
+            }
         }
     }
 
@@ -427,10 +476,16 @@ impl AsyncRead for Conn {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.check_deadline(cx)?;
-        match &mut this.io {
+        this.check_preface(cx)?;
+        let before = buf.filled().len();
+        let read = match &mut this.io {
             ConnIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
             ConnIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if read.is_ready() {
+            this.preface_received(buf.filled().len() - before);
         }
+        read
     }
 }
 

@@ -333,29 +333,35 @@ async fn write_errors() {
     let (s, code, _) = error_code(r).await;
     assert_eq!((s, code.as_str()), (501, "NotImplemented"));
     // Too large declared body.
+    let raw = signed_put_head(&e, "big", 6_000_000_000);
+    let reply = raw_exchange(&e, raw.as_bytes(), true).await;
+    assert!(reply.contains("EntityTooLarge"), "{reply}");
+    e.shutdown().await;
+}
+
+/// The head (request line and headers, V4-signed, up to the blank line) of a PUT of
+/// `bkt/key` declaring `content_length` bytes, for raw exchanges.
+fn signed_put_head(e: &EmulatorHandle, key: &str, content_length: u64) -> String {
     let mut headers = Vec::new();
     sign::sign_request(
         SignatureVersion::V4,
         "PUT",
         Some("bkt"),
-        Some("big"),
+        Some(key),
         &[],
         &mut headers,
         &creds(),
         "cn-hangzhou",
         SystemTime::now(),
     );
-    let mut raw = format!(
-        "PUT /bkt/big HTTP/1.1\r\nhost: {}\r\ncontent-length: 6000000000\r\n",
+    let mut head = format!(
+        "PUT /bkt/{key} HTTP/1.1\r\nhost: {}\r\ncontent-length: {content_length}\r\n",
         e.addr()
     );
     for (k, v) in &headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
-    raw.push_str("\r\n");
-    let reply = raw_exchange(&e, raw.as_bytes(), true).await;
-    assert!(reply.contains("EntityTooLarge"), "{reply}");
-    e.shutdown().await;
+    head + "\r\n"
 }
 
 /// Sends raw bytes; with `half_close` shuts down the write side, then reads the reply.
@@ -370,29 +376,81 @@ async fn raw_exchange(e: &EmulatorHandle, bytes: &[u8], half_close: bool) -> Str
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Connects and sends `head`, then `trickle` every 500 ms (until the server closes), and
+/// returns what the server sent and how long until it closed the connection (at most
+/// `limit`; `None` if it was still open then).
+async fn trickle(
+    e: &EmulatorHandle,
+    head: String,
+    trickle: &'static [u8],
+    limit: Duration,
+) -> (String, Option<Duration>) {
+    let started = tokio::time::Instant::now();
+    let (mut reader, mut writer) = tokio::net::TcpStream::connect(e.addr())
+        .await
+        .unwrap()
+        .into_split();
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let sending = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if writer.write_all(trickle).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(limit, reader.read_to_end(&mut out))
+        .await
+        .ok()
+        .map(|_| started.elapsed());
+    sending.abort();
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// Issue 11 point 9: the emulator kept slow-header and 10 B/s body connections forever.
+#[tokio::test]
+async fn slow_headers_and_trickling_bodies_are_disconnected() {
+    let e = start().await;
+    let limit = emulator::HEADER_READ_TIMEOUT.max(emulator::BODY_GRACE) + Duration::from_secs(8);
+    // A header line every 500 ms, never the blank line that ends them.
+    let slow_headers = trickle(
+        &e,
+        format!("PUT /bkt/slow HTTP/1.1\r\nhost: {}\r\n", e.addr()),
+        b"x-slow: 1\r\n",
+        limit,
+    );
+    // A signed PUT of 1,000,000 bytes whose body comes at 10 bytes a second.
+    let trickled_body = trickle(
+        &e,
+        signed_put_head(&e, "trickled", 1_000_000),
+        b"01234",
+        limit,
+    );
+    let ((_, headers_closed), (reply, body_closed)) = tokio::join!(slow_headers, trickled_body);
+    let headers_closed = headers_closed.expect("a slow-header connection is closed");
+    assert!(
+        headers_closed >= emulator::HEADER_READ_TIMEOUT - Duration::from_secs(1),
+        "closed after {headers_closed:?}: not before the header timeout"
+    );
+    let body_closed = body_closed.expect("a trickling-body connection is closed");
+    assert!(body_closed >= emulator::BODY_GRACE - Duration::from_secs(1));
+    assert!(
+        reply.starts_with("HTTP/1.1 4"),
+        "the request is answered with an error: {reply}"
+    );
+    let (s, code, _) = error_code(Req::new("GET", "bkt", "trickled").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchKey"), "nothing is stored");
+    // Clients at normal speed are not affected.
+    let r = Req::new("PUT", "bkt", "fast").body(b"fast").send(&e).await;
+    assert_eq!(r.status(), 200);
+    e.shutdown().await;
+}
+
 #[tokio::test]
 async fn incomplete_body_stores_nothing_and_chunked_body_works() {
     let e = start().await;
-    let mut headers = Vec::new();
-    sign::sign_request(
-        SignatureVersion::V4,
-        "PUT",
-        Some("bkt"),
-        Some("cut"),
-        &[],
-        &mut headers,
-        &creds(),
-        "cn-hangzhou",
-        SystemTime::now(),
-    );
-    let mut raw = format!(
-        "PUT /bkt/cut HTTP/1.1\r\nhost: {}\r\ncontent-length: 100\r\n",
-        e.addr()
-    );
-    for (k, v) in &headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\nonly ten b");
+    let raw = signed_put_head(&e, "cut", 100) + "only ten b";
     let _ = raw_exchange(&e, raw.as_bytes(), true).await;
     let (s, code, _) = error_code(Req::new("GET", "bkt", "cut").send(&e).await).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchKey"));

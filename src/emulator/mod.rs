@@ -17,12 +17,17 @@
 //!   with [`crate::oss::sign`]; STS tokens; 15-minute clock skew.
 //! * **Addressing** ([`route`]): path style, virtual-host style, ali-oss `sldEnable`.
 //! * **Storage** ([`store`]): in memory, or durable under a directory (atomic writes).
+//! * **Slow clients** ([`serve`]): request headers must arrive within
+//!   [`HEADER_READ_TIMEOUT`] and bodies at [`BODY_MIN_BYTES_PER_SEC`] after
+//!   [`BODY_GRACE`]; otherwise the connection is closed, so slow-header and trickling-body
+//!   clients cannot hold connections forever.
 
 pub mod auth;
 mod cli;
 pub mod error;
 mod handlers;
 pub mod route;
+mod serve;
 pub mod store;
 pub mod sts;
 
@@ -35,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use cli::{EmulatorArgs, run_cli};
 pub use error::ApiError;
 pub use handlers::extra::faults::{Fault, FaultKind, FaultOp, Faults};
+pub use serve::{BODY_GRACE, BODY_MIN_BYTES_PER_SEC, HEADER_READ_TIMEOUT};
 
 use crate::oss::credentials::Credentials;
 
@@ -226,14 +232,9 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<EmulatorHandle> {
         .fallback(handlers::handle)
         .with_state(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        });
-        if let Err(e) = server.await {
-            tracing::error!("emulator server failed: {e}");
-        }
-    });
+    let task = tokio::spawn(serve::serve(listener, app, async move {
+        let _ = stop_rx.await;
+    }));
     tracing::info!("OSS emulator listening on http://{addr}");
     Ok(EmulatorHandle {
         addr,

@@ -1,7 +1,14 @@
 //! The multipart upload engine: bytes arrive in chunks of any size, are re-blocked into
-//! parts, and go to OSS as parallel UploadParts, with memory bounded per upload (part size ×
-//! parts in flight) and across uploads (a shared [`MemoryBudget`]: a writer waits for room,
-//! it is not refused, so backpressure reaches whoever feeds it).
+//! parts, and go to OSS as parallel UploadParts, with memory bounded per upload and across
+//! uploads by a shared [`MemoryBudget`].
+//!
+//! Why a stream reserves its working set up front, all or nothing: when writers took budget
+//! chunk by chunk and waited for more, enough streams could each hold half a part and wait
+//! for room that only another waiting stream could free (hold and wait): no stream ever
+//! completed. Now a stream is admitted with a [`Reservation`] big enough to make progress on
+//! its own (one part filling while one uploads), grows it only with non-blocking
+//! [`MemoryBudget::try_reserve`]s for more parallelism, and otherwise waits only for its own
+//! parts to finish, which depends on OSS and never on another stream's memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +49,24 @@ pub fn plan_part_size(size_hint: Option<u64>, default_part_size: u64) -> u64 {
     part.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
 }
 
-/// Bytes that all uploads together may hold in memory. Writers wait for room.
+/// The memory a streamed upload is admitted with: two parts, one filling while the other
+/// uploads, so the stream keeps reading while OSS stores the previous part (a writer's part
+/// buffer is allocated whole, so a shorter last part still takes a part). A declared
+/// `object_size` of at most one part needs only its size (one PutObject; the stream cannot
+/// carry more). Never more than the whole budget: one part at a time then, still
+/// progressing.
+pub fn working_set(part_size: u64, object_size: Option<u64>, budget_total: usize) -> usize {
+    let bytes = match object_size {
+        Some(size) if size <= part_size => size,
+        _ => part_size.saturating_mul(2),
+    };
+    usize::try_from(bytes)
+        .unwrap_or(usize::MAX)
+        .min(budget_total)
+}
+
+/// Bytes that all uploads together may hold in memory. Nobody waits for it: a stream is
+/// admitted with a [`Reservation`] it gets at once or not at all.
 #[derive(Clone, Debug)]
 pub struct MemoryBudget {
     semaphore: Arc<Semaphore>,
@@ -52,7 +76,7 @@ pub struct MemoryBudget {
 impl MemoryBudget {
     /// A budget of `bytes`.
     pub fn new(bytes: usize) -> Self {
-        let bytes = bytes.min(Semaphore::MAX_PERMITS);
+        let bytes = bytes.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
         Self {
             semaphore: Arc::new(Semaphore::new(bytes)),
             total: bytes,
@@ -69,14 +93,55 @@ impl MemoryBudget {
         self.total - self.semaphore.available_permits()
     }
 
-    /// Waits until `bytes` fit, then holds them until the returned permit is dropped.
-    pub async fn reserve(&self, bytes: usize) -> OwnedSemaphorePermit {
-        let bytes = u32::try_from(bytes.min(self.total)).unwrap_or(u32::MAX);
+    /// `bytes` of the budget if they are free right now, else `None` (never waits: a caller
+    /// that waited while holding memory could deadlock with others doing the same).
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        if bytes == 0 {
+            return Some(Reservation::default());
+        }
+        let permits = u32::try_from(bytes).ok()?;
         self.semaphore
             .clone()
-            .acquire_many_owned(bytes)
-            .await
-            .expect("the budget's semaphore is never closed")
+            .try_acquire_many_owned(permits)
+            .ok()
+            .map(|permit| Reservation {
+                permit: Some(permit),
+            })
+    }
+}
+
+/// Bytes of a [`MemoryBudget`] held until dropped.
+#[derive(Debug, Default)]
+pub struct Reservation {
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.permit.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// Adds `other`'s bytes to this reservation.
+    fn merge(&mut self, other: Reservation) {
+        match (&mut self.permit, other.permit) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (mine @ None, theirs) => *mine = theirs,
+            (_, None) => {}
+        }
+    }
+
+    /// Gives `bytes` back to the budget (at most what is held).
+    fn release(&mut self, bytes: usize) {
+        let Some(permit) = self.permit.as_mut() else {
+            return;
+        };
+        if bytes >= permit.num_permits() {
+            self.permit = None;
+        } else {
+            // Dropping the split-off part returns it to the budget.
+            drop(permit.split(bytes));
+        }
     }
 }
 
@@ -111,36 +176,49 @@ fn options_part_size(options: &UploadOptions) -> usize {
 /// Feeds one multipart upload. Call [`MultipartWriter::write`] with chunks, then
 /// [`MultipartWriter::finish`]; on any failure call [`MultipartWriter::abort`] (or let the
 /// caller decide to keep the upload for a resumable write).
+///
+/// Memory: the buffer being filled and every part in flight take one part's worth of the
+/// writer's [`Reservation`]. Before a new part starts filling the writer makes room: it
+/// takes one more part from the budget if one is free and the parallelism allows, otherwise
+/// it waits for one of its own parts to finish. It never waits for the budget.
 pub struct MultipartWriter {
     client: Client,
     upload: MultipartUploadId,
     options: UploadOptions,
     next_part: u32,
     buffer: BytesMut,
-    buffer_permits: Vec<OwnedSemaphorePermit>,
+    /// Budget held for the buffer and the parts in flight.
+    reservation: Reservation,
+    /// What the writer was admitted with: never given back before the writer ends.
+    admitted_bytes: usize,
     in_flight: JoinSet<Result<StoredPart, OssError>>,
+    /// Bytes of the parts in flight.
+    in_flight_bytes: usize,
     stored: Vec<StoredPart>,
 }
 
 impl MultipartWriter {
     /// A writer for an upload that OSS already knows, continuing after `stored` parts
-    /// (empty for a new upload).
+    /// (empty for a new upload), with the memory it was admitted with.
     pub fn new(
         client: Client,
         upload: MultipartUploadId,
         options: UploadOptions,
         stored: Vec<StoredPart>,
+        reservation: Reservation,
     ) -> Self {
         let next_part = stored.iter().map(|p| p.part_number).max().unwrap_or(0) + 1;
-        let capacity = options_part_size(&options);
         Self {
             client,
             upload,
             options,
             next_part,
-            buffer: BytesMut::with_capacity(capacity),
-            buffer_permits: Vec::new(),
+            // Allocated when the first part starts filling, within the reservation.
+            buffer: BytesMut::new(),
+            admitted_bytes: reservation.bytes(),
+            reservation,
             in_flight: JoinSet::new(),
+            in_flight_bytes: 0,
             stored,
         }
     }
@@ -160,16 +238,20 @@ impl MultipartWriter {
         self.stored.iter().map(|p| p.size).sum()
     }
 
-    /// Adds bytes; full parts are sent as they fill. Waits when the memory budget or the
-    /// parallelism is used up. Fails with the first part failure.
+    /// Adds bytes; full parts are sent as they fill. Waits for its own parts in flight when
+    /// its memory or the parallelism is used up. Fails with the first part failure.
     pub async fn write(&mut self, mut data: Bytes) -> Result<(), OssError> {
-        let part_size = self.options.part_size as usize;
+        let part_size = options_part_size(&self.options);
         while !data.is_empty() {
+            if self.buffer.is_empty() {
+                self.make_room_for_a_part().await?;
+                // The part fills a buffer of its final size: no reallocation while chunks
+                // arrive.
+                self.buffer.reserve(part_size);
+            }
             let room = part_size - self.buffer.len();
             let take = room.min(data.len());
             let chunk = data.split_to(take);
-            self.buffer_permits
-                .push(self.options.budget.reserve(chunk.len()).await);
             self.buffer.extend_from_slice(&chunk);
             if self.buffer.len() == part_size {
                 self.send_buffer().await?;
@@ -178,15 +260,45 @@ impl MultipartWriter {
         Ok(())
     }
 
+    /// Makes sure one more part fits in the reservation next to the parts in flight.
+    async fn make_room_for_a_part(&mut self) -> Result<(), OssError> {
+        let part_size = options_part_size(&self.options);
+        loop {
+            let free = self
+                .reservation
+                .bytes()
+                .saturating_sub(self.in_flight_bytes);
+            if free >= part_size {
+                return Ok(());
+            }
+            let parallelism = self.options.parallelism.max(1);
+            if self.in_flight.len() < parallelism
+                && let Some(more) = self.options.budget.try_reserve(part_size - free)
+            {
+                self.reservation.merge(more);
+                return Ok(());
+            }
+            if self.in_flight.is_empty() {
+                // Admission gives every multipart writer at least one part (or the whole
+                // budget, which is checked to hold a part); this is a bug, not load.
+                return Err(OssError::client(
+                    OssErrorKind::Other,
+                    format!(
+                        "the upload holds {} bytes of memory, less than one part of {part_size}",
+                        self.reservation.bytes()
+                    ),
+                ));
+            }
+            self.collect_one().await?;
+        }
+    }
+
     /// Sends what is buffered as the next part, first waiting for a free slot.
     async fn send_buffer(&mut self) -> Result<(), OssError> {
         while self.in_flight.len() >= self.options.parallelism.max(1) {
             self.collect_one().await?;
         }
         let body = self.buffer.split().freeze();
-        // The next part fills a buffer of its final size: no reallocation while chunks arrive.
-        self.buffer.reserve(options_part_size(&self.options));
-        let permits = std::mem::take(&mut self.buffer_permits);
         let part_number = self.next_part;
         self.next_part += 1;
         if u64::from(part_number) > MAX_PARTS {
@@ -195,8 +307,11 @@ impl MultipartWriter {
                 self.options.part_size
             )));
         }
+        self.in_flight_bytes += body.len();
         let client = self.client.clone();
         let upload = self.upload.clone();
+        // The part's bytes are dropped when its task ends (stored, failed or aborted); until
+        // then they count against the writer's reservation through in_flight_bytes.
         let part = async move {
             let size = body.len() as u64;
             let out = client
@@ -206,10 +321,7 @@ impl MultipartWriter {
                     body,
                     content_md5: None,
                 })
-                .await;
-            // The bytes leave memory once OSS has them (or the attempt is over).
-            drop(permits);
-            let out = out?;
+                .await?;
             debug!(part_number, size, "part stored");
             Ok(StoredPart {
                 part_number,
@@ -226,10 +338,12 @@ impl MultipartWriter {
         Ok(())
     }
 
-    /// Waits for one in-flight part.
+    /// Waits for one in-flight part, then gives memory beyond what the writer was admitted
+    /// with and still needs (one part filling next to those in flight) back to the budget.
     async fn collect_one(&mut self) -> Result<(), OssError> {
-        match self.in_flight.join_next().await {
+        let outcome = match self.in_flight.join_next().await {
             Some(Ok(Ok(part))) => {
+                self.in_flight_bytes -= part.size as usize;
                 self.stored.push(part);
                 Ok(())
             }
@@ -239,7 +353,12 @@ impl MultipartWriter {
                 format!("a part upload task failed: {join}"),
             )),
             None => Ok(()),
-        }
+        };
+        let needed = self.in_flight_bytes + options_part_size(&self.options);
+        let keep = needed.max(self.admitted_bytes);
+        let surplus = self.reservation.bytes().saturating_sub(keep);
+        self.reservation.release(surplus);
+        outcome
     }
 
     /// Waits for every part in flight.
@@ -839,24 +958,36 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_budget_makes_writers_wait_not_fail() {
+    #[test]
+    fn the_budget_is_reserved_all_or_nothing_and_never_waited_for() {
         let budget = MemoryBudget::new(100);
-        let first = budget.reserve(80).await;
+        let mut first = budget.try_reserve(80).unwrap();
+        assert_eq!((first.bytes(), budget.in_use()), (80, 80));
+        // What does not fit is refused at once, and takes nothing.
+        assert!(budget.try_reserve(40).is_none());
         assert_eq!(budget.in_use(), 80);
-        let waiting = {
-            let budget = budget.clone();
-            tokio::spawn(async move { budget.reserve(40).await })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(
-            !waiting.is_finished(),
-            "a reservation over budget must wait"
-        );
+        first.merge(budget.try_reserve(20).unwrap());
+        assert_eq!((first.bytes(), budget.in_use()), (100, 100));
+        first.release(30);
+        assert_eq!((first.bytes(), budget.in_use()), (70, 70));
+        assert_eq!(budget.try_reserve(0).unwrap().bytes(), 0);
         drop(first);
-        let second = waiting.await.unwrap();
-        assert_eq!(budget.in_use(), 40);
-        drop(second);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn a_stream_is_admitted_with_two_parts_or_what_its_declared_size_needs() {
+        const PART: u64 = 8 * MIB;
+        let total = 192 * MIB as usize;
+        assert_eq!(working_set(PART, None, total), 16 * MIB as usize);
+        assert_eq!(working_set(PART, Some(3 * MIB), total), 3 * MIB as usize);
+        assert_eq!(working_set(PART, Some(PART), total), PART as usize);
+        assert_eq!(working_set(PART, Some(12 * MIB), total), 16 * MIB as usize);
+        assert_eq!(
+            working_set(PART, Some(1024 * MIB), total),
+            16 * MIB as usize
+        );
+        // Parts grown past half the budget: the whole budget, one part at a time.
+        assert_eq!(working_set(150 * MIB, None, total), total);
     }
 }

@@ -1,10 +1,17 @@
 //! WriteObject and the resumable-write RPCs.
 //!
-//! A stream is buffered up to one part (memory from the shared budget). If it finishes
-//! within that part, it becomes one PutObject; otherwise a multipart upload whose parts go
-//! out in parallel while the stream keeps arriving. Memory per stream stays at about part
-//! size × (parts in flight + 1), and all streams together stay within `upload.memory_budget_bytes`
-//! (a stream waits for room, and gRPC flow control slows the caller).
+//! A stream is buffered up to one part. If it finishes within that part, it becomes one
+//! PutObject; otherwise a multipart upload whose parts go out in parallel while the stream
+//! keeps arriving. Memory per stream stays at about part size × (parts in flight + 1), and all
+//! streams together stay within `upload.memory_budget_bytes`.
+//!
+//! Admission: a stream that does not finish in its first message is admitted only if its
+//! working set (two parts, see [`working_set`]) is free in the budget right then; otherwise
+//! it is refused at once with `UNAVAILABLE` (reason `OVERLOADED`, pool `upload_memory`, and
+//! RetryInfo). Waiting instead would leave the stream's unread data in the HTTP/2 windows,
+//! and a few such streams fill the 4 MiB connection window and stall every other call on
+//! the connection. A write whose data all comes in the first message needs no admission:
+//! its bytes are already in memory.
 //!
 //! Nothing half-written is ever presented as written. Offsets, the declared size and the
 //! caller's checksums are checked before the object is committed (PutObject is sent or the
@@ -16,7 +23,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
-use tokio::sync::OwnedSemaphorePermit;
 use tonic::{Code, Status, Streaming};
 use tracing::{info, warn};
 
@@ -37,8 +43,8 @@ use crate::{
         Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
         MultipartUploadId, ObjectId, OssError, OssErrorKind, PutObjectInput,
         upload::{
-            MAX_PARTS, MultipartWriter, StoredPart, UploadOptions, abort_upload, initiate_upload,
-            plan_part_size,
+            MAX_PARTS, MultipartWriter, Reservation, StoredPart, UploadOptions, abort_upload,
+            initiate_upload, plan_part_size, working_set,
         },
     },
     proto,
@@ -225,15 +231,44 @@ async fn next_message(
     stream: &mut Streaming<proto::WriteObjectRequest>,
     received: u64,
 ) -> Result<proto::WriteObjectRequest, Status> {
-    match stream.message().await? {
-        Some(message) => Ok(message),
-        None => Err(invalid_field(
-            "finish_write",
+    stream
+        .message()
+        .await?
+        .ok_or_else(|| ended_unfinished(received))
+}
+
+/// The end of a non-resumable stream before `finish_write`.
+fn ended_unfinished(received: u64) -> Status {
+    invalid_field(
+        "finish_write",
+        format!(
+            "the stream ended after {received} bytes without finish_write; nothing was written"
+        ),
+    )
+}
+
+/// Admits a write stream into the upload memory budget (see the module documentation), or
+/// refuses it at once.
+fn admit(
+    config: &UploadConfig,
+    part_size: u64,
+    object_size: Option<u64>,
+) -> Result<Reservation, Status> {
+    let budget = &config.options.budget;
+    if part_size > budget.total() as u64 {
+        return Err(invalid_field(
+            "spec.object_size",
             format!(
-                "the stream ended after {received} bytes without finish_write; nothing was written"
+                "needs parts of {part_size} bytes (10,000 parts at most), more than this \
+                 gateway's upload.memory_budget_bytes ({} bytes)",
+                budget.total()
             ),
-        )),
+        ));
     }
+    let needed = working_set(part_size, object_size, budget.total());
+    budget.try_reserve(needed).ok_or_else(|| {
+        crate::server::limits::upload_memory_full(needed, budget.total(), budget.in_use())
+    })
 }
 
 /// After the message with `finish_write` the stream must end: a message after it would be
@@ -284,18 +319,29 @@ pub async fn write(
     let plan = plan(&first)?;
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
     let mut intake = Intake::new(plan.object_size, plan.expected_crc64, plan.expected_md5, 0);
+    // Held until the PutObject is sent, or handed to the multipart writer.
+    let reservation = if first.finish_write {
+        Reservation::default()
+    } else {
+        admit(config, part_size, plan.object_size)?
+    };
 
     // Buffer up to one part: a stream that ends within it is a single PutObject.
     let mut buffered: Vec<Bytes> = Vec::new();
-    let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
     let mut buffered_len = 0u64;
     let mut message = first;
     loop {
         let accepted = intake.accept(message, 0)?;
         if !accepted.data.is_empty() {
-            permits.push(config.options.budget.reserve(accepted.data.len()).await);
             buffered_len += accepted.data.len() as u64;
-            buffered.push(accepted.data);
+            // A decoded message shares tonic's receive buffer, which can be twice its size,
+            // and would keep all of it alive while the part is buffered: keep an exact copy,
+            // within the working set. A one-message write is sent as it is.
+            buffered.push(if accepted.finish && buffered.is_empty() {
+                accepted.data
+            } else {
+                Bytes::copy_from_slice(&accepted.data)
+            });
         }
         if accepted.finish {
             end_of_stream(&mut stream).await?;
@@ -306,7 +352,7 @@ pub async fn write(
                 trail.read_before(client, &target).await;
             }
             let out = put_single(client, &plan, buffered, size).await;
-            drop(permits);
+            drop(reservation);
             let out = out?;
             trail.request_id(out.request_id.as_deref());
             if object.forbid_overwrite && out.version_id.is_none() {
@@ -319,6 +365,7 @@ pub async fn write(
                 version_id: version_string(out.version_id),
                 crc64ecma: crc64,
                 size: size as i64,
+                persisted_size: None,
             });
         }
         if buffered_len >= part_size {
@@ -337,11 +384,13 @@ pub async fn write(
         part_size,
         ..config.options.clone()
     };
-    let mut writer = MultipartWriter::new(client.clone(), upload, options, Vec::new());
-    drop(permits);
-    let result = feed_multipart(&mut writer, &mut intake, buffered, &mut stream, None).await;
+    let mut writer = MultipartWriter::new(client.clone(), upload, options, Vec::new(), reservation);
+    let result = match feed_multipart(&mut writer, &mut intake, buffered, &mut stream, None).await {
+        Ok(StreamEnd::Closed) => Err(ended_unfinished(intake.expected_offset)),
+        fed => fed,
+    };
     let outcome = match result {
-        Ok(()) => {
+        Ok(_) => {
             complete(
                 writer,
                 &plan.object.bucket,
@@ -366,6 +415,14 @@ pub async fn write(
     outcome
 }
 
+/// How a stream fed into a multipart upload ended.
+enum StreamEnd {
+    /// `finish_write` arrived: the upload is to be completed.
+    Finished,
+    /// The caller closed its side of the stream without `finish_write`.
+    Closed,
+}
+
 /// Sends the buffered chunks, then the rest of the stream, into `writer`.
 async fn feed_multipart(
     writer: &mut MultipartWriter,
@@ -373,20 +430,21 @@ async fn feed_multipart(
     buffered: Vec<Bytes>,
     stream: &mut Streaming<proto::WriteObjectRequest>,
     skip_until: Option<u64>,
-) -> Result<(), Status> {
+) -> Result<StreamEnd, Status> {
     for chunk in buffered {
         writer.write(chunk).await.map_err(oss_status)?;
     }
-    loop {
-        let message = next_message(stream, intake.expected_offset).await?;
+    while let Some(message) = stream.message().await? {
         let accepted = intake.accept(message, skip_until.unwrap_or(0))?;
         if !accepted.data.is_empty() {
             writer.write(accepted.data).await.map_err(oss_status)?;
         }
         if accepted.finish {
-            return end_of_stream(stream).await;
+            end_of_stream(stream).await?;
+            return Ok(StreamEnd::Finished);
         }
     }
+    Ok(StreamEnd::Closed)
 }
 
 /// Checks the caller's size and checksums, then completes the upload. Bytes that do not
@@ -468,6 +526,7 @@ async fn complete(
         version_id: version_string(out.version_id),
         crc64ecma: crc64,
         size: size as i64,
+        persisted_size: None,
     })
 }
 
@@ -748,6 +807,25 @@ pub async fn abort_resumable(
     Ok(proto::AbortResumableWriteResponse {})
 }
 
+/// A resumable stream closed without `finish_write`: the parts still uploading finish (they
+/// are not cancelled), bytes short of a whole part are dropped, and the answer is the
+/// persisted size the next stream resumes from. The upload is kept.
+async fn persisted_so_far(
+    mut writer: MultipartWriter,
+) -> Result<proto::WriteObjectResponse, Status> {
+    if let Err(err) = writer.flush().await {
+        writer.suspend().await;
+        return Err(oss_status(err));
+    }
+    let persisted = writer.stored_bytes();
+    let upload = writer.upload();
+    info!(bucket = %upload.bucket, key = %upload.key, persisted, "resumable stream closed without finish_write; the upload is kept");
+    Ok(proto::WriteObjectResponse {
+        persisted_size: Some(persisted as i64),
+        ..Default::default()
+    })
+}
+
 /// WriteObject continuing a resumable write: bytes OSS already has are skipped, the rest
 /// becomes further parts, and `finish_write` completes the upload. A failure keeps what is
 /// stored so the caller can resume again. Needs `write` on the object, and `tag` when
@@ -805,7 +883,9 @@ async fn resume(
         part_size: upload.part_size,
         ..config.options.clone()
     };
-    let mut writer = MultipartWriter::new(client.clone(), id.clone(), options, stored);
+    // Two parts, however little remains: the writer fills whole part buffers.
+    let reservation = admit(config, upload.part_size, None)?;
+    let mut writer = MultipartWriter::new(client.clone(), id.clone(), options, stored, reservation);
     let accepted = match intake.accept(first, persisted) {
         Ok(accepted) => accepted,
         Err(status) => return Err(status),
@@ -815,7 +895,8 @@ async fn resume(
             writer.write(accepted.data).await.map_err(oss_status)?;
         }
         if accepted.finish {
-            return end_of_stream(&mut stream).await;
+            end_of_stream(&mut stream).await?;
+            return Ok(StreamEnd::Finished);
         }
         feed_multipart(
             &mut writer,
@@ -827,10 +908,14 @@ async fn resume(
         .await
     }
     .await;
-    if let Err(status) = fed {
-        // Keep what OSS stored: the caller resumes from QueryWriteStatus.
-        writer.suspend().await;
-        return Err(status);
+    match fed {
+        Ok(StreamEnd::Finished) => {}
+        Ok(StreamEnd::Closed) => return persisted_so_far(writer).await,
+        Err(status) => {
+            // Keep what OSS stored: the caller resumes from QueryWriteStatus.
+            writer.suspend().await;
+            return Err(status);
+        }
     }
     let result = complete(
         writer,

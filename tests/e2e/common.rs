@@ -94,23 +94,7 @@ impl Stack {
     pub async fn start_with(options: StackOptions) -> Self {
         let mut accepted = credentials();
         accepted.security_token = options.security_token.clone();
-        let mut emulator_config = EmulatorConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: options.emulator_data_dir.clone(),
-            credentials: vec![accepted],
-            buckets: vec![
-                BucketSpec {
-                    name: BUCKET.into(),
-                    versioned: false,
-                },
-                BucketSpec {
-                    name: VERSIONED_BUCKET.into(),
-                    versioned: true,
-                },
-            ],
-            region: "cn-hangzhou".into(),
-            verify_signatures: true,
-        };
+        let mut emulator_config = emulator_config(accepted, options.emulator_data_dir.clone());
         let emulator = emulator::start(emulator_config.clone())
             .await
             .expect("emulator starts");
@@ -221,9 +205,42 @@ impl Drop for Stack {
     }
 }
 
+/// An in-memory emulator on a loopback port with the test buckets ([`BUCKET`] and
+/// [`VERSIONED_BUCKET`]), accepting `accepted`.
+pub async fn start_emulator(accepted: Credentials) -> EmulatorHandle {
+    emulator::start(emulator_config(accepted, None))
+        .await
+        .expect("emulator starts")
+}
+
+/// The emulator of the tests: loopback port 0, the two test buckets, signatures checked,
+/// accepting `accepted`, in memory or in `data_dir`.
+pub fn emulator_config(
+    accepted: Credentials,
+    data_dir: Option<std::path::PathBuf>,
+) -> EmulatorConfig {
+    EmulatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir,
+        credentials: vec![accepted],
+        buckets: vec![
+            BucketSpec {
+                name: BUCKET.into(),
+                versioned: false,
+            },
+            BucketSpec {
+                name: VERSIONED_BUCKET.into(),
+                versioned: true,
+            },
+        ],
+        region: "cn-hangzhou".into(),
+        verify_signatures: true,
+    }
+}
+
 /// Gateway settings, as `OSSGATE_*` variables, in front of `emulator`: loopback port 0, the
 /// test keys, a 2 s shutdown grace.
-fn gateway_env(emulator: &EmulatorHandle) -> HashMap<String, String> {
+pub fn gateway_env(emulator: &EmulatorHandle) -> HashMap<String, String> {
     [
         ("OSSGATE_LISTEN", "127.0.0.1:0".to_string()),
         ("OSSGATE_OSS__ENDPOINT", emulator.endpoint()),
@@ -331,7 +348,12 @@ pub async fn channel(addr: std::net::SocketAddr) -> Channel {
 
 /// A client of the gateway at `addr` (16 MiB messages).
 pub async fn connect(addr: std::net::SocketAddr) -> ObjectServiceClient<Channel> {
-    ObjectServiceClient::new(channel(addr).await)
+    client_of(channel(addr).await)
+}
+
+/// A client over `channel` (16 MiB messages).
+pub fn client_of(channel: Channel) -> ObjectServiceClient<Channel> {
+    ObjectServiceClient::new(channel)
         .max_decoding_message_size(16 * 1024 * 1024)
         .max_encoding_message_size(16 * 1024 * 1024)
 }

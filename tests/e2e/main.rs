@@ -12,6 +12,7 @@ mod errors;
 mod grpcurl;
 mod lifecycle;
 mod limits;
+mod load;
 mod orphans;
 mod resilience;
 mod retry_metrics;

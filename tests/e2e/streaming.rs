@@ -160,6 +160,124 @@ async fn a_failed_or_cancelled_multipart_write_leaves_nothing_behind() {
     stack.stop().await;
 }
 
+/// The messages of a resumable stream: `data` from `start` in `piece`-byte messages, the
+/// first naming `upload_id`, the last with `finish_write` when `finish`.
+fn resumable_messages(
+    upload_id: &str,
+    data: &[u8],
+    start: usize,
+    piece: usize,
+    finish: bool,
+) -> Vec<proto::WriteObjectRequest> {
+    let pieces: Vec<&[u8]> = data[start..].chunks(piece).collect();
+    let count = pieces.len();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| proto::WriteObjectRequest {
+            upload_id: if i == 0 {
+                upload_id.into()
+            } else {
+                String::new()
+            },
+            write_offset: (start + i * piece) as i64,
+            data: Bytes::copy_from_slice(bytes),
+            finish_write: finish && i + 1 == count,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Issue 11 point 11: a resumable stream that ends without finish_write right after its last
+/// chunk used to cancel the parts still uploading and answer "nothing was written". As GCS
+/// does, the parts finish and the answer is the persisted size; the write resumes from it.
+#[tokio::test]
+async fn a_resumable_stream_that_ends_unfinished_answers_the_persisted_size() {
+    let stack = multipart_stack().await;
+    let mut client = stack.client.clone();
+    let data = pseudo_random(5 * PART + 999, 9);
+    let upload_id = client
+        .start_resumable_write(proto::StartResumableWriteRequest {
+            spec: Some(spec(BUCKET, "ended.bin")),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .upload_id;
+    // Parts are slow to store, so the last ones are still uploading when the stream ends.
+    stack.emulator.faults().inject(Fault {
+        op: FaultOp::UploadPart,
+        kind: FaultKind::Delay(Duration::from_millis(300)),
+        times: 3,
+    });
+    // 3 whole parts and half of the 4th, then the caller closes its side.
+    let sent = 3 * PART + PART / 2;
+    let ended = client
+        .write_object(tokio_stream::iter(resumable_messages(
+            &upload_id,
+            &data[..sent],
+            0,
+            PART / 2,
+            false,
+        )))
+        .await
+        .expect("an unfinished resumable stream is answered, not failed")
+        .into_inner();
+    assert_eq!(ended.persisted_size, Some(3 * PART as i64));
+    assert_eq!(
+        (ended.size, ended.etag.as_str()),
+        (0, ""),
+        "nothing is written yet"
+    );
+    let queried = client
+        .query_write_status(proto::QueryWriteStatusRequest {
+            upload_id: upload_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(queried.persisted_size, 3 * PART as i64);
+    assert!(try_head(&stack, BUCKET, "ended.bin").await.is_none());
+
+    // The next stream resumes from the persisted size and finishes.
+    let written = client
+        .write_object(tokio_stream::iter(resumable_messages(
+            &upload_id,
+            &data,
+            3 * PART,
+            70_000,
+            true,
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(written.persisted_size, None);
+    assert_eq!(written.size as usize, data.len());
+    assert_eq!(written.crc64ecma, crc64(&data));
+    assert!(read_all(&stack, BUCKET, "ended.bin", "").await == data);
+    stack.assert_no_leftover_uploads().await;
+
+    // A non-resumable stream that ends unfinished still writes nothing.
+    let status = write_chunks_unfinished(&mut client, &data[..2 * PART]).await;
+    assert_invalid(&status, "finish_write");
+    assert!(try_head(&stack, BUCKET, "unfinished.bin").await.is_none());
+    stack.assert_no_leftover_uploads().await;
+    stack.stop().await;
+}
+
+/// A multipart-sized WriteObject of `data` that never sends finish_write.
+async fn write_chunks_unfinished(
+    client: &mut proto::object_service_client::ObjectServiceClient<tonic::transport::Channel>,
+    data: &[u8],
+) -> tonic::Status {
+    let mut messages = write_messages(spec(BUCKET, "unfinished.bin"), data, PART / 2);
+    messages.last_mut().unwrap().finish_write = false;
+    client
+        .write_object(tokio_stream::iter(messages))
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn a_resumable_write_survives_a_dropped_stream() {
     let stack = multipart_stack().await;
