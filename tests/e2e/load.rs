@@ -365,6 +365,8 @@ async fn write_streams_the_budget_cannot_hold_are_refused_at_once_and_retried() 
         })
         .await
         .unwrap();
+    // Closing the stream is what lets the gateway answer (data after finish_write is refused).
+    drop(first);
     let written = first_call.await.unwrap().unwrap().into_inner();
     assert_eq!(written.size as usize, 3 * PART + 1);
     // Now the refused write gets in, as a client retrying after RetryInfo would.
