@@ -2,8 +2,8 @@
 //!
 //! Every wire URL is generated here from the caller's own model (bucket,
 //! decoded key, decoded query pairs), with the same rules the signer uses
-//! (`oss-protocol.md` section 10), so the server's decoding always agrees with
-//! the signature.
+//! (`docs/oss-protocol.md`, "Rules ossgate's signer follows"), so the server's
+//! decoding always agrees with the signature.
 
 use std::fmt;
 use std::net::IpAddr;

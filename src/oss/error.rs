@@ -128,7 +128,8 @@ pub fn classify(http_status: u16, code: &str) -> (OssErrorKind, bool) {
         | "SignatureDoesNotMatch"
         | "InvalidSecurityToken"
         | "SecurityTokenExpired" => Some((K::Unauthenticated, false)),
-        // Retryable once the clock offset is corrected (oss-protocol.md section 10).
+        // Retryable once the clock offset is corrected (docs/oss-protocol.md, "Rules ossgate's
+        // signer follows").
         "RequestTimeTooSkewed" => Some((K::Unauthenticated, true)),
         "SlowDown"
         | "TooManyRequests"
@@ -332,7 +333,7 @@ mod tests {
     use OssErrorKind as K;
     use http::HeaderValue;
 
-    /// Every code of oss-protocol.md section 4, with its documented status.
+    /// Every code of docs/oss-protocol.md, "Errors", with its documented status.
     #[test]
     fn classification_table_covers_protocol_section_4() {
         let table: &[(u16, &str, OssErrorKind, bool)] = &[

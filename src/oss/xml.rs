@@ -287,7 +287,7 @@ pub struct ListMultipartUploadsResult {
 mod tests {
     use super::*;
 
-    /// DOC-ERR example body (oss-protocol.md section 4).
+    /// The example body of OSS's "Error responses" page (docs/oss-protocol.md, "Errors").
     const DOC_ERR: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Error>
   <Code>MissingArgument</Code>

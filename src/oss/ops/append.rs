@@ -1,4 +1,4 @@
-//! AppendObject (oss-protocol.md 5.7).
+//! AppendObject (docs/oss-protocol.md, "AppendObject").
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};

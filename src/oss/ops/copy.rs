@@ -1,4 +1,4 @@
-//! CopyObject (oss-protocol.md 5.6), and the copy-source pieces UploadPartCopy
+//! CopyObject (docs/oss-protocol.md, "CopyObject"), and the copy-source pieces UploadPartCopy
 //! shares with it: [`CopySource`] and [`CopySourceConditions`].
 
 use std::time::SystemTime;
@@ -299,7 +299,7 @@ pub fn parse_copy_object(
 
 impl Client {
     /// CopyObject: copies `input.source` to `input.bucket`/`input.key` in one
-    /// request (OSS's size limits apply, see oss-protocol.md section 3; use
+    /// request (OSS's size limits apply, see docs/oss-protocol.md, "Limits"; use
     /// UploadPartCopy above them). Retried like any body-less request.
     pub async fn copy_object(&self, input: &CopyObjectInput) -> Result<CopyObjectOutput, OssError> {
         let resp = self.send(&build_copy_object(input)).await?;

@@ -1,4 +1,4 @@
-//! Multipart uploads (oss-protocol.md 5.8–5.13): InitiateMultipartUpload,
+//! Multipart uploads (docs/oss-protocol.md, "Multipart uploads"): InitiateMultipartUpload,
 //! UploadPart, UploadPartCopy, CompleteMultipartUpload, AbortMultipartUpload,
 //! ListParts, and ListMultipartUploads for a bucket.
 //!
@@ -987,7 +987,7 @@ pub(crate) mod capture_sign {
     }
 
     /// `req` plus the empty-body `Content-MD5` pyv2 adds to body-less requests
-    /// (oss-protocol.md section 11 item 4): everything else is ours.
+    /// (docs/oss-protocol.md, "Where the SDKs disagree"): everything else is ours.
     pub fn with_pyv2_empty_md5(req: &OssRequest) -> OssRequest {
         let mut r = req.clone();
         r.headers

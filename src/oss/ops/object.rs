@@ -1,4 +1,5 @@
-//! PutObject, GetObject, HeadObject and DeleteObject (oss-protocol.md 5.1–5.5).
+//! PutObject, GetObject, HeadObject and DeleteObject (docs/oss-protocol.md, "PutObject,
+//! GetObject, HeadObject, DeleteObject").
 
 use std::pin::Pin;
 use std::time::SystemTime;

@@ -1,4 +1,4 @@
-//! PutSymlink and GetSymlink (oss-protocol.md 5.14–5.15).
+//! PutSymlink and GetSymlink (docs/oss-protocol.md, "PutSymlink and GetSymlink").
 
 use std::time::SystemTime;
 

@@ -1,4 +1,5 @@
-//! PutObjectTagging, GetObjectTagging, DeleteObjectTagging (oss-protocol.md 5.16–5.18).
+//! PutObjectTagging, GetObjectTagging, DeleteObjectTagging (docs/oss-protocol.md, "Object
+//! tagging").
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
