@@ -1,4 +1,4 @@
-"""Fixtures for the deploy tests (see the README, "Validating the deployment")."""
+"""Fixtures for the deploy tests (see deploy/README.md, "Validating the deployment")."""
 
 import pytest
 
