@@ -225,9 +225,12 @@ async fn many_concurrent_uploads_all_finish_within_the_pod_memory_limit() {
     const UPLOADS: usize = 256;
     const OBJECT: usize = 16 * MIB;
     const MESSAGE: usize = MIB;
-    // Bounds chosen far above what a healthy run shows and far below "hangs".
-    const TEST_LIMIT: Duration = Duration::from_secs(120);
-    const UNARY_LIMIT: Duration = Duration::from_secs(3);
+    // Bounds chosen far above what a healthy run shows and far below "hangs" (the base commit
+    // finished none in 120 s and never answered a unary call). Healthy runs of this debug build
+    // next to the rest of the e2e suite on 2 cores: 77 to 112 s, slowest unary 1.1 s; with the
+    // machine also compiling (load average 13): 70 of 256 in 120 s, slowest unary 4.8 s.
+    const TEST_LIMIT: Duration = Duration::from_secs(300);
+    const UNARY_LIMIT: Duration = Duration::from_secs(8);
 
     let emulator = start_emulator(credentials()).await;
     let gateway = GatewayProcess::start(&emulator, &[]).await;
