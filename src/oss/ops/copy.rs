@@ -1,11 +1,15 @@
-//! CopyObject (docs/oss-protocol.md, "CopyObject"), and the copy-source pieces UploadPartCopy
-//! shares with it: [`CopySource`] and [`CopySourceConditions`].
+//! The copies: CopyObject (docs/oss-protocol.md, "CopyObject") and UploadPartCopy, and the
+//! copy-source pieces they share: [`CopySource`] and [`CopySourceConditions`]. UploadPartCopy
+//! lives here rather than with the multipart uploads so the dependency runs one way: copies use
+//! the multipart upload ID, multipart uploads know nothing of copies.
 
 use std::time::SystemTime;
 
 use http::{HeaderMap, Method};
 
-use super::{ContentHeaders, OssRequest, Resp, WriteHeaders};
+use super::multipart::{MultipartUploadId, check_part_number, no_body, non_empty};
+use super::object::ByteRange;
+use super::{ContentHeaders, OssRequest, Resp, WriteHeaders, parse_iso_time};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
 };
@@ -199,7 +203,7 @@ pub struct CopyObjectOutput {
 /// them the replacing metadata/content headers or tags.
 pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
     let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
-    super::multipart::no_body(&mut req);
+    no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
     let replace_metadata = input.metadata_directive == MetadataDirective::Replace;
     let replace_tags = input.tagging_directive == TaggingDirective::Replace;
@@ -236,14 +240,6 @@ pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
     }
     input.conditions.push_to(&mut req);
     req
-}
-
-/// Parses an ISO 8601 / RFC 3339 time from an XML result; `None` if unparsable.
-pub(crate) fn parse_iso_time(s: Option<&str>) -> Option<SystemTime> {
-    let s = s?.trim();
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(SystemTime::from)
 }
 
 /// Parses a `<CopyObjectResult>`/`<CopyPartResult>` body (`root` names which);
@@ -297,6 +293,88 @@ pub fn parse_copy_object(
     })
 }
 
+// ---------------------------------------------------------------- UploadPartCopy
+
+/// Input of UploadPartCopy: one part copied from an existing object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadPartCopyInput {
+    /// The upload.
+    pub upload: MultipartUploadId,
+    /// 1..=10000.
+    pub part_number: u32,
+    /// The object to read.
+    pub source: CopySource,
+    /// Bytes of the source to copy (`x-oss-copy-source-range`, inclusive);
+    /// `None` = the whole source.
+    pub range: Option<ByteRange>,
+    /// Conditions on the source.
+    pub conditions: CopySourceConditions,
+}
+
+impl UploadPartCopyInput {
+    /// Part `part_number` of `upload` = the whole of `source`.
+    pub fn new(upload: MultipartUploadId, part_number: u32, source: CopySource) -> Self {
+        UploadPartCopyInput {
+            upload,
+            part_number,
+            source,
+            range: None,
+            conditions: CopySourceConditions::default(),
+        }
+    }
+}
+
+/// Result of UploadPartCopy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadPartCopyOutput {
+    /// The part's ETag (XML body, else the `ETag` header).
+    pub etag: String,
+    /// `LastModified` from the XML body.
+    pub last_modified: Option<SystemTime>,
+    /// `x-oss-copy-source-version-id`: the source version read.
+    pub source_version_id: Option<VersionId>,
+    /// `x-oss-hash-crc64ecma` of the part, when OSS sent it.
+    pub crc64: Option<u64>,
+    /// `x-oss-request-id`.
+    pub request_id: Option<String>,
+}
+
+/// Builds `PUT /{key}?partNumber={n}&uploadId={id}` with `x-oss-copy-source`,
+/// the optional range and the source conditions; no body.
+pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
+    let part = input.part_number.to_string();
+    let mut req = input
+        .upload
+        .request(Method::PUT, &[("partNumber", part.as_str())]);
+    no_body(&mut req);
+    req.header_set("x-oss-copy-source", input.source.header_value());
+    if let Some(range) = &input.range {
+        req.header_set("x-oss-copy-source-range", range.header_value());
+    }
+    input.conditions.push_to(&mut req);
+    req
+}
+
+/// Parses an UploadPartCopy success (headers and `<CopyPartResult>`).
+pub fn parse_upload_part_copy(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<UploadPartCopyOutput, OssError> {
+    let r = Resp::new(status, headers);
+    let doc = parse_copy_result(&r, body, "CopyPartResult")?;
+    let etag = non_empty(doc.etag)
+        .or_else(|| r.etag())
+        .ok_or_else(|| r.invalid("UploadPartCopy response without an ETag"))?;
+    Ok(UploadPartCopyOutput {
+        etag,
+        last_modified: parse_iso_time(doc.last_modified.as_deref()),
+        source_version_id: source_version_id(&r)?,
+        crc64: r.crc64()?,
+        request_id: r.request_id(),
+    })
+}
+
 impl Client {
     /// CopyObject: copies `input.source` to `input.bucket`/`input.key` in one
     /// request (OSS's size limits apply, see docs/oss-protocol.md, "Limits"; use
@@ -307,6 +385,28 @@ impl Client {
         let headers = resp.headers().clone();
         let body = read_body(resp, MAX_XML_BODY).await?;
         parse_copy_object(status, &headers, &body)
+    }
+
+    /// UploadPartCopy: one part copied from an existing object (or a range of it).
+    pub async fn upload_part_copy(
+        &self,
+        input: &UploadPartCopyInput,
+    ) -> Result<UploadPartCopyOutput, OssError> {
+        input.upload.check()?;
+        check_part_number(input.part_number)?;
+        if let Some(range) = &input.range
+            && range.end.is_some_and(|end| end < range.start)
+        {
+            return Err(OssError::invalid_argument(format!(
+                "copy range {} ends before it starts",
+                range.header_value()
+            )));
+        }
+        let resp = self.send(&build_upload_part_copy(input)).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = read_body(resp, MAX_XML_BODY).await?;
+        parse_upload_part_copy(status, &headers, &body)
     }
 }
 
@@ -564,6 +664,94 @@ mod tests {
         }
         let err =
             parse_copy_object(200, &headers(&[("x-oss-hash-crc64ecma", "nope")]), b"").unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+    }
+
+    const UPLOAD: &str = "0004B9895DBBB6EC98E36B8A5A7F3E21";
+
+    fn upload() -> MultipartUploadId {
+        MultipartUploadId::new(bucket(), key("multipart/big.bin"), UPLOAD)
+    }
+
+    #[test]
+    fn upload_part_copy_matches_pyv2_capture() {
+        let mut input = UploadPartCopyInput::new(
+            upload(),
+            4,
+            CopySource {
+                bucket: bucket(),
+                key: key("src/large.bin"),
+                version_id: Some(version()),
+            },
+        );
+        input.range = Some(ByteRange {
+            start: 0,
+            end: Some(102_399),
+        });
+        let req = build_upload_part_copy(&input);
+        assert_eq!(req.method, Method::PUT);
+        assert_eq!(
+            req.query,
+            owned(&[("partNumber", "4"), ("uploadId", UPLOAD)])
+        );
+        assert_eq!(req.payload, Payload::Empty);
+        assert_eq!(
+            sorted(&req),
+            owned(&[
+                (
+                    "x-oss-copy-source",
+                    &format!("/examplebucket/src/large.bin?versionId={CAPTURE_VERSION}")
+                ),
+                ("x-oss-copy-source-range", "bytes=0-102399"),
+                ("content-length", "0"),
+            ])
+        );
+        let pyv2 = with_pyv2_empty_md5(&req);
+        assert_eq!(
+            signature(&pyv2, V4),
+            "f996802229b18f4e6f4f5fb371b3eea03be3b0eb16e9c736efceedd8ce8ca24d"
+        );
+        assert_eq!(signature(&pyv2, V1), "AnQ6HEJSu0ZSwOpzkSWYRnOCnvM=");
+    }
+
+    #[test]
+    fn upload_part_copy_preconditions_and_result() {
+        let mut input =
+            UploadPartCopyInput::new(upload(), 1, CopySource::new(bucket(), key("a b")));
+        input.conditions.if_match = Some("\"E\"".into());
+        input.conditions.if_unmodified_since =
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_736_929_800));
+        let req = build_upload_part_copy(&input);
+        assert_eq!(
+            req.header("x-oss-copy-source"),
+            Some("/examplebucket/a%20b")
+        );
+        assert_eq!(req.header("x-oss-copy-source-range"), None);
+        assert_eq!(req.header("x-oss-copy-source-if-match"), Some("\"E\""));
+        assert_eq!(
+            req.header("x-oss-copy-source-if-unmodified-since"),
+            Some("Wed, 15 Jan 2025 08:30:00 GMT")
+        );
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<CopyPartResult><LastModified>2025-01-15T08:30:00.000Z</LastModified><ETag>"5B3C1A2E053D763E1B002CC607C5A0FE"</ETag></CopyPartResult>"#;
+        let out = parse_upload_part_copy(
+            200,
+            &headers(&[("x-oss-copy-source-version-id", "SV"), ("etag", "\"H\"")]),
+            body,
+        )
+        .unwrap();
+        assert_eq!(out.etag, "\"5B3C1A2E053D763E1B002CC607C5A0FE\"");
+        assert!(out.last_modified.is_some());
+        assert_eq!(
+            out.source_version_id.as_ref().map(|v| v.as_str()),
+            Some("SV")
+        );
+        let out = parse_upload_part_copy(200, &headers(&[("etag", "\"H\"")]), b"").unwrap();
+        assert_eq!(out.etag, "\"H\"");
+        let err = parse_upload_part_copy(200, &HeaderMap::new(), b"<CopyPartResult/>").unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+        let err =
+            parse_upload_part_copy(200, &HeaderMap::new(), b"<CopyObjectResult/>").unwrap_err();
         assert_eq!(err.kind, OssErrorKind::InvalidResponse);
     }
 }
