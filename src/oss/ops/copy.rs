@@ -19,43 +19,51 @@ use crate::oss::error::OssError;
 use crate::oss::sign::http_date;
 use crate::oss::xml::{CopyResult, parse_document};
 
-/// How a copy treats the source's user metadata and content headers
-/// (`x-oss-metadata-directive`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum MetadataDirective {
-    /// The destination gets the source's metadata and content headers (OSS's default).
+/// Where a copy's destination gets its tags (`x-oss-tagging-directive`). Tags exist only
+/// under `Replace`, so a request cannot carry tags that the directive would ignore.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CopyTagging {
+    /// The source's tags (OSS's default).
     #[default]
     Copy,
-    /// The destination gets the metadata and content headers of the request.
-    Replace,
+    /// This set (empty = no tags, sent as an empty `x-oss-tagging` value).
+    Replace(TagSet),
 }
 
-impl MetadataDirective {
-    /// The wire value: `COPY` or `REPLACE` (upper case, unlike [`TaggingDirective`]).
-    pub fn as_str(self) -> &'static str {
+impl CopyTagging {
+    /// The directive's wire value: `Copy` or `Replace` (capitalised, unlike
+    /// [`CopyMetadata::directive`]).
+    pub fn directive(&self) -> &'static str {
         match self {
-            MetadataDirective::Copy => "COPY",
-            MetadataDirective::Replace => "REPLACE",
+            CopyTagging::Copy => "Copy",
+            CopyTagging::Replace(_) => "Replace",
         }
     }
 }
 
-/// How a copy treats the source's tags (`x-oss-tagging-directive`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum TaggingDirective {
-    /// The destination gets the source's tags (OSS's default).
+/// Where a copy's destination gets its user metadata and content headers
+/// (`x-oss-metadata-directive`); they exist only under `Replace`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CopyMetadata {
+    /// The source's (OSS's default).
     #[default]
     Copy,
-    /// The destination gets the tags of the request (possibly none).
-    Replace,
+    /// These.
+    Replace {
+        /// The complete user metadata.
+        metadata: UserMetadata,
+        /// The content headers.
+        content: ContentHeaders,
+    },
 }
 
-impl TaggingDirective {
-    /// The wire value: `Copy` or `Replace` (capitalised, unlike [`MetadataDirective`]).
-    pub fn as_str(self) -> &'static str {
+impl CopyMetadata {
+    /// The directive's wire value: `COPY` or `REPLACE` (upper case, unlike
+    /// [`CopyTagging::directive`]).
+    pub fn directive(&self) -> &'static str {
         match self {
-            TaggingDirective::Copy => "Copy",
-            TaggingDirective::Replace => "Replace",
+            CopyMetadata::Copy => "COPY",
+            CopyMetadata::Replace { .. } => "REPLACE",
         }
     }
 }
@@ -138,19 +146,10 @@ pub struct CopyObjectInput {
     pub bucket: BucketName,
     /// The destination key (may equal the source: an in-place metadata edit).
     pub key: ObjectKey,
-    /// Whether [`Self::metadata`] and [`Self::content`] replace the source's.
-    pub metadata_directive: MetadataDirective,
-    /// With [`MetadataDirective::Replace`]: the destination's complete user
-    /// metadata. Not sent under `Copy`.
-    pub metadata: UserMetadata,
-    /// With [`MetadataDirective::Replace`]: the destination's content headers.
-    /// Not sent under `Copy`.
-    pub content: ContentHeaders,
-    /// Whether [`Self::tags`] replace the source's tags.
-    pub tagging_directive: TaggingDirective,
-    /// With [`TaggingDirective::Replace`]: the destination's complete tag set;
-    /// empty = no tags (sent as an empty `x-oss-tagging` value). Not sent under `Copy`.
-    pub tags: TagSet,
+    /// The destination's user metadata and content headers.
+    pub metadata: CopyMetadata,
+    /// The destination's tags.
+    pub tagging: CopyTagging,
     /// `x-oss-storage-class` of the destination; `None` = the bucket's default.
     pub storage_class: Option<StorageClass>,
     /// `x-oss-object-acl` of the destination; `None` = inherit from the bucket.
@@ -168,11 +167,8 @@ impl CopyObjectInput {
             source,
             bucket,
             key,
-            metadata_directive: MetadataDirective::Copy,
-            metadata: UserMetadata::empty(),
-            content: ContentHeaders::default(),
-            tagging_directive: TaggingDirective::Copy,
-            tags: TagSet::empty(),
+            metadata: CopyMetadata::Copy,
+            tagging: CopyTagging::Copy,
             storage_class: None,
             acl: None,
             forbid_overwrite: false,
@@ -205,34 +201,30 @@ pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
     let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
     no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
-    let replace_metadata = input.metadata_directive == MetadataDirective::Replace;
-    let replace_tags = input.tagging_directive == TaggingDirective::Replace;
-    if replace_metadata {
-        req.header_set(
-            "x-oss-metadata-directive",
-            MetadataDirective::Replace.as_str(),
-        );
-        input.content.push_to(&mut req);
-    }
     let no_metadata = UserMetadata::empty();
+    let metadata = match &input.metadata {
+        CopyMetadata::Copy => &no_metadata,
+        CopyMetadata::Replace { metadata, content } => {
+            req.header_set("x-oss-metadata-directive", input.metadata.directive());
+            content.push_to(&mut req);
+            metadata
+        }
+    };
     let no_tags = TagSet::empty();
+    let tags = match &input.tagging {
+        CopyTagging::Copy => &no_tags,
+        CopyTagging::Replace(tags) => tags,
+    };
     req.write_headers(WriteHeaders {
-        metadata: if replace_metadata {
-            &input.metadata
-        } else {
-            &no_metadata
-        },
-        tags: if replace_tags { &input.tags } else { &no_tags },
+        metadata,
+        tags,
         storage_class: input.storage_class,
         acl: input.acl,
         forbid_overwrite: input.forbid_overwrite,
     });
-    if replace_tags {
-        req.header_set(
-            "x-oss-tagging-directive",
-            TaggingDirective::Replace.as_str(),
-        );
-        if input.tags.is_empty() {
+    if let CopyTagging::Replace(tags) = &input.tagging {
+        req.header_set("x-oss-tagging-directive", input.tagging.directive());
+        if tags.is_empty() {
             // write_headers omits an empty set; Replace needs the (empty) header
             // so the destination ends up with no tags.
             req.header_set("x-oss-tagging", "");
@@ -427,22 +419,29 @@ mod tests {
             bucket(),
             key("dest/copy.txt"),
         );
-        input.metadata_directive = MetadataDirective::Replace;
-        input.metadata = UserMetadata::from_pairs([("author", "bob")]).unwrap();
-        input.content.content_type = Some("text/plain".into());
-        input.tagging_directive = TaggingDirective::Replace;
-        input.tags = TagSet::from_pairs([("status", "copied")]).unwrap();
+        input.metadata = CopyMetadata::Replace {
+            metadata: UserMetadata::from_pairs([("author", "bob")]).unwrap(),
+            content: ContentHeaders {
+                content_type: Some("text/plain".into()),
+                ..ContentHeaders::default()
+            },
+        };
+        input.tagging = CopyTagging::Replace(TagSet::from_pairs([("status", "copied")]).unwrap());
         input
     }
 
     #[test]
     fn directive_wire_values() {
-        assert_eq!(MetadataDirective::Copy.as_str(), "COPY");
-        assert_eq!(MetadataDirective::Replace.as_str(), "REPLACE");
-        assert_eq!(TaggingDirective::Copy.as_str(), "Copy");
-        assert_eq!(TaggingDirective::Replace.as_str(), "Replace");
-        assert_eq!(MetadataDirective::default(), MetadataDirective::Copy);
-        assert_eq!(TaggingDirective::default(), TaggingDirective::Copy);
+        let replace_metadata = CopyMetadata::Replace {
+            metadata: UserMetadata::empty(),
+            content: ContentHeaders::default(),
+        };
+        assert_eq!(CopyMetadata::Copy.directive(), "COPY");
+        assert_eq!(replace_metadata.directive(), "REPLACE");
+        assert_eq!(CopyTagging::Copy.directive(), "Copy");
+        assert_eq!(CopyTagging::Replace(TagSet::empty()).directive(), "Replace");
+        assert_eq!(CopyMetadata::default(), CopyMetadata::Copy);
+        assert_eq!(CopyTagging::default(), CopyTagging::Copy);
     }
 
     #[test]
@@ -485,9 +484,13 @@ mod tests {
             bucket(),
             key("docs/report.txt"),
         );
-        input.metadata_directive = MetadataDirective::Replace;
-        input.metadata = UserMetadata::from_pairs([("reviewed", "yes")]).unwrap();
-        input.content.content_type = Some("text/plain".into());
+        input.metadata = CopyMetadata::Replace {
+            metadata: UserMetadata::from_pairs([("reviewed", "yes")]).unwrap(),
+            content: ContentHeaders {
+                content_type: Some("text/plain".into()),
+                ..ContentHeaders::default()
+            },
+        };
         let req = build_copy_object(&input);
         assert_eq!(
             sorted(&req),
@@ -510,8 +513,8 @@ mod tests {
     #[test]
     fn copy_directive_sends_no_metadata_or_tags() {
         let mut input = capture_copy_input();
-        input.metadata_directive = MetadataDirective::Copy;
-        input.tagging_directive = TaggingDirective::Copy;
+        input.metadata = CopyMetadata::Copy;
+        input.tagging = CopyTagging::Copy;
         let req = build_copy_object(&input);
         assert_eq!(
             sorted(&req),
@@ -529,7 +532,7 @@ mod tests {
     fn replace_with_empty_tag_set_sends_empty_tagging_header() {
         let mut input =
             CopyObjectInput::new(CopySource::new(bucket(), key("a")), bucket(), key("b"));
-        input.tagging_directive = TaggingDirective::Replace;
+        input.tagging = CopyTagging::Replace(TagSet::empty());
         let req = build_copy_object(&input);
         assert_eq!(req.header("x-oss-tagging-directive"), Some("Replace"));
         assert_eq!(req.header("x-oss-tagging"), Some(""));
@@ -783,7 +786,7 @@ mod send_tests {
             bucket,
             ObjectKey::parse("dst.txt").unwrap(),
         );
-        input.tagging_directive = TaggingDirective::Replace;
+        input.tagging = CopyTagging::Replace(TagSet::empty());
         let out = client.copy_object(&input).await.unwrap();
         assert_eq!(out.etag.as_deref(), Some("\"C\""));
         assert_eq!(

@@ -13,8 +13,8 @@ pub mod tagging;
 
 pub use append::{AppendObjectInput, AppendObjectOutput};
 pub use copy::{
-    CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, MetadataDirective,
-    TaggingDirective, UploadPartCopyInput, UploadPartCopyOutput,
+    CopyMetadata, CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, CopyTagging,
+    UploadPartCopyInput, UploadPartCopyOutput,
 };
 pub use multipart::{
     AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
