@@ -8,8 +8,8 @@ use ossgate::model::{BucketName, ObjectKey, TagSet, UserMetadata, crc64, crc64_c
 use ossgate::oss::sign::SignatureVersion;
 use ossgate::oss::{
     AppendObjectInput, ByteRange, Client, CompleteMultipartUploadInput, CompleteParts,
-    CompletedPart, CopyObjectInput, CopySource, InitiateMultipartUploadInput, MetadataDirective,
-    ObjectId, OssErrorKind, TaggingDirective, UploadPartCopyInput, UploadPartInput,
+    CompletedPart, ContentHeaders, CopyMetadata, CopyObjectInput, CopySource, CopyTagging,
+    InitiateMultipartUploadInput, ObjectId, OssErrorKind, UploadPartCopyInput, UploadPartInput,
 };
 use support::{BUCKET, oss_client, read_all};
 
@@ -198,11 +198,14 @@ async fn run(version: SignatureVersion) {
         bucket.clone(),
         dest.clone(),
     );
-    copy.metadata_directive = MetadataDirective::Replace;
-    copy.metadata = UserMetadata::from_pairs([("copied", "yes")]).unwrap();
-    copy.content.content_type = Some("text/x-log".into());
-    copy.tagging_directive = TaggingDirective::Replace;
-    copy.tags = TagSet::empty();
+    copy.metadata = CopyMetadata::Replace {
+        metadata: UserMetadata::from_pairs([("copied", "yes")]).unwrap(),
+        content: ContentHeaders {
+            content_type: Some("text/x-log".into()),
+            ..ContentHeaders::default()
+        },
+    };
+    copy.tagging = CopyTagging::Replace(TagSet::empty());
     copy.conditions.if_match = head_etag(&client, &bucket, &key).await;
     client.copy_object(&copy).await.unwrap();
     let head = client

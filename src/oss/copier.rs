@@ -54,13 +54,12 @@ use tracing::{info, warn};
 
 use super::upload::{MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, abort_upload, initiate_upload};
 use super::{
-    ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, ContentHeaders,
-    CopySource, CopySourceConditions, InitiateMultipartUploadInput, MultipartUploadId, ObjectHead,
-    ObjectId, OssError, OssErrorKind, PutObjectTaggingInput, UploadPartCopyInput,
+    ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, CopyMetadata,
+    CopySource, CopySourceConditions, CopyTagging, InitiateMultipartUploadInput, MultipartUploadId,
+    ObjectHead, ObjectId, OssError, OssErrorKind, PutObjectTaggingInput, UploadPartCopyInput,
 };
 use crate::model::{
-    BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, UserMetadata, VersionId,
-    crc64_combine,
+    BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, VersionId, crc64_combine,
 };
 
 /// How multipart copies run.
@@ -85,29 +84,6 @@ impl Default for CopyOptions {
             retry_base: Duration::from_millis(500),
         }
     }
-}
-
-/// Where the destination's tags come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CopyTagging {
-    /// Exactly the source's tags (read from the pinned source version, re-checked at the end).
-    Copy,
-    /// This set (empty = no tags).
-    Replace(TagSet),
-}
-
-/// Where the destination's user metadata and content headers come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CopyMetadata {
-    /// The source's (from its HeadObject).
-    Copy,
-    /// These.
-    Replace {
-        /// The complete user metadata.
-        metadata: UserMetadata,
-        /// The content headers.
-        content: ContentHeaders,
-    },
 }
 
 /// One multipart copy.
@@ -583,6 +559,8 @@ async fn copy_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::UserMetadata;
+    use crate::oss::ContentHeaders;
 
     #[test]
     fn part_copy_rounds_use_the_label_of_their_http_attempts() {

@@ -21,11 +21,11 @@ pub use ops::object::ObjectId;
 pub use ops::{
     AbortMultipartUploadOutput, AppendObjectInput, AppendObjectOutput,
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CompleteParts, CompletedPart,
-    CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions,
+    CopyMetadata, CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, CopyTagging,
     InitiateMultipartUploadInput, InitiateMultipartUploadOutput, ListMultipartUploadsInput,
-    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MetadataDirective,
-    MultipartUpload, MultipartUploadId, Part, TaggingDirective, UploadPartCopyInput,
-    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MultipartUpload,
+    MultipartUploadId, Part, UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput,
+    UploadPartOutput,
 };
 pub use ops::{
     ByteRange, ByteStream, ContentHeaders, ContentRange, DeleteObjectInput, DeleteObjectOutput,

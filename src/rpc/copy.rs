@@ -26,9 +26,9 @@ use crate::{
     config::CopySettings,
     model::{ObjectType, UserMetadata},
     oss::{
-        Client, ContentHeaders, CopyObjectInput, CopySource, CopySourceConditions,
-        MetadataDirective, ObjectId, OssErrorKind, TaggingDirective,
-        copier::{self, CopyMetadata, CopyOptions, CopyTagging, MultipartCopyRequest},
+        Client, ContentHeaders, CopyMetadata, CopyObjectInput, CopySource, CopySourceConditions,
+        CopyTagging, ObjectId, OssErrorKind,
+        copier::{self, CopyOptions, MultipartCopyRequest},
     },
     proto,
 };
@@ -216,21 +216,8 @@ fn plan(req: &proto::CopyObjectRequest) -> Result<CopyPlan, Status> {
         let tagging = tagging?;
         let metadata = metadata?;
         let mut input = CopyObjectInput::new(source.clone(), bucket?, key?);
-        match &tagging {
-            CopyTagging::Copy => input.tagging_directive = TaggingDirective::Copy,
-            CopyTagging::Replace(tags) => {
-                input.tagging_directive = TaggingDirective::Replace;
-                input.tags = tags.clone();
-            }
-        }
-        match &metadata {
-            CopyMetadata::Copy => input.metadata_directive = MetadataDirective::Copy,
-            CopyMetadata::Replace { metadata, content } => {
-                input.metadata_directive = MetadataDirective::Replace;
-                input.metadata = metadata.clone();
-                input.content = content.clone();
-            }
-        }
+        input.tagging = tagging.clone();
+        input.metadata = metadata.clone();
         input.storage_class = storage_class?;
         input.acl = acl?;
         input.forbid_overwrite = req.forbid_overwrite;
@@ -478,16 +465,14 @@ pub async fn update_metadata(
     source.version_id = head.version_id.clone();
     let mut input = CopyObjectInput::new(source, object.bucket.clone(), object.key.clone());
     input.conditions.if_match = head.etag.clone();
-    input.metadata_directive = MetadataDirective::Replace;
-    input.metadata = edited_metadata(head.metadata, metadata, &edit)?;
-    input.content = edited_content(head.content, content, &edit);
-    match tags {
-        None => input.tagging_directive = TaggingDirective::Copy,
-        Some(tags) => {
-            input.tagging_directive = TaggingDirective::Replace;
-            input.tags = tags;
-        }
-    }
+    input.metadata = CopyMetadata::Replace {
+        metadata: edited_metadata(head.metadata, metadata, &edit)?,
+        content: edited_content(head.content, content, &edit),
+    };
+    input.tagging = match tags {
+        None => CopyTagging::Copy,
+        Some(tags) => CopyTagging::Replace(tags),
+    };
     trail.read_before(client, &object).await;
     let out = client.copy_object(&input).await.map_err(|err| {
         if err.kind == OssErrorKind::PreconditionFailed {
@@ -547,8 +532,8 @@ mod tests {
         let plan = plan(&request()).unwrap();
         assert_eq!(plan.tagging, CopyTagging::Copy);
         assert_eq!(plan.metadata, CopyMetadata::Copy);
-        assert_eq!(plan.input.tagging_directive, TaggingDirective::Copy);
-        assert_eq!(plan.input.metadata_directive, MetadataDirective::Copy);
+        assert_eq!(plan.input.tagging, CopyTagging::Copy);
+        assert_eq!(plan.input.metadata, CopyMetadata::Copy);
         assert_eq!(plan.input.conditions, CopySourceConditions::default());
     }
 
@@ -562,7 +547,10 @@ mod tests {
         assert_eq!(p.tagging, CopyTagging::Replace(TagSet::empty()));
         r.tagging = Some(tagging(&[("a+b-c=d._:/ é", "v 1/2")]));
         let p = plan(&r).unwrap();
-        assert_eq!(p.input.tags.get("a+b-c=d._:/ é"), Some("v 1/2"));
+        let CopyTagging::Replace(tags) = &p.input.tagging else {
+            panic!("REPLACE gives replacing tags")
+        };
+        assert_eq!(tags.get("a+b-c=d._:/ é"), Some("v 1/2"));
         r.tagging = Some(tagging(&[("bad&key", "v")]));
         assert!(fields(&plan(&r).err().unwrap())[0].starts_with("tagging"));
         for directive in [
@@ -598,7 +586,7 @@ mod tests {
             UserMetadata::from_pairs([("owner", "x")]).unwrap()
         );
         assert_eq!(content.content_type.as_deref(), Some("text/plain"));
-        assert_eq!(p.input.metadata_directive, MetadataDirective::Replace);
+        assert_eq!(p.input.metadata.directive(), "REPLACE");
         r.metadata.insert("bad key".into(), "x".into());
         r.cache_control = "\u{7f}".into();
         let f = fields(&plan(&r).err().unwrap());

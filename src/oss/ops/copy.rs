@@ -1,11 +1,15 @@
-//! CopyObject (docs/oss-protocol.md, "CopyObject"), and the copy-source pieces UploadPartCopy
-//! shares with it: [`CopySource`] and [`CopySourceConditions`].
+//! The copies: CopyObject (docs/oss-protocol.md, "CopyObject") and UploadPartCopy, and the
+//! copy-source pieces they share: [`CopySource`] and [`CopySourceConditions`]. UploadPartCopy
+//! lives here rather than with the multipart uploads so the dependency runs one way: copies use
+//! the multipart upload ID, multipart uploads know nothing of copies.
 
 use std::time::SystemTime;
 
 use http::{HeaderMap, Method};
 
-use super::{ContentHeaders, OssRequest, Resp, WriteHeaders};
+use super::multipart::{MultipartUploadId, check_part_number, no_body, non_empty};
+use super::object::ByteRange;
+use super::{ContentHeaders, OssRequest, Resp, WriteHeaders, parse_iso_time};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
 };
@@ -15,43 +19,51 @@ use crate::oss::error::OssError;
 use crate::oss::sign::http_date;
 use crate::oss::xml::{CopyResult, parse_document};
 
-/// How a copy treats the source's user metadata and content headers
-/// (`x-oss-metadata-directive`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum MetadataDirective {
-    /// The destination gets the source's metadata and content headers (OSS's default).
+/// Where a copy's destination gets its tags (`x-oss-tagging-directive`). Tags exist only
+/// under `Replace`, so a request cannot carry tags that the directive would ignore.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CopyTagging {
+    /// The source's tags (OSS's default).
     #[default]
     Copy,
-    /// The destination gets the metadata and content headers of the request.
-    Replace,
+    /// This set (empty = no tags, sent as an empty `x-oss-tagging` value).
+    Replace(TagSet),
 }
 
-impl MetadataDirective {
-    /// The wire value: `COPY` or `REPLACE` (upper case, unlike [`TaggingDirective`]).
-    pub fn as_str(self) -> &'static str {
+impl CopyTagging {
+    /// The directive's wire value: `Copy` or `Replace` (capitalised, unlike
+    /// [`CopyMetadata::directive`]).
+    pub fn directive(&self) -> &'static str {
         match self {
-            MetadataDirective::Copy => "COPY",
-            MetadataDirective::Replace => "REPLACE",
+            CopyTagging::Copy => "Copy",
+            CopyTagging::Replace(_) => "Replace",
         }
     }
 }
 
-/// How a copy treats the source's tags (`x-oss-tagging-directive`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum TaggingDirective {
-    /// The destination gets the source's tags (OSS's default).
+/// Where a copy's destination gets its user metadata and content headers
+/// (`x-oss-metadata-directive`); they exist only under `Replace`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CopyMetadata {
+    /// The source's (OSS's default).
     #[default]
     Copy,
-    /// The destination gets the tags of the request (possibly none).
-    Replace,
+    /// These.
+    Replace {
+        /// The complete user metadata.
+        metadata: UserMetadata,
+        /// The content headers.
+        content: ContentHeaders,
+    },
 }
 
-impl TaggingDirective {
-    /// The wire value: `Copy` or `Replace` (capitalised, unlike [`MetadataDirective`]).
-    pub fn as_str(self) -> &'static str {
+impl CopyMetadata {
+    /// The directive's wire value: `COPY` or `REPLACE` (upper case, unlike
+    /// [`CopyTagging::directive`]).
+    pub fn directive(&self) -> &'static str {
         match self {
-            TaggingDirective::Copy => "Copy",
-            TaggingDirective::Replace => "Replace",
+            CopyMetadata::Copy => "COPY",
+            CopyMetadata::Replace { .. } => "REPLACE",
         }
     }
 }
@@ -134,19 +146,10 @@ pub struct CopyObjectInput {
     pub bucket: BucketName,
     /// The destination key (may equal the source: an in-place metadata edit).
     pub key: ObjectKey,
-    /// Whether [`Self::metadata`] and [`Self::content`] replace the source's.
-    pub metadata_directive: MetadataDirective,
-    /// With [`MetadataDirective::Replace`]: the destination's complete user
-    /// metadata. Not sent under `Copy`.
-    pub metadata: UserMetadata,
-    /// With [`MetadataDirective::Replace`]: the destination's content headers.
-    /// Not sent under `Copy`.
-    pub content: ContentHeaders,
-    /// Whether [`Self::tags`] replace the source's tags.
-    pub tagging_directive: TaggingDirective,
-    /// With [`TaggingDirective::Replace`]: the destination's complete tag set;
-    /// empty = no tags (sent as an empty `x-oss-tagging` value). Not sent under `Copy`.
-    pub tags: TagSet,
+    /// The destination's user metadata and content headers.
+    pub metadata: CopyMetadata,
+    /// The destination's tags.
+    pub tagging: CopyTagging,
     /// `x-oss-storage-class` of the destination; `None` = the bucket's default.
     pub storage_class: Option<StorageClass>,
     /// `x-oss-object-acl` of the destination; `None` = inherit from the bucket.
@@ -164,11 +167,8 @@ impl CopyObjectInput {
             source,
             bucket,
             key,
-            metadata_directive: MetadataDirective::Copy,
-            metadata: UserMetadata::empty(),
-            content: ContentHeaders::default(),
-            tagging_directive: TaggingDirective::Copy,
-            tags: TagSet::empty(),
+            metadata: CopyMetadata::Copy,
+            tagging: CopyTagging::Copy,
             storage_class: None,
             acl: None,
             forbid_overwrite: false,
@@ -199,36 +199,32 @@ pub struct CopyObjectOutput {
 /// them the replacing metadata/content headers or tags.
 pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
     let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
-    super::multipart::no_body(&mut req);
+    no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
-    let replace_metadata = input.metadata_directive == MetadataDirective::Replace;
-    let replace_tags = input.tagging_directive == TaggingDirective::Replace;
-    if replace_metadata {
-        req.header_set(
-            "x-oss-metadata-directive",
-            MetadataDirective::Replace.as_str(),
-        );
-        input.content.push_to(&mut req);
-    }
     let no_metadata = UserMetadata::empty();
+    let metadata = match &input.metadata {
+        CopyMetadata::Copy => &no_metadata,
+        CopyMetadata::Replace { metadata, content } => {
+            req.header_set("x-oss-metadata-directive", input.metadata.directive());
+            content.push_to(&mut req);
+            metadata
+        }
+    };
     let no_tags = TagSet::empty();
+    let tags = match &input.tagging {
+        CopyTagging::Copy => &no_tags,
+        CopyTagging::Replace(tags) => tags,
+    };
     req.write_headers(WriteHeaders {
-        metadata: if replace_metadata {
-            &input.metadata
-        } else {
-            &no_metadata
-        },
-        tags: if replace_tags { &input.tags } else { &no_tags },
+        metadata,
+        tags,
         storage_class: input.storage_class,
         acl: input.acl,
         forbid_overwrite: input.forbid_overwrite,
     });
-    if replace_tags {
-        req.header_set(
-            "x-oss-tagging-directive",
-            TaggingDirective::Replace.as_str(),
-        );
-        if input.tags.is_empty() {
+    if let CopyTagging::Replace(tags) = &input.tagging {
+        req.header_set("x-oss-tagging-directive", input.tagging.directive());
+        if tags.is_empty() {
             // write_headers omits an empty set; Replace needs the (empty) header
             // so the destination ends up with no tags.
             req.header_set("x-oss-tagging", "");
@@ -236,14 +232,6 @@ pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
     }
     input.conditions.push_to(&mut req);
     req
-}
-
-/// Parses an ISO 8601 / RFC 3339 time from an XML result; `None` if unparsable.
-pub(crate) fn parse_iso_time(s: Option<&str>) -> Option<SystemTime> {
-    let s = s?.trim();
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(SystemTime::from)
 }
 
 /// Parses a `<CopyObjectResult>`/`<CopyPartResult>` body (`root` names which);
@@ -297,6 +285,88 @@ pub fn parse_copy_object(
     })
 }
 
+// ---------------------------------------------------------------- UploadPartCopy
+
+/// Input of UploadPartCopy: one part copied from an existing object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadPartCopyInput {
+    /// The upload.
+    pub upload: MultipartUploadId,
+    /// 1..=10000.
+    pub part_number: u32,
+    /// The object to read.
+    pub source: CopySource,
+    /// Bytes of the source to copy (`x-oss-copy-source-range`, inclusive);
+    /// `None` = the whole source.
+    pub range: Option<ByteRange>,
+    /// Conditions on the source.
+    pub conditions: CopySourceConditions,
+}
+
+impl UploadPartCopyInput {
+    /// Part `part_number` of `upload` = the whole of `source`.
+    pub fn new(upload: MultipartUploadId, part_number: u32, source: CopySource) -> Self {
+        UploadPartCopyInput {
+            upload,
+            part_number,
+            source,
+            range: None,
+            conditions: CopySourceConditions::default(),
+        }
+    }
+}
+
+/// Result of UploadPartCopy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadPartCopyOutput {
+    /// The part's ETag (XML body, else the `ETag` header).
+    pub etag: String,
+    /// `LastModified` from the XML body.
+    pub last_modified: Option<SystemTime>,
+    /// `x-oss-copy-source-version-id`: the source version read.
+    pub source_version_id: Option<VersionId>,
+    /// `x-oss-hash-crc64ecma` of the part, when OSS sent it.
+    pub crc64: Option<u64>,
+    /// `x-oss-request-id`.
+    pub request_id: Option<String>,
+}
+
+/// Builds `PUT /{key}?partNumber={n}&uploadId={id}` with `x-oss-copy-source`,
+/// the optional range and the source conditions; no body.
+pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
+    let part = input.part_number.to_string();
+    let mut req = input
+        .upload
+        .request(Method::PUT, &[("partNumber", part.as_str())]);
+    no_body(&mut req);
+    req.header_set("x-oss-copy-source", input.source.header_value());
+    if let Some(range) = &input.range {
+        req.header_set("x-oss-copy-source-range", range.header_value());
+    }
+    input.conditions.push_to(&mut req);
+    req
+}
+
+/// Parses an UploadPartCopy success (headers and `<CopyPartResult>`).
+pub fn parse_upload_part_copy(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<UploadPartCopyOutput, OssError> {
+    let r = Resp::new(status, headers);
+    let doc = parse_copy_result(&r, body, "CopyPartResult")?;
+    let etag = non_empty(doc.etag)
+        .or_else(|| r.etag())
+        .ok_or_else(|| r.invalid("UploadPartCopy response without an ETag"))?;
+    Ok(UploadPartCopyOutput {
+        etag,
+        last_modified: parse_iso_time(doc.last_modified.as_deref()),
+        source_version_id: source_version_id(&r)?,
+        crc64: r.crc64()?,
+        request_id: r.request_id(),
+    })
+}
+
 impl Client {
     /// CopyObject: copies `input.source` to `input.bucket`/`input.key` in one
     /// request (OSS's size limits apply, see docs/oss-protocol.md, "Limits"; use
@@ -307,6 +377,28 @@ impl Client {
         let headers = resp.headers().clone();
         let body = read_body(resp, MAX_XML_BODY).await?;
         parse_copy_object(status, &headers, &body)
+    }
+
+    /// UploadPartCopy: one part copied from an existing object (or a range of it).
+    pub async fn upload_part_copy(
+        &self,
+        input: &UploadPartCopyInput,
+    ) -> Result<UploadPartCopyOutput, OssError> {
+        input.upload.check()?;
+        check_part_number(input.part_number)?;
+        if let Some(range) = &input.range
+            && range.end.is_some_and(|end| end < range.start)
+        {
+            return Err(OssError::invalid_argument(format!(
+                "copy range {} ends before it starts",
+                range.header_value()
+            )));
+        }
+        let resp = self.send(&build_upload_part_copy(input)).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = read_body(resp, MAX_XML_BODY).await?;
+        parse_upload_part_copy(status, &headers, &body)
     }
 }
 
@@ -327,22 +419,29 @@ mod tests {
             bucket(),
             key("dest/copy.txt"),
         );
-        input.metadata_directive = MetadataDirective::Replace;
-        input.metadata = UserMetadata::from_pairs([("author", "bob")]).unwrap();
-        input.content.content_type = Some("text/plain".into());
-        input.tagging_directive = TaggingDirective::Replace;
-        input.tags = TagSet::from_pairs([("status", "copied")]).unwrap();
+        input.metadata = CopyMetadata::Replace {
+            metadata: UserMetadata::from_pairs([("author", "bob")]).unwrap(),
+            content: ContentHeaders {
+                content_type: Some("text/plain".into()),
+                ..ContentHeaders::default()
+            },
+        };
+        input.tagging = CopyTagging::Replace(TagSet::from_pairs([("status", "copied")]).unwrap());
         input
     }
 
     #[test]
     fn directive_wire_values() {
-        assert_eq!(MetadataDirective::Copy.as_str(), "COPY");
-        assert_eq!(MetadataDirective::Replace.as_str(), "REPLACE");
-        assert_eq!(TaggingDirective::Copy.as_str(), "Copy");
-        assert_eq!(TaggingDirective::Replace.as_str(), "Replace");
-        assert_eq!(MetadataDirective::default(), MetadataDirective::Copy);
-        assert_eq!(TaggingDirective::default(), TaggingDirective::Copy);
+        let replace_metadata = CopyMetadata::Replace {
+            metadata: UserMetadata::empty(),
+            content: ContentHeaders::default(),
+        };
+        assert_eq!(CopyMetadata::Copy.directive(), "COPY");
+        assert_eq!(replace_metadata.directive(), "REPLACE");
+        assert_eq!(CopyTagging::Copy.directive(), "Copy");
+        assert_eq!(CopyTagging::Replace(TagSet::empty()).directive(), "Replace");
+        assert_eq!(CopyMetadata::default(), CopyMetadata::Copy);
+        assert_eq!(CopyTagging::default(), CopyTagging::Copy);
     }
 
     #[test]
@@ -385,9 +484,13 @@ mod tests {
             bucket(),
             key("docs/report.txt"),
         );
-        input.metadata_directive = MetadataDirective::Replace;
-        input.metadata = UserMetadata::from_pairs([("reviewed", "yes")]).unwrap();
-        input.content.content_type = Some("text/plain".into());
+        input.metadata = CopyMetadata::Replace {
+            metadata: UserMetadata::from_pairs([("reviewed", "yes")]).unwrap(),
+            content: ContentHeaders {
+                content_type: Some("text/plain".into()),
+                ..ContentHeaders::default()
+            },
+        };
         let req = build_copy_object(&input);
         assert_eq!(
             sorted(&req),
@@ -410,8 +513,8 @@ mod tests {
     #[test]
     fn copy_directive_sends_no_metadata_or_tags() {
         let mut input = capture_copy_input();
-        input.metadata_directive = MetadataDirective::Copy;
-        input.tagging_directive = TaggingDirective::Copy;
+        input.metadata = CopyMetadata::Copy;
+        input.tagging = CopyTagging::Copy;
         let req = build_copy_object(&input);
         assert_eq!(
             sorted(&req),
@@ -429,7 +532,7 @@ mod tests {
     fn replace_with_empty_tag_set_sends_empty_tagging_header() {
         let mut input =
             CopyObjectInput::new(CopySource::new(bucket(), key("a")), bucket(), key("b"));
-        input.tagging_directive = TaggingDirective::Replace;
+        input.tagging = CopyTagging::Replace(TagSet::empty());
         let req = build_copy_object(&input);
         assert_eq!(req.header("x-oss-tagging-directive"), Some("Replace"));
         assert_eq!(req.header("x-oss-tagging"), Some(""));
@@ -566,6 +669,94 @@ mod tests {
             parse_copy_object(200, &headers(&[("x-oss-hash-crc64ecma", "nope")]), b"").unwrap_err();
         assert_eq!(err.kind, OssErrorKind::InvalidResponse);
     }
+
+    const UPLOAD: &str = "0004B9895DBBB6EC98E36B8A5A7F3E21";
+
+    fn upload() -> MultipartUploadId {
+        MultipartUploadId::new(bucket(), key("multipart/big.bin"), UPLOAD)
+    }
+
+    #[test]
+    fn upload_part_copy_matches_pyv2_capture() {
+        let mut input = UploadPartCopyInput::new(
+            upload(),
+            4,
+            CopySource {
+                bucket: bucket(),
+                key: key("src/large.bin"),
+                version_id: Some(version()),
+            },
+        );
+        input.range = Some(ByteRange {
+            start: 0,
+            end: Some(102_399),
+        });
+        let req = build_upload_part_copy(&input);
+        assert_eq!(req.method, Method::PUT);
+        assert_eq!(
+            req.query,
+            owned(&[("partNumber", "4"), ("uploadId", UPLOAD)])
+        );
+        assert_eq!(req.payload, Payload::Empty);
+        assert_eq!(
+            sorted(&req),
+            owned(&[
+                (
+                    "x-oss-copy-source",
+                    &format!("/examplebucket/src/large.bin?versionId={CAPTURE_VERSION}")
+                ),
+                ("x-oss-copy-source-range", "bytes=0-102399"),
+                ("content-length", "0"),
+            ])
+        );
+        let pyv2 = with_pyv2_empty_md5(&req);
+        assert_eq!(
+            signature(&pyv2, V4),
+            "f996802229b18f4e6f4f5fb371b3eea03be3b0eb16e9c736efceedd8ce8ca24d"
+        );
+        assert_eq!(signature(&pyv2, V1), "AnQ6HEJSu0ZSwOpzkSWYRnOCnvM=");
+    }
+
+    #[test]
+    fn upload_part_copy_preconditions_and_result() {
+        let mut input =
+            UploadPartCopyInput::new(upload(), 1, CopySource::new(bucket(), key("a b")));
+        input.conditions.if_match = Some("\"E\"".into());
+        input.conditions.if_unmodified_since =
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_736_929_800));
+        let req = build_upload_part_copy(&input);
+        assert_eq!(
+            req.header("x-oss-copy-source"),
+            Some("/examplebucket/a%20b")
+        );
+        assert_eq!(req.header("x-oss-copy-source-range"), None);
+        assert_eq!(req.header("x-oss-copy-source-if-match"), Some("\"E\""));
+        assert_eq!(
+            req.header("x-oss-copy-source-if-unmodified-since"),
+            Some("Wed, 15 Jan 2025 08:30:00 GMT")
+        );
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<CopyPartResult><LastModified>2025-01-15T08:30:00.000Z</LastModified><ETag>"5B3C1A2E053D763E1B002CC607C5A0FE"</ETag></CopyPartResult>"#;
+        let out = parse_upload_part_copy(
+            200,
+            &headers(&[("x-oss-copy-source-version-id", "SV"), ("etag", "\"H\"")]),
+            body,
+        )
+        .unwrap();
+        assert_eq!(out.etag, "\"5B3C1A2E053D763E1B002CC607C5A0FE\"");
+        assert!(out.last_modified.is_some());
+        assert_eq!(
+            out.source_version_id.as_ref().map(|v| v.as_str()),
+            Some("SV")
+        );
+        let out = parse_upload_part_copy(200, &headers(&[("etag", "\"H\"")]), b"").unwrap();
+        assert_eq!(out.etag, "\"H\"");
+        let err = parse_upload_part_copy(200, &HeaderMap::new(), b"<CopyPartResult/>").unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+        let err =
+            parse_upload_part_copy(200, &HeaderMap::new(), b"<CopyObjectResult/>").unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+    }
 }
 
 #[cfg(test)]
@@ -595,7 +786,7 @@ mod send_tests {
             bucket,
             ObjectKey::parse("dst.txt").unwrap(),
         );
-        input.tagging_directive = TaggingDirective::Replace;
+        input.tagging = CopyTagging::Replace(TagSet::empty());
         let out = client.copy_object(&input).await.unwrap();
         assert_eq!(out.etag.as_deref(), Some("\"C\""));
         assert_eq!(

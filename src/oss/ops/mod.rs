@@ -13,15 +13,14 @@ pub mod tagging;
 
 pub use append::{AppendObjectInput, AppendObjectOutput};
 pub use copy::{
-    CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, MetadataDirective,
-    TaggingDirective,
+    CopyMetadata, CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, CopyTagging,
+    UploadPartCopyInput, UploadPartCopyOutput,
 };
 pub use multipart::{
     AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
     CompleteParts, CompletedPart, InitiateMultipartUploadInput, InitiateMultipartUploadOutput,
     ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
-    MultipartUpload, MultipartUploadId, Part, UploadPartCopyInput, UploadPartCopyOutput,
-    UploadPartInput, UploadPartOutput,
+    MultipartUpload, MultipartUploadId, Part, UploadPartInput, UploadPartOutput,
 };
 pub use object::{
     ByteRange, ByteStream, ContentRange, DeleteObjectInput, DeleteObjectOutput, GetObjectInput,
@@ -304,6 +303,14 @@ impl<'a> Resp<'a> {
             .collect();
         UserMetadata::from_headers(owned.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
+}
+
+/// Parses an ISO 8601 / RFC 3339 time from an XML result; `None` if unparsable.
+pub(crate) fn parse_iso_time(s: Option<&str>) -> Option<SystemTime> {
+    let s = s?.trim();
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(SystemTime::from)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Multipart uploads (docs/oss-protocol.md, "Multipart uploads"): InitiateMultipartUpload,
-//! UploadPart, UploadPartCopy, CompleteMultipartUpload, AbortMultipartUpload,
+//! UploadPart, CompleteMultipartUpload, AbortMultipartUpload,
 //! ListParts, and ListMultipartUploads for a bucket.
 //!
 //! Initiate, Complete, ListParts and ListMultipartUploads send
@@ -12,11 +12,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
-use super::copy::{
-    CopySource, CopySourceConditions, parse_copy_result, parse_iso_time, source_version_id,
-};
-use super::object::ByteRange;
-use super::{ContentHeaders, OssRequest, Resp, WriteHeaders};
+use super::{ContentHeaders, OssRequest, Resp, WriteHeaders, parse_iso_time};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, crc64,
 };
@@ -59,7 +55,7 @@ impl MultipartUploadId {
     }
 
     /// A request on this upload: `?uploadId=` after `before` query pairs.
-    fn request(&self, method: Method, before: &[(&str, &str)]) -> OssRequest {
+    pub(crate) fn request(&self, method: Method, before: &[(&str, &str)]) -> OssRequest {
         let mut req = OssRequest::new(method, &self.bucket, Some(&self.key));
         for (k, v) in before {
             req.query_set(k, *v);
@@ -69,7 +65,7 @@ impl MultipartUploadId {
     }
 
     /// An empty upload ID would turn `?uploadId=` into a different request.
-    fn check(&self) -> Result<(), OssError> {
+    pub(crate) fn check(&self) -> Result<(), OssError> {
         if self.upload_id.trim().is_empty() {
             return Err(OssError::invalid_argument("the upload ID is empty"));
         }
@@ -83,7 +79,7 @@ pub(crate) fn no_body(req: &mut OssRequest) {
     req.header_set("content-length", "0");
 }
 
-fn check_part_number(n: u32) -> Result<(), OssError> {
+pub(crate) fn check_part_number(n: u32) -> Result<(), OssError> {
     if (MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&n) {
         Ok(())
     } else {
@@ -126,7 +122,7 @@ fn flag(v: Option<&str>) -> bool {
     v.is_some_and(|s| s.trim().eq_ignore_ascii_case("true"))
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
+pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
@@ -294,88 +290,6 @@ pub fn parse_upload_part(
         etag,
         crc64: crc,
         sent_crc64,
-        request_id: r.request_id(),
-    })
-}
-
-// ---------------------------------------------------------------- UploadPartCopy
-
-/// Input of UploadPartCopy: one part copied from an existing object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UploadPartCopyInput {
-    /// The upload.
-    pub upload: MultipartUploadId,
-    /// 1..=10000.
-    pub part_number: u32,
-    /// The object to read.
-    pub source: CopySource,
-    /// Bytes of the source to copy (`x-oss-copy-source-range`, inclusive);
-    /// `None` = the whole source.
-    pub range: Option<ByteRange>,
-    /// Conditions on the source.
-    pub conditions: CopySourceConditions,
-}
-
-impl UploadPartCopyInput {
-    /// Part `part_number` of `upload` = the whole of `source`.
-    pub fn new(upload: MultipartUploadId, part_number: u32, source: CopySource) -> Self {
-        UploadPartCopyInput {
-            upload,
-            part_number,
-            source,
-            range: None,
-            conditions: CopySourceConditions::default(),
-        }
-    }
-}
-
-/// Result of UploadPartCopy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UploadPartCopyOutput {
-    /// The part's ETag (XML body, else the `ETag` header).
-    pub etag: String,
-    /// `LastModified` from the XML body.
-    pub last_modified: Option<SystemTime>,
-    /// `x-oss-copy-source-version-id`: the source version read.
-    pub source_version_id: Option<VersionId>,
-    /// `x-oss-hash-crc64ecma` of the part, when OSS sent it.
-    pub crc64: Option<u64>,
-    /// `x-oss-request-id`.
-    pub request_id: Option<String>,
-}
-
-/// Builds `PUT /{key}?partNumber={n}&uploadId={id}` with `x-oss-copy-source`,
-/// the optional range and the source conditions; no body.
-pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
-    let part = input.part_number.to_string();
-    let mut req = input
-        .upload
-        .request(Method::PUT, &[("partNumber", part.as_str())]);
-    no_body(&mut req);
-    req.header_set("x-oss-copy-source", input.source.header_value());
-    if let Some(range) = &input.range {
-        req.header_set("x-oss-copy-source-range", range.header_value());
-    }
-    input.conditions.push_to(&mut req);
-    req
-}
-
-/// Parses an UploadPartCopy success (headers and `<CopyPartResult>`).
-pub fn parse_upload_part_copy(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<UploadPartCopyOutput, OssError> {
-    let r = Resp::new(status, headers);
-    let doc = parse_copy_result(&r, body, "CopyPartResult")?;
-    let etag = non_empty(doc.etag)
-        .or_else(|| r.etag())
-        .ok_or_else(|| r.invalid("UploadPartCopy response without an ETag"))?;
-    Ok(UploadPartCopyOutput {
-        etag,
-        last_modified: parse_iso_time(doc.last_modified.as_deref()),
-        source_version_id: source_version_id(&r)?,
-        crc64: r.crc64()?,
         request_id: r.request_id(),
     })
 }
@@ -808,28 +722,6 @@ impl Client {
         parse_upload_part(resp.status().as_u16(), resp.headers(), sent_crc64)
     }
 
-    /// UploadPartCopy: one part copied from an existing object (or a range of it).
-    pub async fn upload_part_copy(
-        &self,
-        input: &UploadPartCopyInput,
-    ) -> Result<UploadPartCopyOutput, OssError> {
-        input.upload.check()?;
-        check_part_number(input.part_number)?;
-        if let Some(range) = &input.range
-            && range.end.is_some_and(|end| end < range.start)
-        {
-            return Err(OssError::invalid_argument(format!(
-                "copy range {} ends before it starts",
-                range.header_value()
-            )));
-        }
-        let resp = self.send(&build_upload_part_copy(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_upload_part_copy(status, &headers, &body)
-    }
-
     /// CompleteMultipartUpload: assembles the object. If a retried attempt
     /// gets `NotFound` (`NoSuchUpload`), an earlier attempt may have completed
     /// it (OSS keeps processing after a dropped connection): check the object.
@@ -1161,88 +1053,6 @@ mod tests {
             sent,
         )
         .unwrap_err();
-        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
-    }
-
-    #[test]
-    fn upload_part_copy_matches_pyv2_capture() {
-        let mut input = UploadPartCopyInput::new(
-            upload(),
-            4,
-            CopySource {
-                bucket: bucket(),
-                key: key("src/large.bin"),
-                version_id: Some(version()),
-            },
-        );
-        input.range = Some(ByteRange {
-            start: 0,
-            end: Some(102_399),
-        });
-        let req = build_upload_part_copy(&input);
-        assert_eq!(req.method, Method::PUT);
-        assert_eq!(
-            req.query,
-            pairs(&[("partNumber", "4"), ("uploadId", UPLOAD)])
-        );
-        assert_eq!(req.payload, Payload::Empty);
-        assert_eq!(
-            sorted(&req),
-            owned(&[
-                (
-                    "x-oss-copy-source",
-                    &format!("/examplebucket/src/large.bin?versionId={CAPTURE_VERSION}")
-                ),
-                ("x-oss-copy-source-range", "bytes=0-102399"),
-                ("content-length", "0"),
-            ])
-        );
-        let pyv2 = with_pyv2_empty_md5(&req);
-        assert_eq!(
-            signature(&pyv2, V4),
-            "f996802229b18f4e6f4f5fb371b3eea03be3b0eb16e9c736efceedd8ce8ca24d"
-        );
-        assert_eq!(signature(&pyv2, V1), "AnQ6HEJSu0ZSwOpzkSWYRnOCnvM=");
-    }
-
-    #[test]
-    fn upload_part_copy_preconditions_and_result() {
-        let mut input =
-            UploadPartCopyInput::new(upload(), 1, CopySource::new(bucket(), key("a b")));
-        input.conditions.if_match = Some("\"E\"".into());
-        input.conditions.if_unmodified_since =
-            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_736_929_800));
-        let req = build_upload_part_copy(&input);
-        assert_eq!(
-            req.header("x-oss-copy-source"),
-            Some("/examplebucket/a%20b")
-        );
-        assert_eq!(req.header("x-oss-copy-source-range"), None);
-        assert_eq!(req.header("x-oss-copy-source-if-match"), Some("\"E\""));
-        assert_eq!(
-            req.header("x-oss-copy-source-if-unmodified-since"),
-            Some("Wed, 15 Jan 2025 08:30:00 GMT")
-        );
-        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
-<CopyPartResult><LastModified>2025-01-15T08:30:00.000Z</LastModified><ETag>"5B3C1A2E053D763E1B002CC607C5A0FE"</ETag></CopyPartResult>"#;
-        let out = parse_upload_part_copy(
-            200,
-            &headers(&[("x-oss-copy-source-version-id", "SV"), ("etag", "\"H\"")]),
-            body,
-        )
-        .unwrap();
-        assert_eq!(out.etag, "\"5B3C1A2E053D763E1B002CC607C5A0FE\"");
-        assert!(out.last_modified.is_some());
-        assert_eq!(
-            out.source_version_id.as_ref().map(|v| v.as_str()),
-            Some("SV")
-        );
-        let out = parse_upload_part_copy(200, &headers(&[("etag", "\"H\"")]), b"").unwrap();
-        assert_eq!(out.etag, "\"H\"");
-        let err = parse_upload_part_copy(200, &HeaderMap::new(), b"<CopyPartResult/>").unwrap_err();
-        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
-        let err =
-            parse_upload_part_copy(200, &HeaderMap::new(), b"<CopyObjectResult/>").unwrap_err();
         assert_eq!(err.kind, OssErrorKind::InvalidResponse);
     }
 
