@@ -1,8 +1,6 @@
 //! The emulator over real HTTP on a loopback port: operations, headers, OSS-shaped errors,
 //! authentication, addressing, durability and robustness.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -11,7 +9,7 @@ use ossgate::model::crc64;
 use ossgate::oss::sign::{self, SignableRequest, SignatureVersion, uri_encode, v1, v4};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::*;
+use crate::support::*;
 
 async fn error_code(r: reqwest::Response) -> (u16, String, String) {
     let status = r.status().as_u16();
