@@ -18,5 +18,5 @@ pub use echo::clip;
 pub use enums::{ObjectAcl, ObjectType, StorageClass};
 pub use metadata::UserMetadata;
 pub use names::{BucketName, ObjectKey, VersionId};
-pub use tags::{TagSet, TagXmlError, parse_tagging_xml};
+pub use tags::TagSet;
 pub use violation::Violation;

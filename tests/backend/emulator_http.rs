@@ -98,7 +98,7 @@ async fn put_get_head_meta_delete_round_trip() {
         .send(&e)
         .await;
     let xml = r.text().await.unwrap();
-    let tags = ossgate::model::parse_tagging_xml(&xml).unwrap();
+    let tags = ossgate::oss::xml::parse_tagging_xml(&xml).unwrap();
     assert_eq!(
         tags,
         vec![
@@ -498,9 +498,9 @@ async fn versioned_bucket_tags_delete_markers_and_versions() {
     let v2_id = hv(&r, "x-oss-version-id").unwrap();
     assert_ne!(v1_id, v2_id);
     // Tag the old version only.
-    let tags = ossgate::model::TagSet::from_pairs([("old", "yes")])
-        .unwrap()
-        .to_xml();
+    let tags = ossgate::oss::xml::tagging_xml(
+        &ossgate::model::TagSet::from_pairs([("old", "yes")]).unwrap(),
+    );
     let r = Req::new("PUT", "vbkt", "k")
         .q("tagging", "")
         .q("versionId", &v1_id)
