@@ -6,6 +6,12 @@
 //! - `emulator_http`, `emulator_multipart`: the emulator's operations over real HTTP.
 //! - `oss_client_smoke`, `oss_multipart_smoke`: the crate's OSS client against the emulator.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod emulator_captures;
 mod emulator_cli;
 mod emulator_http;
