@@ -5,6 +5,7 @@
 //! - `emulator_cli`: `ossgate emulator` as a process.
 //! - `emulator_http`, `emulator_multipart`: the emulator's operations over real HTTP.
 //! - `oss_client_smoke`, `oss_multipart_smoke`: the crate's OSS client against the emulator.
+//! - `real_oss`: the same client operations against a real OSS bucket (opt-in, see there).
 
 #![allow(
     clippy::unwrap_used,
@@ -18,4 +19,5 @@ mod emulator_http;
 mod emulator_multipart;
 mod oss_client_smoke;
 mod oss_multipart_smoke;
+mod real_oss;
 mod support;
