@@ -11,6 +11,8 @@ mod enums;
 mod metadata;
 mod names;
 mod tags;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod violation;
 
 pub use crc64::{Crc64, crc64, crc64_combine};
