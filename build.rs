@@ -5,8 +5,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A vendored protoc, so a fresh machine needs no system package.
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;
-    // SAFETY: build scripts run single-threaded; nothing else reads the environment concurrently.
-    unsafe { env::set_var("PROTOC", protoc) };
+    // Handed to prost-build directly rather than through the PROTOC variable: setting the
+    // environment is `unsafe`, which the crate's lints forbid.
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
@@ -14,7 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".ossgate.v1")
         // prost's codec, but a request that does not decode is INVALID_ARGUMENT.
         .codec_path("crate::rpc::codec::GatewayCodec")
-        .compile_protos(
+        .compile_with_config(
+            config,
             &[PathBuf::from("proto/ossgate/v1/ossgate.proto")],
             &[PathBuf::from("proto"), include],
         )?;

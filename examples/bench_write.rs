@@ -16,6 +16,12 @@
 //! target/release/examples/bench_write --endpoint http://127.0.0.1:50051 --bucket bench
 //! ```
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark program: a panic is its error report"
+)]
+
 use std::{
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},

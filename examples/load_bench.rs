@@ -35,6 +35,12 @@
 //!     --out bench/load_results_own_cpu.json
 //! ```
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark program: a panic is its error report"
+)]
+
 // The same allocator as the ossgate binary (src/main.rs): gateway, emulator and client here.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,6 +1,5 @@
 //! The `ossgate` command: `serve` (the default) runs the gRPC gateway, `emulator` runs the
 //! OSS-compatible emulator on its own, `check-config` validates the configuration.
-#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

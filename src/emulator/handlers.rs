@@ -22,9 +22,8 @@ pub(super) mod extra;
 use super::error::ApiError;
 use super::route::{self, Target};
 use super::store::{Kind, Version};
-use crate::model::{
-    ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, Violation, parse_tagging_xml,
-};
+use crate::model::{ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, Violation};
+use crate::oss::xml::{parse_tagging_xml, tagging_xml};
 
 /// Largest PutObject body: 5 GiB.
 pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -852,7 +851,7 @@ fn get_tagging(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {
         .map_err(|_| ApiError::internal("stored tags are invalid"))?;
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}",
-        tags.to_xml()
+        tagging_xml(&tags)
     );
     let mut resp = finish(
         base_response(StatusCode::OK).header("content-type", "application/xml"),

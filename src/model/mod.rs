@@ -11,6 +11,8 @@ mod enums;
 mod metadata;
 mod names;
 mod tags;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod violation;
 
 pub use crc64::{Crc64, crc64, crc64_combine};
@@ -18,5 +20,5 @@ pub use echo::clip;
 pub use enums::{ObjectAcl, ObjectType, StorageClass};
 pub use metadata::UserMetadata;
 pub use names::{BucketName, ObjectKey, VersionId};
-pub use tags::{TagSet, TagXmlError, parse_tagging_xml};
+pub use tags::TagSet;
 pub use violation::Violation;

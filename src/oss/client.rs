@@ -789,8 +789,8 @@ impl Stream for TrackedBody {
 mod tests {
     use super::*;
     use crate::model::{BucketName, ObjectKey, TagSet, crc64};
-    use crate::oss::ops::multipart::loopback::{Server as TestServer, response};
     use crate::oss::ops::object::ObjectId;
+    use crate::oss::ops::test_support::loopback::{Server as TestServer, response};
     use crate::oss::ops::{GetObjectInput, PutObjectInput};
     use futures_util::StreamExt;
 

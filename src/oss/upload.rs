@@ -751,7 +751,7 @@ mod tests {
     #[tokio::test]
     async fn an_abort_is_neither_bounded_by_the_calls_deadline_nor_dropped_with_it() {
         use crate::model::{BucketName, ObjectKey};
-        use crate::oss::ops::multipart::loopback::{Server, response};
+        use crate::oss::ops::test_support::loopback::{Server, response};
         use std::time::{Duration, Instant};
 
         let server = Server::start(|_, _| response(204, &[], "")).await;

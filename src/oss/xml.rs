@@ -1,11 +1,14 @@
 //! XML documents OSS sends back, as quick-xml serde DTOs.
 //!
 //! Parsing is lenient: unknown child elements are ignored and every field is
-//! optional, so a new element from OSS never breaks the client. Tagging bodies
-//! are handled by [`crate::model::TagSet::to_xml`] and
-//! [`crate::model::parse_tagging_xml`].
+//! optional, so a new element from OSS never breaks the client. Tagging bodies,
+//! which must be read strictly, have their own codec in [`tagging`].
+
+mod tagging;
 
 use serde::Deserialize;
+
+pub use tagging::{TagXmlError, parse_tagging_xml, tag_set_from_xml, tagging_xml};
 
 /// The `<Error>` document OSS returns with a failed request (DOC-ERR), and
 /// the base64-decoded `x-oss-err` header of a failed HEAD request.

@@ -79,6 +79,7 @@ impl UploadTokenKey {
         Self { key }
     }
 
+    #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     fn mac(&self, payload: &[u8]) -> [u8; 32] {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(payload);
@@ -86,6 +87,7 @@ impl UploadTokenKey {
     }
 
     /// `v1.{base64url(json)}.{base64url(hmac)}`.
+    #[allow(clippy::expect_used, reason = "serialising plain data cannot fail")]
     pub fn issue(&self, upload: &ResumableUpload) -> String {
         let json = serde_json::to_vec(upload).expect("serialising plain data cannot fail");
         let payload = format!("{VERSION}.{}", URL_SAFE_NO_PAD.encode(json));

@@ -451,7 +451,7 @@ mod proptests {
                 panic!("PutObjectTagging sends its XML as a body: {:?}", request.payload);
             };
             let xml = std::str::from_utf8(body).unwrap();
-            let parsed: HashMap<String, String> = crate::model::parse_tagging_xml(xml)
+            let parsed: HashMap<String, String> = crate::oss::xml::parse_tagging_xml(xml)
                 .unwrap()
                 .into_iter()
                 .collect();

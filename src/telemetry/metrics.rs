@@ -54,6 +54,10 @@ pub struct Metrics {
 
 impl Metrics {
     /// A fresh, independent set of metrics (tests use this; the process uses [`metrics`]).
+    #[allow(
+        clippy::expect_used,
+        reason = "the definitions are static and the names unique: any test catches a mistake"
+    )]
     pub fn new() -> Self {
         let registry = Registry::new();
         let rpc_duration = HistogramVec::new(

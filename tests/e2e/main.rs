@@ -1,6 +1,12 @@
 //! End-to-end tests: the real gateway against the real emulator over loopback, through HTTP,
 //! signing and XML, called with the generated gRPC client.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod audit_capture;
 mod auth;
 mod common;

@@ -177,7 +177,7 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use super::super::multipart::capture_sign::signature;
+    use super::super::test_support::capture_sign::signature;
     use super::super::test_support::*;
     use super::*;
     use crate::model::crc64;
@@ -308,7 +308,7 @@ mod tests {
 
 #[cfg(test)]
 mod send_tests {
-    use super::super::multipart::loopback::{Server, response};
+    use super::super::test_support::loopback::{Server, response};
     use super::*;
     use crate::model::crc64;
 

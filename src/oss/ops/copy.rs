@@ -405,7 +405,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::super::Payload;
-    use super::super::multipart::capture_sign::{signature, with_pyv2_empty_md5};
+    use super::super::test_support::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
     use super::*;
     use crate::oss::OssErrorKind;
@@ -761,7 +761,7 @@ mod tests {
 
 #[cfg(test)]
 mod send_tests {
-    use super::super::multipart::loopback::{Server, response};
+    use super::super::test_support::loopback::{Server, response};
     use super::*;
     use crate::oss::OssErrorKind;
 

@@ -314,54 +314,7 @@ pub(crate) fn parse_iso_time(s: Option<&str>) -> Option<SystemTime> {
 }
 
 #[cfg(test)]
-pub(crate) mod test_support {
-    //! Shared helpers for the operation tests.
-    use super::*;
-    use http::HeaderValue;
-
-    pub fn bucket() -> BucketName {
-        BucketName::parse("examplebucket").unwrap()
-    }
-
-    pub fn key(k: &str) -> ObjectKey {
-        ObjectKey::parse(k).unwrap()
-    }
-
-    /// The version ID used by the wire captures.
-    pub const CAPTURE_VERSION: &str =
-        "CAEQNhiBgMDJgZCA0BYiIDc4MGZjZGI2OTBjOTRmNTE5NmU5NmFhZjhjYmY0****";
-
-    pub fn version() -> VersionId {
-        VersionId::parse(CAPTURE_VERSION).unwrap()
-    }
-
-    pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
-
-    /// Headers sorted by name for order-independent comparison.
-    pub fn sorted(req: &OssRequest) -> Vec<(String, String)> {
-        let mut h = req.headers.clone();
-        h.sort();
-        h
-    }
-
-    pub fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        v.sort();
-        v
-    }
-}
+pub(crate) mod test_support;
 
 #[cfg(test)]
 mod tests {

@@ -837,62 +837,11 @@ impl Client {
     }
 }
 
-/// Test support shared by the multipart, append and copy tests: reproduce the
-/// SDK captures' signatures with our builders and the signer.
-#[cfg(test)]
-pub(crate) mod capture_sign {
-    use std::time::{Duration, SystemTime};
-
-    use super::super::OssRequest;
-    use crate::oss::credentials::Credentials;
-    use crate::oss::sign::SignatureVersion;
-    use crate::oss::{Addressing, Client, ClientConfig};
-
-    /// The signature (V4 `Signature=…`, V1 after `:`) our client computes for
-    /// `req` at the captures' time (2025-01-15T08:30:00Z) with their keys.
-    pub fn signature(req: &OssRequest, version: SignatureVersion) -> String {
-        let client = Client::new(ClientConfig {
-            endpoint: "http://127.0.0.1:18765".into(),
-            region: "cn-hangzhou".into(),
-            signature_version: version,
-            addressing: Addressing::Auto,
-            credentials: Credentials {
-                access_key_id: "LTAI5tExampleAccessKeyId".into(),
-                access_key_secret: "ExampleAccessKeySecret0123456789abc".into(),
-                security_token: None,
-            },
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: None,
-        })
-        .unwrap();
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_736_929_800);
-        let (_, headers) = client.signed_request(req, at).unwrap();
-        let auth = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        match auth.split_once("Signature=") {
-            Some((_, sig)) => sig.to_string(),
-            None => auth.rsplit(':').next().unwrap_or_default().to_string(),
-        }
-    }
-
-    /// `req` plus the empty-body `Content-MD5` pyv2 adds to body-less requests
-    /// (docs/oss-protocol.md, "Where the SDKs disagree"): everything else is ours.
-    pub fn with_pyv2_empty_md5(req: &OssRequest) -> OssRequest {
-        let mut r = req.clone();
-        r.headers
-            .push(("content-md5".into(), "1B2M2Y8AsgTpgAmY7PhCfg==".into()));
-        r
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::Payload;
+    use super::super::test_support::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
-    use super::capture_sign::{signature, with_pyv2_empty_md5};
     use super::*;
     use crate::oss::sign::SignatureVersion::{V1, V4};
 
@@ -1397,137 +1346,9 @@ mod tests {
     }
 }
 
-/// A loopback HTTP/1.1 server for the client's send-path tests (client, multipart, append,
-/// copy): records requests, answers with `reply(index, request)`.
-#[cfg(test)]
-pub(crate) mod loopback {
-    use std::convert::Infallible;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    use bytes::Bytes;
-    use http::HeaderMap;
-    use http_body_util::{BodyExt, Full};
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-
-    use crate::oss::credentials::Credentials;
-    use crate::oss::sign::SignatureVersion;
-    use crate::oss::{Addressing, Client, ClientConfig};
-
-    /// One request as the server saw it.
-    #[derive(Clone, Debug)]
-    pub struct Seen {
-        pub method: String,
-        pub target: String,
-        pub headers: HeaderMap,
-        /// What arrived of the body.
-        pub body: Bytes,
-        /// The body did not arrive whole (the sender aborted it).
-        pub aborted: bool,
-    }
-
-    type Reply = Arc<dyn Fn(usize, &Seen) -> http::Response<Full<Bytes>> + Send + Sync>;
-
-    /// The server; it stops with the test's runtime.
-    pub struct Server {
-        pub addr: std::net::SocketAddr,
-        seen: Arc<Mutex<Vec<Seen>>>,
-    }
-
-    impl Server {
-        pub async fn start(
-            reply: impl Fn(usize, &Seen) -> http::Response<Full<Bytes>> + Send + Sync + 'static,
-        ) -> Server {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let reply: Reply = Arc::new(reply);
-            let seen2 = Arc::clone(&seen);
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let seen = Arc::clone(&seen2);
-                    let reply = Arc::clone(&reply);
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                            let seen = Arc::clone(&seen);
-                            let reply = Arc::clone(&reply);
-                            async move {
-                                let (parts, body) = req.into_parts();
-                                let (body, aborted) = match body.collect().await {
-                                    Ok(collected) => (collected.to_bytes(), false),
-                                    Err(_) => (Bytes::new(), true),
-                                };
-                                let s = Seen {
-                                    method: parts.method.to_string(),
-                                    target: parts
-                                        .uri
-                                        .path_and_query()
-                                        .map(|p| p.as_str().to_string())
-                                        .unwrap_or_default(),
-                                    headers: parts.headers,
-                                    body,
-                                    aborted,
-                                };
-                                let index = {
-                                    let mut v = seen.lock().unwrap();
-                                    v.push(s.clone());
-                                    v.len() - 1
-                                };
-                                Ok::<_, Infallible>(reply(index, &s))
-                            }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
-            });
-            Server { addr, seen }
-        }
-
-        pub fn seen(&self) -> Vec<Seen> {
-            self.seen.lock().unwrap().clone()
-        }
-
-        pub fn endpoint(&self) -> String {
-            format!("http://{}", self.addr)
-        }
-
-        pub fn client(&self) -> Client {
-            Client::new(ClientConfig {
-                endpoint: format!("http://{}", self.addr),
-                region: "cn-hangzhou".into(),
-                signature_version: SignatureVersion::V4,
-                addressing: Addressing::Auto,
-                credentials: Credentials {
-                    access_key_id: "LTAI5tExampleAccessKeyId".into(),
-                    access_key_secret: "ExampleAccessKeySecret0123456789abc".into(),
-                    security_token: None,
-                },
-                connect_timeout: Duration::from_secs(2),
-                request_timeout: Some(Duration::from_secs(10)),
-            })
-            .unwrap()
-        }
-    }
-
-    pub fn response(
-        status: u16,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> http::Response<Full<Bytes>> {
-        let mut b = http::Response::builder().status(status);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
-    }
-}
-
 #[cfg(test)]
 mod send_tests {
-    use super::loopback::{Server, response};
+    use super::super::test_support::loopback::{Server, response};
     use super::*;
 
     fn upload() -> MultipartUploadId {

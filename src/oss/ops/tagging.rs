@@ -6,9 +6,10 @@ use http::{HeaderMap, Method};
 
 use super::object::ObjectId;
 use super::{OssRequest, Resp};
-use crate::model::{BucketName, ObjectKey, TagSet, VersionId, parse_tagging_xml};
+use crate::model::{BucketName, ObjectKey, TagSet, VersionId};
 use crate::oss::client::Client;
 use crate::oss::error::OssError;
+use crate::oss::xml::{parse_tagging_xml, tagging_xml};
 
 /// Input of PutObjectTagging.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +82,7 @@ pub fn build_put_object_tagging(input: &PutObjectTaggingInput) -> OssRequest {
         version_id: input.version_id.clone(),
     };
     let mut req = tagging_request(Method::PUT, &object);
-    req.bytes_body(Bytes::from(input.tags.to_xml()), input.content_md5);
+    req.bytes_body(Bytes::from(tagging_xml(&input.tags)), input.content_md5);
     req
 }
 

@@ -123,6 +123,7 @@ pub fn string_to_sign(
 }
 
 /// Base64 HMAC-SHA1 of the string to sign.
+#[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
 pub fn signature(secret: &str, string_to_sign: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = HmacSha1::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");

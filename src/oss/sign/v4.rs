@@ -123,6 +123,7 @@ pub fn string_to_sign(datetime: &str, scope: &str, canonical_request: &str) -> S
     format!("{ALGORITHM}\n{datetime}\n{scope}\n{hash}")
 }
 
+#[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");

@@ -1,8 +1,6 @@
 //! The harness the emulator's HTTP tests and the OSS client smoke tests share: an emulator on a
 //! loopback port with two buckets, requests signed with the crate's own signer as the SDKs sign
 //! them, and the crate's OSS client pointed at the emulator.
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
 
 use std::time::{Duration, SystemTime};
 

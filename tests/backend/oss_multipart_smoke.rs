@@ -1,8 +1,7 @@
 //! Smoke test: the OSS client's multipart, append and copy operations against
 //! the in-process emulator, with both signature versions.
 
-mod support;
-
+use crate::support::{self, BUCKET, oss_client, read_all};
 use bytes::Bytes;
 use ossgate::model::{BucketName, ObjectKey, TagSet, UserMetadata, crc64, crc64_combine};
 use ossgate::oss::sign::SignatureVersion;
@@ -11,7 +10,6 @@ use ossgate::oss::{
     CompletedPart, ContentHeaders, CopyMetadata, CopyObjectInput, CopySource, CopyTagging,
     InitiateMultipartUploadInput, ObjectId, OssErrorKind, UploadPartCopyInput, UploadPartInput,
 };
-use support::{BUCKET, oss_client, read_all};
 
 async fn run(version: SignatureVersion) {
     let emulator = support::start().await;

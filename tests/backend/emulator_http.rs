@@ -1,8 +1,6 @@
 //! The emulator over real HTTP on a loopback port: operations, headers, OSS-shaped errors,
 //! authentication, addressing, durability and robustness.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -11,7 +9,7 @@ use ossgate::model::crc64;
 use ossgate::oss::sign::{self, SignableRequest, SignatureVersion, uri_encode, v1, v4};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::*;
+use crate::support::*;
 
 async fn error_code(r: reqwest::Response) -> (u16, String, String) {
     let status = r.status().as_u16();
@@ -100,7 +98,7 @@ async fn put_get_head_meta_delete_round_trip() {
         .send(&e)
         .await;
     let xml = r.text().await.unwrap();
-    let tags = ossgate::model::parse_tagging_xml(&xml).unwrap();
+    let tags = ossgate::oss::xml::parse_tagging_xml(&xml).unwrap();
     assert_eq!(
         tags,
         vec![
@@ -500,9 +498,9 @@ async fn versioned_bucket_tags_delete_markers_and_versions() {
     let v2_id = hv(&r, "x-oss-version-id").unwrap();
     assert_ne!(v1_id, v2_id);
     // Tag the old version only.
-    let tags = ossgate::model::TagSet::from_pairs([("old", "yes")])
-        .unwrap()
-        .to_xml();
+    let tags = ossgate::oss::xml::tagging_xml(
+        &ossgate::model::TagSet::from_pairs([("old", "yes")]).unwrap(),
+    );
     let r = Req::new("PUT", "vbkt", "k")
         .q("tagging", "")
         .q("versionId", &v1_id)

@@ -1,8 +1,7 @@
 //! Smoke test: the OSS client against the in-process emulator, with both
 //! signature versions: put/head/get/tagging/symlink/delete.
 
-mod support;
-
+use crate::support::{self, BUCKET, VERSIONED_BUCKET, oss_client, read_all};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use ossgate::model::{BucketName, ObjectKey, TagSet, UserMetadata, crc64};
@@ -11,7 +10,6 @@ use ossgate::oss::{
     BoxError, ByteRange, GetObjectInput, ObjectId, OssErrorKind, PutObjectInput,
     PutObjectTaggingInput, PutSymlinkInput,
 };
-use support::{BUCKET, VERSIONED_BUCKET, oss_client, read_all};
 
 async fn run(version: SignatureVersion) {
     let emulator = support::start().await;

@@ -1,8 +1,6 @@
 //! The emulator's multipart uploads, AppendObject, CopyObject, UploadPartCopy and fault
 //! injection over real HTTP on a loopback port, signed like the SDKs sign.
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -12,7 +10,7 @@ use ossgate::model::crc64;
 use ossgate::oss::sign::{self, SignatureVersion, uri_encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::*;
+use crate::support::*;
 
 const KB: usize = 1024;
 
