@@ -1,19 +1,6 @@
-//! Emulator operations added next to the core ones in [`super`] (the handlers module):
-//! multipart uploads, AppendObject, CopyObject, UploadPartCopy, and test fault injection.
-//!
-//! A child module of `handlers` so it shares its request context and header validation.
-//! * [`multipart`]: InitiateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
-//!   AbortMultipartUpload, ListParts, ListMultipartUploads; open uploads live in memory or
-//!   under `<data_dir>/uploads/` (atomic writes, reloaded at start).
-//! * [`append`]: AppendObject. * [`copy`]: CopyObject and the copy-source helpers.
-//! * [`faults`]: run-time fault injection and per-operation counters for tests.
+//! What the operation groups share: the second half of the route table (multipart, append,
+//! copy), XML and listing helpers, the body pump, and the copy-source headers.
 
-pub(crate) mod append;
-pub(crate) mod copy;
-pub mod faults;
-pub(crate) mod multipart;
-
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,28 +8,9 @@ use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 
-use super::{Ctx, base_response, finish, q_has};
+use super::{Ctx, append, base_response, copy, finish, multipart, q_has};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
-
-/// State of the added operations, held by the emulator's shared state.
-#[derive(Debug)]
-pub(crate) struct Extra {
-    /// Fault injector and counters.
-    pub(crate) faults: faults::Faults,
-    /// Open multipart uploads.
-    pub(crate) uploads: multipart::Uploads,
-}
-
-impl Extra {
-    /// Opens the upload store (`data_dir/uploads`, or memory).
-    pub(crate) fn open(data_dir: Option<&Path>) -> anyhow::Result<Self> {
-        Ok(Self {
-            faults: faults::Faults::default(),
-            uploads: multipart::Uploads::open(data_dir)?,
-        })
-    }
-}
 
 /// Runs the object-level operations of this module; `None` = not one of them.
 pub(super) async fn dispatch(

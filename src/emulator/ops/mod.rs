@@ -13,15 +13,16 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 
-use super::State;
-use super::auth::{self, AuthRequest};
+mod append;
+mod copy;
+pub(super) mod multipart;
+mod shared;
 
-/// Multipart, append, copy and fault injection (helper EM's files under `extra/`).
-#[path = "extra/mod.rs"]
-pub(super) mod extra;
-use super::error::ApiError;
-use super::route::{self, Target};
-use super::store::{Kind, Version};
+use crate::emulator::State;
+use crate::emulator::auth::{self, AuthRequest};
+use crate::emulator::error::ApiError;
+use crate::emulator::route::{self, Target};
+use crate::emulator::store::{Kind, Version};
 use crate::model::{
     ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, Violation, parse_tagging_xml,
 };
@@ -70,7 +71,7 @@ pub(crate) async fn handle(
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
-    let outcome = match extra::faults::on_request(&state, &parts).await {
+    let outcome = match crate::emulator::faults::on_request(&state, &parts).await {
         Some(early) => early,
         None if state.sts.is_sts_request(&parts) => state.sts.handle(&parts, body.take()).await,
         None => dispatch(&state, parts, &mut body).await,
@@ -217,7 +218,7 @@ async fn dispatch(
     };
     let versioned = state.store.is_versioned(&bucket)?;
     let Some(key) = key else {
-        if let Some(r) = extra::dispatch_bucket(state, &method, &bucket, &query) {
+        if let Some(r) = shared::dispatch_bucket(state, &method, &bucket, &query) {
             return r;
         }
         return Err(ApiError::not_implemented("Bucket-level operations"));
@@ -241,7 +242,7 @@ async fn dispatch(
         headers: parts.headers,
         versioned,
     };
-    if let Some(r) = extra::dispatch(state, &method, &ctx, body).await {
+    if let Some(r) = shared::dispatch(state, &method, &ctx, body).await {
         return r;
     }
     let q = &ctx.query;
@@ -283,7 +284,7 @@ async fn dispatch(
 /// Runs a store mutation off the async threads (disk writes fsync).
 async fn blocking<T: Send + 'static>(
     state: &Arc<State>,
-    f: impl FnOnce(&super::store::Store) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&crate::emulator::store::Store) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || f(&store))

@@ -207,7 +207,7 @@ impl Faults {
 impl EmulatorHandle {
     /// The fault injector and per-operation request counters (see [`Faults`]).
     pub fn faults(&self) -> &Faults {
-        &self.state.extra.faults
+        &self.state.faults
     }
 }
 
@@ -234,7 +234,7 @@ pub(crate) async fn on_request(
         &names,
         parts.headers.contains_key("x-oss-copy-source"),
     );
-    match state.extra.faults.take(op)? {
+    match state.faults.take(op)? {
         FaultKind::Delay(d) => {
             tokio::time::sleep(d).await;
             None

@@ -37,9 +37,8 @@ use tokio::io::AsyncWriteExt;
 use super::error::ApiError;
 use crate::model::Crc64;
 
-/// Compare-and-swap commits for AppendObject and in-place CopyObject (helper EM's file).
-#[path = "store_ext.rs"]
-mod ext;
+/// Compare-and-swap commits for AppendObject and in-place CopyObject.
+mod swap;
 
 /// What a version holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
