@@ -26,7 +26,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -34,7 +34,7 @@ use axum::response::Response;
 use http::{Method, StatusCode};
 
 use crate::emulator::error::ApiError;
-use crate::emulator::{EmulatorHandle, State};
+use crate::emulator::{EmulatorHandle, State, lock};
 
 /// An OSS operation as the emulator classifies a request (method + sub-resources).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -145,10 +145,6 @@ pub struct Fault {
 pub struct Faults {
     pending: Mutex<Vec<Fault>>,
     counts: Mutex<BTreeMap<FaultOp, u64>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Faults {

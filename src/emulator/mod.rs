@@ -46,6 +46,13 @@ pub use serve::{BODY_GRACE, BODY_MIN_BYTES_PER_SEC, HEADER_READ_TIMEOUT};
 
 use crate::oss::credentials::Credentials;
 
+/// Locks a mutex of the emulator's state. A request that panicked while holding it leaves
+/// data that is still consistent (every update is applied whole), so the poison is ignored
+/// rather than failing every later request.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// How long [`EmulatorHandle::shutdown`] waits for in-flight requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 

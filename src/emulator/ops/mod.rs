@@ -506,25 +506,12 @@ async fn put_object(
         .await
         .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
     // From here on the body is ours: an error mid-way leaves nothing to drain.
-    let mut body = body.take().unwrap_or_default();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "IncompleteBody",
-                format!("The request body did not arrive completely: {e}"),
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if staging.size() + data.len() as u64 > MAX_OBJECT_SIZE {
-                return Err(ApiError::entity_too_large());
-            }
-            staging
-                .write(&data)
-                .await
-                .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
-        }
-    }
+    shared::pump(
+        body.take().unwrap_or_default(),
+        &mut staging,
+        MAX_OBJECT_SIZE,
+    )
+    .await?;
     let blob = staging
         .finish()
         .await

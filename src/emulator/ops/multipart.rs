@@ -18,9 +18,9 @@
 //! and versioning behave as for PutObject), then drops the upload.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -39,8 +39,10 @@ use super::{
     finish, header, q_get, read_small_body, set, version_header, write_options,
 };
 use crate::emulator::error::ApiError;
-use crate::emulator::store::{Kind, MemoryWriter, Pieces, StagedBlob, Store, Version, now_ms};
-use crate::emulator::{EmulatorHandle, State};
+use crate::emulator::store::{
+    Kind, MemoryWriter, Pieces, StagedBlob, Store, Version, now_ms, write_atomic,
+};
+use crate::emulator::{EmulatorHandle, State, lock};
 use crate::model::{Crc64, crc64_combine};
 
 /// Highest part number.
@@ -92,35 +94,8 @@ pub(crate) struct Uploads {
     root: Option<PathBuf>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn io_err(e: std::io::Error) -> ApiError {
     ApiError::internal(format!("cannot store upload data: {e}"))
-}
-
-/// Writes `dir/name` atomically (temp file, rename); `durable` adds an fsync of the file
-/// before and of the directory after the rename.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
-        drop(f);
-        std::fs::rename(&tmp, dir.join(name))?;
-        if durable {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Part data being written; dropping it unfinished removes it.
