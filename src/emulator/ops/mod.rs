@@ -218,10 +218,12 @@ async fn dispatch(
     };
     let versioned = state.store.is_versioned(&bucket)?;
     let Some(key) = key else {
-        if let Some(r) = shared::dispatch_bucket(state, &method, &bucket, &query) {
-            return r;
-        }
-        return Err(ApiError::not_implemented("Bucket-level operations"));
+        return match method {
+            Method::GET if q_has(&query, "uploads") => {
+                multipart::list_uploads(state, &bucket, &query)
+            }
+            _ => Err(ApiError::not_implemented("Bucket-level operations")),
+        };
     };
     if let Err(v) = ObjectKey::parse(&key) {
         let ec = if key.starts_with('/') || key.starts_with('\\') {
@@ -242,32 +244,43 @@ async fn dispatch(
         headers: parts.headers,
         versioned,
     };
-    if let Some(r) = shared::dispatch(state, &method, &ctx, body).await {
-        return r;
-    }
     let q = &ctx.query;
-    for unsupported in [
+    let copy = ctx.headers.contains_key("x-oss-copy-source");
+    // PUT ?tagging and PUT ?symlink win over the multipart and copy routes.
+    let tagging_or_symlink = q_has(q, "tagging") || q_has(q, "symlink");
+    // Sub-resources this emulator does not implement, once the routes that use them are past.
+    let unsupported = [
         "append",
         "uploads",
         "uploadId",
         "partNumber",
         "restore",
         "acl",
-    ] {
-        if q_has(q, unsupported) {
-            return Err(ApiError::not_implemented(&format!(
-                "The {unsupported:?} sub-resource"
-            )));
-        }
-    }
+    ]
+    .into_iter()
+    .find(|name| q_has(q, name));
     match method {
+        Method::POST if q_has(q, "uploads") => multipart::initiate(state, &ctx).await,
+        Method::POST if q_has(q, "append") => append::append(state, &ctx, body).await,
+        Method::POST if q_has(q, "uploadId") => multipart::complete(state, &ctx, body).await,
+        Method::PUT if !tagging_or_symlink && (q_has(q, "uploadId") || q_has(q, "partNumber")) => {
+            if copy {
+                multipart::upload_part_copy(state, &ctx).await
+            } else {
+                multipart::upload_part(state, &ctx, body).await
+            }
+        }
+        Method::PUT if !tagging_or_symlink && copy => copy::copy_object(state, &ctx).await,
+        Method::GET if q_has(q, "uploadId") => multipart::list_parts(state, &ctx),
+        Method::DELETE if q_has(q, "uploadId") => multipart::abort(state, &ctx).await,
+        _ if unsupported.is_some() => Err(ApiError::not_implemented(&format!(
+            "The {:?} sub-resource",
+            unsupported.unwrap_or_default()
+        ))),
         Method::PUT if q_has(q, "tagging") => {
             put_tagging(state, &ctx, body.take().unwrap_or_default()).await
         }
         Method::PUT if q_has(q, "symlink") => put_symlink(state, &ctx).await,
-        Method::PUT if ctx.headers.contains_key("x-oss-copy-source") => {
-            Err(ApiError::not_implemented("CopyObject"))
-        }
         Method::PUT => put_object(state, &ctx, body).await,
         Method::GET if q_has(q, "tagging") => get_tagging(state, &ctx),
         Method::GET if q_has(q, "symlink") => get_symlink(state, &ctx),
