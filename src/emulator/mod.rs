@@ -16,6 +16,7 @@
 //! * **Authentication** ([`auth`]): V1/V4 header signatures and presigned URLs, verified
 //!   with [`crate::oss::sign`]; STS tokens; 15-minute clock skew.
 //! * **Addressing** ([`route`]): path style, virtual-host style, ali-oss `sldEnable`.
+//! * **Operations** ([`ops`]): one file per group; [`faults`] injects failures for tests.
 //! * **Storage** ([`store`]): in memory, or durable under a directory (atomic writes).
 //! * **Slow clients** ([`serve`]): request headers must arrive within
 //!   [`HEADER_READ_TIMEOUT`] and bodies at [`BODY_MIN_BYTES_PER_SEC`] after
@@ -25,7 +26,8 @@
 pub mod auth;
 mod cli;
 pub mod error;
-mod handlers;
+pub mod faults;
+mod ops;
 pub mod route;
 mod serve;
 pub mod store;
@@ -39,10 +41,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use cli::{EmulatorArgs, run_cli};
 pub use error::ApiError;
-pub use handlers::extra::faults::{Fault, FaultKind, FaultOp, Faults};
+pub use faults::{Fault, FaultKind, FaultOp, Faults};
 pub use serve::{BODY_GRACE, BODY_MIN_BYTES_PER_SEC, HEADER_READ_TIMEOUT};
 
 use crate::oss::credentials::Credentials;
+
+/// Locks a mutex of the emulator's state. A request that panicked while holding it leaves
+/// data that is still consistent (every update is applied whole), so the poison is ignored
+/// rather than failing every later request.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// How long [`EmulatorHandle::shutdown`] waits for in-flight requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -122,8 +131,10 @@ pub(crate) struct State {
     pub(crate) requests: AtomicU64,
     /// The STS endpoint for tests ([`sts`]).
     pub(crate) sts: sts::Sts,
-    /// Open multipart uploads and the fault injector.
-    pub(crate) extra: handlers::extra::Extra,
+    /// The fault injector and its counters.
+    pub(crate) faults: faults::Faults,
+    /// Open multipart uploads.
+    pub(crate) uploads: ops::multipart::Uploads,
 }
 
 /// A running emulator. Dropping it without [`shutdown`](Self::shutdown) stops it too.
@@ -225,11 +236,12 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<EmulatorHandle> {
         verify_signatures: config.verify_signatures,
         requests: AtomicU64::new(0),
         sts: sts::Sts::default(),
-        extra: handlers::extra::Extra::open(config.data_dir.as_deref())
+        faults: faults::Faults::default(),
+        uploads: ops::multipart::Uploads::open(config.data_dir.as_deref())
             .context("cannot open the multipart upload store")?,
     });
     let app = axum::Router::new()
-        .fallback(handlers::handle)
+        .fallback(ops::handle)
         .with_state(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve::serve(listener, app, async move {

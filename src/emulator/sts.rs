@@ -26,8 +26,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -159,7 +159,7 @@ fn random(n: usize) -> String {
 
 impl Sts {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.inner)
     }
 
     /// Replaces the configuration (credentials already issued stay valid until they expire).

@@ -13,15 +13,16 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 
-use super::State;
-use super::auth::{self, AuthRequest};
+mod append;
+mod copy;
+pub(super) mod multipart;
+mod shared;
 
-/// Multipart, append, copy and fault injection (helper EM's files under `extra/`).
-#[path = "extra/mod.rs"]
-pub(super) mod extra;
-use super::error::ApiError;
-use super::route::{self, Target};
-use super::store::{Kind, Version};
+use crate::emulator::State;
+use crate::emulator::auth::{self, AuthRequest};
+use crate::emulator::error::ApiError;
+use crate::emulator::route::{self, Target};
+use crate::emulator::store::{Kind, Version};
 use crate::model::{ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, Violation};
 use crate::oss::xml::{parse_tagging_xml, tagging_xml};
 
@@ -69,7 +70,7 @@ pub(crate) async fn handle(
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let mut body = Some(body);
-    let outcome = match extra::faults::on_request(&state, &parts).await {
+    let outcome = match crate::emulator::faults::on_request(&state, &parts).await {
         Some(early) => early,
         None if state.sts.is_sts_request(&parts) => state.sts.handle(&parts, body.take()).await,
         None => dispatch(&state, parts, &mut body).await,
@@ -216,10 +217,12 @@ async fn dispatch(
     };
     let versioned = state.store.is_versioned(&bucket)?;
     let Some(key) = key else {
-        if let Some(r) = extra::dispatch_bucket(state, &method, &bucket, &query) {
-            return r;
-        }
-        return Err(ApiError::not_implemented("Bucket-level operations"));
+        return match method {
+            Method::GET if q_has(&query, "uploads") => {
+                multipart::list_uploads(state, &bucket, &query)
+            }
+            _ => Err(ApiError::not_implemented("Bucket-level operations")),
+        };
     };
     if let Err(v) = ObjectKey::parse(&key) {
         let ec = if key.starts_with('/') || key.starts_with('\\') {
@@ -240,32 +243,43 @@ async fn dispatch(
         headers: parts.headers,
         versioned,
     };
-    if let Some(r) = extra::dispatch(state, &method, &ctx, body).await {
-        return r;
-    }
     let q = &ctx.query;
-    for unsupported in [
+    let copy = ctx.headers.contains_key("x-oss-copy-source");
+    // PUT ?tagging and PUT ?symlink win over the multipart and copy routes.
+    let tagging_or_symlink = q_has(q, "tagging") || q_has(q, "symlink");
+    // Sub-resources this emulator does not implement, once the routes that use them are past.
+    let unsupported = [
         "append",
         "uploads",
         "uploadId",
         "partNumber",
         "restore",
         "acl",
-    ] {
-        if q_has(q, unsupported) {
-            return Err(ApiError::not_implemented(&format!(
-                "The {unsupported:?} sub-resource"
-            )));
-        }
-    }
+    ]
+    .into_iter()
+    .find(|name| q_has(q, name));
     match method {
+        Method::POST if q_has(q, "uploads") => multipart::initiate(state, &ctx).await,
+        Method::POST if q_has(q, "append") => append::append(state, &ctx, body).await,
+        Method::POST if q_has(q, "uploadId") => multipart::complete(state, &ctx, body).await,
+        Method::PUT if !tagging_or_symlink && (q_has(q, "uploadId") || q_has(q, "partNumber")) => {
+            if copy {
+                multipart::upload_part_copy(state, &ctx).await
+            } else {
+                multipart::upload_part(state, &ctx, body).await
+            }
+        }
+        Method::PUT if !tagging_or_symlink && copy => copy::copy_object(state, &ctx).await,
+        Method::GET if q_has(q, "uploadId") => multipart::list_parts(state, &ctx),
+        Method::DELETE if q_has(q, "uploadId") => multipart::abort(state, &ctx).await,
+        _ if unsupported.is_some() => Err(ApiError::not_implemented(&format!(
+            "The {:?} sub-resource",
+            unsupported.unwrap_or_default()
+        ))),
         Method::PUT if q_has(q, "tagging") => {
             put_tagging(state, &ctx, body.take().unwrap_or_default()).await
         }
         Method::PUT if q_has(q, "symlink") => put_symlink(state, &ctx).await,
-        Method::PUT if ctx.headers.contains_key("x-oss-copy-source") => {
-            Err(ApiError::not_implemented("CopyObject"))
-        }
         Method::PUT => put_object(state, &ctx, body).await,
         Method::GET if q_has(q, "tagging") => get_tagging(state, &ctx),
         Method::GET if q_has(q, "symlink") => get_symlink(state, &ctx),
@@ -282,7 +296,7 @@ async fn dispatch(
 /// Runs a store mutation off the async threads (disk writes fsync).
 async fn blocking<T: Send + 'static>(
     state: &Arc<State>,
-    f: impl FnOnce(&super::store::Store) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&crate::emulator::store::Store) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || f(&store))
@@ -504,25 +518,12 @@ async fn put_object(
         .await
         .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
     // From here on the body is ours: an error mid-way leaves nothing to drain.
-    let mut body = body.take().unwrap_or_default();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "IncompleteBody",
-                format!("The request body did not arrive completely: {e}"),
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if staging.size() + data.len() as u64 > MAX_OBJECT_SIZE {
-                return Err(ApiError::entity_too_large());
-            }
-            staging
-                .write(&data)
-                .await
-                .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
-        }
-    }
+    shared::pump(
+        body.take().unwrap_or_default(),
+        &mut staging,
+        MAX_OBJECT_SIZE,
+    )
+    .await?;
     let blob = staging
         .finish()
         .await

@@ -26,7 +26,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -34,7 +34,7 @@ use axum::response::Response;
 use http::{Method, StatusCode};
 
 use crate::emulator::error::ApiError;
-use crate::emulator::{EmulatorHandle, State};
+use crate::emulator::{EmulatorHandle, State, lock};
 
 /// An OSS operation as the emulator classifies a request (method + sub-resources).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -147,10 +147,6 @@ pub struct Faults {
     counts: Mutex<BTreeMap<FaultOp, u64>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Faults {
     /// Adds a fault (after the ones already pending). `times == 0` adds nothing.
     pub fn inject(&self, fault: Fault) {
@@ -207,7 +203,7 @@ impl Faults {
 impl EmulatorHandle {
     /// The fault injector and per-operation request counters (see [`Faults`]).
     pub fn faults(&self) -> &Faults {
-        &self.state.extra.faults
+        &self.state.faults
     }
 }
 
@@ -234,7 +230,7 @@ pub(crate) async fn on_request(
         &names,
         parts.headers.contains_key("x-oss-copy-source"),
     );
-    match state.extra.faults.take(op)? {
+    match state.faults.take(op)? {
         FaultKind::Delay(d) => {
             tokio::time::sleep(d).await;
             None

@@ -14,11 +14,11 @@ use axum::response::Response;
 use http::StatusCode;
 use md5::{Digest, Md5};
 
-use super::super::{
+use super::shared::{ChunkSink, pump};
+use super::{
     Ctx, MAX_OBJECT_SIZE, base_response, blocking, content_md5, digest_mismatch, entity_headers,
     finish, header, q_get, set, version_header, write_options,
 };
-use super::{ChunkSink, pump};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Staging, Version};

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -35,11 +35,11 @@ use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
+use super::lock;
 use crate::model::Crc64;
 
-/// Compare-and-swap commits for AppendObject and in-place CopyObject (helper EM's file).
-#[path = "store_ext.rs"]
-mod ext;
+/// Compare-and-swap commits for AppendObject and in-place CopyObject.
+mod swap;
 
 /// What a version holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,10 +358,6 @@ impl Blobs {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// A blob being written. Dropping it unfinished removes what was written.
 pub struct Staging {
     blobs: Arc<Blobs>,
@@ -599,7 +595,7 @@ impl Store {
             let json = serde_json::to_vec(&BucketMeta {
                 versioned: bucket.versioned,
             })?;
-            write_atomic(&dir, "bucket.json", &json)?;
+            write_atomic(&dir, "bucket.json", &json, true)?;
         }
         Ok(())
     }
@@ -990,22 +986,34 @@ impl Store {
         } else {
             serde_json::to_vec(entry)
                 .map_err(std::io::Error::other)
-                .and_then(|json| write_atomic(&dir, &name, &json))
+                .and_then(|json| write_atomic(&dir, &name, &json, true))
         };
         result.map_err(|e| ApiError::internal(format!("cannot write object metadata: {e}")))
     }
 }
 
-/// Writes `dir/name` atomically: temp file in `dir`, fsync, rename, fsync `dir`.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `dir/name` atomically: temp file in `dir`, rename. `durable` adds an fsync of the
+/// file before and of `dir` after the rename (the multipart store skips them for part
+/// records it makes durable at Complete).
+pub(crate) fn write_atomic(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    durable: bool,
+) -> std::io::Result<()> {
     let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         std::fs::rename(&tmp, dir.join(name))?;
-        sync_dir(dir)
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -1,92 +1,13 @@
-//! Emulator operations added next to the core ones in [`super`] (the handlers module):
-//! multipart uploads, AppendObject, CopyObject, UploadPartCopy, and test fault injection.
-//!
-//! A child module of `handlers` so it shares its request context and header validation.
-//! * [`multipart`]: InitiateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
-//!   AbortMultipartUpload, ListParts, ListMultipartUploads; open uploads live in memory or
-//!   under `<data_dir>/uploads/` (atomic writes, reloaded at start).
-//! * [`append`]: AppendObject. * [`copy`]: CopyObject and the copy-source helpers.
-//! * [`faults`]: run-time fault injection and per-operation counters for tests.
-
-pub(crate) mod append;
-pub(crate) mod copy;
-pub mod faults;
-pub(crate) mod multipart;
-
-use std::path::Path;
-use std::sync::Arc;
+//! What the operation groups share: XML and listing helpers, the request-body pump, and the
+//! copy-source headers.
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 
-use super::{Ctx, base_response, finish, q_has};
-use crate::emulator::State;
+use super::{base_response, finish};
 use crate::emulator::error::ApiError;
-
-/// State of the added operations, held by the emulator's shared state.
-#[derive(Debug)]
-pub(crate) struct Extra {
-    /// Fault injector and counters.
-    pub(crate) faults: faults::Faults,
-    /// Open multipart uploads.
-    pub(crate) uploads: multipart::Uploads,
-}
-
-impl Extra {
-    /// Opens the upload store (`data_dir/uploads`, or memory).
-    pub(crate) fn open(data_dir: Option<&Path>) -> anyhow::Result<Self> {
-        Ok(Self {
-            faults: faults::Faults::default(),
-            uploads: multipart::Uploads::open(data_dir)?,
-        })
-    }
-}
-
-/// Runs the object-level operations of this module; `None` = not one of them.
-pub(super) async fn dispatch(
-    state: &Arc<State>,
-    method: &Method,
-    ctx: &Ctx,
-    body: &mut Option<Body>,
-) -> Option<Result<Response, ApiError>> {
-    let q = &ctx.query;
-    let copy = ctx.headers.contains_key("x-oss-copy-source");
-    Some(match *method {
-        Method::POST if q_has(q, "uploads") => multipart::initiate(state, ctx).await,
-        Method::POST if q_has(q, "append") => append::append(state, ctx, body).await,
-        Method::POST if q_has(q, "uploadId") => multipart::complete(state, ctx, body).await,
-        Method::PUT if q_has(q, "tagging") || q_has(q, "symlink") => return None,
-        Method::PUT if q_has(q, "uploadId") || q_has(q, "partNumber") => {
-            if copy {
-                multipart::upload_part_copy(state, ctx).await
-            } else {
-                multipart::upload_part(state, ctx, body).await
-            }
-        }
-        Method::PUT if copy => copy::copy_object(state, ctx).await,
-        Method::GET if q_has(q, "uploadId") => multipart::list_parts(state, ctx),
-        Method::DELETE if q_has(q, "uploadId") => multipart::abort(state, ctx).await,
-        _ => return None,
-    })
-}
-
-/// Bucket-level operations of this module (`GET /bucket/?uploads`); `None` = not one of them.
-pub(super) fn dispatch_bucket(
-    state: &Arc<State>,
-    method: &Method,
-    bucket: &str,
-    query: &[(String, String)],
-) -> Option<Result<Response, ApiError>> {
-    let has = |n: &str| query.iter().any(|(k, _)| k == n);
-    match *method {
-        Method::GET if has("uploads") => Some(multipart::list_uploads(state, bucket, query)),
-        _ => None,
-    }
-}
-
-// ---- shared helpers ---------------------------------------------------------------------
 
 /// `2025-01-15T08:30:00.000Z` (OSS always writes `.000`; oss2 accepts nothing else).
 pub(crate) fn iso8601(ms: u64) -> String {

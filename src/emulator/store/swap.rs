@@ -1,6 +1,5 @@
 //! Store additions for AppendObject and in-place CopyObject: a compare-and-swap commit of an
-//! object's current version. A child module of [`super`] (declared in `store.rs`) so it can
-//! use the store's internals; owned by the multipart/append/copy work (helper EM).
+//! object's current version. A child module of [`super`] so it can use the store's internals.
 
 use super::{ApiError, Bucket, ObjectEntry, StagedBlob, Store, Version, lock, new_version_id};
 

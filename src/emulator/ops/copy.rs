@@ -20,8 +20,10 @@ use std::sync::Arc;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 
-use super::super::{Ctx, MAX_OBJECT_SIZE, blocking, entity_headers, set, write_options};
-use super::{CopySource, check_source_conditions, copy_source, el, iso8601, pump, xml_response};
+use super::shared::{
+    CopySource, check_source_conditions, copy_source, el, iso8601, pump, xml_response,
+};
+use super::{Ctx, MAX_OBJECT_SIZE, blocking, entity_headers, set, write_options};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};

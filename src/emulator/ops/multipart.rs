@@ -18,9 +18,9 @@
 //! and versioning behave as for PutObject), then drops the upload.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -30,17 +30,19 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::super::{
-    Ctx, MAX_OBJECT_SIZE, base_response, blocking, content_md5, digest_mismatch, entity_headers,
-    finish, header, q_get, read_small_body, set, version_header, write_options,
-};
-use super::{
+use super::shared::{
     ChunkSink, CopySource, check_source_conditions, copy_source, el, iso8601, listed_key,
     no_such_upload, pump, url_encoding, xml_response,
 };
+use super::{
+    Ctx, MAX_OBJECT_SIZE, base_response, blocking, content_md5, digest_mismatch, entity_headers,
+    finish, header, q_get, read_small_body, set, version_header, write_options,
+};
 use crate::emulator::error::ApiError;
-use crate::emulator::store::{Kind, MemoryWriter, Pieces, StagedBlob, Store, Version, now_ms};
-use crate::emulator::{EmulatorHandle, State};
+use crate::emulator::store::{
+    Kind, MemoryWriter, Pieces, StagedBlob, Store, Version, now_ms, write_atomic,
+};
+use crate::emulator::{EmulatorHandle, State, lock};
 use crate::model::{Crc64, crc64_combine};
 
 /// Highest part number.
@@ -92,35 +94,8 @@ pub(crate) struct Uploads {
     root: Option<PathBuf>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn io_err(e: std::io::Error) -> ApiError {
     ApiError::internal(format!("cannot store upload data: {e}"))
-}
-
-/// Writes `dir/name` atomically (temp file, rename); `durable` adds an fsync of the file
-/// before and of the directory after the rename.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
-        drop(f);
-        std::fs::rename(&tmp, dir.join(name))?;
-        if durable {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Part data being written; dropping it unfinished removes it.
@@ -454,7 +429,7 @@ impl EmulatorHandle {
     /// Every open (initiated, neither completed nor aborted) multipart upload, as
     /// `(bucket, key, upload_id)`, sorted by bucket, key and initiation.
     pub fn open_uploads(&self) -> Vec<(String, String, String)> {
-        let open = lock(&self.state.extra.uploads.open);
+        let open = lock(&self.state.uploads.open);
         let mut list: Vec<&Upload> = open.values().collect();
         list.sort_by(|a, b| {
             (&a.bucket, &a.key, a.initiated_ms, &a.upload_id).cmp(&(
@@ -497,7 +472,7 @@ pub(super) async fn initiate(state: &Arc<State>, ctx: &Ctx) -> Result<Response, 
     };
     let id = upload.upload_id.clone();
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.extra.uploads.insert(upload))
+    tokio::task::spawn_blocking(move || st.uploads.insert(upload))
         .await
         .map_err(|e| ApiError::internal(format!("upload task failed: {e}")))??;
     let url = url_encoding(&ctx.query);
@@ -533,7 +508,7 @@ pub(super) async fn upload_part(
 ) -> Result<Response, ApiError> {
     let number = part_number(ctx)?;
     let id = upload_id(ctx)?.to_owned();
-    let uploads = &state.extra.uploads;
+    let uploads = &state.uploads;
     uploads.get(&ctx.bucket, &ctx.key, &id)?;
     let md5 = content_md5(&ctx.headers)?;
     if let Some(len) = header(&ctx.headers, "content-length").and_then(|v| v.parse::<u64>().ok())
@@ -578,13 +553,9 @@ async fn respond_part(
         ctx.key.clone(),
         id.to_owned(),
     );
-    tokio::task::spawn_blocking(move || {
-        st.extra
-            .uploads
-            .commit_part(&bucket, &key, &id, number, part)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("upload task failed: {e}")))??;
+    tokio::task::spawn_blocking(move || st.uploads.commit_part(&bucket, &key, &id, number, part))
+        .await
+        .map_err(|e| ApiError::internal(format!("upload task failed: {e}")))??;
     let mut resp = match copy {
         None => finish(base_response(StatusCode::OK), Body::empty())?,
         Some(_) => xml_response(format!(
@@ -635,7 +606,7 @@ fn copy_range(ctx: &Ctx, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
 pub(super) async fn upload_part_copy(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {
     let number = part_number(ctx)?;
     let id = upload_id(ctx)?.to_owned();
-    let uploads = &state.extra.uploads;
+    let uploads = &state.uploads;
     uploads.get(&ctx.bucket, &ctx.key, &id)?;
     let CopySource {
         bucket,
@@ -728,7 +699,7 @@ pub(super) async fn complete(
     body: &mut Option<Body>,
 ) -> Result<Response, ApiError> {
     let id = upload_id(ctx)?.to_owned();
-    let uploads = &state.extra.uploads;
+    let uploads = &state.uploads;
     let upload = uploads.get(&ctx.bucket, &ctx.key, &id)?;
     let opts = write_options(&ctx.headers)?;
     let complete_all = header(&ctx.headers, "x-oss-complete-all")
@@ -809,8 +780,7 @@ pub(super) async fn complete(
         id.clone(),
     );
     let blob = tokio::task::spawn_blocking(move || {
-        st.extra
-            .uploads
+        st.uploads
             .compose(&st.store, (&bucket, &key, &id2), &pieces, total, crc64)
     })
     .await
@@ -844,7 +814,7 @@ pub(super) async fn complete(
     .await?;
     let st = state.clone();
     let id2 = id.clone();
-    let _ = tokio::task::spawn_blocking(move || st.extra.uploads.remove(&id2)).await;
+    let _ = tokio::task::spawn_blocking(move || st.uploads.remove(&id2)).await;
     let url = url_encoding(&ctx.query);
     let mut xml = String::from("<CompleteMultipartUploadResult>");
     if url {
@@ -873,9 +843,9 @@ pub(super) async fn complete(
 
 pub(super) async fn abort(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {
     let id = upload_id(ctx)?.to_owned();
-    state.extra.uploads.get(&ctx.bucket, &ctx.key, &id)?;
+    state.uploads.get(&ctx.bucket, &ctx.key, &id)?;
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.extra.uploads.remove(&id))
+    tokio::task::spawn_blocking(move || st.uploads.remove(&id))
         .await
         .map_err(|e| ApiError::internal(format!("upload task failed: {e}")))?
         .ok_or_else(no_such_upload)?;
@@ -897,7 +867,7 @@ fn q_number(query: &[(String, String)], name: &str) -> Result<Option<u64>, ApiEr
 
 pub(super) fn list_parts(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {
     let id = upload_id(ctx)?;
-    let upload = state.extra.uploads.get(&ctx.bucket, &ctx.key, id)?;
+    let upload = state.uploads.get(&ctx.bucket, &ctx.key, id)?;
     let max =
         q_number(&ctx.query, "max-parts")?.map_or(MAX_LIST, |n| (n as usize).clamp(1, MAX_LIST));
     let marker = q_number(&ctx.query, "part-number-marker")?.unwrap_or(0);
@@ -952,7 +922,7 @@ pub(super) fn list_uploads(
     let (key_marker, id_marker) = (get("key-marker"), get("upload-id-marker"));
     let max = q_number(query, "max-uploads")?.map_or(MAX_LIST, |n| (n as usize).clamp(1, MAX_LIST));
     let url = url_encoding(query);
-    let mut all: Vec<Upload> = lock(&state.extra.uploads.open)
+    let mut all: Vec<Upload> = lock(&state.uploads.open)
         .values()
         .filter(|u| u.bucket == bucket && u.key.starts_with(prefix))
         .cloned()
