@@ -341,8 +341,7 @@ impl Client {
                 tracing::debug!(method = %req.method, bucket = req.bucket.as_str(), error = %err, "not retrying: the call's deadline comes first");
                 return Err(err);
             }
-            let operation = crate::telemetry::oss_operation(req.method.as_str(), &req.query);
-            if !retry.allow(&operation, &err) {
+            if !retry.allow(req.operation.metric_label(), &err) {
                 let mut err = err;
                 err.message
                     .push_str(" (not retried: the gateway's OSS retry budget is exhausted)");
@@ -358,7 +357,7 @@ impl Client {
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
-            crate::telemetry::metrics().record_retry(&operation);
+            crate::telemetry::metrics().record_retry(req.operation.metric_label());
         }
     }
 
@@ -411,11 +410,7 @@ impl Client {
         let started = Instant::now();
         let span = crate::telemetry::OssSpan::start(
             req.method.as_str(),
-            crate::telemetry::trace::oss_operation_name(
-                req.method.as_str(),
-                &req.query,
-                &req.headers,
-            ),
+            req.operation.name(),
             req.bucket.as_str(),
             req.key.as_ref().map_or("", |k| k.as_str()),
             attempt,
@@ -428,7 +423,6 @@ impl Client {
             .attempt_inner(req, body, upload, started)
             .instrument(span.span().clone())
             .await;
-        let operation = crate::telemetry::oss_operation(req.method.as_str(), &req.query);
         let code = result.as_ref().err().map(|e| {
             if e.code.is_empty() {
                 format!("{:?}", e.kind)
@@ -436,7 +430,11 @@ impl Client {
                 e.code.clone()
             }
         });
-        crate::telemetry::metrics().record_oss(&operation, started.elapsed(), code.as_deref());
+        crate::telemetry::metrics().record_oss(
+            req.operation.metric_label(),
+            started.elapsed(),
+            code.as_deref(),
+        );
         let streamed = upload.map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).bytes);
         let mut outcome = crate::telemetry::OssOutcome {
             error: code.as_deref(),

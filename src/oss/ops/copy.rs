@@ -3,9 +3,9 @@
 
 use std::time::SystemTime;
 
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
-use super::{ContentHeaders, OssRequest, Resp, WriteHeaders};
+use super::{ContentHeaders, OssOperation, OssRequest, Resp, WriteHeaders};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
 };
@@ -198,7 +198,7 @@ pub struct CopyObjectOutput {
 /// headers are sent only for `Replace` (`Copy` is OSS's default), and with
 /// them the replacing metadata/content headers or tags.
 pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(OssOperation::CopyObject, &input.bucket, Some(&input.key));
     super::multipart::no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
     let replace_metadata = input.metadata_directive == MetadataDirective::Replace;
@@ -315,6 +315,8 @@ mod tests {
     use super::super::Payload;
     use super::super::multipart::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
+    use http::Method;
+
     use super::*;
     use crate::oss::OssErrorKind;
     use crate::oss::sign::SignatureVersion::{V1, V4};

@@ -10,13 +10,13 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
 use super::copy::{
     CopySource, CopySourceConditions, parse_copy_result, parse_iso_time, source_version_id,
 };
 use super::object::ByteRange;
-use super::{ContentHeaders, OssRequest, Resp, WriteHeaders};
+use super::{ContentHeaders, OssOperation, OssRequest, Resp, WriteHeaders};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, crc64,
 };
@@ -59,8 +59,8 @@ impl MultipartUploadId {
     }
 
     /// A request on this upload: `?uploadId=` after `before` query pairs.
-    fn request(&self, method: Method, before: &[(&str, &str)]) -> OssRequest {
-        let mut req = OssRequest::new(method, &self.bucket, Some(&self.key));
+    fn request(&self, operation: OssOperation, before: &[(&str, &str)]) -> OssRequest {
+        let mut req = OssRequest::new(operation, &self.bucket, Some(&self.key));
         for (k, v) in before {
             req.query_set(k, *v);
         }
@@ -182,7 +182,11 @@ pub struct InitiateMultipartUploadOutput {
 
 /// Builds `POST /{key}?uploads&encoding-type=url` with no body.
 pub fn build_initiate_multipart_upload(input: &InitiateMultipartUploadInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::POST, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(
+        OssOperation::InitiateMultipartUpload,
+        &input.bucket,
+        Some(&input.key),
+    );
     req.query_set("uploads", "");
     req.query_set("encoding-type", "url");
     no_body(&mut req);
@@ -253,7 +257,7 @@ pub fn build_upload_part(input: &UploadPartInput) -> OssRequest {
     let part = input.part_number.to_string();
     let mut req = input
         .upload
-        .request(Method::PUT, &[("partNumber", part.as_str())]);
+        .request(OssOperation::UploadPart, &[("partNumber", part.as_str())]);
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;
         req.header_set(
@@ -348,9 +352,10 @@ pub struct UploadPartCopyOutput {
 /// the optional range and the source conditions; no body.
 pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
     let part = input.part_number.to_string();
-    let mut req = input
-        .upload
-        .request(Method::PUT, &[("partNumber", part.as_str())]);
+    let mut req = input.upload.request(
+        OssOperation::UploadPartCopy,
+        &[("partNumber", part.as_str())],
+    );
     no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
     if let Some(range) = &input.range {
@@ -469,9 +474,10 @@ fn escape_text(s: &str) -> String {
 /// XML body and its `Content-MD5`; with [`CompleteParts::All`],
 /// `x-oss-complete-all: yes` and no body (OSS refuses both together).
 pub fn build_complete_multipart_upload(input: &CompleteMultipartUploadInput) -> OssRequest {
-    let mut req = input
-        .upload
-        .request(Method::POST, &[("encoding-type", "url")]);
+    let mut req = input.upload.request(
+        OssOperation::CompleteMultipartUpload,
+        &[("encoding-type", "url")],
+    );
     match &input.parts {
         CompleteParts::All => {
             req.header_set("x-oss-complete-all", "yes");
@@ -554,7 +560,7 @@ pub struct AbortMultipartUploadOutput {
 
 /// Builds `DELETE /{key}?uploadId={id}`.
 pub fn build_abort_multipart_upload(upload: &MultipartUploadId) -> OssRequest {
-    upload.request(Method::DELETE, &[])
+    upload.request(OssOperation::AbortMultipartUpload, &[])
 }
 
 // ---------------------------------------------------------------- ListParts
@@ -615,7 +621,7 @@ pub struct ListPartsOutput {
 pub fn build_list_parts(input: &ListPartsInput) -> OssRequest {
     let mut req = input
         .upload
-        .request(Method::GET, &[("encoding-type", "url")]);
+        .request(OssOperation::ListParts, &[("encoding-type", "url")]);
     if let Some(n) = input.max_parts {
         req.query_set("max-parts", n.to_string());
     }
@@ -727,7 +733,7 @@ pub struct ListMultipartUploadsOutput {
 
 /// Builds `GET /?uploads&encoding-type=url[&prefix=][&key-marker=][&upload-id-marker=][&max-uploads=]`.
 pub fn build_list_multipart_uploads(input: &ListMultipartUploadsInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::GET, &input.bucket, None);
+    let mut req = OssRequest::new(OssOperation::ListMultipartUploads, &input.bucket, None);
     req.query_set("uploads", "");
     req.query_set("encoding-type", "url");
     if let Some(p) = &input.prefix {
@@ -1001,6 +1007,8 @@ mod tests {
     use super::super::Payload;
     use super::super::test_support::*;
     use super::capture_sign::{signature, with_pyv2_empty_md5};
+    use http::Method;
+
     use super::*;
     use crate::oss::sign::SignatureVersion::{V1, V4};
 
