@@ -297,6 +297,21 @@ impl Client {
         }
     }
 
+    /// Sends `req` ([`Self::send`]) and hands the answer's status, headers and body (at most
+    /// `limit` bytes) to `parse`: the path of every operation that answers with a document.
+    pub(crate) async fn send_and_parse<T>(
+        &self,
+        req: &OssRequest,
+        limit: usize,
+        parse: impl FnOnce(u16, &HeaderMap, &[u8]) -> Result<T, OssError>,
+    ) -> Result<T, OssError> {
+        let resp = self.send(req).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = read_body(resp, limit).await?;
+        parse(status, &headers, &body)
+    }
+
     /// Sends a request with an empty or in-memory body, retrying retryable failures (not
     /// client-side timeouts) up to `retry.max_attempts` times with jittered backoff, while
     /// the retry budget allows. Each attempt is bounded by the call's deadline

@@ -20,7 +20,7 @@ use super::{ContentHeaders, OssOperation, OssRequest, Resp, WriteHeaders};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, crc64,
 };
-use crate::oss::client::{Client, MAX_XML_BODY, read_body};
+use crate::oss::client::{Client, MAX_XML_BODY};
 use crate::oss::error::{OssError, OssErrorKind};
 use crate::oss::sign::percent_decode;
 use crate::oss::xml::{
@@ -796,11 +796,12 @@ impl Client {
         &self,
         input: &InitiateMultipartUploadInput,
     ) -> Result<InitiateMultipartUploadOutput, OssError> {
-        let resp = self.send(&build_initiate_multipart_upload(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_initiate_multipart_upload(input, status, &headers, &body)
+        self.send_and_parse(
+            &build_initiate_multipart_upload(input),
+            MAX_XML_BODY,
+            |status, headers, body| parse_initiate_multipart_upload(input, status, headers, body),
+        )
+        .await
     }
 
     /// UploadPart: stores one part. The in-memory body makes the request
@@ -829,11 +830,12 @@ impl Client {
                 range.header_value()
             )));
         }
-        let resp = self.send(&build_upload_part_copy(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_upload_part_copy(status, &headers, &body)
+        self.send_and_parse(
+            &build_upload_part_copy(input),
+            MAX_XML_BODY,
+            parse_upload_part_copy,
+        )
+        .await
     }
 
     /// CompleteMultipartUpload: assembles the object. If a retried attempt
@@ -845,11 +847,12 @@ impl Client {
     ) -> Result<CompleteMultipartUploadOutput, OssError> {
         input.upload.check()?;
         check_parts(&input.parts)?;
-        let resp = self.send(&build_complete_multipart_upload(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_complete_multipart_upload(status, &headers, &body)
+        self.send_and_parse(
+            &build_complete_multipart_upload(input),
+            MAX_XML_BODY,
+            parse_complete_multipart_upload,
+        )
+        .await
     }
 
     /// AbortMultipartUpload: discards the upload and its parts. An unknown
@@ -868,11 +871,8 @@ impl Client {
     /// ListParts: one page of the upload's parts.
     pub async fn list_parts(&self, input: &ListPartsInput) -> Result<ListPartsOutput, OssError> {
         input.upload.check()?;
-        let resp = self.send(&build_list_parts(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_LIST_BODY).await?;
-        parse_list_parts(status, &headers, &body)
+        self.send_and_parse(&build_list_parts(input), MAX_LIST_BODY, parse_list_parts)
+            .await
     }
 
     /// Every part of the upload, across pages, sorted by part number. A
@@ -911,11 +911,12 @@ impl Client {
         &self,
         input: &ListMultipartUploadsInput,
     ) -> Result<ListMultipartUploadsOutput, OssError> {
-        let resp = self.send(&build_list_multipart_uploads(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_LIST_BODY).await?;
-        parse_list_multipart_uploads(status, &headers, &body)
+        self.send_and_parse(
+            &build_list_multipart_uploads(input),
+            MAX_LIST_BODY,
+            parse_list_multipart_uploads,
+        )
+        .await
     }
 
     /// Every unfinished upload of `bucket` whose key starts with `prefix`,

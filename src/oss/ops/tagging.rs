@@ -140,11 +140,12 @@ impl Client {
         &self,
         input: &GetObjectTaggingInput,
     ) -> Result<GetObjectTaggingOutput, OssError> {
-        let resp = self.send(&build_get_object_tagging(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = crate::oss::client::read_body(resp, crate::oss::client::MAX_XML_BODY).await?;
-        parse_get_object_tagging(status, &headers, &body)
+        self.send_and_parse(
+            &build_get_object_tagging(input),
+            crate::oss::client::MAX_XML_BODY,
+            parse_get_object_tagging,
+        )
+        .await
     }
 
     /// DeleteObjectTagging: removes every tag of the object.
