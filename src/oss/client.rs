@@ -297,6 +297,21 @@ impl Client {
         }
     }
 
+    /// Sends `req` ([`Self::send`]) and hands the answer's status, headers and body (at most
+    /// `limit` bytes) to `parse`: the path of every operation that answers with a document.
+    pub(crate) async fn send_and_parse<T>(
+        &self,
+        req: &OssRequest,
+        limit: usize,
+        parse: impl FnOnce(u16, &HeaderMap, &[u8]) -> Result<T, OssError>,
+    ) -> Result<T, OssError> {
+        let resp = self.send(req).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = read_body(resp, limit).await?;
+        parse(status, &headers, &body)
+    }
+
     /// Sends a request with an empty or in-memory body, retrying retryable failures (not
     /// client-side timeouts) up to `retry.max_attempts` times with jittered backoff, while
     /// the retry budget allows. Each attempt is bounded by the call's deadline
@@ -341,8 +356,7 @@ impl Client {
                 tracing::debug!(method = %req.method, bucket = req.bucket.as_str(), error = %err, "not retrying: the call's deadline comes first");
                 return Err(err);
             }
-            let operation = crate::telemetry::oss_operation(req.method.as_str(), &req.query);
-            if !retry.allow(&operation, &err) {
+            if !retry.allow(req.operation.metric_label(), &err) {
                 let mut err = err;
                 err.message
                     .push_str(" (not retried: the gateway's OSS retry budget is exhausted)");
@@ -358,7 +372,7 @@ impl Client {
             );
             tokio::time::sleep(delay).await;
             attempt += 1;
-            crate::telemetry::metrics().record_retry(&operation);
+            crate::telemetry::metrics().record_retry(req.operation.metric_label());
         }
     }
 
@@ -411,11 +425,7 @@ impl Client {
         let started = Instant::now();
         let span = crate::telemetry::OssSpan::start(
             req.method.as_str(),
-            crate::telemetry::trace::oss_operation_name(
-                req.method.as_str(),
-                &req.query,
-                &req.headers,
-            ),
+            req.operation.name(),
             req.bucket.as_str(),
             req.key.as_ref().map_or("", |k| k.as_str()),
             attempt,
@@ -428,7 +438,6 @@ impl Client {
             .attempt_inner(req, body, upload, started)
             .instrument(span.span().clone())
             .await;
-        let operation = crate::telemetry::oss_operation(req.method.as_str(), &req.query);
         let code = result.as_ref().err().map(|e| {
             if e.code.is_empty() {
                 format!("{:?}", e.kind)
@@ -436,7 +445,11 @@ impl Client {
                 e.code.clone()
             }
         });
-        crate::telemetry::metrics().record_oss(&operation, started.elapsed(), code.as_deref());
+        crate::telemetry::metrics().record_oss(
+            req.operation.metric_label(),
+            started.elapsed(),
+            code.as_deref(),
+        );
         let streamed = upload.map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).bytes);
         let mut outcome = crate::telemetry::OssOutcome {
             error: code.as_deref(),

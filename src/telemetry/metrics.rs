@@ -255,28 +255,6 @@ impl Default for Metrics {
     }
 }
 
-/// The operation label of an OSS request: the HTTP method plus its sub-resource, such as
-/// `GET ?tagging`, `PUT ?partNumber` or `DELETE` (object-level requests have no sub-resource).
-pub fn oss_operation(method: &str, query: &[(String, String)]) -> String {
-    const SUBRESOURCES: &[&str] = &[
-        "tagging",
-        "symlink",
-        "uploads",
-        "partNumber",
-        "uploadId",
-        "append",
-        "acl",
-        "restore",
-    ];
-    match SUBRESOURCES
-        .iter()
-        .find(|s| query.iter().any(|(k, _)| k == *s))
-    {
-        Some(sub) => format!("{method} ?{sub}"),
-        None => method.to_string(),
-    }
-}
-
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::process);
 
 /// The process-wide metrics.
@@ -541,23 +519,6 @@ mod tests {
         assert!(
             !text.contains("ossgate_oss_retries_total{operation=\"PUT ?partNumber\"}"),
             "{text}"
-        );
-    }
-
-    #[test]
-    fn operation_names_carry_the_subresource() {
-        let q = |k: &str| vec![(k.to_string(), String::new())];
-        assert_eq!(oss_operation("GET", &q("tagging")), "GET ?tagging");
-        assert_eq!(oss_operation("PUT", &[]), "PUT");
-        assert_eq!(
-            oss_operation(
-                "PUT",
-                &[
-                    ("partNumber".into(), "1".into()),
-                    ("uploadId".into(), "x".into())
-                ]
-            ),
-            "PUT ?partNumber"
         );
     }
 

@@ -41,7 +41,7 @@ use tracing_subscriber::{
 };
 
 pub use metrics::{
-    InFlightUpload, Metrics, MetricsServer, metrics, oss_operation, serve, set_upload_memory_source,
+    InFlightUpload, Metrics, MetricsServer, metrics, serve, set_upload_memory_source,
 };
 pub use trace::{OssOutcome, OssSpan, RpcSpan, TraceContextLayer, extract_context};
 

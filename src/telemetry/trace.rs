@@ -357,43 +357,6 @@ impl Drop for OssSpan {
     }
 }
 
-/// The OSS API name of a request (`PutObjectTagging`, `UploadPart`, ...), from its method,
-/// sub-resource and the copy-source header.
-pub fn oss_operation_name(
-    method: &str,
-    query: &[(String, String)],
-    headers: &[(String, String)],
-) -> &'static str {
-    let has = |name: &str| query.iter().any(|(k, _)| k == name);
-    let copy = headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("x-oss-copy-source"));
-    match method {
-        "GET" if has("tagging") => "GetObjectTagging",
-        "PUT" if has("tagging") => "PutObjectTagging",
-        "DELETE" if has("tagging") => "DeleteObjectTagging",
-        "GET" if has("symlink") => "GetSymlink",
-        "PUT" if has("symlink") => "PutSymlink",
-        "GET" if has("acl") => "GetObjectAcl",
-        "PUT" if has("acl") => "PutObjectAcl",
-        "POST" if has("restore") => "RestoreObject",
-        "POST" if has("uploads") => "InitiateMultipartUpload",
-        "GET" if has("uploads") => "ListMultipartUploads",
-        "PUT" if has("partNumber") && copy => "UploadPartCopy",
-        "PUT" if has("partNumber") => "UploadPart",
-        "POST" if has("uploadId") => "CompleteMultipartUpload",
-        "DELETE" if has("uploadId") => "AbortMultipartUpload",
-        "GET" if has("uploadId") => "ListParts",
-        "POST" if has("append") => "AppendObject",
-        "PUT" if copy => "CopyObject",
-        "PUT" => "PutObject",
-        "GET" => "GetObject",
-        "HEAD" => "HeadObject",
-        "DELETE" => "DeleteObject",
-        _ => "OSS",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,38 +440,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(trace, "00000000000000000000000000000000");
-    }
-
-    #[test]
-    fn oss_operation_names() {
-        let q = |k: &str| vec![(k.to_string(), String::new())];
-        let copy = vec![("x-oss-copy-source".to_string(), "/b/k".to_string())];
-        assert_eq!(
-            oss_operation_name("PUT", &q("tagging"), &[]),
-            "PutObjectTagging"
-        );
-        assert_eq!(
-            oss_operation_name("GET", &q("tagging"), &[]),
-            "GetObjectTagging"
-        );
-        assert_eq!(
-            oss_operation_name("PUT", &q("partNumber"), &[]),
-            "UploadPart"
-        );
-        assert_eq!(
-            oss_operation_name("PUT", &q("partNumber"), &copy),
-            "UploadPartCopy"
-        );
-        assert_eq!(
-            oss_operation_name("POST", &q("uploads"), &[]),
-            "InitiateMultipartUpload"
-        );
-        assert_eq!(
-            oss_operation_name("POST", &q("uploadId"), &[]),
-            "CompleteMultipartUpload"
-        );
-        assert_eq!(oss_operation_name("PUT", &[], &copy), "CopyObject");
-        assert_eq!(oss_operation_name("PUT", &[], &[]), "PutObject");
-        assert_eq!(oss_operation_name("HEAD", &[], &[]), "HeadObject");
     }
 }

@@ -1,9 +1,9 @@
 //! AppendObject (docs/oss-protocol.md, "AppendObject").
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
-use super::{ContentHeaders, OssRequest, Payload, Resp, WriteHeaders};
+use super::{ContentHeaders, OssOperation, OssRequest, Payload, Resp, WriteHeaders};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, crc64_combine,
 };
@@ -77,7 +77,7 @@ pub struct AppendObjectOutput {
 /// Builds `POST /{key}?append&position={n}`. The body is sent once (the
 /// request is not replayable: a lost response may hide a stored append).
 pub fn build_append_object(input: &AppendObjectInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::POST, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(OssOperation::AppendObject, &input.bucket, Some(&input.key));
     req.query_set("append", "");
     req.query_set("position", input.position.to_string());
     input.content.push_to(&mut req);
@@ -179,6 +179,8 @@ impl Client {
 mod tests {
     use super::super::test_support::capture_sign::signature;
     use super::super::test_support::*;
+    use http::Method;
+
     use super::*;
     use crate::model::crc64;
     use crate::oss::sign::SignatureVersion::{V1, V4};

@@ -5,15 +5,15 @@
 
 use std::time::SystemTime;
 
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
 use super::multipart::{MultipartUploadId, check_part_number, no_body, non_empty};
 use super::object::ByteRange;
-use super::{ContentHeaders, OssRequest, Resp, WriteHeaders, parse_iso_time};
+use super::{ContentHeaders, OssOperation, OssRequest, Resp, WriteHeaders, parse_iso_time};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
 };
-use crate::oss::client::{Client, MAX_XML_BODY, read_body};
+use crate::oss::client::{Client, MAX_XML_BODY};
 use crate::oss::endpoint::percent_encode;
 use crate::oss::error::OssError;
 use crate::oss::sign::http_date;
@@ -198,7 +198,7 @@ pub struct CopyObjectOutput {
 /// headers are sent only for `Replace` (`Copy` is OSS's default), and with
 /// them the replacing metadata/content headers or tags.
 pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(OssOperation::CopyObject, &input.bucket, Some(&input.key));
     no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
     let no_metadata = UserMetadata::empty();
@@ -335,9 +335,10 @@ pub struct UploadPartCopyOutput {
 /// the optional range and the source conditions; no body.
 pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
     let part = input.part_number.to_string();
-    let mut req = input
-        .upload
-        .request(Method::PUT, &[("partNumber", part.as_str())]);
+    let mut req = input.upload.request(
+        OssOperation::UploadPartCopy,
+        &[("partNumber", part.as_str())],
+    );
     no_body(&mut req);
     req.header_set("x-oss-copy-source", input.source.header_value());
     if let Some(range) = &input.range {
@@ -372,11 +373,8 @@ impl Client {
     /// request (OSS's size limits apply, see docs/oss-protocol.md, "Limits"; use
     /// UploadPartCopy above them). Retried like any body-less request.
     pub async fn copy_object(&self, input: &CopyObjectInput) -> Result<CopyObjectOutput, OssError> {
-        let resp = self.send(&build_copy_object(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_copy_object(status, &headers, &body)
+        self.send_and_parse(&build_copy_object(input), MAX_XML_BODY, parse_copy_object)
+            .await
     }
 
     /// UploadPartCopy: one part copied from an existing object (or a range of it).
@@ -394,11 +392,12 @@ impl Client {
                 range.header_value()
             )));
         }
-        let resp = self.send(&build_upload_part_copy(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_upload_part_copy(status, &headers, &body)
+        self.send_and_parse(
+            &build_upload_part_copy(input),
+            MAX_XML_BODY,
+            parse_upload_part_copy,
+        )
+        .await
     }
 }
 
@@ -407,6 +406,8 @@ mod tests {
     use super::super::Payload;
     use super::super::test_support::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
+    use http::Method;
+
     use super::*;
     use crate::oss::OssErrorKind;
     use crate::oss::sign::SignatureVersion::{V1, V4};

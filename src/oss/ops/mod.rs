@@ -8,6 +8,7 @@ pub mod append;
 pub mod copy;
 pub mod multipart;
 pub mod object;
+pub mod operation;
 pub mod symlink;
 pub mod tagging;
 
@@ -26,6 +27,7 @@ pub use object::{
     ByteRange, ByteStream, ContentRange, DeleteObjectInput, DeleteObjectOutput, GetObjectInput,
     GetObjectOutput, HeadObjectInput, ObjectHead, PutObjectInput, PutObjectOutput,
 };
+pub use operation::OssOperation;
 pub use symlink::{GetSymlinkInput, GetSymlinkOutput, PutSymlinkInput, PutSymlinkOutput};
 pub use tagging::{
     DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectTaggingInput,
@@ -60,7 +62,9 @@ pub enum Payload {
 /// (`Authorization`, `x-oss-date`, …) are added at send time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OssRequest {
-    /// HTTP method.
+    /// Which OSS API operation this is (set by its builder).
+    pub operation: OssOperation,
+    /// HTTP method (the operation's).
     pub method: Method,
     /// The bucket.
     pub bucket: BucketName,
@@ -75,9 +79,14 @@ pub struct OssRequest {
 }
 
 impl OssRequest {
-    pub(crate) fn new(method: Method, bucket: &BucketName, key: Option<&ObjectKey>) -> Self {
+    pub(crate) fn new(
+        operation: OssOperation,
+        bucket: &BucketName,
+        key: Option<&ObjectKey>,
+    ) -> Self {
         OssRequest {
-            method,
+            operation,
+            method: operation.method(),
             bucket: bucket.clone(),
             key: key.cloned(),
             query: Vec::new(),
@@ -366,7 +375,7 @@ mod tests {
 
     #[test]
     fn write_headers_omit_defaults() {
-        let mut req = OssRequest::new(Method::PUT, &bucket(), Some(&key("k")));
+        let mut req = OssRequest::new(OssOperation::PutObject, &bucket(), Some(&key("k")));
         req.write_headers(WriteHeaders {
             metadata: &UserMetadata::empty(),
             tags: &TagSet::empty(),

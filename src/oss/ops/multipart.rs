@@ -10,13 +10,13 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
-use super::{ContentHeaders, OssRequest, Resp, WriteHeaders, parse_iso_time};
+use super::{ContentHeaders, OssOperation, OssRequest, Resp, WriteHeaders, parse_iso_time};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, crc64,
 };
-use crate::oss::client::{Client, MAX_XML_BODY, read_body};
+use crate::oss::client::{Client, MAX_XML_BODY};
 use crate::oss::error::{OssError, OssErrorKind};
 use crate::oss::sign::percent_decode;
 use crate::oss::xml::{
@@ -55,8 +55,8 @@ impl MultipartUploadId {
     }
 
     /// A request on this upload: `?uploadId=` after `before` query pairs.
-    pub(crate) fn request(&self, method: Method, before: &[(&str, &str)]) -> OssRequest {
-        let mut req = OssRequest::new(method, &self.bucket, Some(&self.key));
+    pub(crate) fn request(&self, operation: OssOperation, before: &[(&str, &str)]) -> OssRequest {
+        let mut req = OssRequest::new(operation, &self.bucket, Some(&self.key));
         for (k, v) in before {
             req.query_set(k, *v);
         }
@@ -178,7 +178,11 @@ pub struct InitiateMultipartUploadOutput {
 
 /// Builds `POST /{key}?uploads&encoding-type=url` with no body.
 pub fn build_initiate_multipart_upload(input: &InitiateMultipartUploadInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::POST, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(
+        OssOperation::InitiateMultipartUpload,
+        &input.bucket,
+        Some(&input.key),
+    );
     req.query_set("uploads", "");
     req.query_set("encoding-type", "url");
     no_body(&mut req);
@@ -249,7 +253,7 @@ pub fn build_upload_part(input: &UploadPartInput) -> OssRequest {
     let part = input.part_number.to_string();
     let mut req = input
         .upload
-        .request(Method::PUT, &[("partNumber", part.as_str())]);
+        .request(OssOperation::UploadPart, &[("partNumber", part.as_str())]);
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;
         req.header_set(
@@ -383,9 +387,10 @@ fn escape_text(s: &str) -> String {
 /// XML body and its `Content-MD5`; with [`CompleteParts::All`],
 /// `x-oss-complete-all: yes` and no body (OSS refuses both together).
 pub fn build_complete_multipart_upload(input: &CompleteMultipartUploadInput) -> OssRequest {
-    let mut req = input
-        .upload
-        .request(Method::POST, &[("encoding-type", "url")]);
+    let mut req = input.upload.request(
+        OssOperation::CompleteMultipartUpload,
+        &[("encoding-type", "url")],
+    );
     match &input.parts {
         CompleteParts::All => {
             req.header_set("x-oss-complete-all", "yes");
@@ -468,7 +473,7 @@ pub struct AbortMultipartUploadOutput {
 
 /// Builds `DELETE /{key}?uploadId={id}`.
 pub fn build_abort_multipart_upload(upload: &MultipartUploadId) -> OssRequest {
-    upload.request(Method::DELETE, &[])
+    upload.request(OssOperation::AbortMultipartUpload, &[])
 }
 
 // ---------------------------------------------------------------- ListParts
@@ -529,7 +534,7 @@ pub struct ListPartsOutput {
 pub fn build_list_parts(input: &ListPartsInput) -> OssRequest {
     let mut req = input
         .upload
-        .request(Method::GET, &[("encoding-type", "url")]);
+        .request(OssOperation::ListParts, &[("encoding-type", "url")]);
     if let Some(n) = input.max_parts {
         req.query_set("max-parts", n.to_string());
     }
@@ -641,7 +646,7 @@ pub struct ListMultipartUploadsOutput {
 
 /// Builds `GET /?uploads&encoding-type=url[&prefix=][&key-marker=][&upload-id-marker=][&max-uploads=]`.
 pub fn build_list_multipart_uploads(input: &ListMultipartUploadsInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::GET, &input.bucket, None);
+    let mut req = OssRequest::new(OssOperation::ListMultipartUploads, &input.bucket, None);
     req.query_set("uploads", "");
     req.query_set("encoding-type", "url");
     if let Some(p) = &input.prefix {
@@ -704,11 +709,12 @@ impl Client {
         &self,
         input: &InitiateMultipartUploadInput,
     ) -> Result<InitiateMultipartUploadOutput, OssError> {
-        let resp = self.send(&build_initiate_multipart_upload(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_initiate_multipart_upload(input, status, &headers, &body)
+        self.send_and_parse(
+            &build_initiate_multipart_upload(input),
+            MAX_XML_BODY,
+            |status, headers, body| parse_initiate_multipart_upload(input, status, headers, body),
+        )
+        .await
     }
 
     /// UploadPart: stores one part. The in-memory body makes the request
@@ -731,11 +737,12 @@ impl Client {
     ) -> Result<CompleteMultipartUploadOutput, OssError> {
         input.upload.check()?;
         check_parts(&input.parts)?;
-        let resp = self.send(&build_complete_multipart_upload(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_XML_BODY).await?;
-        parse_complete_multipart_upload(status, &headers, &body)
+        self.send_and_parse(
+            &build_complete_multipart_upload(input),
+            MAX_XML_BODY,
+            parse_complete_multipart_upload,
+        )
+        .await
     }
 
     /// AbortMultipartUpload: discards the upload and its parts. An unknown
@@ -754,11 +761,8 @@ impl Client {
     /// ListParts: one page of the upload's parts.
     pub async fn list_parts(&self, input: &ListPartsInput) -> Result<ListPartsOutput, OssError> {
         input.upload.check()?;
-        let resp = self.send(&build_list_parts(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_LIST_BODY).await?;
-        parse_list_parts(status, &headers, &body)
+        self.send_and_parse(&build_list_parts(input), MAX_LIST_BODY, parse_list_parts)
+            .await
     }
 
     /// Every part of the upload, across pages, sorted by part number. A
@@ -797,11 +801,12 @@ impl Client {
         &self,
         input: &ListMultipartUploadsInput,
     ) -> Result<ListMultipartUploadsOutput, OssError> {
-        let resp = self.send(&build_list_multipart_uploads(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = read_body(resp, MAX_LIST_BODY).await?;
-        parse_list_multipart_uploads(status, &headers, &body)
+        self.send_and_parse(
+            &build_list_multipart_uploads(input),
+            MAX_LIST_BODY,
+            parse_list_multipart_uploads,
+        )
+        .await
     }
 
     /// Every unfinished upload of `bucket` whose key starts with `prefix`,
@@ -842,6 +847,8 @@ mod tests {
     use super::super::Payload;
     use super::super::test_support::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
+    use http::Method;
+
     use super::*;
     use crate::oss::sign::SignatureVersion::{V1, V4};
 

@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
-use super::{ContentHeaders, OssRequest, Payload, Resp, WriteHeaders};
+use super::{ContentHeaders, OssOperation, OssRequest, Payload, Resp, WriteHeaders};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, UserMetadata, VersionId,
 };
@@ -44,8 +44,8 @@ impl ObjectId {
         self
     }
 
-    fn request(&self, method: Method) -> OssRequest {
-        let mut req = OssRequest::new(method, &self.bucket, Some(&self.key));
+    fn request(&self, operation: OssOperation) -> OssRequest {
+        let mut req = OssRequest::new(operation, &self.bucket, Some(&self.key));
         req.version(self.version_id.as_ref());
         req
     }
@@ -123,7 +123,7 @@ pub struct PutObjectOutput {
 
 /// Builds the PutObject request: `PUT /{key}` with a streamed body.
 pub fn build_put_object(input: &PutObjectInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(OssOperation::PutObject, &input.bucket, Some(&input.key));
     input.content.push_to(&mut req);
     if let Some(md5) = &input.content_md5 {
         req.header_set(
@@ -191,7 +191,7 @@ pub struct ObjectHead {
 
 /// Builds the HeadObject request: `HEAD /{key}[?versionId=]`.
 pub fn build_head_object(input: &HeadObjectInput) -> OssRequest {
-    input.request(Method::HEAD)
+    input.request(OssOperation::HeadObject)
 }
 
 /// Parses a HeadObject success.
@@ -336,7 +336,7 @@ impl std::fmt::Debug for GetObjectOutput {
 
 /// Builds the GetObject request: `GET /{key}[?versionId=]` with `Range`.
 pub fn build_get_object(input: &GetObjectInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::GET, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(OssOperation::GetObject, &input.bucket, Some(&input.key));
     req.version(input.version_id.as_ref());
     if let Some(range) = input.effective_range() {
         req.header_set("range", range.header_value());
@@ -386,7 +386,7 @@ pub struct DeleteObjectOutput {
 
 /// Builds the DeleteObject request: `DELETE /{key}[?versionId=]`.
 pub fn build_delete_object(input: &DeleteObjectInput) -> OssRequest {
-    input.request(Method::DELETE)
+    input.request(OssOperation::DeleteObject)
 }
 
 /// Parses a DeleteObject success (204; a missing key is also a success).
@@ -484,6 +484,8 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+    use http::Method;
+
     use super::*;
     use crate::oss::OssErrorKind;
 

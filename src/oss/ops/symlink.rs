@@ -2,10 +2,10 @@
 
 use std::time::SystemTime;
 
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
 use super::object::ObjectId;
-use super::{OssRequest, Resp, WriteHeaders};
+use super::{OssOperation, OssRequest, Resp, WriteHeaders};
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
 };
@@ -85,7 +85,7 @@ pub struct GetSymlinkOutput {
 /// Builds `PUT /{key}?symlink` with `x-oss-symlink-target` fully
 /// percent-encoded (including `/`, as oss2 does; required for non-ASCII).
 pub fn build_put_symlink(input: &PutSymlinkInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::PUT, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(OssOperation::PutSymlink, &input.bucket, Some(&input.key));
     req.query_set("symlink", "");
     req.header_set(
         "x-oss-symlink-target",
@@ -103,7 +103,7 @@ pub fn build_put_symlink(input: &PutSymlinkInput) -> OssRequest {
 
 /// Builds `GET /{key}?symlink[&versionId=]`.
 pub fn build_get_symlink(input: &GetSymlinkInput) -> OssRequest {
-    let mut req = OssRequest::new(Method::GET, &input.bucket, Some(&input.key));
+    let mut req = OssRequest::new(OssOperation::GetSymlink, &input.bucket, Some(&input.key));
     req.query_set("symlink", "");
     req.version(input.version_id.as_ref());
     req
@@ -156,6 +156,8 @@ impl Client {
 mod tests {
     use super::super::Payload;
     use super::super::test_support::*;
+    use http::Method;
+
     use super::*;
     use crate::oss::OssErrorKind;
 

@@ -2,10 +2,10 @@
 //! tagging").
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
 use super::object::ObjectId;
-use super::{OssRequest, Resp};
+use super::{OssOperation, OssRequest, Resp};
 use crate::model::{BucketName, ObjectKey, TagSet, VersionId};
 use crate::oss::client::Client;
 use crate::oss::error::OssError;
@@ -67,8 +67,8 @@ pub struct GetObjectTaggingOutput {
     pub request_id: Option<String>,
 }
 
-fn tagging_request(method: Method, object: &ObjectId) -> OssRequest {
-    let mut req = OssRequest::new(method, &object.bucket, Some(&object.key));
+fn tagging_request(operation: OssOperation, object: &ObjectId) -> OssRequest {
+    let mut req = OssRequest::new(operation, &object.bucket, Some(&object.key));
     req.query_set("tagging", "");
     req.version(object.version_id.as_ref());
     req
@@ -81,19 +81,19 @@ pub fn build_put_object_tagging(input: &PutObjectTaggingInput) -> OssRequest {
         key: input.key.clone(),
         version_id: input.version_id.clone(),
     };
-    let mut req = tagging_request(Method::PUT, &object);
+    let mut req = tagging_request(OssOperation::PutObjectTagging, &object);
     req.bytes_body(Bytes::from(tagging_xml(&input.tags)), input.content_md5);
     req
 }
 
 /// Builds `GET /{key}?tagging[&versionId=]`.
 pub fn build_get_object_tagging(input: &GetObjectTaggingInput) -> OssRequest {
-    tagging_request(Method::GET, input)
+    tagging_request(OssOperation::GetObjectTagging, input)
 }
 
 /// Builds `DELETE /{key}?tagging[&versionId=]`.
 pub fn build_delete_object_tagging(input: &DeleteObjectTaggingInput) -> OssRequest {
-    tagging_request(Method::DELETE, input)
+    tagging_request(OssOperation::DeleteObjectTagging, input)
 }
 
 /// Parses a Put/DeleteObjectTagging success.
@@ -141,11 +141,12 @@ impl Client {
         &self,
         input: &GetObjectTaggingInput,
     ) -> Result<GetObjectTaggingOutput, OssError> {
-        let resp = self.send(&build_get_object_tagging(input)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = crate::oss::client::read_body(resp, crate::oss::client::MAX_XML_BODY).await?;
-        parse_get_object_tagging(status, &headers, &body)
+        self.send_and_parse(
+            &build_get_object_tagging(input),
+            crate::oss::client::MAX_XML_BODY,
+            parse_get_object_tagging,
+        )
+        .await
     }
 
     /// DeleteObjectTagging: removes every tag of the object.
@@ -162,6 +163,8 @@ impl Client {
 mod tests {
     use super::super::Payload;
     use super::super::test_support::*;
+    use http::Method;
+
     use super::*;
     use crate::oss::OssErrorKind;
 

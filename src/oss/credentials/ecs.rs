@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{
-    Answer, CredentialsError, CredentialsProvider, IssuedCredentials, TemporaryCredentials,
-};
+use super::http::{self, Answer, IssuedCredentials};
+use super::{CredentialsError, CredentialsProvider, TemporaryCredentials};
 
 /// How this source is named in errors and logs.
 pub const SERVICE: &str = "ECS instance metadata (RAM role)";
@@ -111,7 +110,7 @@ impl EcsRoleProvider {
             ));
         }
         // The metadata service answers only on the instance's own link: no proxy.
-        let http = super::http_client(config.connect_timeout, config.request_timeout, true)
+        let http = http::http_client(config.connect_timeout, config.request_timeout, true)
             .map_err(|e| {
                 CredentialsError::config(
                     ENDPOINT_SETTING,
@@ -136,10 +135,10 @@ impl EcsRoleProvider {
         CredentialsError::transport(SERVICE, &self.config.endpoint, message, retryable)
     }
 
-    /// Sends a request and reads its answer (see [`super::send`]).
+    /// Sends a request and reads its answer (see [`http::send`]).
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, CredentialsError> {
         let hint = format!("; check {ENDPOINT_SETTING}");
-        super::send(request, &hint, |message, retryable| {
+        http::send(request, &hint, |message, retryable| {
             self.transport(message, retryable)
         })
         .await

@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{CredentialsError, CredentialsProvider, IssuedCredentials, TemporaryCredentials};
+use super::http::{self, IssuedCredentials};
+use super::{CredentialsError, CredentialsProvider, TemporaryCredentials};
 use crate::oss::sign::uri_encode;
 
 /// Environment variable of the RAM role ARN (set by ACK's pod identity webhook, or by hand).
@@ -126,7 +127,7 @@ impl OidcRoleProvider {
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        let http = super::http_client(config.connect_timeout, config.request_timeout, loopback)
+        let http = http::http_client(config.connect_timeout, config.request_timeout, loopback)
             .map_err(|e| {
                 CredentialsError::config(
                     "oss.sts_endpoint",
@@ -314,7 +315,7 @@ impl CredentialsProvider for OidcRoleProvider {
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
             .body(form_body(&self.config, &token));
-        let answer = super::send(request, "", |message, retryable| {
+        let answer = http::send(request, "", |message, retryable| {
             CredentialsError::transport(SERVICE, &self.config.endpoint, message, retryable)
         })
         .await?;
