@@ -50,7 +50,7 @@ pub struct Settings {
     /// Caller authentication and authorization (`[auth]`); empty = no auth.
     pub auth: crate::rpc::auth::AuthSettings,
     /// TLS on the gRPC listener (`[tls]`); no certificate = plaintext.
-    pub tls: crate::tls::TlsSettings,
+    pub tls: crate::server::tls::TlsSettings,
     /// The tag audit trail (`[audit]`).
     pub audit: crate::rpc::audit::AuditSettings,
 }

@@ -505,7 +505,7 @@ impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let peer = request
             .extensions()
-            .get::<crate::tls::ConnInfo>()
+            .get::<crate::server::tls::ConnInfo>()
             .and_then(|info| info.peer.clone());
         let access = self.authenticate(request.metadata(), peer.as_deref())?;
         request.extensions_mut().insert(access);

@@ -8,7 +8,6 @@ pub mod auth;
 pub mod codec;
 mod convert;
 mod copy;
-pub mod deadline;
 mod object;
 pub mod status;
 mod symlink;

@@ -1,7 +1,7 @@
 //! Assembles the gRPC server (ObjectService, reflection v1 and v1alpha, grpc.health.v1) and runs
 //! it until a shutdown signal, then drains in-flight calls for a bounded time.
 //!
-//! The edge: optional TLS/mTLS ([`crate::tls`]), load shedding of ObjectService calls
+//! The edge: optional TLS/mTLS ([`crate::server::tls`]), load shedding of ObjectService calls
 //! ([`limits`]), HTTP/2 keepalive, a maximum connection age (graceful GOAWAY, then an
 //! optional forced close), message size limits and TCP_NODELAY, all from `[server]` and
 //! `[tls]`. Health and reflection are neither authenticated nor shed.
@@ -9,8 +9,10 @@
 //! Optionally (`server.health_listen`) a second, plaintext listener serves only
 //! grpc.health.v1 with the same statuses, for Kubernetes `grpc` probes, which cannot speak TLS.
 
+pub mod deadline;
 pub mod grpc_message;
 pub mod limits;
+pub mod tls;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -106,7 +108,7 @@ pub struct RunningServer {
     /// ObjectService call slots (load shedding).
     limits: limits::CallLimits,
     /// The TLS configuration in force, when TLS is on.
-    tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    tls: Option<std::sync::Arc<crate::server::tls::ServerTls>>,
     /// The OSS client: at shutdown, the uploads it still owns are aborted.
     client: oss::Client,
     /// The plaintext health listener, when `server.health_listen` is set.
@@ -276,7 +278,7 @@ impl RunningServer {
     }
 
     /// The TLS configuration in force, when TLS is on.
-    pub fn tls(&self) -> Option<&std::sync::Arc<crate::tls::ServerTls>> {
+    pub fn tls(&self) -> Option<&std::sync::Arc<crate::server::tls::ServerTls>> {
         self.tls.as_ref()
     }
 
@@ -392,7 +394,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         settings.caller_auth_configured(),
         settings.server.allow_insecure_remote,
     )?;
-    let tls = crate::tls::ServerTls::load(&settings.tls)?;
+    let tls = crate::server::tls::ServerTls::load(&settings.tls)?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listen: cannot bind {listen}"))?;
@@ -433,7 +435,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .layer(crate::telemetry::TraceContextLayer)
         // Outside the deadline layer, so its DEADLINE_EXCEEDED answers are re-encoded too.
         .layer(grpc_message::GrpcMessageLayer)
-        .layer(crate::rpc::deadline::DeadlineLayer)
+        .layer(deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -443,10 +445,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             InterceptedService::new(object_service(service, server), auth),
             call_limits.clone(),
         ));
-    let incoming = crate::tls::incoming(
+    let incoming = crate::server::tls::incoming(
         listener,
         tls.clone(),
-        crate::tls::ConnOptions {
+        crate::server::tls::ConnOptions {
             tcp_nodelay: server.tcp_nodelay,
             force_close_after: settings.connection_force_close_after(),
             handshake_timeout: Duration::from_millis(settings.tls.handshake_timeout_ms),
