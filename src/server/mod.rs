@@ -9,6 +9,7 @@
 //! Optionally (`server.health_listen`) a second, plaintext listener serves only
 //! grpc.health.v1 with the same statuses, for Kubernetes `grpc` probes, which cannot speak TLS.
 
+pub mod authn;
 pub mod deadline;
 pub mod grpc_message;
 pub mod limits;
