@@ -390,7 +390,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 
     let listen = settings.listen_addr()?;
     let auth = AuthInterceptor::new(&settings.auth);
-    check_exposure(
+    crate::config::check_exposure(
         listen,
         settings.caller_auth_configured(),
         settings.server.allow_insecure_remote,
@@ -500,37 +500,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         health_listener,
         client,
     })
-}
-
-/// Refuses to serve without caller auth on a non-loopback address unless
-/// `server.allow_insecure_remote` says the network is trusted. `auth_enabled`: tokens or
-/// certificate mappings in `[auth]`, or TLS requiring client certificates
-/// ([`Settings::caller_auth_configured`]).
-///
-/// Only `listen` is checked. The `server.health_listen` listener may be non-loopback without
-/// caller auth: it serves grpc.health.v1 alone (SERVING or NOT_SERVING, no data, no
-/// reflection), which is what a kubelet on another address needs to reach.
-pub fn check_exposure(
-    listen: SocketAddr,
-    auth_enabled: bool,
-    allow_insecure_remote: bool,
-) -> anyhow::Result<()> {
-    if auth_enabled || listen.ip().is_loopback() {
-        return Ok(());
-    }
-    if allow_insecure_remote {
-        warn!(
-            %listen,
-            "serving without caller auth on a non-loopback address (server.allow_insecure_remote)"
-        );
-        return Ok(());
-    }
-    anyhow::bail!(
-        "listen: {listen} is not a loopback address and no caller auth is configured; configure \
-         auth.tokens (or mTLS: tls.client_auth = \"required\" or auth.certificates) and \
-         auth.policy, or set server.allow_insecure_remote = true \
-         (OSSGATE_SERVER__ALLOW_INSECURE_REMOTE=true) if a trusted network protects the gateway"
-    )
 }
 
 /// Temporary credentials to keep fresh (RRSA or the ECS RAM role): the provider and when the
@@ -703,24 +672,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn non_loopback_without_auth_is_refused_unless_allowed() {
-        let remote: SocketAddr = "0.0.0.0:50051".parse().unwrap();
-        let local: SocketAddr = "127.0.0.1:50051".parse().unwrap();
-        let local6: SocketAddr = "[::1]:50051".parse().unwrap();
-        let err = format!("{:#}", check_exposure(remote, false, false).unwrap_err());
-        assert!(err.contains("server.allow_insecure_remote"), "{err}");
-        assert!(err.contains("auth.tokens"), "{err}");
-        assert!(check_exposure(remote, false, true).is_ok());
-        assert!(check_exposure(remote, true, false).is_ok());
-        assert!(check_exposure(local, false, false).is_ok());
-        assert!(check_exposure(local6, false, false).is_ok());
     }
 }
