@@ -15,6 +15,8 @@ command -v grpcurl >/dev/null
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== import cycles between files of src/ (docs/architecture.md)"
+python3 scripts/check_modules.py
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo build (the binary the Python tests run)"

@@ -50,9 +50,9 @@ pub struct Settings {
     /// Caller authentication and authorization (`[auth]`); empty = no auth.
     pub auth: crate::rpc::auth::AuthSettings,
     /// TLS on the gRPC listener (`[tls]`); no certificate = plaintext.
-    pub tls: crate::tls::TlsSettings,
+    pub tls: crate::server::tls::TlsSettings,
     /// The tag audit trail (`[audit]`).
-    pub audit: crate::rpc::audit::AuditSettings,
+    pub audit: AuditSettings,
 }
 
 /// `[metrics]`: the Prometheus scrape endpoint.
@@ -301,6 +301,11 @@ fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
+/// Largest `data` chunk in a ReadObjectResponse: OSS's small network reads are coalesced up
+/// to this, so a caller gets few, large messages. Here because the message size settings
+/// must leave room for it.
+pub const READ_CHUNK_BYTES: usize = 1024 * 1024;
+
 /// Bounds of `server.max_decoding_message_bytes` / `max_encoding_message_bytes`.
 const MIN_MESSAGE_BYTES: usize = 64 * 1024;
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -535,7 +540,7 @@ impl Settings {
         }
         self.validate_server()?;
         // Caught here too, so `check-config` refuses a config that `serve` would refuse.
-        crate::server::check_exposure(
+        check_exposure(
             listen,
             self.caller_auth_configured(),
             self.server.allow_insecure_remote,
@@ -721,7 +726,7 @@ impl Settings {
             (
                 "server.max_encoding_message_bytes",
                 server.max_encoding_message_bytes,
-                crate::rpc::READ_CHUNK_BYTES + MIN_MESSAGE_BYTES,
+                READ_CHUNK_BYTES + MIN_MESSAGE_BYTES,
             ),
         ] {
             if !(floor..=MAX_MESSAGE_BYTES).contains(&bytes) {
@@ -994,6 +999,48 @@ pub fn check(file: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(file)?;
     println!("{}", settings.redacted_json());
     Ok(())
+}
+
+/// `[audit]`: the tag audit trail.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Read an object's tags (one GetObjectTagging) just before a call replaces them, so the
+    /// event can say what they were. Best effort: a failed read leaves them unknown and the
+    /// call goes on; a concurrent writer may change them between the read and the call.
+    /// Off by default: it adds one billed OSS request and a round trip to every mutation.
+    pub read_tags_before: bool,
+}
+
+/// Refuses to serve without caller auth on a non-loopback address unless
+/// `server.allow_insecure_remote` says the network is trusted. `auth_enabled`: tokens or
+/// certificate mappings in `[auth]`, or TLS requiring client certificates
+/// ([`Settings::caller_auth_configured`]).
+///
+/// Only `listen` is checked. The `server.health_listen` listener may be non-loopback without
+/// caller auth: it serves grpc.health.v1 alone (SERVING or NOT_SERVING, no data, no
+/// reflection), which is what a kubelet on another address needs to reach.
+pub fn check_exposure(
+    listen: SocketAddr,
+    auth_enabled: bool,
+    allow_insecure_remote: bool,
+) -> anyhow::Result<()> {
+    if auth_enabled || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if allow_insecure_remote {
+        tracing::warn!(
+            %listen,
+            "serving without caller auth on a non-loopback address (server.allow_insecure_remote)"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "listen: {listen} is not a loopback address and no caller auth is configured; configure \
+         auth.tokens (or mTLS: tls.client_auth = \"required\" or auth.certificates) and \
+         auth.policy, or set server.allow_insecure_remote = true \
+         (OSSGATE_SERVER__ALLOW_INSECURE_REMOTE=true) if a trusted network protects the gateway"
+    )
 }
 
 #[cfg(test)]
@@ -1606,5 +1653,19 @@ mod tests {
             assert!(!shown.contains("super-secret-value"), "{shown}");
             assert!(!shown.contains("secret-token-value"), "{shown}");
         }
+    }
+
+    #[test]
+    fn non_loopback_without_auth_is_refused_unless_allowed() {
+        let remote: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        let local6: SocketAddr = "[::1]:50051".parse().unwrap();
+        let err = format!("{:#}", check_exposure(remote, false, false).unwrap_err());
+        assert!(err.contains("server.allow_insecure_remote"), "{err}");
+        assert!(err.contains("auth.tokens"), "{err}");
+        assert!(check_exposure(remote, false, true).is_ok());
+        assert!(check_exposure(remote, true, false).is_ok());
+        assert!(check_exposure(local, false, false).is_ok());
+        assert!(check_exposure(local6, false, false).is_ok());
     }
 }

@@ -12,7 +12,6 @@ pub mod oss;
 pub mod rpc;
 pub mod server;
 pub mod telemetry;
-pub mod tls;
 
 /// Generated protobuf and gRPC code for `ossgate.v1`.
 pub mod proto {

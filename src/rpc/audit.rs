@@ -26,12 +26,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use super::auth::Access;
 use crate::{
+    config::AuditSettings,
     model::clip,
     oss::{Client, ObjectId},
 };
@@ -42,17 +42,6 @@ pub const TARGET: &str = "ossgate::audit";
 /// Longest bucket, key or tag set an event records, in bytes: more than any valid value
 /// needs (a key is at most 1023 bytes, ten tags at most about 16 KiB of JSON).
 const MAX_LOGGED_BYTES: usize = 32 * 1024;
-
-/// `[audit]`: the tag audit trail.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuditSettings {
-    /// Read an object's tags (one GetObjectTagging) just before a call replaces them, so the
-    /// event can say what they were. Best effort: a failed read leaves them unknown and the
-    /// call goes on; a concurrent writer may change them between the read and the call.
-    /// Off by default: it adds one billed OSS request and a round trip to every mutation.
-    pub read_tags_before: bool,
-}
 
 /// What the event says about the tags before the call.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 use std::{fmt, sync::Arc};
 
 use super::status::echoed;
+use crate::server::authn::PeerIdentity;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -147,70 +148,19 @@ impl fmt::Display for Principal {
     }
 }
 
-/// The names in a verified client certificate (mTLS), read once per connection.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PeerIdentity {
-    /// Subject common names (CN).
-    pub common_names: Vec<String>,
-    /// DNS names among the subject alternative names.
-    pub dns_names: Vec<String>,
-    /// URIs among the subject alternative names (e.g. SPIFFE IDs).
-    pub uris: Vec<String>,
-}
-
-impl PeerIdentity {
-    /// The names in a DER-encoded X.509 certificate.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
-        let (_, cert) = X509Certificate::from_der(der).map_err(|err| err.to_string())?;
-        let common_names = cert
-            .subject()
-            .iter_common_name()
-            .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
-            .collect();
-        let mut identity = Self {
-            common_names,
-            ..Self::default()
-        };
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for name in &san.value.general_names {
-                match name {
-                    GeneralName::DNSName(dns) => identity.dns_names.push((*dns).to_owned()),
-                    GeneralName::URI(uri) => identity.uris.push((*uri).to_owned()),
-                    _ => {}
-                }
-            }
-        }
-        Ok(identity)
-    }
-
-    fn matches(&self, mapping: &CertificateSetting) -> bool {
-        let san = mapping.san.trim();
-        let common_name = mapping.common_name.trim();
+impl CertificateSetting {
+    /// True when `identity` holds the SAN or common name this mapping names.
+    fn matches(&self, identity: &PeerIdentity) -> bool {
+        let san = self.san.trim();
+        let common_name = self.common_name.trim();
         if !san.is_empty() {
-            self.uris.iter().any(|uri| uri == san)
-                || self
+            identity.uris.iter().any(|uri| uri == san)
+                || identity
                     .dns_names
                     .iter()
                     .any(|dns| dns.eq_ignore_ascii_case(san))
         } else {
-            !common_name.is_empty() && self.common_names.iter().any(|cn| cn == common_name)
-        }
-    }
-
-    /// The names, for messages (`CN=a, DNS=b, URI=c`).
-    fn describe(&self) -> String {
-        let names: Vec<String> = self
-            .common_names
-            .iter()
-            .map(|n| format!("CN={n}"))
-            .chain(self.dns_names.iter().map(|n| format!("DNS={n}")))
-            .chain(self.uris.iter().map(|n| format!("URI={n}")))
-            .collect();
-        if names.is_empty() {
-            "no names".into()
-        } else {
-            names.join(", ")
+            !common_name.is_empty() && identity.common_names.iter().any(|cn| cn == common_name)
         }
     }
 }
@@ -485,7 +435,7 @@ impl AuthInterceptor {
     fn certificate_principal(&self, identity: &PeerIdentity) -> Result<Access, Status> {
         self.certificates
             .iter()
-            .find(|mapping| identity.matches(mapping))
+            .find(|mapping| mapping.matches(identity))
             .map(|mapping| {
                 Access::principal(
                     Principal::new(mapping.principal.trim()),
@@ -505,7 +455,7 @@ impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let peer = request
             .extensions()
-            .get::<crate::tls::ConnInfo>()
+            .get::<crate::server::tls::ConnInfo>()
             .and_then(|info| info.peer.clone());
         let access = self.authenticate(request.metadata(), peer.as_deref())?;
         request.extensions_mut().insert(access);
@@ -760,24 +710,5 @@ mod tests {
             status.message().contains("client certificate"),
             "{status:?}"
         );
-    }
-
-    #[test]
-    fn peer_identity_reads_common_name_and_sans() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(vec!["web.example.org".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "writer");
-        params.subject_alt_names.push(rcgen::SanType::URI(
-            "spiffe://example.org/ns/a/sa/b".try_into().unwrap(),
-        ));
-        let cert = params.self_signed(&key).unwrap();
-        let identity = PeerIdentity::from_der(cert.der()).unwrap();
-        assert_eq!(identity.common_names, vec!["writer"]);
-        assert_eq!(identity.dns_names, vec!["web.example.org"]);
-        assert_eq!(identity.uris, vec!["spiffe://example.org/ns/a/sa/b"]);
-        assert!(PeerIdentity::from_der(b"not a certificate").is_err());
     }
 }

@@ -8,7 +8,6 @@ pub mod auth;
 pub mod codec;
 mod convert;
 mod copy;
-pub mod deadline;
 mod object;
 pub mod status;
 mod symlink;
@@ -36,7 +35,6 @@ use crate::{
 use auth::{Access, Operation};
 use upload_token::UploadTokenKey;
 
-pub use object::READ_CHUNK_BYTES;
 pub use write::MAX_PUT_OBJECT_BYTES;
 
 /// The `ossgate.v1.ObjectService` implementation.
@@ -45,7 +43,7 @@ pub struct ObjectServiceImpl {
     client: Client,
     uploads: UploadConfig,
     copy: CopySettings,
-    audit: audit::AuditSettings,
+    audit: crate::config::AuditSettings,
 }
 
 /// How streamed writes run, shared by every call.

@@ -14,13 +14,10 @@ use super::{
     validate::Validation,
 };
 use crate::{
+    config::READ_CHUNK_BYTES,
     oss::{ByteRange, Client, GetObjectInput, GetObjectOutput, ObjectId},
     proto,
 };
-
-/// Largest `data` chunk in a ReadObjectResponse: OSS's small network reads are coalesced up
-/// to this, so a caller gets few, large messages.
-pub const READ_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// The response stream of ReadObject.
 pub type ReadObjectStream =

@@ -13,8 +13,7 @@ use std::{
 use ossgate::{
     proto::{self, object_service_client::ObjectServiceClient},
     rpc::auth::{AuthSettings, CertificateSetting},
-    server::RunningServer,
-    tls::Reload,
+    server::{RunningServer, tls::Reload},
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,

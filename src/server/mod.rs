@@ -1,7 +1,7 @@
 //! Assembles the gRPC server (ObjectService, reflection v1 and v1alpha, grpc.health.v1) and runs
 //! it until a shutdown signal, then drains in-flight calls for a bounded time.
 //!
-//! The edge: optional TLS/mTLS ([`crate::tls`]), load shedding of ObjectService calls
+//! The edge: optional TLS/mTLS ([`crate::server::tls`]), load shedding of ObjectService calls
 //! ([`limits`]), HTTP/2 keepalive, a maximum connection age (graceful GOAWAY, then an
 //! optional forced close), message size limits and TCP_NODELAY, all from `[server]` and
 //! `[tls]`. Health and reflection are neither authenticated nor shed.
@@ -9,8 +9,11 @@
 //! Optionally (`server.health_listen`) a second, plaintext listener serves only
 //! grpc.health.v1 with the same statuses, for Kubernetes `grpc` probes, which cannot speak TLS.
 
+pub mod authn;
+pub mod deadline;
 pub mod grpc_message;
 pub mod limits;
+pub mod tls;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -106,7 +109,7 @@ pub struct RunningServer {
     /// ObjectService call slots (load shedding).
     limits: limits::CallLimits,
     /// The TLS configuration in force, when TLS is on.
-    tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    tls: Option<std::sync::Arc<crate::server::tls::ServerTls>>,
     /// The OSS client: at shutdown, the uploads it still owns are aborted.
     client: oss::Client,
     /// The plaintext health listener, when `server.health_listen` is set.
@@ -276,7 +279,7 @@ impl RunningServer {
     }
 
     /// The TLS configuration in force, when TLS is on.
-    pub fn tls(&self) -> Option<&std::sync::Arc<crate::tls::ServerTls>> {
+    pub fn tls(&self) -> Option<&std::sync::Arc<crate::server::tls::ServerTls>> {
         self.tls.as_ref()
     }
 
@@ -387,12 +390,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 
     let listen = settings.listen_addr()?;
     let auth = AuthInterceptor::new(&settings.auth);
-    check_exposure(
+    crate::config::check_exposure(
         listen,
         settings.caller_auth_configured(),
         settings.server.allow_insecure_remote,
     )?;
-    let tls = crate::tls::ServerTls::load(&settings.tls)?;
+    let tls = crate::server::tls::ServerTls::load(&settings.tls)?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listen: cannot bind {listen}"))?;
@@ -433,7 +436,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .layer(crate::telemetry::TraceContextLayer)
         // Outside the deadline layer, so its DEADLINE_EXCEEDED answers are re-encoded too.
         .layer(grpc_message::GrpcMessageLayer)
-        .layer(crate::rpc::deadline::DeadlineLayer)
+        .layer(deadline::DeadlineLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -443,10 +446,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             InterceptedService::new(object_service(service, server), auth),
             call_limits.clone(),
         ));
-    let incoming = crate::tls::incoming(
+    let incoming = crate::server::tls::incoming(
         listener,
         tls.clone(),
-        crate::tls::ConnOptions {
+        crate::server::tls::ConnOptions {
             tcp_nodelay: server.tcp_nodelay,
             force_close_after: settings.connection_force_close_after(),
             handshake_timeout: Duration::from_millis(settings.tls.handshake_timeout_ms),
@@ -497,37 +500,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         health_listener,
         client,
     })
-}
-
-/// Refuses to serve without caller auth on a non-loopback address unless
-/// `server.allow_insecure_remote` says the network is trusted. `auth_enabled`: tokens or
-/// certificate mappings in `[auth]`, or TLS requiring client certificates
-/// ([`Settings::caller_auth_configured`]).
-///
-/// Only `listen` is checked. The `server.health_listen` listener may be non-loopback without
-/// caller auth: it serves grpc.health.v1 alone (SERVING or NOT_SERVING, no data, no
-/// reflection), which is what a kubelet on another address needs to reach.
-pub fn check_exposure(
-    listen: SocketAddr,
-    auth_enabled: bool,
-    allow_insecure_remote: bool,
-) -> anyhow::Result<()> {
-    if auth_enabled || listen.ip().is_loopback() {
-        return Ok(());
-    }
-    if allow_insecure_remote {
-        warn!(
-            %listen,
-            "serving without caller auth on a non-loopback address (server.allow_insecure_remote)"
-        );
-        return Ok(());
-    }
-    anyhow::bail!(
-        "listen: {listen} is not a loopback address and no caller auth is configured; configure \
-         auth.tokens (or mTLS: tls.client_auth = \"required\" or auth.certificates) and \
-         auth.policy, or set server.allow_insecure_remote = true \
-         (OSSGATE_SERVER__ALLOW_INSECURE_REMOTE=true) if a trusted network protects the gateway"
-    )
 }
 
 /// Temporary credentials to keep fresh (RRSA or the ECS RAM role): the provider and when the
@@ -700,24 +672,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn non_loopback_without_auth_is_refused_unless_allowed() {
-        let remote: SocketAddr = "0.0.0.0:50051".parse().unwrap();
-        let local: SocketAddr = "127.0.0.1:50051".parse().unwrap();
-        let local6: SocketAddr = "[::1]:50051".parse().unwrap();
-        let err = format!("{:#}", check_exposure(remote, false, false).unwrap_err());
-        assert!(err.contains("server.allow_insecure_remote"), "{err}");
-        assert!(err.contains("auth.tokens"), "{err}");
-        assert!(check_exposure(remote, false, true).is_ok());
-        assert!(check_exposure(remote, true, false).is_ok());
-        assert!(check_exposure(local, false, false).is_ok());
-        assert!(check_exposure(local6, false, false).is_ok());
     }
 }

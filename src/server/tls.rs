@@ -12,7 +12,7 @@
 //!   accept loop.
 //! * A verified client certificate (mTLS) becomes a [`PeerIdentity`] (subject CN, DNS and URI
 //!   SANs) in the connection's [`ConnInfo`], which tonic puts in every request's extensions;
-//!   [`crate::rpc::auth::AuthInterceptor`] maps it to a principal.
+//!   the RPCs' `AuthInterceptor` maps it to a principal.
 //! * Every connection, TLS or not, gets `TCP_NODELAY` (`server.tcp_nodelay`) and, when
 //!   `server.max_connection_age_secs` and `server.max_connection_age_grace_secs` are both set,
 //!   is closed by force once it is older than their sum (tonic sends the graceful GOAWAY at
@@ -46,7 +46,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::{debug, error, info, warn};
 
-use crate::rpc::auth::PeerIdentity;
+use super::authn::PeerIdentity;
 
 /// TLS handshakes that may be in progress at once; past this the accept loop waits (and the
 /// kernel's listen backlog holds new connections).

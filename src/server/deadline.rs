@@ -209,7 +209,7 @@ where
             let status = deadline_exceeded(this.timeout);
             trailers.insert("grpc-status", HeaderValue::from_static("4"));
             if let Ok(message) =
-                HeaderValue::from_str(&crate::server::grpc_message::encode(status.message()))
+                HeaderValue::from_str(&super::grpc_message::encode(status.message()))
             {
                 trailers.insert("grpc-message", message);
             }
