@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 // mimalloc returns freed part buffers to the OS and allocates small objects faster than glibc:
-// measured lower peak RSS with 16 concurrent uploads and less allocator time per RPC (docs/benchmarks.md,
-// Benchmarks).
+// measured lower peak RSS with 16 concurrent uploads and less allocator time per RPC
+// (docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
