@@ -730,16 +730,7 @@ impl Store {
                 );
                 entry.versions.push(version.clone());
             }
-            let entry_now = entry.clone();
-            if let Err(e) = self.persist(bucket, &entry_now) {
-                // Roll back the in-memory state.
-                if before.versions.is_empty() {
-                    b.objects.remove(key);
-                } else {
-                    b.objects.insert(key.to_owned(), before);
-                }
-                return Err(e);
-            }
+            self.persist_or_restore(bucket, b, key, before)?;
             if let Some(mut blob) = blob {
                 blob.keep = true;
             }
@@ -972,6 +963,30 @@ impl Store {
     }
 
     /// Writes (or removes, when it has no versions) the metadata file of an object.
+    /// Writes the entry now at `key` of `b` to disk. If that fails, the entry goes back to
+    /// `before` in memory (or away, when the key was new), so memory never shows an object
+    /// that the disk does not hold.
+    fn persist_or_restore(
+        &self,
+        bucket: &str,
+        b: &mut Bucket,
+        key: &str,
+        before: ObjectEntry,
+    ) -> Result<(), ApiError> {
+        let Some(now) = b.objects.get(key) else {
+            return Ok(());
+        };
+        if let Err(e) = self.persist(bucket, now) {
+            if before.versions.is_empty() {
+                b.objects.remove(key);
+            } else {
+                b.objects.insert(key.to_owned(), before);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn persist(&self, bucket: &str, entry: &ObjectEntry) -> Result<(), ApiError> {
         let Some(root) = &self.root else {
             return Ok(());

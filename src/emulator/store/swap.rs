@@ -78,15 +78,7 @@ impl Store {
                     *slot = version.clone();
                 }
             }
-            let entry_now = entry.clone();
-            if let Err(e) = self.persist(bucket, &entry_now) {
-                if before.versions.is_empty() {
-                    b.objects.remove(key);
-                } else {
-                    b.objects.insert(key.to_owned(), before);
-                }
-                return Err(e);
-            }
+            self.persist_or_restore(bucket, b, key, before)?;
             if let Some(mut blob) = blob {
                 blob.keep = true;
             }
