@@ -8,6 +8,7 @@
 //! `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and `ALIBABA_CLOUD_OIDC_TOKEN_FILE` (`oss.role_arn`,
 //! `oss.oidc_provider_arn`, `oss.oidc_token_file`). Unknown settings are errors: a typo must not be ignored.
 
+use crate::oss::protocol::limit::{MAX_PART_BYTES, MIN_PART_BYTES};
 use std::{
     collections::HashMap,
     fmt,
@@ -125,9 +126,6 @@ impl fmt::Debug for UploadSettings {
 }
 
 const MIB: u64 = 1024 * 1024;
-/// OSS's part size limits.
-const MIN_PART_BYTES: u64 = 100 * 1024;
-const MAX_PART_BYTES: u64 = 5 * 1024 * MIB;
 
 /// `[oss]`: the OSS endpoint, signing and credentials.
 #[derive(Clone, Deserialize, Serialize, PartialEq)]

@@ -6,7 +6,7 @@ use super::Violation;
 use super::names::describe_char;
 
 /// The header name prefix of user metadata.
-const META_PREFIX: &str = "x-oss-meta-";
+pub const META_PREFIX: &str = "x-oss-meta-";
 
 /// The field name metadata violations are rooted at.
 const FIELD: &str = "metadata";

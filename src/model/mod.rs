@@ -18,7 +18,7 @@ mod violation;
 pub use crc64::{Crc64, crc64, crc64_combine};
 pub use echo::clip;
 pub use enums::{ObjectAcl, ObjectType, StorageClass};
-pub use metadata::UserMetadata;
+pub use metadata::{META_PREFIX, UserMetadata};
 pub use names::{BucketName, ObjectKey, VersionId};
 pub use tags::TagSet;
 pub use violation::Violation;

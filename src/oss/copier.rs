@@ -47,12 +47,13 @@
 //! the parts is done (`copy progress`: parts done/total, bytes done/total, percent), and one
 //! at the end (`copy finished`).
 
+use crate::oss::protocol::limit::{MAX_PART_BYTES, MAX_PART_NUMBER, MIN_PART_BYTES};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::upload::{MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, abort_upload, initiate_upload};
+use super::upload::{abort_upload, initiate_upload};
 use super::{
     ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, CopyMetadata,
     CopySource, CopySourceConditions, CopyTagging, InitiateMultipartUploadInput, MultipartUploadId,
@@ -135,13 +136,13 @@ pub struct MultipartCopyOutput {
 /// 10,000 parts of it would not hold the source; within OSS's 100 KiB ..= 5 GiB.
 pub fn plan_copy_part_size(size: u64, configured: u64) -> u64 {
     const MIB: u64 = 1024 * 1024;
-    let needed = size.div_ceil(MAX_PARTS);
+    let needed = size.div_ceil(u64::from(MAX_PART_NUMBER));
     let part = if needed > configured {
         needed.div_ceil(MIB).saturating_mul(MIB)
     } else {
         configured
     };
-    part.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
+    part.clamp(MIN_PART_BYTES, MAX_PART_BYTES)
 }
 
 /// Whether `etag` is named by an `If-Match`-style list (`*`, quoted or bare, `W/` ignored).
@@ -337,9 +338,9 @@ pub async fn copy_multipart(
     };
     let part_size = plan_copy_part_size(head.size, options.part_size);
     let ranges = part_ranges(head.size, part_size);
-    if ranges.len() as u64 > MAX_PARTS {
+    if ranges.len() as u64 > u64::from(MAX_PART_NUMBER) {
         return Err(OssError::invalid_argument(format!(
-            "{} bytes need more than {MAX_PARTS} parts",
+            "{} bytes need more than {MAX_PART_NUMBER} parts",
             head.size
         )));
     }
@@ -592,7 +593,7 @@ mod tests {
     fn huge_sources_fit_in_10000_parts() {
         let size = 48u64 << 40; // 48 TiB
         let part = plan_copy_part_size(size, 64 << 20);
-        assert!(part_ranges(size, part).len() as u64 <= MAX_PARTS);
+        assert!(part_ranges(size, part).len() as u64 <= u64::from(MAX_PART_NUMBER));
     }
 
     #[test]
@@ -643,8 +644,8 @@ mod tests {
         assert_eq!(plan_copy_part_size(3 << 30, 64 * MIB), 64 * MIB);
         // 1 TiB needs 104.9 MiB parts: rounded up to 105 MiB.
         assert_eq!(plan_copy_part_size(1 << 40, 64 * MIB), 105 * MIB);
-        assert_eq!(plan_copy_part_size(10, 1), MIN_PART_SIZE);
-        assert_eq!(plan_copy_part_size(u64::MAX, 64 * MIB), MAX_PART_SIZE);
+        assert_eq!(plan_copy_part_size(10, 1), MIN_PART_BYTES);
+        assert_eq!(plan_copy_part_size(u64::MAX, 64 * MIB), MAX_PART_BYTES);
     }
 
     #[test]

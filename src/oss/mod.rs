@@ -10,6 +10,7 @@ pub mod copier;
 pub mod endpoint;
 pub mod error;
 pub mod ops;
+pub mod protocol;
 pub mod retry;
 pub mod upload;
 pub mod xml;

@@ -10,6 +10,7 @@
 //! [`MemoryBudget::try_reserve`]s for more parallelism, and otherwise waits only for its own
 //! parts to finish, which depends on OSS and never on another stream's memory.
 
+use crate::oss::protocol::limit::{MAX_PART_BYTES, MAX_PART_NUMBER, MIN_PART_BYTES};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,26 +28,20 @@ use super::{
 };
 use crate::model::crc64_combine;
 
-/// OSS's smallest part (every part but the last), 100 KiB.
-pub const MIN_PART_SIZE: u64 = 100 * 1024;
-/// OSS's largest part, 5 GiB.
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// OSS's most parts in one upload.
-pub const MAX_PARTS: u64 = 10_000;
 /// Part sizes are rounded up to a multiple of this, so they stay tidy.
 const PART_SIZE_ALIGN: u64 = 1024 * 1024;
 
 /// The part size for an upload: the configured default, grown so that `size_hint` bytes fit
-/// in [`MAX_PARTS`] parts, never below [`MIN_PART_SIZE`] nor above [`MAX_PART_SIZE`].
+/// in [`MAX_PART_NUMBER`] parts, never below [`MIN_PART_BYTES`] nor above [`MAX_PART_BYTES`].
 pub fn plan_part_size(size_hint: Option<u64>, default_part_size: u64) -> u64 {
-    let needed = size_hint.map_or(0, |size| size.div_ceil(MAX_PARTS));
+    let needed = size_hint.map_or(0, |size| size.div_ceil(u64::from(MAX_PART_NUMBER)));
     let part = if needed > default_part_size {
         // Grown parts are rounded up to whole MiB; the configured size is kept as it is.
         needed.div_ceil(PART_SIZE_ALIGN) * PART_SIZE_ALIGN
     } else {
         default_part_size
     };
-    part.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
+    part.clamp(MIN_PART_BYTES, MAX_PART_BYTES)
 }
 
 /// The memory a streamed upload is admitted with: two parts, one filling while the other
@@ -301,9 +296,9 @@ impl MultipartWriter {
         let body = self.buffer.split().freeze();
         let part_number = self.next_part;
         self.next_part += 1;
-        if u64::from(part_number) > MAX_PARTS {
+        if part_number > MAX_PART_NUMBER {
             return Err(OssError::invalid_argument(format!(
-                "the object needs more than {MAX_PARTS} parts of {} bytes",
+                "the object needs more than {MAX_PART_NUMBER} parts of {} bytes",
                 self.options.part_size
             )));
         }
@@ -727,12 +722,12 @@ mod tests {
         let size = 1024 * 1024 * MIB;
         let part = plan_part_size(Some(size), 8 * MIB);
         assert_eq!(part, 105 * MIB);
-        assert!(size.div_ceil(part) <= MAX_PARTS);
+        assert!(size.div_ceil(part) <= u64::from(MAX_PART_NUMBER));
         // A small configured size is kept when the object fits (no rounding up to 1 MiB).
         assert_eq!(plan_part_size(Some(700 * 1024), 128 * 1024), 128 * 1024);
         // The floor and the ceiling hold.
-        assert_eq!(plan_part_size(None, 1), MIN_PART_SIZE);
-        assert_eq!(plan_part_size(Some(u64::MAX), 8 * MIB), MAX_PART_SIZE);
+        assert_eq!(plan_part_size(None, 1), MIN_PART_BYTES);
+        assert_eq!(plan_part_size(Some(u64::MAX), 8 * MIB), MAX_PART_BYTES);
         for size in [
             0,
             1,
@@ -742,7 +737,7 @@ mod tests {
         ] {
             let part = plan_part_size(Some(size), 8 * MIB);
             assert!(
-                size.div_ceil(part) <= MAX_PARTS,
+                size.div_ceil(part) <= u64::from(MAX_PART_NUMBER),
                 "{size} bytes in parts of {part}"
             );
         }

@@ -5,6 +5,7 @@
 //! first message sets tags), checked on the first message before anything reaches OSS; the
 //! append that carries tags is audited as a tag mutation as soon as OSS answers it.
 
+use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use tonic::{Status, Streaming};
 
 use super::{
@@ -20,9 +21,6 @@ use crate::{
     oss::{AppendObjectInput, Client, ContentHeaders},
     proto,
 };
-
-/// The largest appendable object (OSS's limit).
-pub const MAX_APPENDABLE_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// AppendObject.
 pub async fn append(
@@ -121,11 +119,11 @@ pub async fn append(
         }
         if !message.data.is_empty() {
             let end = input.position.saturating_add(message.data.len() as u64);
-            if end > MAX_APPENDABLE_BYTES {
+            if end > MAX_SINGLE_REQUEST_BYTES {
                 return Err(invalid_field(
                     "data",
                     format!(
-                        "the object would grow past {MAX_APPENDABLE_BYTES} bytes, OSS's limit for appendable objects"
+                        "the object would grow past {MAX_SINGLE_REQUEST_BYTES} bytes, OSS's limit for appendable objects"
                     ),
                 ));
             }

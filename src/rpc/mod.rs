@@ -35,8 +35,6 @@ use crate::{
 use auth::{Access, Operation};
 use upload_token::UploadTokenKey;
 
-pub use write::MAX_PUT_OBJECT_BYTES;
-
 /// The `ossgate.v1.ObjectService` implementation.
 #[derive(Clone)]
 pub struct ObjectServiceImpl {

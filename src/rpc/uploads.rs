@@ -2,6 +2,7 @@
 //! that were left behind (a process killed mid-write, OSS unreachable when an abort was due;
 //! the gateway logs each one it could not abort, with its UploadId).
 
+use crate::oss::protocol::limit::MAX_LIST_PAGE;
 use tonic::Status;
 use tracing::info;
 
@@ -14,9 +15,6 @@ use crate::{
     oss::{Client, ListMultipartUploadsInput, MultipartUploadId},
     proto,
 };
-
-/// OSS's largest (and default) `max-uploads`.
-pub const MAX_UPLOADS_PER_PAGE: u32 = 1000;
 
 /// The longest upload ID or marker accepted (OSS's are 32 hex digits).
 const MAX_UPLOAD_ID_BYTES: usize = 256;
@@ -58,13 +56,13 @@ pub async fn list(
     let key_marker = optional_key(&mut v, "key_marker", &req.key_marker);
     let upload_id_marker = upload_id(&mut v, "upload_id_marker", &req.upload_id_marker, true);
     let max_uploads = match u32::try_from(req.max_uploads) {
-        Ok(0) => Some(MAX_UPLOADS_PER_PAGE),
-        Ok(n) if n <= MAX_UPLOADS_PER_PAGE => Some(n),
+        Ok(0) => Some(MAX_LIST_PAGE),
+        Ok(n) if n <= MAX_LIST_PAGE => Some(n),
         _ => {
             v.violation(
                 "max_uploads",
                 format!(
-                    "{} is outside 1..={MAX_UPLOADS_PER_PAGE} (0 means {MAX_UPLOADS_PER_PAGE})",
+                    "{} is outside 1..={MAX_LIST_PAGE} (0 means {MAX_LIST_PAGE})",
                     req.max_uploads
                 ),
             );

@@ -19,6 +19,7 @@
 //! is cancelled aborts its multipart upload. A resumable write keeps the parts OSS has
 //! stored, so the caller can query how much is persisted and continue from there.
 
+use crate::oss::protocol::limit::{MAX_OBJECT_BYTES, MAX_PART_NUMBER};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -43,17 +44,12 @@ use crate::{
         Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
         MultipartUploadId, ObjectId, OssError, OssErrorKind, PutObjectInput,
         upload::{
-            MAX_PARTS, MultipartWriter, Reservation, StoredPart, UploadOptions, abort_upload,
-            initiate_upload, plan_part_size, working_set,
+            MultipartWriter, Reservation, StoredPart, UploadOptions, abort_upload, initiate_upload,
+            plan_part_size, working_set,
         },
     },
     proto,
 };
-
-/// The largest object a single PutObject may carry; larger streams use multipart anyway.
-pub const MAX_PUT_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
-/// The largest object OSS accepts (10,000 parts of 5 GiB).
-pub const MAX_OBJECT_BYTES: u64 = 48_800 * 1024 * 1024 * 1024;
 
 /// What the caller asked for, validated from the first message.
 struct WritePlan {
@@ -866,7 +862,7 @@ async fn resume(
             ),
         ));
     }
-    if stored.len() as u64 >= MAX_PARTS {
+    if stored.len() as u64 >= u64::from(MAX_PART_NUMBER) {
         return Err(invalid_field(
             "upload_id",
             "the upload already has 10,000 parts",

@@ -7,6 +7,7 @@
 //! between (else PositionNotEqualToLength). In versioned buckets appends keep the version
 //! ID (OSS makes no previous version for them).
 
+use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,8 +17,8 @@ use md5::{Digest, Md5};
 
 use super::shared::{ChunkSink, pump};
 use super::{
-    Ctx, MAX_OBJECT_SIZE, base_response, blocking, content_md5, digest_mismatch, entity_headers,
-    finish, header, q_get, set, version_header, write_options,
+    Ctx, base_response, blocking, content_md5, digest_mismatch, entity_headers, finish, header,
+    q_get, set, version_header, write_options,
 };
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
@@ -111,7 +112,7 @@ pub(super) async fn append(
     };
     let md5 = content_md5(h)?;
     if let Some(len) = header(h, "content-length").and_then(|v| v.parse::<u64>().ok())
-        && size.saturating_add(len) > MAX_OBJECT_SIZE
+        && size.saturating_add(len) > MAX_SINGLE_REQUEST_BYTES
     {
         return Err(ApiError::entity_too_large());
     }
@@ -131,14 +132,24 @@ pub(super) async fn append(
         let Some(data) = found.data else {
             return Err(ApiError::internal("object data is missing"));
         };
-        pump(data.into_body(0, size)?, &mut staging, MAX_OBJECT_SIZE).await?;
+        pump(
+            data.into_body(0, size)?,
+            &mut staging,
+            MAX_SINGLE_REQUEST_BYTES,
+        )
+        .await?;
     }
     let appended_md5 = {
         let mut tee = Tee {
             staging: &mut staging,
             md5: Md5::new(),
         };
-        pump(body.take().unwrap_or_default(), &mut tee, MAX_OBJECT_SIZE).await?;
+        pump(
+            body.take().unwrap_or_default(),
+            &mut tee,
+            MAX_SINGLE_REQUEST_BYTES,
+        )
+        .await?;
         let got: [u8; 16] = tee.md5.finalize().into();
         got
     };

@@ -15,6 +15,7 @@
 //!   like PutObject (forbid-overwrite, new version in versioned buckets).
 //! * Unknown `x-oss-copy-source-*` headers are ignored (ali-oss sends some).
 
+use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use std::sync::Arc;
 
 use axum::response::Response;
@@ -23,7 +24,7 @@ use http::{HeaderMap, StatusCode};
 use super::shared::{
     CopySource, check_source_conditions, copy_source, el, iso8601, pump, xml_response,
 };
-use super::{Ctx, MAX_OBJECT_SIZE, blocking, entity_headers, set, write_options};
+use super::{Ctx, blocking, entity_headers, set, write_options};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};
@@ -119,7 +120,12 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
                     .stage()
                     .await
                     .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
-                pump(data.into_body(0, *size)?, &mut staging, MAX_OBJECT_SIZE).await?;
+                pump(
+                    data.into_body(0, *size)?,
+                    &mut staging,
+                    MAX_SINGLE_REQUEST_BYTES,
+                )
+                .await?;
                 let blob = staging
                     .finish()
                     .await

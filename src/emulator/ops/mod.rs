@@ -1,6 +1,7 @@
 //! The one HTTP handler: counts the request, routes it, verifies it, runs the operation,
 //! and renders OSS-shaped responses and errors.
 
+use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,8 +27,6 @@ use crate::emulator::store::{Kind, Version};
 use crate::model::{ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, Violation};
 use crate::oss::xml::{parse_tagging_xml, tagging_xml};
 
-/// Largest PutObject body: 5 GiB.
-pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 /// Largest PutObjectTagging body: 10 tags of at most 128 + 256 characters, each up to 4
 /// bytes of UTF-8 or a 5-byte XML escape, fit in under 20 KB; 64 KiB leaves room for
 /// whitespace. (CompleteMultipartUpload has its own, larger limit.)
@@ -508,7 +507,7 @@ async fn put_object(
     let opts = write_options(h)?;
     let md5 = content_md5(h)?;
     if let Some(len) = header(h, "content-length").and_then(|v| v.parse::<u64>().ok())
-        && len > MAX_OBJECT_SIZE
+        && len > MAX_SINGLE_REQUEST_BYTES
     {
         return Err(ApiError::entity_too_large());
     }
@@ -521,7 +520,7 @@ async fn put_object(
     shared::pump(
         body.take().unwrap_or_default(),
         &mut staging,
-        MAX_OBJECT_SIZE,
+        MAX_SINGLE_REQUEST_BYTES,
     )
     .await?;
     let blob = staging

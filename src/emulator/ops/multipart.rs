@@ -17,6 +17,7 @@
 //! disk, shared buffers in memory), commits it with the store's `put` (so forbid-overwrite
 //! and versioning behave as for PutObject), then drops the upload.
 
+use crate::oss::protocol::limit::{MAX_PART_NUMBER, MAX_SINGLE_REQUEST_BYTES, MIN_PART_BYTES};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -35,8 +36,8 @@ use super::shared::{
     no_such_upload, pump, url_encoding, xml_response,
 };
 use super::{
-    Ctx, MAX_OBJECT_SIZE, base_response, blocking, content_md5, digest_mismatch, entity_headers,
-    finish, header, q_get, read_small_body, set, version_header, write_options,
+    Ctx, base_response, blocking, content_md5, digest_mismatch, entity_headers, finish, header,
+    q_get, read_small_body, set, version_header, write_options,
 };
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{
@@ -45,10 +46,6 @@ use crate::emulator::store::{
 use crate::emulator::{EmulatorHandle, State, lock};
 use crate::model::{Crc64, crc64_combine};
 
-/// Highest part number.
-pub const MAX_PART_NUMBER: u32 = 10_000;
-/// Smallest size of every part but the last, checked at Complete.
-pub const MIN_PART_SIZE: u64 = 100 * 1024;
 /// Largest CompleteMultipartUpload body. OSS completes uploads of up to 10,000 parts, and
 /// one `<Part><PartNumber>10000</PartNumber><ETag>"…32 hex…"</ETag></Part>` is 79 bytes
 /// (89 with the quotes escaped as `&quot;`, as some SDKs send them); 256 bytes a part leaves
@@ -512,7 +509,7 @@ pub(super) async fn upload_part(
     uploads.get(&ctx.bucket, &ctx.key, &id)?;
     let md5 = content_md5(&ctx.headers)?;
     if let Some(len) = header(&ctx.headers, "content-length").and_then(|v| v.parse::<u64>().ok())
-        && len > MAX_OBJECT_SIZE
+        && len > MAX_SINGLE_REQUEST_BYTES
     {
         return Err(ApiError::entity_too_large());
     }
@@ -520,7 +517,7 @@ pub(super) async fn upload_part(
     pump(
         body.take().unwrap_or_default(),
         &mut writer,
-        MAX_OBJECT_SIZE,
+        MAX_SINGLE_REQUEST_BYTES,
     )
     .await?;
     if let Some(expected) = md5 {
@@ -638,7 +635,12 @@ pub(super) async fn upload_part_copy(state: &Arc<State>, ctx: &Ctx) -> Result<Re
         return Err(ApiError::internal("source data is missing"));
     };
     let mut writer = uploads.writer().await?;
-    pump(data.into_body(start, len)?, &mut writer, MAX_OBJECT_SIZE).await?;
+    pump(
+        data.into_body(start, len)?,
+        &mut writer,
+        MAX_SINGLE_REQUEST_BYTES,
+    )
+    .await?;
     let part = writer.finish().await.map_err(io_err)?;
     respond_part(state, ctx, &id, number, part, Some(&found.version)).await
 }
@@ -754,7 +756,7 @@ pub(super) async fn complete(
     }
     let last = chosen.len() - 1;
     for (i, (n, p)) in chosen.iter().enumerate() {
-        if i < last && p.size < MIN_PART_SIZE {
+        if i < last && p.size < MIN_PART_BYTES {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "EntityTooSmall",
@@ -762,7 +764,7 @@ pub(super) async fn complete(
             )
             .ec("0042-00000213")
             .with("PartNumber", n.to_string())
-            .with("MinSizeAllowed", MIN_PART_SIZE.to_string())
+            .with("MinSizeAllowed", MIN_PART_BYTES.to_string())
             .with("ProposedSize", p.size.to_string()));
         }
     }

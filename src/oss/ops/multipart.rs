@@ -7,6 +7,7 @@
 //! answers arrive URL-encoded and are decoded here; an answer without
 //! `<EncodingType>url</EncodingType>` is read verbatim.
 
+use crate::oss::protocol::limit::{MAX_PART_NUMBER, MIN_PART_NUMBER};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -24,10 +25,6 @@ use crate::oss::xml::{
     ListPartsResult, parse_document,
 };
 
-/// The smallest part number.
-pub const MIN_PART_NUMBER: u32 = 1;
-/// The largest part number.
-pub const MAX_PART_NUMBER: u32 = 10_000;
 /// Largest ListParts / ListMultipartUploads body read (1000 entries are ~300 KB).
 const MAX_LIST_BODY: usize = 8 << 20;
 /// Pages [`Client::list_all_parts`] / [`Client::list_all_multipart_uploads`] read at most.
