@@ -717,3 +717,38 @@ fn filter_matches(filter: &Filter, set: &TagSet, facts: &ObjectFacts<'_>) -> boo
         }
     }
 }
+
+// ---- the documentation -----------------------------------------------------------------------
+
+/// The `| `query` | … |` rows of the section of docs/query.md headed `heading`: the query and
+/// the rest of the row.
+fn doc_rows(heading: &str) -> Vec<(String, String)> {
+    let doc = include_str!("../../../docs/query.md");
+    let section = doc.split("\n## ").find(|s| s.starts_with(heading)).unwrap();
+    section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .map(|row| {
+            let (query, rest) = row.split_once("` | ").unwrap();
+            (query.to_owned(), rest.trim_end_matches(" |").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn documented_examples_parse() {
+    let rows = doc_rows("Examples");
+    assert!(rows.len() >= 10);
+    for (query, _) in rows {
+        parse(&query);
+    }
+}
+
+#[test]
+fn documented_errors_are_the_errors() {
+    let rows = doc_rows("Errors");
+    assert!(rows.len() >= 9);
+    for (query, message) in rows {
+        assert_eq!(format!("`{}`", error(&query)), message, "{query:?}");
+    }
+}
