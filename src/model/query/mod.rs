@@ -86,6 +86,21 @@ impl Query {
         self.expr.matches(tags, facts)
     }
 
+    /// Whether an object with `tags` matches a query that reads no attribute (an `if_tags`
+    /// check with only the tag set at hand); `None` when the query also needs [`ObjectFacts`].
+    pub fn matches_tags(&self, tags: &TagSet) -> Option<bool> {
+        if self.uses_attributes() {
+            return None;
+        }
+        // Never read: the query has no attribute condition.
+        let unread = ObjectFacts {
+            key: "",
+            size: 0,
+            modified: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        Some(self.expr.matches(tags, &unread))
+    }
+
     /// Whether the query reads `@key`, `@size` or `@modified`, so evaluating it needs
     /// [`ObjectFacts`] (e.g. a HEAD before an `if_tags` check) and not only the tags.
     pub fn uses_attributes(&self) -> bool {

@@ -487,6 +487,13 @@ fn uses_attributes() {
     assert!(parse("a = '1' OR NOT @size > 1").uses_attributes());
     assert!(parse("(@key = 'x')").uses_attributes());
     assert!(parse("@modified > '2024-01-01T00:00:00Z'").uses_attributes());
+    let set = tags(&[("a", "1")]);
+    assert_eq!(
+        parse("a = '1' AND NOT EXISTS b").matches_tags(&set),
+        Some(true)
+    );
+    assert_eq!(parse("a = '2'").matches_tags(&set), Some(false));
+    assert_eq!(parse("a = '1' AND @size > 1").matches_tags(&set), None);
 }
 
 // ---- pushdown --------------------------------------------------------------------------------
