@@ -612,10 +612,32 @@ fn required_key_prefix() {
 
 // ---- properties ------------------------------------------------------------------------------
 
-fn predicate() -> impl Strategy<Value = Predicate> {
-    let key = "[a-zA-Z0-9 +=._:/\\-\u{e9}\u{4e2d}]{1,12}";
-    let value = "[a-zA-Z0-9 +=._:/\\-\u{e9}\u{4e2d}]{0,12}";
-    let object_key = "[a-z0-9/'\"% _\u{e9}]{0,12}";
+/// What generated predicates draw their keys, values, sizes and times from.
+#[derive(Clone, Copy)]
+enum Domain {
+    /// Everything the grammar allows (for the text properties).
+    Wide,
+    /// A few values, so that random objects often match (for the evaluation properties):
+    /// tags and keys over `a b /`, sizes 0-3, times within 3 seconds of [`SMALL_EPOCH`].
+    Small,
+}
+
+const SMALL_EPOCH: OffsetDateTime = datetime!(2024-05-01 08:00:00 UTC);
+
+fn predicate(domain: Domain) -> impl Strategy<Value = Predicate> {
+    let (key, value, object_key, max_size, seconds) = match domain {
+        Domain::Wide => (
+            "[a-zA-Z0-9 +=._:/\\-\u{e9}\u{4e2d}]{1,12}",
+            "[a-zA-Z0-9 +=._:/\\-\u{e9}\u{4e2d}]{0,12}",
+            "[a-z0-9/'\"% _\u{e9}]{0,12}",
+            u64::MAX,
+            0i64..253_402_300_800,
+        ),
+        Domain::Small => {
+            let epoch = SMALL_EPOCH.unix_timestamp();
+            ("[ab]{1,2}", "[ab]{0,2}", "[ab/]{0,3}", 3, epoch..epoch + 3)
+        }
+    };
     let op = prop_oneof![
         Just(Op::Eq),
         Just(Op::Ne),
@@ -625,14 +647,16 @@ fn predicate() -> impl Strategy<Value = Predicate> {
         Just(Op::Ge),
     ];
     let text_op = prop_oneof![op.clone(), Just(Op::StartsWith)];
-    let instant = (0i64..253_402_300_800, 0u32..1_000_000_000, -23i8..=23).prop_map(
-        |(seconds, nanos, hours)| {
-            let utc = OffsetDateTime::from_unix_timestamp(seconds).unwrap()
-                + time::Duration::nanoseconds(i64::from(nanos));
-            let offset = time::UtcOffset::from_hms(hours, 0, 0).unwrap();
-            utc.to_offset(offset)
-        },
-    );
+    let nanos = match domain {
+        Domain::Wide => 0u32..1_000_000_000,
+        Domain::Small => 0u32..1,
+    };
+    let instant = (seconds, nanos, -23i8..=23).prop_map(|(seconds, nanos, hours)| {
+        let utc = OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+            + time::Duration::nanoseconds(i64::from(nanos));
+        let offset = time::UtcOffset::from_hms(hours, 0, 0).unwrap();
+        utc.to_offset(offset)
+    });
     prop_oneof![
         (key, text_op.clone(), value).prop_map(|(key, op, value)| Predicate::Tag {
             key,
@@ -641,7 +665,7 @@ fn predicate() -> impl Strategy<Value = Predicate> {
         }),
         key.prop_map(|key| Predicate::TagExists { key }),
         (text_op, object_key).prop_map(|(op, value)| Predicate::Key { op, value }),
-        (op.clone(), any::<u64>()).prop_map(|(op, value)| Predicate::Size { op, value }),
+        (op.clone(), 0..=max_size).prop_map(|(op, value)| Predicate::Size { op, value }),
         (op, instant).prop_map(|(op, value)| Predicate::Modified { op, value }),
     ]
     // Years past 9999 after the offset shift do not format as RFC 3339.
@@ -651,8 +675,9 @@ fn predicate() -> impl Strategy<Value = Predicate> {
     })
 }
 
-fn expr() -> impl Strategy<Value = Expr> {
-    predicate()
+/// A tree of at most [`MAX_TERMS`] predicates from `domain`.
+fn expr(domain: Domain) -> impl Strategy<Value = Expr> {
+    predicate(domain)
         .prop_map(Expr::Predicate)
         .prop_recursive(5, 40, 4, |inner| {
             prop_oneof![
@@ -660,6 +685,25 @@ fn expr() -> impl Strategy<Value = Expr> {
                 proptest::collection::vec(inner.clone(), 2..5).prop_map(Expr::Or),
                 inner.prop_map(|e| Expr::Not(Box::new(e))),
             ]
+        })
+        .prop_filter("term limit", |e| terms(e) <= MAX_TERMS)
+}
+
+/// An object from [`Domain::Small`]: its tags, key, size and modified time.
+fn small_object() -> impl Strategy<Value = (TagSet, String, u64, OffsetDateTime)> {
+    (
+        proptest::collection::btree_map("[ab]{1,2}", "[ab]{0,2}", 0..=6),
+        "[ab/]{0,3}",
+        0u64..=3,
+        0i64..3,
+    )
+        .prop_map(|(tags, key, size, seconds)| {
+            (
+                TagSet::from_pairs(tags).unwrap(),
+                key,
+                size,
+                SMALL_EPOCH + time::Duration::seconds(seconds),
+            )
         })
 }
 
@@ -674,7 +718,7 @@ fn terms(expr: &Expr) -> usize {
 
 proptest! {
     #[test]
-    fn display_reparses_to_the_same_tree(expr in expr().prop_filter("term limit", |e| terms(e) <= MAX_TERMS)) {
+    fn display_reparses_to_the_same_tree(expr in expr(Domain::Wide)) {
         let text = expr.to_string();
         let query = Query::parse(&text).map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
         prop_assert_eq!(query.expr(), &expr, "{}", text);
@@ -698,11 +742,10 @@ proptest! {
 
     #[test]
     fn pushdown_is_necessary_and_exact_when_it_says_so(
-        expr in expr().prop_filter("term limit", |e| terms(e) <= MAX_TERMS),
-        set in crate::model::test_support::tag_set(),
-        size in 0u64..2000,
+        expr in expr(Domain::Small),
+        (set, key, size, modified) in small_object(),
     ) {
-        let facts = ObjectFacts { key: "logs/a", size, modified: datetime!(2024-05-01 08:00:00 UTC) };
+        let facts = ObjectFacts { key: &key, size, modified };
         let matched = expr.matches(&set, &facts);
         let pushed = expr.pushdown();
         let passes = pushed.filter.as_ref().is_none_or(|f| filter_matches(f, &set, &facts));
@@ -710,6 +753,23 @@ proptest! {
         if pushed.exact {
             prop_assert_eq!(matched, passes);
         }
+        if matched && let Some(prefix) = expr.required_key_prefix() {
+            prop_assert!(key.starts_with(&prefix), "{key:?} lacks the required {prefix:?}");
+        }
+    }
+
+    #[test]
+    fn evaluation_follows_the_boolean_structure(
+        expr in expr(Domain::Small),
+        (set, key, size, modified) in small_object(),
+    ) {
+        let facts = ObjectFacts { key: &key, size, modified };
+        let matched = expr.matches(&set, &facts);
+        let negation = Expr::Not(Box::new(expr.clone()));
+        prop_assert_eq!(negation.matches(&set, &facts), !matched);
+        // The canonical text evaluates the same.
+        let reparsed = Query::parse(&expr.to_string()).unwrap();
+        prop_assert_eq!(reparsed.matches(&set, &facts), matched);
     }
 }
 
