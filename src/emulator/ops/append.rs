@@ -15,11 +15,9 @@ use axum::response::Response;
 use http::StatusCode;
 use md5::{Digest, Md5};
 
+use super::request::{content_md5, digest_mismatch, entity_headers, write_options};
 use super::shared::{ChunkSink, pump};
-use super::{
-    Ctx, base_response, blocking, content_md5, digest_mismatch, entity_headers, finish, header,
-    q_get, set, version_header, write_options,
-};
+use super::{Ctx, base_response, blocking, finish, header, q_get, set, version_header};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Staging, Version};

@@ -21,10 +21,11 @@ use std::sync::Arc;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 
+use super::request::{entity_headers, write_options};
 use super::shared::{
     CopySource, check_source_conditions, copy_source, el, iso8601, pump, xml_response,
 };
-use super::{Ctx, blocking, entity_headers, set, write_options};
+use super::{Ctx, blocking, set};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};

@@ -31,14 +31,14 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use super::request::{
+    content_md5, digest_mismatch, entity_headers, read_small_body, write_options,
+};
 use super::shared::{
     ChunkSink, CopySource, check_source_conditions, copy_source, el, iso8601, listed_key,
     no_such_upload, pump, url_encoding, xml_response,
 };
-use super::{
-    Ctx, base_response, blocking, content_md5, digest_mismatch, entity_headers, finish, header,
-    q_get, read_small_body, set, version_header, write_options,
-};
+use super::{Ctx, base_response, blocking, finish, header, q_get, set, version_header};
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{
     Kind, MemoryWriter, Pieces, StagedBlob, Store, Version, now_ms, write_atomic,

@@ -216,16 +216,7 @@ pub(crate) fn check_source_conditions(
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                http::HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        m
-    }
+    use crate::emulator::ops::header_map as h;
 
     #[test]
     fn copy_source_forms() {
