@@ -1,446 +1,48 @@
 //! Multipart uploads: InitiateMultipartUpload, UploadPart, UploadPartCopy,
 //! CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
 //!
-//! Open uploads and their parts are kept apart from objects. On disk:
-//! ```text
-//! uploads/<upload id>.json   the upload (bucket, key, what Initiate set, its parts)
-//! uploads/parts/<id>         one part's data (written to .tmp-<id>, renamed)
-//! ```
-//! Files are written atomically (temp file, rename), so no half-written part or upload is
-//! ever visible. Uploading a part does not fsync: the durability point is Complete, which
-//! fsyncs the parts it uses (an emulator need not make every acknowledged part survive a
-//! crash). So that a crash can never leave a damaged part behind, parts are checked against
-//! their recorded size and CRC-64 at start, and dropped from their upload if they differ;
-//! part files nobody references are removed.
+//! Open uploads and their parts live in [`uploads`] (the upload store); ListParts and
+//! ListMultipartUploads in [`listing`]; the handlers that change uploads here.
 //!
 //! Complete copies no data: it makes the parts one blob ([`Store::compose`]: hard links on
 //! disk, shared buffers in memory), commits it with the store's `put` (so forbid-overwrite
 //! and versioning behave as for PutObject), then drops the upload.
 
-use crate::oss::protocol::limit::{MAX_PART_NUMBER, MAX_SINGLE_REQUEST_BYTES, MIN_PART_BYTES};
-use std::collections::{BTreeMap, HashMap};
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod listing;
+mod uploads;
+
+pub(super) use listing::{list_parts, list_uploads};
+pub(crate) use uploads::Uploads;
+use uploads::{Part, Upload, io_err};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use http::StatusCode;
 use md5::{Digest, Md5};
-use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use serde::Deserialize;
 
 use super::request::{
     content_md5, digest_mismatch, entity_headers, read_small_body, write_options,
 };
 use super::shared::{
-    ChunkSink, CopySource, check_source_conditions, copy_source, el, iso8601, listed_key,
-    no_such_upload, pump, url_encoding, xml_response,
+    CopySource, check_source_conditions, copy_source, el, iso8601, listed_key, no_such_upload,
+    pump, url_encoding, xml_response,
 };
 use super::{Ctx, base_response, blocking, finish, header, q_get, set, version_header};
+use crate::emulator::State;
 use crate::emulator::error::ApiError;
-use crate::emulator::store::{
-    Kind, MemoryWriter, Pieces, StagedBlob, Store, Version, now_ms, write_atomic,
-};
-use crate::emulator::{EmulatorHandle, State, lock};
-use crate::model::{Crc64, crc64_combine};
+use crate::emulator::store::{Kind, Version, now_ms};
+use crate::model::crc64_combine;
+use crate::oss::protocol::limit::{MAX_PART_NUMBER, MAX_SINGLE_REQUEST_BYTES, MIN_PART_BYTES};
 
 /// Largest CompleteMultipartUpload body. OSS completes uploads of up to 10,000 parts, and
 /// one `<Part><PartNumber>10000</PartNumber><ETag>"…32 hex…"</ETag></Part>` is 79 bytes
 /// (89 with the quotes escaped as `&quot;`, as some SDKs send them); 256 bytes a part leaves
 /// room for indentation and line breaks. (The tagging limit of 64 KiB held only ~745 parts.)
 const MAX_COMPLETE_BODY: usize = MAX_PART_NUMBER as usize * 256;
-/// Default and largest `max-parts` / `max-uploads`.
-const MAX_LIST: usize = 1000;
-
-/// One uploaded part.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Part {
-    /// Upper-case hex MD5 (the ETag without quotes).
-    etag: String,
-    size: u64,
-    crc64: u64,
-    last_modified_ms: u64,
-    /// Data ID (file name under `uploads/parts/`, or memory key).
-    data: String,
-}
-
-/// One open upload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Upload {
-    bucket: String,
-    key: String,
-    upload_id: String,
-    initiated_ms: u64,
-    headers: BTreeMap<String, String>,
-    meta: BTreeMap<String, String>,
-    tags: BTreeMap<String, String>,
-    storage_class: String,
-    acl: String,
-    parts: BTreeMap<u32, Part>,
-}
-
-/// The open uploads of an emulator.
-#[derive(Debug)]
-pub(crate) struct Uploads {
-    open: Mutex<BTreeMap<String, Upload>>,
-    /// Part data in memory (when `root` is `None`).
-    memory: Arc<Mutex<HashMap<String, Vec<Bytes>>>>,
-    /// `<data_dir>/uploads`.
-    root: Option<PathBuf>,
-}
-
-fn io_err(e: std::io::Error) -> ApiError {
-    ApiError::internal(format!("cannot store upload data: {e}"))
-}
-
-/// Part data being written; dropping it unfinished removes it.
-pub(crate) struct PartWriter {
-    id: String,
-    md5: Md5,
-    crc: Crc64,
-    size: u64,
-    sink: PartSink,
-    memory: Arc<Mutex<HashMap<String, Vec<Bytes>>>>,
-}
-
-enum PartSink {
-    Memory(MemoryWriter),
-    Disk {
-        file: tokio::fs::File,
-        tmp: PathBuf,
-        path: PathBuf,
-    },
-    Done,
-}
-
-impl ChunkSink for PartWriter {
-    async fn put(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.md5.update(chunk);
-        self.crc.update(chunk);
-        self.size += chunk.len() as u64;
-        match &mut self.sink {
-            PartSink::Memory(v) => v.write(chunk),
-            PartSink::Disk { file, .. } => file.write_all(chunk).await?,
-            PartSink::Done => return Err(std::io::Error::other("part already finished")),
-        }
-        Ok(())
-    }
-    fn written(&self) -> u64 {
-        self.size
-    }
-}
-
-impl PartWriter {
-    /// Puts the data in place (not fsynced: Complete does that); returns the part, not yet
-    /// referenced by its upload.
-    async fn finish(mut self) -> std::io::Result<Part> {
-        match std::mem::replace(&mut self.sink, PartSink::Done) {
-            PartSink::Memory(v) => {
-                lock(&self.memory).insert(self.id.clone(), v.finish());
-            }
-            PartSink::Disk {
-                mut file,
-                tmp,
-                path,
-            } => {
-                let r = async {
-                    file.flush().await?;
-                    drop(file);
-                    tokio::fs::rename(&tmp, &path).await
-                }
-                .await;
-                if let Err(e) = r {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
-            }
-            PartSink::Done => return Err(std::io::Error::other("part already finished")),
-        }
-        Ok(Part {
-            etag: hex::encode_upper(self.md5.clone().finalize()),
-            size: self.size,
-            crc64: self.crc.value(),
-            last_modified_ms: now_ms(),
-            data: self.id.clone(),
-        })
-    }
-}
-
-impl Drop for PartWriter {
-    fn drop(&mut self) {
-        if let PartSink::Disk { tmp, .. } = &self.sink {
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
-}
-
-/// Whether a part's file holds exactly the bytes recorded for it (size and CRC-64).
-fn part_is_intact(path: &Path, part: &Part) -> bool {
-    let check = || -> std::io::Result<bool> {
-        let mut f = std::fs::File::open(path)?;
-        if f.metadata()?.len() != part.size {
-            return Ok(false);
-        }
-        let mut crc = Crc64::new();
-        let mut buf = vec![0u8; 1024 * 1024];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            crc.update(&buf[..n]);
-        }
-        Ok(crc.value() == part.crc64)
-    };
-    check().unwrap_or(false)
-}
-
-impl Uploads {
-    /// Loads (or creates) `<data_dir>/uploads`, or starts empty in memory.
-    pub(crate) fn open(data_dir: Option<&Path>) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let memory = Arc::new(Mutex::new(HashMap::new()));
-        let Some(dir) = data_dir else {
-            return Ok(Self {
-                open: Mutex::new(BTreeMap::new()),
-                memory,
-                root: None,
-            });
-        };
-        let root = dir.join("uploads");
-        let parts_dir = root.join("parts");
-        std::fs::create_dir_all(&parts_dir)
-            .with_context(|| format!("cannot create {}", parts_dir.display()))?;
-        let mut open = BTreeMap::new();
-        let mut referenced = std::collections::HashSet::new();
-        for f in std::fs::read_dir(&root)? {
-            let path = f?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.starts_with(".tmp-") {
-                let _ = std::fs::remove_file(&path);
-                continue;
-            }
-            if !name.ends_with(".json") {
-                continue;
-            }
-            let bytes = std::fs::read(&path)?;
-            let mut upload: Upload = serde_json::from_slice(&bytes)
-                .with_context(|| format!("corrupt {}", path.display()))?;
-            // Parts are not fsynced when uploaded: after a crash one may be short or
-            // damaged. Such a part is dropped (as if never uploaded), never used.
-            let before = upload.parts.len();
-            upload
-                .parts
-                .retain(|_, part| part_is_intact(&parts_dir.join(&part.data), part));
-            if upload.parts.len() != before {
-                tracing::warn!(
-                    upload_id = %upload.upload_id,
-                    dropped = before - upload.parts.len(),
-                    "parts that did not survive a restart intact were dropped from their upload"
-                );
-                let json = serde_json::to_vec(&upload)?;
-                write_atomic(&root, &name, &json, true)?;
-            }
-            referenced.extend(upload.parts.values().map(|p| p.data.clone()));
-            open.insert(upload.upload_id.clone(), upload);
-        }
-        for f in std::fs::read_dir(&parts_dir)? {
-            let f = f?;
-            if !referenced.contains(&*f.file_name().to_string_lossy()) {
-                let _ = std::fs::remove_file(f.path());
-            }
-        }
-        Ok(Self {
-            open: Mutex::new(open),
-            memory,
-            root: Some(root),
-        })
-    }
-
-    /// Writes the upload's JSON; `durable` for Initiate (parts are made durable at Complete).
-    fn persist(&self, upload: &Upload, durable: bool) -> Result<(), ApiError> {
-        let Some(root) = &self.root else {
-            return Ok(());
-        };
-        let json = serde_json::to_vec(upload).map_err(|e| ApiError::internal(e.to_string()))?;
-        write_atomic(root, &format!("{}.json", upload.upload_id), &json, durable).map_err(io_err)
-    }
-
-    fn forget(&self, upload: &Upload) {
-        if let Some(root) = &self.root {
-            let _ = std::fs::remove_file(root.join(format!("{}.json", upload.upload_id)));
-            let _ = std::fs::File::open(root).and_then(|d| d.sync_all());
-        }
-        for p in upload.parts.values() {
-            self.remove_data(&p.data);
-        }
-    }
-
-    fn remove_data(&self, id: &str) {
-        match &self.root {
-            None => {
-                lock(&self.memory).remove(id);
-            }
-            Some(root) => {
-                let _ = std::fs::remove_file(root.join("parts").join(id));
-            }
-        }
-    }
-
-    async fn writer(&self) -> Result<PartWriter, ApiError> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let sink = match &self.root {
-            None => PartSink::Memory(MemoryWriter::default()),
-            Some(root) => {
-                let dir = root.join("parts");
-                let tmp = dir.join(format!(".tmp-{id}"));
-                let file = tokio::fs::File::create(&tmp).await.map_err(io_err)?;
-                PartSink::Disk {
-                    file,
-                    tmp,
-                    path: dir.join(&id),
-                }
-            }
-        };
-        Ok(PartWriter {
-            id,
-            md5: Md5::new(),
-            crc: Crc64::new(),
-            size: 0,
-            sink,
-            memory: self.memory.clone(),
-        })
-    }
-
-    /// The upload, checked to belong to `bucket`/`key`.
-    fn get(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Upload, ApiError> {
-        lock(&self.open)
-            .get(upload_id)
-            .filter(|u| u.bucket == bucket && u.key == key)
-            .cloned()
-            .ok_or_else(no_such_upload)
-    }
-
-    fn insert(&self, upload: Upload) -> Result<(), ApiError> {
-        let mut open = lock(&self.open);
-        self.persist(&upload, true)?;
-        open.insert(upload.upload_id.clone(), upload);
-        Ok(())
-    }
-
-    /// Stores a finished part (replacing the same number); removes its data on failure.
-    fn commit_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        part: Part,
-    ) -> Result<(), ApiError> {
-        let replaced = {
-            let mut open = lock(&self.open);
-            let Some(upload) = open
-                .get_mut(upload_id)
-                .filter(|u| u.bucket == bucket && u.key == key)
-            else {
-                drop(open);
-                self.remove_data(&part.data);
-                return Err(no_such_upload());
-            };
-            let data = part.data.clone();
-            let old = upload.parts.insert(number, part);
-            if let Err(e) = self.persist(upload, false) {
-                match old {
-                    Some(old) => upload.parts.insert(number, old),
-                    None => upload.parts.remove(&number),
-                };
-                drop(open);
-                self.remove_data(&data);
-                return Err(e);
-            }
-            old
-        };
-        if let Some(old) = replaced {
-            self.remove_data(&old.data);
-        }
-        Ok(())
-    }
-
-    /// Makes `chosen` (part number, data ID), the parts of an open upload, one blob of the
-    /// store without copying them. Holds the upload lock throughout, so a concurrent
-    /// re-upload or Abort cannot remove a part's data under it. Blocking.
-    fn compose(
-        &self,
-        store: &Store,
-        (bucket, key, upload_id): (&str, &str, &str),
-        chosen: &[(u32, String)],
-        size: u64,
-        crc64: u64,
-    ) -> Result<StagedBlob, ApiError> {
-        let open = lock(&self.open);
-        let upload = open
-            .get(upload_id)
-            .filter(|u| u.bucket == bucket && u.key == key)
-            .ok_or_else(no_such_upload)?;
-        for (n, data) in chosen {
-            if upload.parts.get(n).is_none_or(|p| p.data != *data) {
-                return Err(invalid_part(*n));
-            }
-        }
-        let pieces = match &self.root {
-            None => {
-                let memory = lock(&self.memory);
-                let mut buffers = Vec::new();
-                for (_, data) in chosen {
-                    let part = memory
-                        .get(data)
-                        .ok_or_else(|| ApiError::internal("part data is missing"))?;
-                    buffers.extend(part.iter().cloned());
-                }
-                Pieces::Memory(buffers)
-            }
-            Some(root) => Pieces::Files(
-                chosen
-                    .iter()
-                    .map(|(_, data)| root.join("parts").join(data))
-                    .collect(),
-            ),
-        };
-        store.compose(pieces, size, crc64).map_err(io_err)
-    }
-
-    /// Removes an upload if it is still open (after Complete or on Abort).
-    fn remove(&self, upload_id: &str) -> Option<Upload> {
-        let upload = lock(&self.open).remove(upload_id)?;
-        self.forget(&upload);
-        Some(upload)
-    }
-}
-
-impl EmulatorHandle {
-    /// Every open (initiated, neither completed nor aborted) multipart upload, as
-    /// `(bucket, key, upload_id)`, sorted by bucket, key and initiation.
-    pub fn open_uploads(&self) -> Vec<(String, String, String)> {
-        let open = lock(&self.state.uploads.open);
-        let mut list: Vec<&Upload> = open.values().collect();
-        list.sort_by(|a, b| {
-            (&a.bucket, &a.key, a.initiated_ms, &a.upload_id).cmp(&(
-                &b.bucket,
-                &b.key,
-                b.initiated_ms,
-                &b.upload_id,
-            ))
-        });
-        list.into_iter()
-            .map(|u| (u.bucket.clone(), u.key.clone(), u.upload_id.clone()))
-            .collect()
-    }
-}
 
 // ---- handlers -----------------------------------------------------------------------------
 
@@ -521,7 +123,7 @@ pub(super) async fn upload_part(
     )
     .await?;
     if let Some(expected) = md5 {
-        let got: [u8; 16] = writer.md5.clone().finalize().into();
+        let got = writer.md5();
         if got != expected {
             return Err(digest_mismatch());
         }
@@ -852,159 +454,6 @@ pub(super) async fn abort(state: &Arc<State>, ctx: &Ctx) -> Result<Response, Api
         .map_err(|e| ApiError::internal(format!("upload task failed: {e}")))?
         .ok_or_else(no_such_upload)?;
     finish(base_response(StatusCode::NO_CONTENT), Body::empty())
-}
-
-/// A non-negative integer query parameter, or InvalidArgument.
-fn q_number(query: &[(String, String)], name: &str) -> Result<Option<u64>, ApiError> {
-    match query.iter().find(|(k, _)| k == name) {
-        None => Ok(None),
-        Some((_, v)) if v.is_empty() => Ok(None),
-        Some((_, v)) => v.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::invalid_argument(format!("{name} must be a non-negative integer."))
-                .with("ArgumentName", name)
-                .with("ArgumentValue", v.clone())
-        }),
-    }
-}
-
-pub(super) fn list_parts(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {
-    let id = upload_id(ctx)?;
-    let upload = state.uploads.get(&ctx.bucket, &ctx.key, id)?;
-    let max =
-        q_number(&ctx.query, "max-parts")?.map_or(MAX_LIST, |n| (n as usize).clamp(1, MAX_LIST));
-    let marker = q_number(&ctx.query, "part-number-marker")?.unwrap_or(0);
-    let url = url_encoding(&ctx.query);
-    let after: Vec<(&u32, &Part)> = upload
-        .parts
-        .iter()
-        .filter(|(n, _)| u64::from(**n) > marker)
-        .collect();
-    let truncated = after.len() > max;
-    let page = &after[..after.len().min(max)];
-    let next = page.last().map_or(marker, |(n, _)| u64::from(**n));
-    let mut xml = String::from("<ListPartsResult>");
-    if url {
-        xml.push_str(&el("EncodingType", "url"));
-    }
-    xml.push_str(&el("Bucket", &ctx.bucket));
-    xml.push_str(&el("Key", &listed_key(&ctx.key, url)));
-    xml.push_str(&el("UploadId", id));
-    xml.push_str(&el("StorageClass", &upload.storage_class));
-    xml.push_str(&el("PartNumberMarker", &marker.to_string()));
-    xml.push_str(&el("NextPartNumberMarker", &next.to_string()));
-    xml.push_str(&el("MaxParts", &max.to_string()));
-    xml.push_str(&el("IsTruncated", if truncated { "true" } else { "false" }));
-    for (n, p) in page {
-        xml.push_str("<Part>");
-        xml.push_str(&el("PartNumber", &n.to_string()));
-        xml.push_str(&el("LastModified", &iso8601(p.last_modified_ms)));
-        xml.push_str(&el("ETag", &format!("\"{}\"", p.etag)));
-        xml.push_str(&el("HashCrc64ecma", &p.crc64.to_string()));
-        xml.push_str(&el("Size", &p.size.to_string()));
-        xml.push_str("</Part>");
-    }
-    xml.push_str("</ListPartsResult>");
-    xml_response(xml)
-}
-
-pub(super) fn list_uploads(
-    state: &Arc<State>,
-    bucket: &str,
-    query: &[(String, String)],
-) -> Result<Response, ApiError> {
-    state.store.is_versioned(bucket)?;
-    let get = |n: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
-    let (prefix, delimiter) = (get("prefix"), get("delimiter"));
-    let (key_marker, id_marker) = (get("key-marker"), get("upload-id-marker"));
-    let max = q_number(query, "max-uploads")?.map_or(MAX_LIST, |n| (n as usize).clamp(1, MAX_LIST));
-    let url = url_encoding(query);
-    let mut all: Vec<Upload> = lock(&state.uploads.open)
-        .values()
-        .filter(|u| u.bucket == bucket && u.key.starts_with(prefix))
-        .cloned()
-        .collect();
-    // By key, then by upload ID: OSS continues after `key-marker` with "the same key and
-    // an Upload ID greater than upload-id-marker", so pages only line up in this order.
-    all.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
-    // Entries after the markers: (key, upload id) or a common prefix.
-    enum Entry {
-        Upload(Upload),
-        Prefix(String),
-    }
-    let mut entries: Vec<Entry> = Vec::new();
-    for u in all {
-        let rolled_up = (!delimiter.is_empty())
-            .then(|| u.key[prefix.len()..].find(delimiter))
-            .flatten()
-            .map(|pos| u.key[..prefix.len() + pos + delimiter.len()].to_owned());
-        let after = match &rolled_up {
-            // A common prefix is a marker of its own (NextKeyMarker on the page that ended
-            // with it): the next page starts after every key under it.
-            Some(common) => key_marker.is_empty() || common.as_str() > key_marker,
-            None if key_marker.is_empty() => true,
-            None if id_marker.is_empty() => u.key.as_str() > key_marker,
-            None => {
-                u.key.as_str() > key_marker
-                    || (u.key == key_marker && u.upload_id.as_str() > id_marker)
-            }
-        };
-        if !after {
-            continue;
-        }
-        match rolled_up {
-            Some(common) => {
-                if !matches!(entries.last(), Some(Entry::Prefix(last)) if *last == common) {
-                    entries.push(Entry::Prefix(common));
-                }
-            }
-            None => entries.push(Entry::Upload(u)),
-        }
-    }
-    let truncated = entries.len() > max;
-    entries.truncate(max);
-    let (next_key, next_id) = match entries.last() {
-        Some(Entry::Upload(u)) => (u.key.clone(), u.upload_id.clone()),
-        Some(Entry::Prefix(p)) => (p.clone(), String::new()),
-        None => (String::new(), String::new()),
-    };
-    let mut xml = String::from("<ListMultipartUploadsResult>");
-    if url {
-        xml.push_str(&el("EncodingType", "url"));
-    }
-    xml.push_str(&el("Bucket", bucket));
-    xml.push_str(&el("KeyMarker", &listed_key(key_marker, url)));
-    xml.push_str(&el("UploadIdMarker", id_marker));
-    xml.push_str(&el("NextKeyMarker", &listed_key(&next_key, url)));
-    xml.push_str(&el("NextUploadIdMarker", &next_id));
-    xml.push_str(&el("Delimiter", &listed_key(delimiter, url)));
-    xml.push_str(&el("Prefix", &listed_key(prefix, url)));
-    xml.push_str(&el("MaxUploads", &max.to_string()));
-    xml.push_str(&el("IsTruncated", if truncated { "true" } else { "false" }));
-    for e in &entries {
-        match e {
-            Entry::Upload(u) => {
-                xml.push_str("<Upload>");
-                xml.push_str(&el("Key", &listed_key(&u.key, url)));
-                xml.push_str(&el("UploadId", &u.upload_id));
-                xml.push_str(&el("StorageClass", &u.storage_class));
-                xml.push_str(&el("Initiated", &iso8601(u.initiated_ms)));
-                xml.push_str("</Upload>");
-            }
-            Entry::Prefix(p) => {
-                xml.push_str("<CommonPrefixes>");
-                xml.push_str(&el("Prefix", &listed_key(p, url)));
-                xml.push_str("</CommonPrefixes>");
-            }
-        }
-    }
-    xml.push_str("</ListMultipartUploadsResult>");
-    xml_response(xml)
 }
 
 #[cfg(test)]
