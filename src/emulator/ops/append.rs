@@ -7,6 +7,7 @@
 //! between (else PositionNotEqualToLength). In versioned buckets appends keep the version
 //! ID (OSS makes no previous version for them).
 
+use crate::oss::protocol;
 use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ fn position_mismatch(next: u64) -> ApiError {
         "Position is not equal to file length",
     )
     .ec("0026-00000016")
-    .header("x-oss-next-append-position", next.to_string())
+    .header(protocol::header::NEXT_APPEND_POSITION, next.to_string())
 }
 
 /// 409 ObjectNotAppendable.
@@ -204,8 +205,12 @@ pub(super) async fn append(
     let mut resp = finish(base_response(StatusCode::OK), Body::empty())?;
     let rh = resp.headers_mut();
     set(rh, "etag", &format!("\"{etag}\""));
-    set(rh, "x-oss-next-append-position", &new_size.to_string());
-    set(rh, "x-oss-hash-crc64ecma", &crc.to_string());
+    set(
+        rh,
+        protocol::header::NEXT_APPEND_POSITION,
+        &new_size.to_string(),
+    );
+    set(rh, protocol::header::HASH_CRC64ECMA, &crc.to_string());
     version_header(rh, &stored);
     Ok(resp)
 }

@@ -15,6 +15,7 @@
 //!   like PutObject (forbid-overwrite, new version in versioned buckets).
 //! * Unknown `x-oss-copy-source-*` headers are ignored (ali-oss sends some).
 
+use crate::oss::protocol;
 use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use std::sync::Arc;
 
@@ -57,8 +58,8 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
         key: src_key,
         version_id: src_vid,
     } = copy_source(h)?;
-    let replace_meta = directive(h, "x-oss-metadata-directive")?;
-    let replace_tags = directive(h, "x-oss-tagging-directive")?;
+    let replace_meta = directive(h, protocol::header::METADATA_DIRECTIVE)?;
+    let replace_tags = directive(h, protocol::header::TAGGING_DIRECTIVE)?;
     let opts = write_options(h)?;
     let found = state
         .store
@@ -90,7 +91,7 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     } else {
         src.tags.clone()
     };
-    version.storage_class = if h.contains_key("x-oss-storage-class") {
+    version.storage_class = if h.contains_key(protocol::header::STORAGE_CLASS) {
         opts.storage_class
     } else {
         src.storage_class.clone()
@@ -157,13 +158,13 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     let rh = resp.headers_mut();
     set(rh, "etag", &format!("\"{etag}\""));
     if let Some(v) = &stored.version_id {
-        set(rh, "x-oss-version-id", v);
+        set(rh, protocol::header::VERSION_ID, v);
     }
     if let Some(v) = &src.version_id {
-        set(rh, "x-oss-copy-source-version-id", v);
+        set(rh, protocol::header::COPY_SOURCE_VERSION_ID, v);
     }
     if let Kind::Data { crc64, .. } = &stored.kind {
-        set(rh, "x-oss-hash-crc64ecma", &crc64.to_string());
+        set(rh, protocol::header::HASH_CRC64ECMA, &crc64.to_string());
     }
     Ok(resp)
 }

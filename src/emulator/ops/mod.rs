@@ -27,6 +27,7 @@ use crate::emulator::error::ApiError;
 use crate::emulator::route::{self, Target};
 use crate::emulator::store::Version;
 use crate::model::ObjectKey;
+use crate::oss::protocol;
 
 type Query = Vec<(String, String)>;
 
@@ -69,12 +70,12 @@ pub(crate) async fn handle(
         }
     };
     let h = response.headers_mut();
-    put(h, "x-oss-request-id", &request_id);
+    put(h, protocol::header::REQUEST_ID, &request_id);
     put(h, "server", "AliyunOSS");
     put(h, "date", &httpdate::fmt_http_date(SystemTime::now()));
     put(
         h,
-        "x-oss-server-time",
+        protocol::header::SERVER_TIME,
         &started.elapsed().as_millis().to_string(),
     );
     tracing::debug!(
@@ -99,7 +100,7 @@ pub(crate) fn error_response(
     // HEAD and 304 responses carry no body.
     let mut response = if is_head || e.status == StatusCode::NOT_MODIFIED {
         let encoded = base64::engine::general_purpose::STANDARD.encode(xml.as_bytes());
-        builder = builder.header("x-oss-err", encoded);
+        builder = builder.header(protocol::header::ERR, encoded);
         builder.body(Body::empty())
     } else {
         builder
@@ -109,7 +110,7 @@ pub(crate) fn error_response(
     .unwrap_or_else(|_| Response::new(Body::empty()));
     let h = response.headers_mut();
     if let Some(ec) = &e.ec {
-        put(h, "x-oss-ec", ec);
+        put(h, protocol::header::EC, ec);
     }
     for (name, value) in &e.headers {
         put(h, name, value);
@@ -230,7 +231,7 @@ async fn dispatch(
         versioned,
     };
     let q = &ctx.query;
-    let copy = ctx.headers.contains_key("x-oss-copy-source");
+    let copy = ctx.headers.contains_key(protocol::header::COPY_SOURCE);
     // PUT ?tagging and PUT ?symlink win over the multipart and copy routes.
     let tagging_or_symlink = q_has(q, "tagging") || q_has(q, "symlink");
     // Sub-resources this emulator does not implement, once the routes that use them are past.
@@ -308,7 +309,7 @@ fn set(h: &mut HeaderMap, name: &str, value: &str) {
 
 fn version_header(h: &mut HeaderMap, v: &Version) {
     if let Some(id) = &v.version_id {
-        set(h, "x-oss-version-id", id);
+        set(h, protocol::header::VERSION_ID, id);
     }
 }
 

@@ -15,6 +15,7 @@ use super::{
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};
+use crate::oss::protocol;
 use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 
 // ---- PutObject ----------------------------------------------------------------------------
@@ -76,7 +77,7 @@ pub(super) async fn put_object(
     let rh = resp.headers_mut();
     set(rh, "etag", &format!("\"{etag}\""));
     set(rh, "content-md5", &md5_b64);
-    set(rh, "x-oss-hash-crc64ecma", &crc.to_string());
+    set(rh, protocol::header::HASH_CRC64ECMA, &crc.to_string());
     version_header(rh, &stored);
     Ok(resp)
 }
@@ -88,7 +89,7 @@ pub(super) fn parse_range(h: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>
     let Some(raw) = header(h, "range") else {
         return Ok(None);
     };
-    let standard = header(h, "x-oss-range-behavior").is_some_and(|v| v == "standard");
+    let standard = header(h, protocol::header::RANGE_BEHAVIOR).is_some_and(|v| v == "standard");
     let unsatisfiable = || {
         ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -197,21 +198,26 @@ pub(super) fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Re
     } else {
         object_type.as_str()
     };
-    set(rh, "x-oss-object-type", object_type);
-    if object_type == "Appendable" {
-        set(rh, "x-oss-next-append-position", &size.to_string());
-    }
+    set(rh, protocol::header::OBJECT_TYPE, object_type);
     // Like OSS: appendable objects say where the next append goes.
     if object_type == "Appendable" {
-        set(rh, "x-oss-next-append-position", &size.to_string());
+        set(
+            rh,
+            protocol::header::NEXT_APPEND_POSITION,
+            &size.to_string(),
+        );
     }
-    set(rh, "x-oss-storage-class", &link.storage_class);
-    set(rh, "x-oss-hash-crc64ecma", &crc64.to_string());
+    set(rh, protocol::header::STORAGE_CLASS, &link.storage_class);
+    set(rh, protocol::header::HASH_CRC64ECMA, &crc64.to_string());
     if !link.tags.is_empty() {
-        set(rh, "x-oss-tagging-count", &link.tags.len().to_string());
+        set(
+            rh,
+            protocol::header::TAGGING_COUNT,
+            &link.tags.len().to_string(),
+        );
     }
     for (k, v) in &link.meta {
-        set(rh, &format!("x-oss-meta-{k}"), v);
+        set(rh, &format!("{}{k}", protocol::header::META_PREFIX), v);
     }
     version_header(rh, link);
     Ok(resp)
@@ -279,7 +285,7 @@ pub(super) fn get_object_meta(state: &Arc<State>, ctx: &Ctx) -> Result<Response,
     set(rh, "etag", &format!("\"{}\"", v.etag()));
     set(rh, "last-modified", &http_date_ms(v.last_modified_ms));
     if let Some(crc) = crc {
-        set(rh, "x-oss-hash-crc64ecma", &crc.to_string());
+        set(rh, protocol::header::HASH_CRC64ECMA, &crc.to_string());
     }
     version_header(rh, v);
     Ok(resp)
@@ -296,10 +302,10 @@ pub(super) async fn delete_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respo
     if ctx.versioned
         && let Some(id) = &deleted.version_id
     {
-        set(rh, "x-oss-version-id", id);
+        set(rh, protocol::header::VERSION_ID, id);
     }
     if deleted.delete_marker {
-        set(rh, "x-oss-delete-marker", "true");
+        set(rh, protocol::header::DELETE_MARKER, "true");
     }
     Ok(resp)
 }

@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use super::header;
 use crate::emulator::error::ApiError;
 use crate::model::{ObjectAcl, StorageClass, TagSet, UserMetadata, Violation};
+use crate::oss::protocol;
 
 /// Entity headers stored with an object and returned on GET/HEAD.
 const ENTITY_HEADERS: &[&str] = &[
@@ -27,7 +28,7 @@ const ENTITY_HEADERS: &[&str] = &[
 
 /// Validates `x-oss-tagging` (EC 0010-…).
 pub(super) fn tags_from_header(h: &HeaderMap) -> Result<BTreeMap<String, String>, ApiError> {
-    let Some(raw) = h.get("x-oss-tagging") else {
+    let Some(raw) = h.get(protocol::header::TAGGING) else {
         return Ok(BTreeMap::new());
     };
     let Ok(raw) = raw.to_str() else {
@@ -133,7 +134,7 @@ pub(super) struct WriteOptions {
 }
 
 pub(super) fn write_options(h: &HeaderMap) -> Result<WriteOptions, ApiError> {
-    let forbid_overwrite = match header(h, "x-oss-forbid-overwrite") {
+    let forbid_overwrite = match header(h, protocol::header::FORBID_OVERWRITE) {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("true") => true,
         Some(v) if v.eq_ignore_ascii_case("false") => false,
@@ -145,13 +146,13 @@ pub(super) fn write_options(h: &HeaderMap) -> Result<WriteOptions, ApiError> {
         }
     };
     let acl =
-        match h.get("x-oss-object-acl") {
+        match h.get(protocol::header::ACL) {
             None => ObjectAcl::Default,
             Some(v) => v.to_str().ok().and_then(ObjectAcl::parse).ok_or_else(|| {
                 ApiError::invalid_argument("The x-oss-object-acl value is invalid.")
             })?,
         };
-    let storage_class = match h.get("x-oss-storage-class") {
+    let storage_class = match h.get(protocol::header::STORAGE_CLASS) {
         None => StorageClass::Standard,
         Some(v) => v
             .to_str()

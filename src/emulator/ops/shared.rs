@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 
 use super::{base_response, finish};
 use crate::emulator::error::ApiError;
+use crate::oss::protocol;
 
 /// `2025-01-15T08:30:00.000Z` (OSS always writes `.000`; oss2 accepts nothing else).
 pub(crate) fn iso8601(ms: u64) -> String {
@@ -130,7 +131,7 @@ pub(crate) fn copy_source(h: &HeaderMap) -> Result<CopySource, ApiError> {
         ApiError::invalid_argument(format!("The x-oss-copy-source header is invalid: {why}."))
     };
     let raw = h
-        .get("x-oss-copy-source")
+        .get(protocol::header::COPY_SOURCE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| bad("not ASCII"))?;
     let (path, query) = match raw.split_once('?') {
@@ -189,22 +190,22 @@ pub(crate) fn check_source_conditions(
             .map(|d| d.as_secs())
     };
     let modified_s = modified_ms / 1000;
-    if let Some(list) = text("x-oss-copy-source-if-match")
+    if let Some(list) = text(protocol::header::COPY_SOURCE_IF_MATCH)
         && !matches(list)
     {
         return Err(precondition_failed());
     }
-    if let Some(list) = text("x-oss-copy-source-if-none-match")
+    if let Some(list) = text(protocol::header::COPY_SOURCE_IF_NONE_MATCH)
         && matches(list)
     {
         return Err(precondition_failed());
     }
-    if let Some(since) = date("x-oss-copy-source-if-unmodified-since")
+    if let Some(since) = date(protocol::header::COPY_SOURCE_IF_UNMODIFIED_SINCE)
         && modified_s > since
     {
         return Err(precondition_failed());
     }
-    if let Some(since) = date("x-oss-copy-source-if-modified-since")
+    if let Some(since) = date(protocol::header::COPY_SOURCE_IF_MODIFIED_SINCE)
         && modified_s <= since
     {
         return Err(precondition_failed());

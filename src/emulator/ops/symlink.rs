@@ -13,12 +13,13 @@ use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};
 use crate::model::ObjectKey;
+use crate::oss::protocol;
 
 // ---- symlinks -----------------------------------------------------------------------------
 
 pub(super) async fn put_symlink(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {
     let h = &ctx.headers;
-    let Some(raw) = h.get("x-oss-symlink-target") else {
+    let Some(raw) = h.get(protocol::header::SYMLINK_TARGET) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "MissingArgument",
@@ -67,11 +68,11 @@ pub(super) fn get_symlink(state: &Arc<State>, ctx: &Ctx) -> Result<Response, Api
     };
     let mut resp = finish(base_response(StatusCode::OK), Body::empty())?;
     let rh = resp.headers_mut();
-    set(rh, "x-oss-symlink-target", &encode_key(target));
+    set(rh, protocol::header::SYMLINK_TARGET, &encode_key(target));
     set(rh, "etag", &format!("\"{}\"", v.etag()));
     set(rh, "last-modified", &http_date_ms(v.last_modified_ms));
     for (k, val) in &v.meta {
-        set(rh, &format!("x-oss-meta-{k}"), val);
+        set(rh, &format!("{}{k}", protocol::header::META_PREFIX), val);
     }
     version_header(rh, v);
     Ok(resp)

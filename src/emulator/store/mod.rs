@@ -26,6 +26,7 @@
 //! what it holds are in [`version`], object data in [`blob`], atomic file writes in
 //! [`files`], and the compare-and-swap commit in [`swap`].
 
+use crate::oss::protocol;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -290,9 +291,9 @@ impl Store {
             }
         };
         if v.is_delete_marker() {
-            let mut err = ApiError::no_such_key().header("x-oss-delete-marker", "true");
+            let mut err = ApiError::no_such_key().header(protocol::header::DELETE_MARKER, "true");
             if let Some(id) = &v.version_id {
-                err = err.header("x-oss-version-id", id.clone());
+                err = err.header(protocol::header::VERSION_ID, id.clone());
             }
             return Err(err);
         }

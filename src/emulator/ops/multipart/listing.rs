@@ -10,9 +10,10 @@ use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::ops::Ctx;
 use crate::emulator::ops::shared::{el, iso8601, listed_key, url_encoding, xml_response};
+use crate::oss::protocol::limit::MAX_LIST_PAGE;
 
 /// Default and largest `max-parts` / `max-uploads`.
-const MAX_LIST: usize = 1000;
+const MAX_LIST: usize = MAX_LIST_PAGE as usize;
 
 /// A non-negative integer query parameter, or InvalidArgument.
 fn q_number(query: &[(String, String)], name: &str) -> Result<Option<u64>, ApiError> {

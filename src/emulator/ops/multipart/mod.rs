@@ -36,6 +36,7 @@ use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version, now_ms};
 use crate::model::crc64_combine;
+use crate::oss::protocol;
 use crate::oss::protocol::limit::{MAX_PART_NUMBER, MAX_SINGLE_REQUEST_BYTES, MIN_PART_BYTES};
 
 /// Largest CompleteMultipartUpload body. OSS completes uploads of up to 10,000 parts, and
@@ -166,18 +167,18 @@ async fn respond_part(
     let rh = resp.headers_mut();
     set(rh, "etag", &format!("\"{etag}\""));
     set(rh, "content-md5", &md5_b64);
-    set(rh, "x-oss-hash-crc64ecma", &crc.to_string());
+    set(rh, protocol::header::HASH_CRC64ECMA, &crc.to_string());
     if let Some(src) = copy
         && let Some(v) = &src.version_id
     {
-        set(rh, "x-oss-copy-source-version-id", v);
+        set(rh, protocol::header::COPY_SOURCE_VERSION_ID, v);
     }
     Ok(resp)
 }
 
 /// Parses `x-oss-copy-source-range: bytes=a-b` against the source size; `None` = whole.
 fn copy_range(ctx: &Ctx, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
-    let Some(raw) = header(&ctx.headers, "x-oss-copy-source-range") else {
+    let Some(raw) = header(&ctx.headers, protocol::header::COPY_SOURCE_RANGE) else {
         return Ok(None);
     };
     let bad = || {
@@ -306,7 +307,7 @@ pub(super) async fn complete(
     let uploads = &state.uploads;
     let upload = uploads.get(&ctx.bucket, &ctx.key, &id)?;
     let opts = write_options(&ctx.headers)?;
-    let complete_all = header(&ctx.headers, "x-oss-complete-all")
+    let complete_all = header(&ctx.headers, protocol::header::COMPLETE_ALL)
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
     let bytes = read_small_body(
         body.take().unwrap_or_default(),
@@ -405,7 +406,7 @@ pub(super) async fn complete(
     version.meta = upload.meta.clone();
     version.tags = upload.tags.clone();
     version.storage_class = upload.storage_class.clone();
-    version.acl = if ctx.headers.contains_key("x-oss-object-acl") {
+    version.acl = if ctx.headers.contains_key(protocol::header::ACL) {
         opts.acl
     } else {
         upload.acl.clone()
@@ -440,7 +441,7 @@ pub(super) async fn complete(
     let mut resp = xml_response(xml)?;
     let rh = resp.headers_mut();
     set(rh, "etag", &format!("\"{etag}\""));
-    set(rh, "x-oss-hash-crc64ecma", &crc.to_string());
+    set(rh, protocol::header::HASH_CRC64ECMA, &crc.to_string());
     version_header(rh, &stored);
     Ok(resp)
 }
