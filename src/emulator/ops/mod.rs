@@ -202,15 +202,19 @@ async fn dispatch(
             "Service-level operations (ListBuckets)",
         ));
     };
-    let versioned = state.store.is_versioned(&bucket)?;
     let Some(key) = key else {
         return match method {
             Method::GET if q_has(&query, "uploads") => {
+                state.store.is_versioned(&bucket)?;
                 multipart::list_uploads(state, &bucket, &query)
             }
             _ => Err(ApiError::not_implemented("Bucket-level operations")),
         };
     };
+    // An operation the emulator lacks is 501 whatever the bucket and key: a NoSuchBucket or
+    // InvalidObjectName would tell the client something false about its request.
+    let op = object_operation(&method, &query, &parts.headers)?;
+    let versioned = state.store.is_versioned(&bucket)?;
     if let Err(v) = ObjectKey::parse(&key) {
         let ec = if key.starts_with('/') || key.starts_with('\\') {
             "0016-00000005"
@@ -230,8 +234,57 @@ async fn dispatch(
         headers: parts.headers,
         versioned,
     };
-    let q = &ctx.query;
-    let copy = ctx.headers.contains_key(protocol::header::COPY_SOURCE);
+    match op {
+        ObjectOp::InitiateMultipartUpload => multipart::initiate(state, &ctx).await,
+        ObjectOp::AppendObject => append::append(state, &ctx, body).await,
+        ObjectOp::CompleteMultipartUpload => multipart::complete(state, &ctx, body).await,
+        ObjectOp::UploadPartCopy => multipart::upload_part_copy(state, &ctx).await,
+        ObjectOp::UploadPart => multipart::upload_part(state, &ctx, body).await,
+        ObjectOp::CopyObject => copy::copy_object(state, &ctx).await,
+        ObjectOp::ListParts => multipart::list_parts(state, &ctx),
+        ObjectOp::AbortMultipartUpload => multipart::abort(state, &ctx).await,
+        ObjectOp::PutObjectTagging => {
+            tagging::put_tagging(state, &ctx, body.take().unwrap_or_default()).await
+        }
+        ObjectOp::PutSymlink => symlink::put_symlink(state, &ctx).await,
+        ObjectOp::PutObject => object::put_object(state, &ctx, body).await,
+        ObjectOp::GetObjectTagging => tagging::get_tagging(state, &ctx),
+        ObjectOp::GetSymlink => symlink::get_symlink(state, &ctx),
+        ObjectOp::GetObjectMeta => object::get_object_meta(state, &ctx),
+        ObjectOp::GetObject => object::get_object(state, &ctx, false),
+        ObjectOp::HeadObject => object::get_object(state, &ctx, true),
+        ObjectOp::DeleteObjectTagging => tagging::delete_tagging(state, &ctx).await,
+        ObjectOp::DeleteObject => object::delete_object(state, &ctx).await,
+    }
+}
+
+/// The object-level operations the emulator implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectOp {
+    InitiateMultipartUpload,
+    AppendObject,
+    CompleteMultipartUpload,
+    UploadPartCopy,
+    UploadPart,
+    CopyObject,
+    ListParts,
+    AbortMultipartUpload,
+    PutObjectTagging,
+    PutSymlink,
+    PutObject,
+    GetObjectTagging,
+    GetSymlink,
+    GetObjectMeta,
+    GetObject,
+    HeadObject,
+    DeleteObjectTagging,
+    DeleteObject,
+}
+
+/// The route table of object-level requests: which operation a method, query and headers
+/// name, or 501 NotImplemented (405 for a method OSS has no object operation for).
+fn object_operation(method: &Method, q: &Query, headers: &HeaderMap) -> Result<ObjectOp, ApiError> {
+    let copy = headers.contains_key(protocol::header::COPY_SOURCE);
     // PUT ?tagging and PUT ?symlink win over the multipart and copy routes.
     let tagging_or_symlink = q_has(q, "tagging") || q_has(q, "symlink");
     // Sub-resources this emulator does not implement, once the routes that use them are past.
@@ -245,41 +298,38 @@ async fn dispatch(
     ]
     .into_iter()
     .find(|name| q_has(q, name));
-    match method {
-        Method::POST if q_has(q, "uploads") => multipart::initiate(state, &ctx).await,
-        Method::POST if q_has(q, "append") => append::append(state, &ctx, body).await,
-        Method::POST if q_has(q, "uploadId") => multipart::complete(state, &ctx, body).await,
+    Ok(match *method {
+        Method::POST if q_has(q, "uploads") => ObjectOp::InitiateMultipartUpload,
+        Method::POST if q_has(q, "append") => ObjectOp::AppendObject,
+        Method::POST if q_has(q, "uploadId") => ObjectOp::CompleteMultipartUpload,
         Method::PUT if !tagging_or_symlink && (q_has(q, "uploadId") || q_has(q, "partNumber")) => {
             if copy {
-                multipart::upload_part_copy(state, &ctx).await
+                ObjectOp::UploadPartCopy
             } else {
-                multipart::upload_part(state, &ctx, body).await
+                ObjectOp::UploadPart
             }
         }
-        Method::PUT if !tagging_or_symlink && copy => copy::copy_object(state, &ctx).await,
-        Method::GET if q_has(q, "uploadId") => multipart::list_parts(state, &ctx),
-        Method::DELETE if q_has(q, "uploadId") => multipart::abort(state, &ctx).await,
-        _ if unsupported.is_some() => Err(ApiError::not_implemented(&format!(
-            "The {:?} sub-resource",
-            unsupported.unwrap_or_default()
-        ))),
-        Method::PUT if q_has(q, "tagging") => {
-            tagging::put_tagging(state, &ctx, body.take().unwrap_or_default()).await
+        Method::PUT if !tagging_or_symlink && copy => ObjectOp::CopyObject,
+        Method::GET if q_has(q, "uploadId") => ObjectOp::ListParts,
+        Method::DELETE if q_has(q, "uploadId") => ObjectOp::AbortMultipartUpload,
+        _ if let Some(name) = unsupported => {
+            return Err(ApiError::not_implemented(&format!(
+                "The {name:?} sub-resource"
+            )));
         }
-        Method::PUT if q_has(q, "symlink") => symlink::put_symlink(state, &ctx).await,
-        Method::PUT => object::put_object(state, &ctx, body).await,
-        Method::GET if q_has(q, "tagging") => tagging::get_tagging(state, &ctx),
-        Method::GET if q_has(q, "symlink") => symlink::get_symlink(state, &ctx),
-        Method::GET | Method::HEAD if q_has(q, "objectMeta") => {
-            object::get_object_meta(state, &ctx)
-        }
-        Method::GET => object::get_object(state, &ctx, false),
-        Method::HEAD => object::get_object(state, &ctx, true),
-        Method::DELETE if q_has(q, "tagging") => tagging::delete_tagging(state, &ctx).await,
-        Method::DELETE => object::delete_object(state, &ctx).await,
-        Method::POST => Err(ApiError::not_implemented("This POST operation")),
-        other => Err(ApiError::method_not_allowed(other.as_str())),
-    }
+        Method::PUT if q_has(q, "tagging") => ObjectOp::PutObjectTagging,
+        Method::PUT if q_has(q, "symlink") => ObjectOp::PutSymlink,
+        Method::PUT => ObjectOp::PutObject,
+        Method::GET if q_has(q, "tagging") => ObjectOp::GetObjectTagging,
+        Method::GET if q_has(q, "symlink") => ObjectOp::GetSymlink,
+        Method::GET | Method::HEAD if q_has(q, "objectMeta") => ObjectOp::GetObjectMeta,
+        Method::GET => ObjectOp::GetObject,
+        Method::HEAD => ObjectOp::HeadObject,
+        Method::DELETE if q_has(q, "tagging") => ObjectOp::DeleteObjectTagging,
+        Method::DELETE => ObjectOp::DeleteObject,
+        Method::POST => return Err(ApiError::not_implemented("This POST operation")),
+        ref other => return Err(ApiError::method_not_allowed(other.as_str())),
+    })
 }
 
 /// Runs a store mutation off the async threads (disk writes fsync).
