@@ -17,7 +17,7 @@ use http::StatusCode;
 use md5::{Digest, Md5};
 
 use super::request::{content_md5, digest_mismatch, entity_headers, write_options};
-use super::shared::{ChunkSink, pump};
+use super::shared::{ChunkSink, pump, store_error};
 use super::{Ctx, base_response, blocking, finish, header, q_get, set, version_header};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
@@ -115,11 +115,7 @@ pub(super) async fn append(
     {
         return Err(ApiError::entity_too_large());
     }
-    let mut staging = state
-        .store
-        .stage()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+    let mut staging = state.store.stage().await.map_err(store_error)?;
     if let Some(v) = &current {
         let found =
             state
@@ -157,10 +153,7 @@ pub(super) async fn append(
     {
         return Err(digest_mismatch());
     }
-    let blob = staging
-        .finish()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+    let blob = staging.finish().await.map_err(store_error)?;
     let mut version = Version::new(Kind::Data {
         object_type: "Appendable".to_owned(),
         blob: blob.id.clone(),

@@ -16,7 +16,6 @@
 //! * Unknown `x-oss-copy-source-*` headers are ignored (ali-oss sends some).
 
 use crate::oss::protocol;
-use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use std::sync::Arc;
 
 use axum::response::Response;
@@ -24,7 +23,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::request::{entity_headers, write_options};
 use super::shared::{
-    CopySource, check_source_conditions, copy_source, el, iso8601, pump, xml_response,
+    CopySource, check_source_conditions, copy_source, el, iso8601, stage_body, xml_response,
 };
 use super::{Ctx, blocking, set};
 use crate::emulator::State;
@@ -117,21 +116,7 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     } else {
         let blob = match (&src.kind, found.data) {
             (Kind::Data { size, .. }, Some(data)) => {
-                let mut staging = state
-                    .store
-                    .stage()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
-                pump(
-                    data.into_body(0, *size)?,
-                    &mut staging,
-                    MAX_SINGLE_REQUEST_BYTES,
-                )
-                .await?;
-                let blob = staging
-                    .finish()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+                let blob = stage_body(&state.store, data.into_body(0, *size)?).await?;
                 if let Kind::Data {
                     blob: id, crc64, ..
                 } = &mut version.kind

@@ -33,22 +33,8 @@ pub(super) async fn put_object(
     {
         return Err(ApiError::entity_too_large());
     }
-    let mut staging = state
-        .store
-        .stage()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
     // From here on the body is ours: an error mid-way leaves nothing to drain.
-    shared::pump(
-        body.take().unwrap_or_default(),
-        &mut staging,
-        MAX_SINGLE_REQUEST_BYTES,
-    )
-    .await?;
-    let blob = staging
-        .finish()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+    let blob = shared::stage_body(&state.store, body.take().unwrap_or_default()).await?;
     if let Some(expected) = md5
         && expected != blob.md5
     {

@@ -9,6 +9,7 @@ use http_body_util::BodyExt;
 use super::{base_response, finish};
 use crate::emulator::error::ApiError;
 use crate::oss::protocol;
+use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 
 /// `2025-01-15T08:30:00.000Z` (OSS always writes `.000`; oss2 accepts nothing else).
 pub(crate) fn iso8601(ms: u64) -> String {
@@ -90,12 +91,26 @@ pub(super) async fn pump(
             if sink.written() + data.len() as u64 > limit {
                 return Err(ApiError::entity_too_large());
             }
-            sink.put(&data)
-                .await
-                .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+            sink.put(&data).await.map_err(store_error)?;
         }
     }
     Ok(())
+}
+
+/// 500 for a failure to write object data.
+pub(crate) fn store_error(e: std::io::Error) -> ApiError {
+    ApiError::internal(format!("cannot store data: {e}"))
+}
+
+/// Streams `body` (at most one request's worth, [`MAX_SINGLE_REQUEST_BYTES`]) into a new
+/// staged blob: PutObject's data, or CopyObject's copy of the source.
+pub(super) async fn stage_body(
+    store: &crate::emulator::store::Store,
+    body: Body,
+) -> Result<crate::emulator::store::StagedBlob, ApiError> {
+    let mut staging = store.stage().await.map_err(store_error)?;
+    pump(body, &mut staging, MAX_SINGLE_REQUEST_BYTES).await?;
+    staging.finish().await.map_err(store_error)
 }
 
 /// 404 NoSuchUpload.
