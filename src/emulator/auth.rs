@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::oss::credentials::Credentials;
+use crate::oss::protocol;
 use crate::oss::sign::{SignableRequest, v1, v4};
 
 /// What is verified: the request as the emulator received it (bucket and key from routing,
@@ -96,7 +97,7 @@ fn check_token(
     query_param: Option<&str>,
 ) -> Result<(), ApiError> {
     let sent = req
-        .header("x-oss-security-token")
+        .header(protocol::header::SECURITY_TOKEN)
         .or_else(|| query_param.and_then(|p| query(req, p)).map(str::to_owned));
     match (&cred.security_token, sent) {
         (None, None) => Ok(()),
@@ -271,7 +272,7 @@ fn verify_v4_header(
             .ec("0002-00000209")
     })?;
     let cred = find(credentials, &parsed.access_key_id)?;
-    if let Some(payload) = req.header("x-oss-content-sha256")
+    if let Some(payload) = req.header(protocol::header::CONTENT_SHA256)
         && payload != v4::UNSIGNED_PAYLOAD
     {
         return Err(ApiError::invalid_argument(format!(
@@ -281,7 +282,7 @@ fn verify_v4_header(
         .ec("0002-00000214"));
     }
     let datetime = req
-        .header("x-oss-date")
+        .header(protocol::header::DATE)
         .ok_or_else(|| ApiError::access_denied("Missing x-oss-date header.").ec("0002-00000503"))?;
     let request_time = v4::parse_datetime(&datetime).ok_or_else(|| {
         ApiError::invalid_argument(format!(
@@ -348,7 +349,7 @@ fn verify_v4_query(
         return Err(ApiError::access_denied("Request has expired.")
             .with("ServerTime", httpdate::fmt_http_date(now)));
     }
-    check_token(req, cred, Some("x-oss-security-token"))?;
+    check_token(req, cred, Some(protocol::header::SECURITY_TOKEN))?;
     let signed_query = v4::ParsedPresign::signed_query(req.query);
     let signed = SignableRequest {
         query: &signed_query,

@@ -35,6 +35,7 @@ use http::{Method, StatusCode};
 
 use crate::emulator::error::ApiError;
 use crate::emulator::{EmulatorHandle, State, lock};
+use crate::oss::protocol;
 
 /// An OSS operation as the emulator classifies a request (method + sub-resources).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,7 +229,7 @@ pub(crate) async fn on_request(
     let op = FaultOp::classify(
         &parts.method,
         &names,
-        parts.headers.contains_key("x-oss-copy-source"),
+        parts.headers.contains_key(protocol::header::COPY_SOURCE),
     );
     match state.faults.take(op)? {
         FaultKind::Delay(d) => {

@@ -337,6 +337,32 @@ async fn write_errors() {
     e.shutdown().await;
 }
 
+#[tokio::test]
+async fn unknown_operations_are_501_even_on_a_missing_bucket() {
+    let e = start().await;
+    // PutBucket (not implemented yet) on a bucket that does not exist: NoSuchBucket would
+    // claim the request was understood; the SDKs would then try to create it again.
+    for req in [
+        Req::new("PUT", "no-such-bucket", ""),
+        Req::new("GET", "no-such-bucket", "").q("acl", ""),
+        Req::new("POST", "no-such-bucket", "k").q("restore", ""),
+        Req::new("GET", "no-such-bucket", "k").q("acl", ""),
+        Req::new("POST", BUCKET, "k").q("restore", ""),
+    ] {
+        let what = req.url("");
+        let (s, code, body) = error_code(req.send(&e).await).await;
+        assert_eq!(
+            (s, code.as_str()),
+            (501, "NotImplemented"),
+            "{what}: {body}"
+        );
+    }
+    // An implemented operation on a missing bucket is still NoSuchBucket.
+    let (s, code, _) = error_code(Req::new("GET", "no-such-bucket", "k").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
+    e.shutdown().await;
+}
+
 /// The head (request line and headers, V4-signed, up to the blank line) of a PUT of
 /// `bkt/key` declaring `content_length` bytes, for raw exchanges.
 fn signed_put_head(e: &EmulatorHandle, key: &str, content_length: u64) -> String {

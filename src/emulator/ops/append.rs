@@ -7,6 +7,7 @@
 //! between (else PositionNotEqualToLength). In versioned buckets appends keep the version
 //! ID (OSS makes no previous version for them).
 
+use crate::oss::protocol;
 use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 use std::sync::Arc;
 
@@ -15,11 +16,9 @@ use axum::response::Response;
 use http::StatusCode;
 use md5::{Digest, Md5};
 
-use super::shared::{ChunkSink, pump};
-use super::{
-    Ctx, base_response, blocking, content_md5, digest_mismatch, entity_headers, finish, header,
-    q_get, set, version_header, write_options,
-};
+use super::request::{content_md5, digest_mismatch, entity_headers, write_options};
+use super::shared::{ChunkSink, pump, store_error};
+use super::{Ctx, base_response, blocking, finish, header, q_get, set, version_header};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Staging, Version};
@@ -32,7 +31,7 @@ fn position_mismatch(next: u64) -> ApiError {
         "Position is not equal to file length",
     )
     .ec("0026-00000016")
-    .header("x-oss-next-append-position", next.to_string())
+    .header(protocol::header::NEXT_APPEND_POSITION, next.to_string())
 }
 
 /// 409 ObjectNotAppendable.
@@ -116,11 +115,7 @@ pub(super) async fn append(
     {
         return Err(ApiError::entity_too_large());
     }
-    let mut staging = state
-        .store
-        .stage()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+    let mut staging = state.store.stage().await.map_err(store_error)?;
     if let Some(v) = &current {
         let found =
             state
@@ -158,10 +153,7 @@ pub(super) async fn append(
     {
         return Err(digest_mismatch());
     }
-    let blob = staging
-        .finish()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+    let blob = staging.finish().await.map_err(store_error)?;
     let mut version = Version::new(Kind::Data {
         object_type: "Appendable".to_owned(),
         blob: blob.id.clone(),
@@ -206,8 +198,12 @@ pub(super) async fn append(
     let mut resp = finish(base_response(StatusCode::OK), Body::empty())?;
     let rh = resp.headers_mut();
     set(rh, "etag", &format!("\"{etag}\""));
-    set(rh, "x-oss-next-append-position", &new_size.to_string());
-    set(rh, "x-oss-hash-crc64ecma", &crc.to_string());
+    set(
+        rh,
+        protocol::header::NEXT_APPEND_POSITION,
+        &new_size.to_string(),
+    );
+    set(rh, protocol::header::HASH_CRC64ECMA, &crc.to_string());
     version_header(rh, &stored);
     Ok(resp)
 }

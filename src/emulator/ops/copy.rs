@@ -15,16 +15,17 @@
 //!   like PutObject (forbid-overwrite, new version in versioned buckets).
 //! * Unknown `x-oss-copy-source-*` headers are ignored (ali-oss sends some).
 
-use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
+use crate::oss::protocol;
 use std::sync::Arc;
 
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 
+use super::request::{entity_headers, write_options};
 use super::shared::{
-    CopySource, check_source_conditions, copy_source, el, iso8601, pump, xml_response,
+    CopySource, check_source_conditions, copy_source, el, iso8601, stage_body, xml_response,
 };
-use super::{Ctx, blocking, entity_headers, set, write_options};
+use super::{Ctx, blocking, set};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};
@@ -56,8 +57,8 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
         key: src_key,
         version_id: src_vid,
     } = copy_source(h)?;
-    let replace_meta = directive(h, "x-oss-metadata-directive")?;
-    let replace_tags = directive(h, "x-oss-tagging-directive")?;
+    let replace_meta = directive(h, protocol::header::METADATA_DIRECTIVE)?;
+    let replace_tags = directive(h, protocol::header::TAGGING_DIRECTIVE)?;
     let opts = write_options(h)?;
     let found = state
         .store
@@ -89,7 +90,7 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     } else {
         src.tags.clone()
     };
-    version.storage_class = if h.contains_key("x-oss-storage-class") {
+    version.storage_class = if h.contains_key(protocol::header::STORAGE_CLASS) {
         opts.storage_class
     } else {
         src.storage_class.clone()
@@ -115,21 +116,7 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     } else {
         let blob = match (&src.kind, found.data) {
             (Kind::Data { size, .. }, Some(data)) => {
-                let mut staging = state
-                    .store
-                    .stage()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
-                pump(
-                    data.into_body(0, *size)?,
-                    &mut staging,
-                    MAX_SINGLE_REQUEST_BYTES,
-                )
-                .await?;
-                let blob = staging
-                    .finish()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+                let blob = stage_body(&state.store, data.into_body(0, *size)?).await?;
                 if let Kind::Data {
                     blob: id, crc64, ..
                 } = &mut version.kind
@@ -156,13 +143,13 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     let rh = resp.headers_mut();
     set(rh, "etag", &format!("\"{etag}\""));
     if let Some(v) = &stored.version_id {
-        set(rh, "x-oss-version-id", v);
+        set(rh, protocol::header::VERSION_ID, v);
     }
     if let Some(v) = &src.version_id {
-        set(rh, "x-oss-copy-source-version-id", v);
+        set(rh, protocol::header::COPY_SOURCE_VERSION_ID, v);
     }
     if let Kind::Data { crc64, .. } = &stored.kind {
-        set(rh, "x-oss-hash-crc64ecma", &crc64.to_string());
+        set(rh, protocol::header::HASH_CRC64ECMA, &crc64.to_string());
     }
     Ok(resp)
 }

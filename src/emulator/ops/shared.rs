@@ -8,6 +8,8 @@ use http_body_util::BodyExt;
 
 use super::{base_response, finish};
 use crate::emulator::error::ApiError;
+use crate::oss::protocol;
+use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 
 /// `2025-01-15T08:30:00.000Z` (OSS always writes `.000`; oss2 accepts nothing else).
 pub(crate) fn iso8601(ms: u64) -> String {
@@ -89,12 +91,26 @@ pub(super) async fn pump(
             if sink.written() + data.len() as u64 > limit {
                 return Err(ApiError::entity_too_large());
             }
-            sink.put(&data)
-                .await
-                .map_err(|e| ApiError::internal(format!("cannot store data: {e}")))?;
+            sink.put(&data).await.map_err(store_error)?;
         }
     }
     Ok(())
+}
+
+/// 500 for a failure to write object data.
+pub(crate) fn store_error(e: std::io::Error) -> ApiError {
+    ApiError::internal(format!("cannot store data: {e}"))
+}
+
+/// Streams `body` (at most one request's worth, [`MAX_SINGLE_REQUEST_BYTES`]) into a new
+/// staged blob: PutObject's data, or CopyObject's copy of the source.
+pub(super) async fn stage_body(
+    store: &crate::emulator::store::Store,
+    body: Body,
+) -> Result<crate::emulator::store::StagedBlob, ApiError> {
+    let mut staging = store.stage().await.map_err(store_error)?;
+    pump(body, &mut staging, MAX_SINGLE_REQUEST_BYTES).await?;
+    staging.finish().await.map_err(store_error)
 }
 
 /// 404 NoSuchUpload.
@@ -130,7 +146,7 @@ pub(crate) fn copy_source(h: &HeaderMap) -> Result<CopySource, ApiError> {
         ApiError::invalid_argument(format!("The x-oss-copy-source header is invalid: {why}."))
     };
     let raw = h
-        .get("x-oss-copy-source")
+        .get(protocol::header::COPY_SOURCE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| bad("not ASCII"))?;
     let (path, query) = match raw.split_once('?') {
@@ -189,22 +205,22 @@ pub(crate) fn check_source_conditions(
             .map(|d| d.as_secs())
     };
     let modified_s = modified_ms / 1000;
-    if let Some(list) = text("x-oss-copy-source-if-match")
+    if let Some(list) = text(protocol::header::COPY_SOURCE_IF_MATCH)
         && !matches(list)
     {
         return Err(precondition_failed());
     }
-    if let Some(list) = text("x-oss-copy-source-if-none-match")
+    if let Some(list) = text(protocol::header::COPY_SOURCE_IF_NONE_MATCH)
         && matches(list)
     {
         return Err(precondition_failed());
     }
-    if let Some(since) = date("x-oss-copy-source-if-unmodified-since")
+    if let Some(since) = date(protocol::header::COPY_SOURCE_IF_UNMODIFIED_SINCE)
         && modified_s > since
     {
         return Err(precondition_failed());
     }
-    if let Some(since) = date("x-oss-copy-source-if-modified-since")
+    if let Some(since) = date(protocol::header::COPY_SOURCE_IF_MODIFIED_SINCE)
         && modified_s <= since
     {
         return Err(precondition_failed());
@@ -216,16 +232,7 @@ pub(crate) fn check_source_conditions(
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                http::HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        m
-    }
+    use crate::emulator::ops::header_map as h;
 
     #[test]
     fn copy_source_forms() {

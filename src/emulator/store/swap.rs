@@ -1,7 +1,8 @@
 //! Store additions for AppendObject and in-place CopyObject: a compare-and-swap commit of an
 //! object's current version. A child module of [`super`] so it can use the store's internals.
 
-use super::{ApiError, Bucket, ObjectEntry, StagedBlob, Store, Version, lock, new_version_id};
+use super::version::new_version_id;
+use super::{ApiError, Bucket, ObjectEntry, StagedBlob, Store, Version, lock};
 
 /// Whether two versions are the same commit (same ID, time and content).
 fn same(a: &Version, b: &Version) -> bool {
