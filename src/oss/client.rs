@@ -24,6 +24,7 @@ use super::sign::{SignatureVersion, sign_request};
 use super::upload::OwnedUploads;
 use super::xml::ErrorDocument;
 use crate::model::Crc64;
+use crate::oss::protocol::header;
 use tracing::Instrument as _;
 
 /// The error type of caller-supplied body streams.
@@ -461,7 +462,7 @@ impl Client {
                 outcome.status = Some(resp.status().as_u16());
                 outcome.request_id = resp
                     .headers()
-                    .get("x-oss-request-id")
+                    .get(header::REQUEST_ID)
                     .and_then(|v| v.to_str().ok());
                 outcome.bytes_received = resp.content_length();
             }
@@ -514,7 +515,7 @@ impl Client {
         let status = resp.status().as_u16();
         let request_id = resp
             .headers()
-            .get("x-oss-request-id")
+            .get(header::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
@@ -595,7 +596,7 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, OssError> {
             return Err(bad_value());
         }
         let mut hvalue = HeaderValue::from_str(value).map_err(|_| bad_value())?;
-        if hname == http::header::AUTHORIZATION || hname.as_str() == "x-oss-security-token" {
+        if hname == http::header::AUTHORIZATION || hname.as_str() == header::SECURITY_TOKEN {
             hvalue.set_sensitive(true);
         }
         map.append(hname, hvalue);
@@ -630,7 +631,7 @@ pub(crate) async fn read_body(
     let status = resp.status().as_u16();
     let request_id = resp
         .headers()
-        .get("x-oss-request-id")
+        .get(header::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let mut buf = BytesMut::new();

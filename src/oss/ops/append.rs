@@ -9,6 +9,7 @@ use crate::model::{
 };
 use crate::oss::client::{BoxError, Client};
 use crate::oss::error::{OssError, OssErrorKind};
+use crate::oss::protocol::header;
 
 /// Input of AppendObject: `body` is appended at `position`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,7 +113,7 @@ pub fn parse_append_object(
 ) -> Result<AppendObjectOutput, OssError> {
     let r = Resp::new(status, headers);
     let next_position = r
-        .u64("x-oss-next-append-position")?
+        .u64(header::NEXT_APPEND_POSITION)?
         .ok_or_else(|| r.invalid("AppendObject response without x-oss-next-append-position"))?;
     let expected_next = input.position.checked_add(sent_bytes);
     if expected_next != Some(next_position) {

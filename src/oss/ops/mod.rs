@@ -44,6 +44,7 @@ use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
 };
 use crate::oss::error::OssError;
+use crate::oss::protocol::header;
 
 /// What a request sends as its body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,19 +149,19 @@ impl OssRequest {
     /// The headers every object-creating write shares.
     pub(crate) fn write_headers(&mut self, w: WriteHeaders<'_>) {
         if let Some(acl) = w.acl {
-            self.header_set("x-oss-object-acl", acl.as_str());
+            self.header_set(header::ACL, acl.as_str());
         }
         if let Some(sc) = w.storage_class {
-            self.header_set("x-oss-storage-class", sc.as_str());
+            self.header_set(header::STORAGE_CLASS, sc.as_str());
         }
         for (name, value) in w.metadata.header_pairs() {
             self.header_set(&name, value);
         }
         if !w.tags.is_empty() {
-            self.header_set("x-oss-tagging", w.tags.to_header_value());
+            self.header_set(header::TAGGING, w.tags.to_header_value());
         }
         if w.forbid_overwrite {
-            self.header_set("x-oss-forbid-overwrite", "true");
+            self.header_set(header::FORBID_OVERWRITE, "true");
         }
     }
 }
@@ -255,7 +256,7 @@ impl<'a> Resp<'a> {
     }
 
     pub(crate) fn request_id(&self) -> Option<String> {
-        self.string("x-oss-request-id")
+        self.string(header::REQUEST_ID)
     }
 
     pub(crate) fn invalid(&self, message: impl Into<String>) -> OssError {
@@ -281,11 +282,11 @@ impl<'a> Resp<'a> {
     }
 
     pub(crate) fn crc64(&self) -> Result<Option<u64>, OssError> {
-        self.u64("x-oss-hash-crc64ecma")
+        self.u64(header::HASH_CRC64ECMA)
     }
 
     pub(crate) fn version_id(&self) -> Result<Option<VersionId>, OssError> {
-        match self.string("x-oss-version-id") {
+        match self.string(header::VERSION_ID) {
             None => Ok(None),
             Some(s) => VersionId::parse(&s)
                 .map(Some)
@@ -302,7 +303,7 @@ impl<'a> Resp<'a> {
         let owned: Vec<(String, String)> = self
             .headers
             .iter()
-            .filter(|(k, _)| k.as_str().starts_with("x-oss-meta-"))
+            .filter(|(k, _)| k.as_str().starts_with(header::META_PREFIX))
             .map(|(k, v)| {
                 (
                     k.as_str().to_string(),

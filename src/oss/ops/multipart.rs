@@ -7,6 +7,7 @@
 //! answers arrive URL-encoded and are decoded here; an answer without
 //! `<EncodingType>url</EncodingType>` is read verbatim.
 
+use crate::oss::protocol::header;
 use crate::oss::protocol::limit::{MAX_PART_NUMBER, MIN_PART_NUMBER};
 use std::time::SystemTime;
 
@@ -390,7 +391,7 @@ pub fn build_complete_multipart_upload(input: &CompleteMultipartUploadInput) -> 
     );
     match &input.parts {
         CompleteParts::All => {
-            req.header_set("x-oss-complete-all", "yes");
+            req.header_set(header::COMPLETE_ALL, "yes");
             no_body(&mut req);
         }
         CompleteParts::List(parts) => {
@@ -398,10 +399,10 @@ pub fn build_complete_multipart_upload(input: &CompleteMultipartUploadInput) -> 
         }
     }
     if let Some(acl) = input.acl {
-        req.header_set("x-oss-object-acl", acl.as_str());
+        req.header_set(header::ACL, acl.as_str());
     }
     if input.forbid_overwrite {
-        req.header_set("x-oss-forbid-overwrite", "true");
+        req.header_set(header::FORBID_OVERWRITE, "true");
     }
     req
 }

@@ -15,6 +15,7 @@ use crate::model::{
 };
 use crate::oss::client::{BoxError, Client};
 use crate::oss::error::OssError;
+use crate::oss::protocol::header;
 
 /// Identifies one object, optionally one version of it. The input of
 /// HeadObject, DeleteObject, GetObjectTagging, DeleteObjectTagging and GetSymlink.
@@ -204,7 +205,7 @@ pub fn parse_head_object(status: u16, headers: &HeaderMap) -> Result<ObjectHead,
 }
 
 fn parse_object_head(r: &Resp<'_>, size: u64) -> Result<ObjectHead, OssError> {
-    let tag_count = match r.u64("x-oss-tagging-count")? {
+    let tag_count = match r.u64(header::TAGGING_COUNT)? {
         None => 0,
         Some(n) => u32::try_from(n).map_err(|_| r.invalid("x-oss-tagging-count out of range"))?,
     };
@@ -213,17 +214,17 @@ fn parse_object_head(r: &Resp<'_>, size: u64) -> Result<ObjectHead, OssError> {
         etag: r.etag(),
         crc64: r.crc64()?,
         object_type: r
-            .string("x-oss-object-type")
+            .string(header::OBJECT_TYPE)
             .and_then(|s| ObjectType::parse(&s)),
         storage_class: r
-            .string("x-oss-storage-class")
+            .string(header::STORAGE_CLASS)
             .and_then(|s| StorageClass::parse(&s)),
         metadata: r.metadata(),
         tag_count,
         version_id: r.version_id()?,
         last_modified: r.last_modified(),
         content: ContentHeaders::from_response(r),
-        next_append_position: r.u64("x-oss-next-append-position")?,
+        next_append_position: r.u64(header::NEXT_APPEND_POSITION)?,
         request_id: r.request_id(),
     })
 }
@@ -340,7 +341,7 @@ pub fn build_get_object(input: &GetObjectInput) -> OssRequest {
     req.version(input.version_id.as_ref());
     if let Some(range) = input.effective_range() {
         req.header_set("range", range.header_value());
-        req.header_set("x-oss-range-behavior", "standard");
+        req.header_set(header::RANGE_BEHAVIOR, "standard");
     }
     req
 }
@@ -397,7 +398,7 @@ pub fn parse_delete_object(
     let r = Resp::new(status, headers);
     Ok(DeleteObjectOutput {
         version_id: r.version_id()?,
-        delete_marker: r.flag("x-oss-delete-marker"),
+        delete_marker: r.flag(header::DELETE_MARKER),
         request_id: r.request_id(),
     })
 }

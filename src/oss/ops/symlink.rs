@@ -12,6 +12,7 @@ use crate::model::{
 use crate::oss::client::Client;
 use crate::oss::endpoint::percent_encode;
 use crate::oss::error::OssError;
+use crate::oss::protocol::header;
 
 /// Input of PutSymlink.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +89,7 @@ pub fn build_put_symlink(input: &PutSymlinkInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::PutSymlink, &input.bucket, Some(&input.key));
     req.query_set("symlink", "");
     req.header_set(
-        "x-oss-symlink-target",
+        header::SYMLINK_TARGET,
         percent_encode(input.target.as_str(), false),
     );
     req.write_headers(WriteHeaders {
@@ -123,7 +124,7 @@ pub fn parse_put_symlink(status: u16, headers: &HeaderMap) -> Result<PutSymlinkO
 pub fn parse_get_symlink(status: u16, headers: &HeaderMap) -> Result<GetSymlinkOutput, OssError> {
     let r = Resp::new(status, headers);
     let raw = r
-        .string("x-oss-symlink-target")
+        .string(header::SYMLINK_TARGET)
         .ok_or_else(|| r.invalid("GetSymlink response without x-oss-symlink-target"))?;
     let target = percent_encoding::percent_decode_str(&raw)
         .decode_utf8_lossy()
