@@ -918,7 +918,8 @@ mod tests {
         let client = client(&server);
         let mut input = PutObjectInput::new(bucket(), key("docs/report 2025+final.txt"));
         input.content_length = Some(10);
-        input.tags = TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
+        input.attributes.tags =
+            TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
         let out = client
             .put_object(&input, chunks(vec![Ok("hello "), Ok("oss\n")]))
             .await
@@ -1194,7 +1195,7 @@ mod tests {
     async fn header_values_http_cannot_carry_are_invalid_argument() {
         let server = TestServer::start(|_, _| response(200, &[], "")).await;
         let mut input = PutObjectInput::new(bucket(), key("k"));
-        input.content.content_disposition = Some("attachment; filename=\"ünï\"".into());
+        input.attributes.content.content_disposition = Some("attachment; filename=\"ünï\"".into());
         let err = client(&server)
             .put_object(&input, chunks(vec![Ok("x")]))
             .await
@@ -1239,13 +1240,14 @@ mod tests {
             .unwrap()
             .try_into()
             .ok();
-        put.content.content_type = Some("text/plain".into());
-        put.metadata =
+        put.attributes.content.content_type = Some("text/plain".into());
+        put.attributes.metadata =
             UserMetadata::from_pairs([("author", "alice"), ("purpose", "unit test")]).unwrap();
-        put.tags = TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
-        put.storage_class = Some(StorageClass::Ia);
-        put.acl = Some(ObjectAcl::Private);
-        put.forbid_overwrite = true;
+        put.attributes.tags =
+            TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
+        put.attributes.storage_class = Some(StorageClass::Ia);
+        put.attributes.acl = Some(ObjectAcl::Private);
+        put.attributes.forbid_overwrite = true;
 
         let tags = TagSet::from_pairs([("k1", "v1"), ("key two", "value/2")]).unwrap();
         let mut tagging_md5 = PutObjectTaggingInput::new(bucket(), key("docs/report.txt"), tags);
@@ -1255,12 +1257,12 @@ mod tests {
 
         let mut symlink =
             PutSymlinkInput::new(bucket(), key("link-to-report.txt"), key("docs/report.txt"));
-        symlink.forbid_overwrite = true;
+        symlink.attributes.forbid_overwrite = true;
 
         let mut unicode = PutObjectInput::new(bucket(), key("测试/日志 #1?.txt"));
         unicode.content_length = Some(1);
-        unicode.content.content_type = Some("text/plain".into());
-        unicode.metadata =
+        unicode.attributes.content.content_type = Some("text/plain".into());
+        unicode.attributes.metadata =
             UserMetadata::from_pairs([("Mixed-Case", "Value With  Spaces")]).unwrap();
 
         let head = build_head_object(&ObjectId::new(bucket(), key("docs/report.txt")));

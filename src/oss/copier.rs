@@ -57,7 +57,8 @@ use super::upload::{abort_upload, initiate_upload};
 use super::{
     ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, CopyMetadata,
     CopySource, CopySourceConditions, CopyTagging, InitiateMultipartUploadInput, MultipartUploadId,
-    ObjectHead, ObjectId, OssError, OssErrorKind, PutObjectTaggingInput, UploadPartCopyInput,
+    ObjectAttributes, ObjectHead, ObjectId, OssError, OssErrorKind, PutObjectTaggingInput,
+    UploadPartCopyInput,
 };
 use crate::model::{
     BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, VersionId, crc64_combine,
@@ -352,12 +353,15 @@ pub async fn copy_multipart(
         &InitiateMultipartUploadInput {
             bucket: request.bucket.clone(),
             key: request.key.clone(),
-            content,
-            metadata,
-            tags: initial_tags.clone(),
-            storage_class: request.storage_class.or(head.storage_class),
-            acl: None,
-            forbid_overwrite: request.forbid_overwrite,
+            attributes: ObjectAttributes {
+                content,
+                metadata,
+                tags: initial_tags.clone(),
+                storage_class: request.storage_class.or(head.storage_class),
+                // Set at completion (`complete.acl`), where OSS documents it.
+                acl: None,
+                forbid_overwrite: request.forbid_overwrite,
+            },
         },
     )
     .await?;

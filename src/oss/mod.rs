@@ -32,7 +32,7 @@ pub use ops::{
     ByteRange, ByteStream, ContentHeaders, ContentRange, DeleteObjectInput, DeleteObjectOutput,
     DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectInput, GetObjectOutput,
     GetObjectTaggingInput, GetObjectTaggingOutput, GetSymlinkInput, GetSymlinkOutput,
-    HeadObjectInput, ObjectHead, OssOperation, OssRequest, Payload, PutObjectInput,
-    PutObjectOutput, PutObjectTaggingInput, PutObjectTaggingOutput, PutSymlinkInput,
-    PutSymlinkOutput,
+    HeadObjectInput, ObjectAttributes, ObjectHead, OssOperation, OssRequest, Payload,
+    PutObjectInput, PutObjectOutput, PutObjectTaggingInput, PutObjectTaggingOutput,
+    PutSymlinkInput, PutSymlinkOutput,
 };

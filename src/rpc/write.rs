@@ -343,7 +343,7 @@ pub async fn write(
             end_of_stream(&mut stream).await?;
             let (size, crc64) = intake.check_complete(None)?;
             let object = &plan.object;
-            if !object.forbid_overwrite {
+            if !object.attributes.forbid_overwrite {
                 let target = ObjectId::new(object.bucket.clone(), object.key.clone());
                 trail.read_before(client, &target).await;
             }
@@ -351,7 +351,7 @@ pub async fn write(
             drop(reservation);
             let out = out?;
             trail.request_id(out.request_id.as_deref());
-            if object.forbid_overwrite && out.version_id.is_none() {
+            if object.attributes.forbid_overwrite && out.version_id.is_none() {
                 trail.created_object();
             }
             return Ok(proto::WriteObjectResponse {
@@ -387,12 +387,11 @@ pub async fn write(
     };
     let outcome = match result {
         Ok(_) => {
+            let attributes = &plan.object.attributes;
             complete(
                 writer,
-                &plan.object.bucket,
-                &plan.object.key,
-                plan.object.acl,
-                plan.object.forbid_overwrite,
+                attributes.acl,
+                attributes.forbid_overwrite,
                 intake,
                 None,
                 trail,
@@ -448,11 +447,8 @@ async fn feed_multipart(
 /// A failed completion aborts a plain write's upload and keeps a resumable one's (`prefix`,
 /// the CRC and length stored before this stream, is set only for resumed writes).
 /// An audited write reads the tags before just ahead of the completion.
-#[allow(clippy::too_many_arguments)]
 async fn complete(
     writer: MultipartWriter,
-    bucket: &BucketName,
-    key: &ObjectKey,
     acl: Option<ObjectAcl>,
     forbid_overwrite: bool,
     mut intake: Intake,
@@ -469,7 +465,7 @@ async fn complete(
     let upload = writer.upload().clone();
     let client = writer.client().clone();
     if !forbid_overwrite {
-        let target = ObjectId::new(bucket.clone(), key.clone());
+        let target = ObjectId::new(upload.bucket.clone(), upload.key.clone());
         trail.read_before(&client, &target).await;
     }
     let finished = writer
@@ -511,6 +507,7 @@ async fn complete(
         )
         .await);
     }
+    let MultipartUploadId { bucket, key, .. } = upload;
     info!(%bucket, %key, size, parts = finished.parts, "multipart write complete");
     if forbid_overwrite && out.version_id.is_none() {
         trail.created_object();
@@ -574,12 +571,7 @@ fn initiate_input(object: &PutObjectInput) -> InitiateMultipartUploadInput {
     InitiateMultipartUploadInput {
         bucket: object.bucket.clone(),
         key: object.key.clone(),
-        content: object.content.clone(),
-        metadata: object.metadata.clone(),
-        tags: object.tags.clone(),
-        storage_class: object.storage_class,
-        acl: object.acl,
-        forbid_overwrite: object.forbid_overwrite,
+        attributes: object.attributes.clone(),
     }
 }
 
@@ -596,14 +588,7 @@ fn plan_spec(
     checksums: Option<&proto::ObjectChecksums>,
 ) -> Result<WritePlan, Status> {
     let mut v = Validation::new();
-    let NewObject {
-        target,
-        tags,
-        metadata,
-        content,
-        storage_class,
-        acl,
-    } = v.new_object("spec", spec.into());
+    let NewObject { target, attributes } = v.new_object("spec", spec.into());
     let object_size = match spec.object_size {
         None => Some(None),
         Some(size) if size < 0 || size as u64 > MAX_OBJECT_BYTES => {
@@ -627,12 +612,7 @@ fn plan_spec(
                 content_length: object_size,
                 // Given up front, OSS verifies the MD5 of a single PutObject too.
                 content_md5: expected_md5,
-                content: content?,
-                metadata: metadata?,
-                tags: tags?.unwrap_or_default(),
-                storage_class: storage_class?,
-                acl: acl?,
-                forbid_overwrite: spec.forbid_overwrite,
+                attributes: attributes?,
             },
             object_size,
             expected_crc64,
@@ -702,9 +682,9 @@ pub async fn start_resumable(
         upload_id: upload.upload_id.clone(),
         part_size,
         object_size: plan.object_size,
-        forbid_overwrite: plan.object.forbid_overwrite,
-        acl: plan.object.acl.map(|a| a.as_str().to_string()),
-        tags: plan.object.tags.clone().into_map(),
+        forbid_overwrite: plan.object.attributes.forbid_overwrite,
+        acl: plan.object.attributes.acl.map(|a| a.as_str().to_string()),
+        tags: plan.object.attributes.tags.clone().into_map(),
     });
     info!(bucket = %upload.bucket, key = %upload.key, part_size, "resumable write started");
     // The id goes to the caller with this answer: from here the upload lives on.
@@ -915,8 +895,6 @@ async fn resume(
     }
     let result = complete(
         writer,
-        &id.bucket,
-        &id.key,
         acl,
         upload.forbid_overwrite,
         intake,

@@ -166,7 +166,52 @@ impl OssRequest {
     }
 }
 
-/// Borrowed write options shared by PutObject and PutSymlink.
+/// What a write gives the object it creates: content headers, user metadata, tags, storage
+/// class, ACL, and whether it may replace an existing object. PutObject,
+/// InitiateMultipartUpload, AppendObject and PutSymlink each hold one and send it with
+/// [`ObjectAttributes::push_to`], so the four cannot drift apart in what they send.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectAttributes {
+    /// Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Expires.
+    pub content: ContentHeaders,
+    /// User metadata (`x-oss-meta-*`).
+    pub metadata: UserMetadata,
+    /// Tags (`x-oss-tagging`); empty = no tags.
+    pub tags: TagSet,
+    /// `x-oss-storage-class`; `None` = the bucket's default.
+    pub storage_class: Option<StorageClass>,
+    /// `x-oss-object-acl`; `None` = inherit from the bucket.
+    pub acl: Option<ObjectAcl>,
+    /// `x-oss-forbid-overwrite: true`: fail with `AlreadyExists` if the key exists.
+    pub forbid_overwrite: bool,
+}
+
+impl ObjectAttributes {
+    /// Sends the attributes as request headers.
+    pub(crate) fn push_to(&self, req: &mut OssRequest) {
+        self.push_with(req, self.forbid_overwrite);
+    }
+
+    /// [`Self::push_to`] without `x-oss-forbid-overwrite`, for AppendObject, which has no
+    /// such header.
+    pub(crate) fn push_without_forbid_overwrite(&self, req: &mut OssRequest) {
+        self.push_with(req, false);
+    }
+
+    fn push_with(&self, req: &mut OssRequest, forbid_overwrite: bool) {
+        self.content.push_to(req);
+        req.write_headers(WriteHeaders {
+            metadata: &self.metadata,
+            tags: &self.tags,
+            storage_class: self.storage_class,
+            acl: self.acl,
+            forbid_overwrite,
+        });
+    }
+}
+
+/// Borrowed write options: those of [`ObjectAttributes`], or CopyObject's under its
+/// directives.
 pub(crate) struct WriteHeaders<'a> {
     pub metadata: &'a UserMetadata,
     pub tags: &'a TagSet,

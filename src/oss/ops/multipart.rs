@@ -14,10 +14,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::{ContentHeaders, OssOperation, OssRequest, Resp, WriteHeaders, parse_iso_time};
-use crate::model::{
-    BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, crc64,
-};
+use super::{ObjectAttributes, OssOperation, OssRequest, Resp, parse_iso_time};
+use crate::model::{BucketName, ObjectAcl, ObjectKey, StorageClass, VersionId, crc64};
 use crate::oss::client::{Client, MAX_XML_BODY};
 use crate::oss::error::{OssError, OssErrorKind};
 use crate::oss::sign::percent_decode;
@@ -134,19 +132,10 @@ pub struct InitiateMultipartUploadInput {
     pub bucket: BucketName,
     /// The object key.
     pub key: ObjectKey,
-    /// Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Expires.
-    pub content: ContentHeaders,
-    /// User metadata (`x-oss-meta-*`).
-    pub metadata: UserMetadata,
-    /// Tags (`x-oss-tagging`); empty = no tags.
-    pub tags: TagSet,
-    /// `x-oss-storage-class`; `None` = the bucket's default.
-    pub storage_class: Option<StorageClass>,
-    /// `x-oss-object-acl`; `None` = inherit. OSS documents the ACL on
-    /// CompleteMultipartUpload; prefer [`CompleteMultipartUploadInput::acl`].
-    pub acl: Option<ObjectAcl>,
-    /// `x-oss-forbid-overwrite: true`: fail early with `AlreadyExists` if the key exists.
-    pub forbid_overwrite: bool,
+    /// What the object gets when the upload completes. OSS documents the ACL on
+    /// CompleteMultipartUpload: prefer [`CompleteMultipartUploadInput::acl`]. With
+    /// forbid-overwrite the Initiate already fails with `AlreadyExists` if the key exists.
+    pub attributes: ObjectAttributes,
 }
 
 impl InitiateMultipartUploadInput {
@@ -155,12 +144,7 @@ impl InitiateMultipartUploadInput {
         InitiateMultipartUploadInput {
             bucket,
             key,
-            content: ContentHeaders::default(),
-            metadata: UserMetadata::empty(),
-            tags: TagSet::empty(),
-            storage_class: None,
-            acl: None,
-            forbid_overwrite: false,
+            attributes: ObjectAttributes::default(),
         }
     }
 }
@@ -184,14 +168,7 @@ pub fn build_initiate_multipart_upload(input: &InitiateMultipartUploadInput) -> 
     req.query_set("uploads", "");
     req.query_set("encoding-type", "url");
     no_body(&mut req);
-    input.content.push_to(&mut req);
-    req.write_headers(WriteHeaders {
-        metadata: &input.metadata,
-        tags: &input.tags,
-        storage_class: input.storage_class,
-        acl: input.acl,
-        forbid_overwrite: input.forbid_overwrite,
-    });
+    input.attributes.push_to(&mut req);
     req
 }
 
@@ -845,6 +822,7 @@ mod tests {
     use super::super::Payload;
     use super::super::test_support::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
+    use crate::model::{TagSet, UserMetadata};
     use http::Method;
 
     use super::*;
@@ -865,10 +843,10 @@ mod tests {
     #[test]
     fn initiate_matches_pyv2_capture() {
         let mut input = InitiateMultipartUploadInput::new(bucket(), key("multipart/big.bin"));
-        input.storage_class = Some(StorageClass::Standard);
-        input.metadata = UserMetadata::from_pairs([("origin", "capture")]).unwrap();
-        input.content.content_type = Some("application/octet-stream".into());
-        input.tags = TagSet::from_pairs([("a", "1"), ("b", "2")]).unwrap();
+        input.attributes.storage_class = Some(StorageClass::Standard);
+        input.attributes.metadata = UserMetadata::from_pairs([("origin", "capture")]).unwrap();
+        input.attributes.content.content_type = Some("application/octet-stream".into());
+        input.attributes.tags = TagSet::from_pairs([("a", "1"), ("b", "2")]).unwrap();
         let req = build_initiate_multipart_upload(&input);
         assert_eq!(req.method, Method::POST);
         assert_eq!(
@@ -897,9 +875,9 @@ mod tests {
     #[test]
     fn initiate_with_acl_and_forbid_overwrite() {
         let mut input = InitiateMultipartUploadInput::new(bucket(), key("k"));
-        input.acl = Some(ObjectAcl::Private);
-        input.forbid_overwrite = true;
-        input.content.cache_control = Some("no-cache".into());
+        input.attributes.acl = Some(ObjectAcl::Private);
+        input.attributes.forbid_overwrite = true;
+        input.attributes.content.cache_control = Some("no-cache".into());
         let req = build_initiate_multipart_upload(&input);
         assert_eq!(
             sorted(&req),

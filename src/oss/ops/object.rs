@@ -9,10 +9,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 use http::HeaderMap;
 
-use super::{ContentHeaders, OssOperation, OssRequest, Payload, Resp, WriteHeaders};
-use crate::model::{
-    BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, UserMetadata, VersionId,
-};
+use super::{ContentHeaders, ObjectAttributes, OssOperation, OssRequest, Payload, Resp};
+use crate::model::{BucketName, ObjectKey, ObjectType, StorageClass, UserMetadata, VersionId};
 use crate::oss::client::{BoxError, Client};
 use crate::oss::error::OssError;
 use crate::oss::protocol::header;
@@ -72,18 +70,9 @@ pub struct PutObjectInput {
     /// MD5 of the whole body, sent as `Content-MD5`; OSS rejects a mismatch
     /// with `InvalidDigest`.
     pub content_md5: Option<[u8; 16]>,
-    /// Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Expires.
-    pub content: ContentHeaders,
-    /// User metadata (`x-oss-meta-*`).
-    pub metadata: UserMetadata,
-    /// Tags (`x-oss-tagging`); empty = no tags.
-    pub tags: TagSet,
-    /// `x-oss-storage-class`; `None` = the bucket's default.
-    pub storage_class: Option<StorageClass>,
-    /// `x-oss-object-acl`; `None` = inherit from the bucket.
-    pub acl: Option<ObjectAcl>,
-    /// `x-oss-forbid-overwrite: true`: fail with `AlreadyExists` if the key exists.
-    pub forbid_overwrite: bool,
+    /// What the object gets: content headers, metadata, tags, storage class, ACL,
+    /// forbid-overwrite.
+    pub attributes: ObjectAttributes,
 }
 
 impl PutObjectInput {
@@ -94,12 +83,7 @@ impl PutObjectInput {
             key,
             content_length: None,
             content_md5: None,
-            content: ContentHeaders::default(),
-            metadata: UserMetadata::empty(),
-            tags: TagSet::empty(),
-            storage_class: None,
-            acl: None,
-            forbid_overwrite: false,
+            attributes: ObjectAttributes::default(),
         }
     }
 }
@@ -125,20 +109,13 @@ pub struct PutObjectOutput {
 /// Builds the PutObject request: `PUT /{key}` with a streamed body.
 pub fn build_put_object(input: &PutObjectInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::PutObject, &input.bucket, Some(&input.key));
-    input.content.push_to(&mut req);
+    input.attributes.push_to(&mut req);
     if let Some(md5) = &input.content_md5 {
         req.header_set(
             "content-md5",
             base64::engine::general_purpose::STANDARD.encode(md5),
         );
     }
-    req.write_headers(WriteHeaders {
-        metadata: &input.metadata,
-        tags: &input.tags,
-        storage_class: input.storage_class,
-        acl: input.acl,
-        forbid_overwrite: input.forbid_overwrite,
-    });
     if let Some(len) = input.content_length {
         req.header_set("content-length", len.to_string());
     }
@@ -485,6 +462,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+    use crate::model::{ObjectAcl, TagSet};
     use http::Method;
 
     use super::*;
@@ -502,13 +480,14 @@ mod tests {
                 .try_into()
                 .unwrap(),
         );
-        input.content.content_type = Some("text/plain".into());
-        input.metadata =
+        input.attributes.content.content_type = Some("text/plain".into());
+        input.attributes.metadata =
             UserMetadata::from_pairs([("author", "alice"), ("purpose", "unit test")]).unwrap();
-        input.tags = TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
-        input.storage_class = Some(StorageClass::Ia);
-        input.acl = Some(ObjectAcl::Private);
-        input.forbid_overwrite = true;
+        input.attributes.tags =
+            TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
+        input.attributes.storage_class = Some(StorageClass::Ia);
+        input.attributes.acl = Some(ObjectAcl::Private);
+        input.attributes.forbid_overwrite = true;
         input
     }
 
@@ -549,15 +528,15 @@ mod tests {
     #[test]
     fn put_object_entity_headers_trimmed() {
         let mut input = PutObjectInput::new(bucket(), key("a"));
-        input.content = ContentHeaders {
+        input.attributes.content = ContentHeaders {
             content_type: Some(" application/json ".into()),
             cache_control: Some("no-cache".into()),
             content_disposition: Some("attachment; filename=\"a.txt\"".into()),
             content_encoding: Some("gzip".into()),
             expires: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
         };
-        input.storage_class = Some(StorageClass::DeepColdArchive);
-        input.acl = Some(ObjectAcl::PublicRead);
+        input.attributes.storage_class = Some(StorageClass::DeepColdArchive);
+        input.attributes.acl = Some(ObjectAcl::PublicRead);
         let req = build_put_object(&input);
         assert_eq!(req.header("Content-Type"), Some("application/json"));
         assert_eq!(req.header("cache-control"), Some("no-cache"));
