@@ -9,25 +9,25 @@
 
 use crate::oss::protocol::header;
 use crate::oss::protocol::limit::{MAX_PART_NUMBER, MIN_PART_NUMBER};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::{ObjectAttributes, OssOperation, OssRequest, Resp, parse_iso_time};
-use crate::model::{BucketName, ObjectAcl, ObjectKey, StorageClass, VersionId, crc64};
+use super::{ObjectAttributes, OssOperation, OssRequest, Resp};
+use crate::model::{BucketName, ObjectAcl, ObjectKey, VersionId, crc64};
 use crate::oss::client::{Client, MAX_XML_BODY};
 use crate::oss::error::{OssError, OssErrorKind};
 use crate::oss::sign::percent_decode;
 use crate::oss::xml::{
-    CompleteMultipartUploadResult, InitiateMultipartUploadResult, ListMultipartUploadsResult,
-    ListPartsResult, parse_document,
+    CompleteMultipartUploadResult, InitiateMultipartUploadResult, parse_document,
 };
 
-/// Largest ListParts / ListMultipartUploads body read (1000 entries are ~300 KB).
-const MAX_LIST_BODY: usize = 8 << 20;
-/// Pages [`Client::list_all_parts`] / [`Client::list_all_multipart_uploads`] read at most.
-const MAX_PAGES: usize = 10_000;
+pub mod listing;
+pub use listing::{
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
+    MultipartUpload, Part, build_list_multipart_uploads, build_list_parts,
+    parse_list_multipart_uploads, parse_list_parts,
+};
 
 /// One multipart upload: where it goes and OSS's upload ID.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -451,231 +451,6 @@ pub fn build_abort_multipart_upload(upload: &MultipartUploadId) -> OssRequest {
     upload.request(OssOperation::AbortMultipartUpload, &[])
 }
 
-// ---------------------------------------------------------------- ListParts
-
-/// Input of ListParts (one page).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListPartsInput {
-    /// The upload.
-    pub upload: MultipartUploadId,
-    /// `max-parts`: at most this many parts (OSS default 1000).
-    pub max_parts: Option<u32>,
-    /// `part-number-marker`: only parts with a larger number.
-    pub part_number_marker: Option<u32>,
-}
-
-impl ListPartsInput {
-    /// The first page with OSS's default size.
-    pub fn new(upload: MultipartUploadId) -> Self {
-        ListPartsInput {
-            upload,
-            max_parts: None,
-            part_number_marker: None,
-        }
-    }
-}
-
-/// One uploaded part.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Part {
-    /// The part number.
-    pub part_number: u32,
-    /// The part's ETag (quoted).
-    pub etag: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// `HashCrc64ecma` of the part, when listed.
-    pub crc64: Option<u64>,
-    /// `LastModified`.
-    pub last_modified: Option<SystemTime>,
-}
-
-/// Result of ListParts (one page).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListPartsOutput {
-    /// The parts on this page, in the order OSS listed them (ascending).
-    pub parts: Vec<Part>,
-    /// More parts follow.
-    pub is_truncated: bool,
-    /// The marker for the next page.
-    pub next_part_number_marker: Option<u32>,
-    /// `StorageClass` of the upload, when listed and known.
-    pub storage_class: Option<StorageClass>,
-    /// `x-oss-request-id`.
-    pub request_id: Option<String>,
-}
-
-/// Builds `GET /{key}?encoding-type=url&uploadId={id}[&max-parts=][&part-number-marker=]`.
-pub fn build_list_parts(input: &ListPartsInput) -> OssRequest {
-    let mut req = input
-        .upload
-        .request(OssOperation::ListParts, &[("encoding-type", "url")]);
-    if let Some(n) = input.max_parts {
-        req.query_set("max-parts", n.to_string());
-    }
-    if let Some(m) = input.part_number_marker {
-        req.query_set("part-number-marker", m.to_string());
-    }
-    req
-}
-
-/// Parses a ListParts success. Every part needs a number, an ETag and a size.
-pub fn parse_list_parts(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<ListPartsOutput, OssError> {
-    let r = Resp::new(status, headers);
-    let text = xml_text(&r, body, "ListParts")?;
-    let doc: ListPartsResult = parse_document(text, "ListPartsResult")
-        .ok_or_else(|| r.invalid("unparsable ListPartsResult body"))?;
-    let mut parts = Vec::with_capacity(doc.parts.len());
-    for p in doc.parts {
-        let part_number = opt_number::<u32>(&r, "PartNumber", p.part_number.as_deref())?
-            .ok_or_else(|| r.invalid("ListParts part without a PartNumber"))?;
-        let etag = non_empty(p.etag)
-            .ok_or_else(|| r.invalid(format!("ListParts part {part_number} without an ETag")))?;
-        let size = opt_number::<u64>(&r, "Size", p.size.as_deref())?
-            .ok_or_else(|| r.invalid(format!("ListParts part {part_number} without a Size")))?;
-        parts.push(Part {
-            part_number,
-            etag,
-            size,
-            crc64: opt_number(&r, "HashCrc64ecma", p.hash_crc64ecma.as_deref())?,
-            last_modified: parse_iso_time(p.last_modified.as_deref()),
-        });
-    }
-    Ok(ListPartsOutput {
-        parts,
-        is_truncated: flag(doc.is_truncated.as_deref()),
-        next_part_number_marker: opt_number(
-            &r,
-            "NextPartNumberMarker",
-            doc.next_part_number_marker.as_deref(),
-        )?,
-        storage_class: doc
-            .storage_class
-            .as_deref()
-            .and_then(|s| StorageClass::parse(s.trim())),
-        request_id: r.request_id(),
-    })
-}
-
-// ---------------------------------------------------------------- ListMultipartUploads
-
-/// Input of ListMultipartUploads (one page): the unfinished uploads of a bucket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListMultipartUploadsInput {
-    /// The bucket.
-    pub bucket: BucketName,
-    /// Only keys starting with this.
-    pub prefix: Option<String>,
-    /// `key-marker`: continue after this key.
-    pub key_marker: Option<String>,
-    /// `upload-id-marker`: with `key_marker`, continue after this upload.
-    pub upload_id_marker: Option<String>,
-    /// `max-uploads` (OSS default 1000).
-    pub max_uploads: Option<u32>,
-}
-
-impl ListMultipartUploadsInput {
-    /// The first page of `bucket`'s uploads under `prefix`.
-    pub fn new(bucket: BucketName, prefix: Option<String>) -> Self {
-        ListMultipartUploadsInput {
-            bucket,
-            prefix,
-            key_marker: None,
-            upload_id_marker: None,
-            max_uploads: None,
-        }
-    }
-}
-
-/// One unfinished multipart upload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MultipartUpload {
-    /// The key (decoded; not re-validated).
-    pub key: String,
-    /// The upload ID.
-    pub upload_id: String,
-    /// `Initiated`.
-    pub initiated: Option<SystemTime>,
-    /// `StorageClass` (what Initiate set), when OSS names a known one.
-    pub storage_class: Option<StorageClass>,
-}
-
-/// Result of ListMultipartUploads (one page).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListMultipartUploadsOutput {
-    /// The uploads on this page.
-    pub uploads: Vec<MultipartUpload>,
-    /// More uploads follow.
-    pub is_truncated: bool,
-    /// `NextKeyMarker` (decoded).
-    pub next_key_marker: Option<String>,
-    /// `NextUploadIdMarker`.
-    pub next_upload_id_marker: Option<String>,
-    /// `x-oss-request-id`.
-    pub request_id: Option<String>,
-}
-
-/// Builds `GET /?uploads&encoding-type=url[&prefix=][&key-marker=][&upload-id-marker=][&max-uploads=]`.
-pub fn build_list_multipart_uploads(input: &ListMultipartUploadsInput) -> OssRequest {
-    let mut req = OssRequest::new(OssOperation::ListMultipartUploads, &input.bucket, None);
-    req.query_set("uploads", "");
-    req.query_set("encoding-type", "url");
-    if let Some(p) = &input.prefix {
-        req.query_set("prefix", p.as_str());
-    }
-    if let Some(m) = &input.key_marker {
-        req.query_set("key-marker", m.as_str());
-    }
-    if let Some(m) = &input.upload_id_marker {
-        req.query_set("upload-id-marker", m.as_str());
-    }
-    if let Some(n) = input.max_uploads {
-        req.query_set("max-uploads", n.to_string());
-    }
-    req
-}
-
-/// Parses a ListMultipartUploads success.
-pub fn parse_list_multipart_uploads(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<ListMultipartUploadsOutput, OssError> {
-    let r = Resp::new(status, headers);
-    let text = xml_text(&r, body, "ListMultipartUploads")?;
-    let doc: ListMultipartUploadsResult = parse_document(text, "ListMultipartUploadsResult")
-        .ok_or_else(|| r.invalid("unparsable ListMultipartUploadsResult body"))?;
-    let url = is_url(&doc.encoding_type);
-    let mut uploads = Vec::with_capacity(doc.uploads.len());
-    for u in doc.uploads {
-        let key = decode_if(url, u.key)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| r.invalid("ListMultipartUploads upload without a Key"))?;
-        let upload_id = non_empty(u.upload_id)
-            .ok_or_else(|| r.invalid("ListMultipartUploads upload without an UploadId"))?;
-        uploads.push(MultipartUpload {
-            key,
-            upload_id,
-            initiated: parse_iso_time(u.initiated.as_deref()),
-            storage_class: u
-                .storage_class
-                .as_deref()
-                .and_then(|c| StorageClass::parse(c.trim())),
-        });
-    }
-    Ok(ListMultipartUploadsOutput {
-        uploads,
-        is_truncated: flag(doc.is_truncated.as_deref()),
-        next_key_marker: decode_if(url, doc.next_key_marker).filter(|s| !s.is_empty()),
-        next_upload_id_marker: non_empty(doc.next_upload_id_marker),
-        request_id: r.request_id(),
-    })
-}
-
 // ---------------------------------------------------------------- sends
 
 impl Client {
@@ -732,89 +507,6 @@ impl Client {
             request_id: Resp::new(resp.status().as_u16(), resp.headers()).request_id(),
         })
     }
-
-    /// ListParts: one page of the upload's parts.
-    pub async fn list_parts(&self, input: &ListPartsInput) -> Result<ListPartsOutput, OssError> {
-        input.upload.check()?;
-        self.send_and_parse(&build_list_parts(input), MAX_LIST_BODY, parse_list_parts)
-            .await
-    }
-
-    /// Every part of the upload, across pages, sorted by part number. A
-    /// truncated page whose marker does not advance is `InvalidResponse`.
-    pub async fn list_all_parts(&self, upload: &MultipartUploadId) -> Result<Vec<Part>, OssError> {
-        let mut input = ListPartsInput::new(upload.clone());
-        let mut parts = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let page = self.list_parts(&input).await?;
-            parts.extend(page.parts);
-            if !page.is_truncated {
-                parts.sort_by_key(|p| p.part_number);
-                return Ok(parts);
-            }
-            let current = input.part_number_marker.unwrap_or(0);
-            match page.next_part_number_marker {
-                Some(next) if next > current => input.part_number_marker = Some(next),
-                other => {
-                    return Err(OssError::client(
-                        OssErrorKind::InvalidResponse,
-                        format!(
-                            "ListParts is truncated but its next marker {other:?} does not advance past {current}"
-                        ),
-                    ));
-                }
-            }
-        }
-        Err(OssError::client(
-            OssErrorKind::InvalidResponse,
-            format!("ListParts did not finish within {MAX_PAGES} pages"),
-        ))
-    }
-
-    /// ListMultipartUploads: one page of a bucket's unfinished uploads.
-    pub async fn list_multipart_uploads(
-        &self,
-        input: &ListMultipartUploadsInput,
-    ) -> Result<ListMultipartUploadsOutput, OssError> {
-        self.send_and_parse(
-            &build_list_multipart_uploads(input),
-            MAX_LIST_BODY,
-            parse_list_multipart_uploads,
-        )
-        .await
-    }
-
-    /// Every unfinished upload of `bucket` whose key starts with `prefix`,
-    /// across pages.
-    pub async fn list_all_multipart_uploads(
-        &self,
-        bucket: &BucketName,
-        prefix: Option<&str>,
-    ) -> Result<Vec<MultipartUpload>, OssError> {
-        let mut input = ListMultipartUploadsInput::new(bucket.clone(), prefix.map(str::to_string));
-        let mut uploads = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let page = self.list_multipart_uploads(&input).await?;
-            uploads.extend(page.uploads);
-            if !page.is_truncated {
-                return Ok(uploads);
-            }
-            let next = (page.next_key_marker, page.next_upload_id_marker);
-            if next.0.is_none() || (next.0 == input.key_marker && next.1 == input.upload_id_marker)
-            {
-                return Err(OssError::client(
-                    OssErrorKind::InvalidResponse,
-                    "ListMultipartUploads is truncated but its next markers do not advance",
-                ));
-            }
-            input.key_marker = next.0;
-            input.upload_id_marker = next.1;
-        }
-        Err(OssError::client(
-            OssErrorKind::InvalidResponse,
-            format!("ListMultipartUploads did not finish within {MAX_PAGES} pages"),
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -822,7 +514,9 @@ mod tests {
     use super::super::Payload;
     use super::super::test_support::capture_sign::{signature, with_pyv2_empty_md5};
     use super::super::test_support::*;
-    use crate::model::{TagSet, UserMetadata};
+    use std::time::SystemTime;
+
+    use crate::model::{StorageClass, TagSet, UserMetadata};
     use http::Method;
 
     use super::*;
