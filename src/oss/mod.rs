@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod sign;
 
+mod body;
 pub mod client;
 pub mod copier;
 pub mod endpoint;

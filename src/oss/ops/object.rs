@@ -433,7 +433,7 @@ impl Client {
         } else {
             None
         };
-        let body = crate::oss::client::response_stream(resp, expect_crc, head.request_id.clone());
+        let body = crate::oss::body::response_stream(resp, expect_crc, head.request_id.clone());
         Ok(GetObjectOutput {
             head,
             content_length,
