@@ -8,6 +8,7 @@ use crate::model::{BucketName, ObjectKey, VersionId, crc64_combine};
 use crate::oss::client::{BoxError, Client};
 use crate::oss::error::{OssError, OssErrorKind};
 use crate::oss::protocol::header;
+use crate::oss::protocol::query;
 
 /// Input of AppendObject: `body` is appended at `position`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,8 +68,8 @@ pub struct AppendObjectOutput {
 /// request is not replayable: a lost response may hide a stored append).
 pub fn build_append_object(input: &AppendObjectInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::AppendObject, &input.bucket, Some(&input.key));
-    req.query_set("append", "");
-    req.query_set("position", input.position.to_string());
+    req.query_set(query::APPEND, "");
+    req.query_set(query::POSITION, input.position.to_string());
     input.attributes.push_without_forbid_overwrite(&mut req);
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;

@@ -16,7 +16,7 @@ use crate::model::{
 use crate::oss::client::{Client, MAX_XML_BODY};
 use crate::oss::endpoint::percent_encode;
 use crate::oss::error::OssError;
-use crate::oss::protocol::header;
+use crate::oss::protocol::{header, query};
 use crate::oss::sign::http_date;
 use crate::oss::xml::{CopyResult, parse_document};
 
@@ -338,7 +338,7 @@ pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
     let part = input.part_number.to_string();
     let mut req = input.upload.request(
         OssOperation::UploadPartCopy,
-        &[("partNumber", part.as_str())],
+        &[(query::PART_NUMBER, part.as_str())],
     );
     no_body(&mut req);
     req.header_set(header::COPY_SOURCE, input.source.header_value());

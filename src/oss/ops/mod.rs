@@ -45,6 +45,7 @@ use crate::model::{
 };
 use crate::oss::error::OssError;
 use crate::oss::protocol::header;
+use crate::oss::protocol::query;
 
 /// What a request sends as its body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,7 +135,7 @@ impl OssRequest {
 
     pub(crate) fn version(&mut self, version_id: Option<&VersionId>) {
         if let Some(v) = version_id {
-            self.query_set("versionId", v.as_str());
+            self.query_set(query::VERSION_ID, v.as_str());
         }
     }
 

@@ -11,6 +11,7 @@ use crate::oss::client::Client;
 use crate::oss::endpoint::percent_encode;
 use crate::oss::error::OssError;
 use crate::oss::protocol::header;
+use crate::oss::protocol::query;
 
 /// Input of PutSymlink.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub struct GetSymlinkOutput {
 /// percent-encoded (including `/`, as oss2 does; required for non-ASCII).
 pub fn build_put_symlink(input: &PutSymlinkInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::PutSymlink, &input.bucket, Some(&input.key));
-    req.query_set("symlink", "");
+    req.query_set(query::SYMLINK, "");
     req.header_set(
         header::SYMLINK_TARGET,
         percent_encode(input.target.as_str(), false),
@@ -85,7 +86,7 @@ pub fn build_put_symlink(input: &PutSymlinkInput) -> OssRequest {
 /// Builds `GET /{key}?symlink[&versionId=]`.
 pub fn build_get_symlink(input: &GetSymlinkInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::GetSymlink, &input.bucket, Some(&input.key));
-    req.query_set("symlink", "");
+    req.query_set(query::SYMLINK, "");
     req.version(input.version_id.as_ref());
     req
 }

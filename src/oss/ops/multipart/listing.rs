@@ -12,6 +12,7 @@ use crate::model::{BucketName, StorageClass};
 use crate::oss::client::Client;
 use crate::oss::error::{OssError, OssErrorKind};
 use crate::oss::ops::{OssOperation, OssRequest, Resp, parse_iso_time};
+use crate::oss::protocol::query;
 use crate::oss::xml::{ListMultipartUploadsResult, ListPartsResult, parse_document};
 
 /// Largest ListParts / ListMultipartUploads body read (1000 entries are ~300 KB).
@@ -77,7 +78,7 @@ pub struct ListPartsOutput {
 pub fn build_list_parts(input: &ListPartsInput) -> OssRequest {
     let mut req = input
         .upload
-        .request(OssOperation::ListParts, &[("encoding-type", "url")]);
+        .request(OssOperation::ListParts, &[(query::ENCODING_TYPE, "url")]);
     if let Some(n) = input.max_parts {
         req.query_set("max-parts", n.to_string());
     }
@@ -190,8 +191,8 @@ pub struct ListMultipartUploadsOutput {
 /// Builds `GET /?uploads&encoding-type=url[&prefix=][&key-marker=][&upload-id-marker=][&max-uploads=]`.
 pub fn build_list_multipart_uploads(input: &ListMultipartUploadsInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::ListMultipartUploads, &input.bucket, None);
-    req.query_set("uploads", "");
-    req.query_set("encoding-type", "url");
+    req.query_set(query::UPLOADS, "");
+    req.query_set(query::ENCODING_TYPE, "url");
     if let Some(p) = &input.prefix {
         req.query_set("prefix", p.as_str());
     }

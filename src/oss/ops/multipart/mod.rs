@@ -9,6 +9,7 @@
 
 use crate::oss::protocol::header;
 use crate::oss::protocol::limit::{MAX_PART_NUMBER, MIN_PART_NUMBER};
+use crate::oss::protocol::query;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -56,7 +57,7 @@ impl MultipartUploadId {
         for (k, v) in before {
             req.query_set(k, *v);
         }
-        req.query_set("uploadId", self.upload_id.as_str());
+        req.query_set(query::UPLOAD_ID, self.upload_id.as_str());
         req
     }
 
@@ -165,8 +166,8 @@ pub fn build_initiate_multipart_upload(input: &InitiateMultipartUploadInput) -> 
         &input.bucket,
         Some(&input.key),
     );
-    req.query_set("uploads", "");
-    req.query_set("encoding-type", "url");
+    req.query_set(query::UPLOADS, "");
+    req.query_set(query::ENCODING_TYPE, "url");
     no_body(&mut req);
     input.attributes.push_to(&mut req);
     req
@@ -226,9 +227,10 @@ pub struct UploadPartOutput {
 /// Builds `PUT /{key}?partNumber={n}&uploadId={id}` with the part as body.
 pub fn build_upload_part(input: &UploadPartInput) -> OssRequest {
     let part = input.part_number.to_string();
-    let mut req = input
-        .upload
-        .request(OssOperation::UploadPart, &[("partNumber", part.as_str())]);
+    let mut req = input.upload.request(
+        OssOperation::UploadPart,
+        &[(query::PART_NUMBER, part.as_str())],
+    );
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;
         req.header_set(
@@ -364,7 +366,7 @@ fn escape_text(s: &str) -> String {
 pub fn build_complete_multipart_upload(input: &CompleteMultipartUploadInput) -> OssRequest {
     let mut req = input.upload.request(
         OssOperation::CompleteMultipartUpload,
-        &[("encoding-type", "url")],
+        &[(query::ENCODING_TYPE, "url")],
     );
     match &input.parts {
         CompleteParts::All => {
