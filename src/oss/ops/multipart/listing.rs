@@ -329,3 +329,277 @@ impl Client {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::oss::ops::test_support::capture_sign::{signature, with_pyv2_empty_md5};
+    use crate::oss::ops::test_support::*;
+    use std::time::SystemTime;
+
+    use http::Method;
+
+    use super::*;
+    use crate::oss::sign::SignatureVersion::{V1, V4};
+
+    const UPLOAD: &str = "0004B9895DBBB6EC98E36B8A5A7F3E21";
+
+    fn upload() -> MultipartUploadId {
+        MultipartUploadId::new(bucket(), key("multipart/big.bin"), UPLOAD)
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn list_parts_matches_pyv2_capture() {
+        let mut input = ListPartsInput::new(upload());
+        input.max_parts = Some(100);
+        let req = build_list_parts(&input);
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(
+            req.query,
+            pairs(&[
+                ("encoding-type", "url"),
+                ("uploadId", UPLOAD),
+                ("max-parts", "100")
+            ])
+        );
+        assert!(req.headers.is_empty());
+        let pyv2 = with_pyv2_empty_md5(&req);
+        assert_eq!(
+            signature(&pyv2, V4),
+            "9ab3d92dfb8a7ed77c7d6817a3036e2153c4ae4b685b56ddc3c04941a81d2271"
+        );
+        assert_eq!(signature(&pyv2, V1), "9hy+BEWMKp/90tHf4ecDt/yy/1I=");
+        input.part_number_marker = Some(5);
+        assert_eq!(
+            build_list_parts(&input).query_param("part-number-marker"),
+            Some("5")
+        );
+    }
+
+    #[test]
+    fn list_parts_result() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListPartsResult>
+  <EncodingType>url</EncodingType>
+  <Bucket>examplebucket</Bucket>
+  <Key>multipart%2Fbig.bin</Key>
+  <UploadId>0004B9895DBBB6EC98E36B8A5A7F3E21</UploadId>
+  <PartNumberMarker>0</PartNumberMarker>
+  <NextPartNumberMarker>5</NextPartNumberMarker>
+  <MaxParts>2</MaxParts>
+  <IsTruncated>true</IsTruncated>
+  <StorageClass>IA</StorageClass>
+  <Part>
+    <PartNumber>1</PartNumber>
+    <LastModified>2025-01-15T08:30:00.000Z</LastModified>
+    <ETag>"3349DC700140D7F86A0784842780****"</ETag>
+    <HashCrc64ecma>11051210869376104954</HashCrc64ecma>
+    <Size>6291456</Size>
+  </Part>
+  <Part>
+    <PartNumber>5</PartNumber>
+    <ETag>"8EFDA8BE206636A695359836FE0A****"</ETag>
+    <Size>1024</Size>
+  </Part>
+</ListPartsResult>"#;
+        let out = parse_list_parts(200, &headers(&[("x-oss-request-id", "R")]), body).unwrap();
+        assert!(out.is_truncated);
+        assert_eq!(out.next_part_number_marker, Some(5));
+        assert_eq!(out.storage_class, Some(StorageClass::Ia));
+        assert_eq!(out.parts.len(), 2);
+        assert_eq!(
+            out.parts[0],
+            Part {
+                part_number: 1,
+                etag: "\"3349DC700140D7F86A0784842780****\"".into(),
+                size: 6_291_456,
+                crc64: Some(11_051_210_869_376_104_954),
+                last_modified: Some(
+                    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_736_929_800)
+                ),
+            }
+        );
+        assert_eq!(
+            (
+                out.parts[1].part_number,
+                out.parts[1].size,
+                out.parts[1].crc64
+            ),
+            (5, 1024, None)
+        );
+        let empty = parse_list_parts(
+            200,
+            &HeaderMap::new(),
+            b"<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>",
+        )
+        .unwrap();
+        assert!(empty.parts.is_empty() && !empty.is_truncated);
+        for bad in [
+            &b"<ListPartsResult><Part><ETag>\"E\"</ETag><Size>1</Size></Part></ListPartsResult>"[..],
+            b"<ListPartsResult><Part><PartNumber>1</PartNumber><Size>1</Size></Part></ListPartsResult>",
+            b"<ListPartsResult><Part><PartNumber>1</PartNumber><ETag>E</ETag></Part></ListPartsResult>",
+            b"<ListPartsResult><Part><PartNumber>x</PartNumber><ETag>E</ETag><Size>1</Size></Part></ListPartsResult>",
+            b"<ListPartsResult><NextPartNumberMarker>-1</NextPartNumberMarker></ListPartsResult>",
+            b"<Error/>",
+        ] {
+            let err = parse_list_parts(200, &HeaderMap::new(), bad).unwrap_err();
+            assert_eq!(err.kind, OssErrorKind::InvalidResponse, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn list_multipart_uploads_request_and_result() {
+        let mut input = ListMultipartUploadsInput::new(bucket(), Some("tmp/a b+c".to_string()));
+        input.max_uploads = Some(10);
+        input.key_marker = Some("k".into());
+        input.upload_id_marker = Some("u".into());
+        let req = build_list_multipart_uploads(&input);
+        assert_eq!(req.method, Method::GET);
+        assert_eq!(req.key, None);
+        assert_eq!(
+            req.query,
+            pairs(&[
+                ("uploads", ""),
+                ("encoding-type", "url"),
+                ("prefix", "tmp/a b+c"),
+                ("key-marker", "k"),
+                ("upload-id-marker", "u"),
+                ("max-uploads", "10"),
+            ])
+        );
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult>
+  <EncodingType>url</EncodingType>
+  <Bucket>examplebucket</Bucket>
+  <KeyMarker></KeyMarker>
+  <UploadIdMarker></UploadIdMarker>
+  <NextKeyMarker>tmp%2Fa%20b%2Bc%2F2</NextKeyMarker>
+  <NextUploadIdMarker>U2</NextUploadIdMarker>
+  <Prefix>tmp%2Fa%20b%2Bc</Prefix>
+  <MaxUploads>2</MaxUploads>
+  <IsTruncated>true</IsTruncated>
+  <Upload>
+    <Key>tmp%2Fa%20b%2Bc%2F1</Key>
+    <UploadId>U1</UploadId>
+    <StorageClass>Standard</StorageClass>
+    <Initiated>2025-01-15T08:30:00.000Z</Initiated>
+  </Upload>
+  <Upload>
+    <Key>tmp%2Fa%20b%2Bc%2F2</Key>
+    <UploadId>U2</UploadId>
+  </Upload>
+</ListMultipartUploadsResult>"#;
+        let out = parse_list_multipart_uploads(200, &HeaderMap::new(), body).unwrap();
+        assert!(out.is_truncated);
+        assert_eq!(out.next_key_marker.as_deref(), Some("tmp/a b+c/2"));
+        assert_eq!(out.next_upload_id_marker.as_deref(), Some("U2"));
+        let keys: Vec<(&str, &str)> = out
+            .uploads
+            .iter()
+            .map(|u| (u.key.as_str(), u.upload_id.as_str()))
+            .collect();
+        assert_eq!(keys, vec![("tmp/a b+c/1", "U1"), ("tmp/a b+c/2", "U2")]);
+        assert!(out.uploads[0].initiated.is_some());
+        assert_eq!(out.uploads[0].storage_class, Some(StorageClass::Standard));
+        assert_eq!(out.uploads[1].storage_class, None);
+        // without EncodingType the keys are verbatim
+        let out = parse_list_multipart_uploads(
+            200,
+            &HeaderMap::new(),
+            b"<ListMultipartUploadsResult><Upload><Key>a%20b</Key><UploadId>U</UploadId></Upload></ListMultipartUploadsResult>",
+        )
+        .unwrap();
+        assert_eq!(out.uploads[0].key, "a%20b");
+        assert!(!out.is_truncated);
+        let err = parse_list_multipart_uploads(
+            200,
+            &HeaderMap::new(),
+            b"<ListMultipartUploadsResult><Upload><UploadId>U</UploadId></Upload></ListMultipartUploadsResult>",
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use crate::model::ObjectKey;
+    use crate::oss::ops::test_support::loopback::{Server, response};
+
+    use super::*;
+
+    fn upload() -> MultipartUploadId {
+        MultipartUploadId::new(
+            BucketName::parse("examplebucket").unwrap(),
+            ObjectKey::parse("big file+1.bin").unwrap(),
+            "UP1",
+        )
+    }
+
+    #[tokio::test]
+    async fn list_all_parts_follows_markers() {
+        let server = Server::start(|_, s| {
+            let body = if s.target.contains("part-number-marker=2") {
+                "<ListPartsResult><IsTruncated>false</IsTruncated><Part><PartNumber>3</PartNumber><ETag>\"C\"</ETag><Size>1</Size></Part></ListPartsResult>"
+            } else {
+                "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker><Part><PartNumber>1</PartNumber><ETag>\"A\"</ETag><Size>1</Size></Part><Part><PartNumber>2</PartNumber><ETag>\"B\"</ETag><Size>1</Size></Part></ListPartsResult>"
+            };
+            response(200, &[], body)
+        })
+        .await;
+        let parts = server.client().list_all_parts(&upload()).await.unwrap();
+        let numbers: Vec<u32> = parts.iter().map(|p| p.part_number).collect();
+        assert_eq!(numbers, vec![1, 2, 3]);
+        assert_eq!(server.seen().len(), 2);
+
+        // a truncated page whose marker does not advance is an error, not a loop
+        let stuck = Server::start(|_, _| {
+            response(
+                200,
+                &[],
+                "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>0</NextPartNumberMarker></ListPartsResult>",
+            )
+        })
+        .await;
+        let err = stuck.client().list_all_parts(&upload()).await.unwrap_err();
+        assert_eq!(err.kind, OssErrorKind::InvalidResponse);
+        assert_eq!(stuck.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_all_multipart_uploads_follows_markers() {
+        let server = Server::start(|_, s| {
+            let body = if s.target.contains("key-marker=") {
+                "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated><Upload><Key>t%2Fb</Key><UploadId>U2</UploadId></Upload><EncodingType>url</EncodingType></ListMultipartUploadsResult>"
+            } else {
+                "<ListMultipartUploadsResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><NextKeyMarker>t%2Fa</NextKeyMarker><NextUploadIdMarker>U1</NextUploadIdMarker><Upload><Key>t%2Fa</Key><UploadId>U1</UploadId></Upload></ListMultipartUploadsResult>"
+            };
+            response(200, &[], body)
+        })
+        .await;
+        let uploads = server
+            .client()
+            .list_all_multipart_uploads(&upload().bucket, Some("t/"))
+            .await
+            .unwrap();
+        let got: Vec<(&str, &str)> = uploads
+            .iter()
+            .map(|u| (u.key.as_str(), u.upload_id.as_str()))
+            .collect();
+        assert_eq!(got, vec![("t/a", "U1"), ("t/b", "U2")]);
+        let seen = server.seen();
+        assert_eq!(
+            seen[0].target,
+            "/examplebucket/?uploads=&encoding-type=url&prefix=t%2F"
+        );
+        assert_eq!(
+            seen[1].target,
+            "/examplebucket/?uploads=&encoding-type=url&prefix=t%2F&key-marker=t%2Fa&upload-id-marker=U1"
+        );
+    }
+}
