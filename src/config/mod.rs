@@ -8,6 +8,9 @@
 //! `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and `ALIBABA_CLOUD_OIDC_TOKEN_FILE` (`oss.role_arn`,
 //! `oss.oidc_provider_arn`, `oss.oidc_token_file`). Unknown settings are errors: a typo must not be ignored.
 
+pub mod auth;
+pub mod tls;
+
 use crate::oss::protocol::limit::{MAX_PART_BYTES, MIN_PART_BYTES};
 use std::{
     collections::HashMap,
@@ -49,9 +52,9 @@ pub struct Settings {
     /// The Prometheus metrics endpoint (`[metrics]`).
     pub metrics: MetricsSettings,
     /// Caller authentication and authorization (`[auth]`); empty = no auth.
-    pub auth: crate::rpc::auth::AuthSettings,
+    pub auth: auth::AuthSettings,
     /// TLS on the gRPC listener (`[tls]`); no certificate = plaintext.
-    pub tls: crate::server::tls::TlsSettings,
+    pub tls: tls::TlsSettings,
     /// The tag audit trail (`[audit]`).
     pub audit: AuditSettings,
 }
@@ -990,13 +993,6 @@ impl Settings {
         shown.upload.resumable_secret = redacted(&self.upload.resumable_secret).into();
         serde_json::to_string_pretty(&shown).unwrap_or_default()
     }
-}
-
-/// `ossgate check-config`: loads and validates, prints the result with secrets redacted.
-pub fn check(file: Option<&Path>) -> anyhow::Result<()> {
-    let settings = Settings::load(file)?;
-    println!("{}", settings.redacted_json());
-    Ok(())
 }
 
 /// `[audit]`: the tag audit trail.

@@ -41,7 +41,7 @@ use crate::{
         credentials::{Credentials, Refresher, sts},
     },
     proto::object_service_server::ObjectServiceServer,
-    rpc::{ObjectServiceImpl, auth::AuthInterceptor},
+    rpc::ObjectServiceImpl,
 };
 
 /// Largest gRPC message the server accepts (a WriteObject chunk plus its envelope).
@@ -72,7 +72,7 @@ pub struct ServeArgs {
 
 /// `ossgate serve`: loads settings, serves until SIGTERM or Ctrl-C, then drains.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut settings = Settings::load(args.config.as_deref())?;
+    let mut settings = load_settings(args.config.as_deref())?;
     if let Some(listen) = args.listen {
         settings.listen = listen;
         settings.validate()?;
@@ -87,6 +87,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     shutdown_signal().await;
     info!("shutdown signal received: reporting NOT_SERVING and draining in-flight calls");
     server.shutdown().await
+}
+
+/// The settings (see [`Settings::load`]), with the TLS files read and checked too: what
+/// `serve` refuses before it starts, `check-config` refuses as well.
+pub fn load_settings(file: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    let settings = Settings::load(file)?;
+    tls::check(&settings.tls)?;
+    Ok(settings)
+}
+
+/// `ossgate check-config`: loads and validates, prints the result with secrets redacted.
+pub fn check_config(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let settings = load_settings(file)?;
+    println!("{}", settings.redacted_json());
+    Ok(())
 }
 
 /// How long a shutdown waits for the aborts of multipart uploads that calls cut off by the
@@ -389,7 +404,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     });
 
     let listen = settings.listen_addr()?;
-    let auth = AuthInterceptor::new(&settings.auth);
+    let auth = authn::AuthInterceptor::new(&settings.auth);
     crate::config::check_exposure(
         listen,
         settings.caller_auth_configured(),

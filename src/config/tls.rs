@@ -1,0 +1,123 @@
+//! `[tls]`: TLS on the gRPC listener (certificate files, client certificates, reloading). The
+//! listener that loads the files and reloads them is `server::tls`.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+/// `[tls]`: TLS on the gRPC listener. No `cert_file` = plaintext.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file with the server certificate chain (leaf first); empty = no TLS.
+    pub cert_file: String,
+    /// PEM file with the server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// PEM file with the CA certificates that client certificates must chain to.
+    pub client_ca_file: String,
+    /// `none`, `optional` (a client may present a certificate) or `required` (it must).
+    pub client_auth: String,
+    /// How often the three files are read again to pick up new certificates; 0 = never.
+    pub reload_interval_ms: u64,
+    /// How long a client has to complete the TLS handshake.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_file: String::new(),
+            key_file: String::new(),
+            client_ca_file: String::new(),
+            client_auth: "none".into(),
+            reload_interval_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Whether and how clients present certificates (`tls.client_auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificates are asked for.
+    None,
+    /// A client may present a certificate; if it does, it must chain to `tls.client_ca_file`.
+    Optional,
+    /// Every client must present a certificate chaining to `tls.client_ca_file`.
+    Required,
+}
+
+impl TlsSettings {
+    /// True when the listener speaks TLS.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty()
+    }
+
+    /// The parsed `tls.client_auth`.
+    pub fn client_auth(&self) -> anyhow::Result<ClientAuth> {
+        Ok(match self.client_auth.as_str() {
+            "none" => ClientAuth::None,
+            "optional" => ClientAuth::Optional,
+            "required" => ClientAuth::Required,
+            other => bail!("tls.client_auth: {other:?} is not one of none, optional, required"),
+        })
+    }
+
+    /// True when every connection must present a client certificate from the configured CA.
+    pub fn requires_client_certificates(&self) -> bool {
+        self.enabled() && matches!(self.client_auth(), Ok(ClientAuth::Required))
+    }
+
+    /// True when clients may authenticate with certificates (`optional` or `required`).
+    pub fn accepts_client_certificates(&self) -> bool {
+        self.enabled()
+            && matches!(
+                self.client_auth(),
+                Ok(ClientAuth::Optional | ClientAuth::Required)
+            )
+    }
+
+    /// Checks the settings, naming the first bad setting. The files are read and checked by
+    /// the listener that uses them (`server::tls::check`), not here: config reads no files.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let client_auth = self.client_auth()?;
+        if self.cert_file.is_empty() != self.key_file.is_empty() {
+            bail!(
+                "tls.cert_file and tls.key_file must be set together (or neither, for plaintext)"
+            );
+        }
+        if !self.enabled() {
+            if !self.client_ca_file.is_empty() || client_auth != ClientAuth::None {
+                bail!(
+                    "tls.client_ca_file / tls.client_auth: client certificates need TLS; set \
+                     tls.cert_file and tls.key_file"
+                );
+            }
+            return Ok(());
+        }
+        match (client_auth, self.client_ca_file.is_empty()) {
+            (ClientAuth::None, false) => bail!(
+                "tls.client_auth: tls.client_ca_file is set but client_auth is \"none\"; set \
+                 \"optional\" or \"required\" (or remove client_ca_file)"
+            ),
+            (ClientAuth::Optional | ClientAuth::Required, true) => bail!(
+                "tls.client_ca_file: client_auth {:?} needs the CA that client certificates \
+                 chain to",
+                self.client_auth
+            ),
+            _ => {}
+        }
+        if !(100..=600_000).contains(&self.handshake_timeout_ms) {
+            bail!(
+                "tls.handshake_timeout_ms: {} is outside 100..=600000",
+                self.handshake_timeout_ms
+            );
+        }
+        if self.reload_interval_ms != 0 && self.reload_interval_ms < 50 {
+            bail!(
+                "tls.reload_interval_ms: {} is below 50 (0 turns reloading off)",
+                self.reload_interval_ms
+            );
+        }
+        Ok(())
+    }
+}
