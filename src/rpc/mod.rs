@@ -2,6 +2,7 @@
 //! [`crate::oss::Client`], and its failures mapped to statuses in [`status`]. One file per
 //! RPC family.
 
+pub mod admission;
 mod append;
 pub mod audit;
 pub mod auth;
