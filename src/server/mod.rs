@@ -14,6 +14,7 @@ pub mod deadline;
 pub mod grpc_message;
 pub mod limits;
 pub mod tls;
+mod wiring;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -35,20 +36,14 @@ use tracing::{info, warn};
 
 use crate::{
     config::Settings,
-    emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
-    oss::{
-        self,
-        credentials::{Credentials, Refresher, sts},
-    },
+    emulator::EmulatorHandle,
+    oss::{self, credentials::Refresher},
     proto::object_service_server::ObjectServiceServer,
     rpc::ObjectServiceImpl,
 };
 
 /// Largest gRPC message the server accepts (a WriteObject chunk plus its envelope).
 pub const MAX_DECODING_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
-
-/// Region the embedded emulator signs with.
-const EMULATOR_REGION: &str = "cn-hangzhou";
 
 /// How long the health listener may take to stop after the gRPC listener has drained. Check
 /// calls take microseconds and Watch streams are ended at once ([`ClosingHealth`]): this is
@@ -343,17 +338,12 @@ impl RunningServer {
 
 /// Starts the gateway (and the embedded emulator when no endpoint is configured).
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
-    let (client_config, emulator, rrsa) = oss_client_config(&settings).await?;
-    let client = oss::Client::with_options(client_config, settings.oss_client_options())
-        .context("configuring the OSS client")?;
-    // One task per process refreshes RRSA credentials ahead of expiry; requests never do.
-    let refresher = rrsa.map(|(provider, expiration)| {
-        let sink = client.clone();
-        Refresher::spawn(provider, expiration, sts::SERVICE, move |credentials| {
-            sink.set_credentials(credentials)
-        })
-    });
-    let service = ObjectServiceImpl::new(client.clone(), &settings);
+    let wiring::OssBackend {
+        client,
+        emulator,
+        refresher,
+    } = wiring::oss_backend(&settings).await?;
+    let service = wiring::object_service(client.clone(), &settings);
     {
         // The OTLP gauge samples the upload budget whether or not /metrics is served.
         let sampled = service.clone();
@@ -404,7 +394,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     });
 
     let listen = settings.listen_addr()?;
-    let auth = authn::AuthInterceptor::new(&settings.auth);
+    let auth = wiring::authenticator(&settings);
     crate::config::check_exposure(
         listen,
         settings.caller_auth_configured(),
@@ -422,11 +412,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = &settings.server;
-    let call_limits = limits::CallLimits::new(
-        server.max_concurrent_calls,
-        server.max_concurrent_streaming_calls,
-    )
-    .with_idle_timeout(settings.stream_idle_timeout());
+    let call_limits = wiring::call_limits(&settings);
     let mut builder = tonic::transport::Server::builder()
         // hyper's 1 MiB default stream window caps one upload stream at ~50 MiB/s between two
         // processes on loopback; 2 MiB per stream and 4 MiB per connection (bounded, not
@@ -515,155 +501,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         health_listener,
         client,
     })
-}
-
-/// Temporary credentials to keep fresh (RRSA or the ECS RAM role): the provider and when the
-/// first credentials expire.
-type RrsaRefresh = (oss::credentials::RoleProvider, std::time::SystemTime);
-
-/// The OSS credentials, in this order of precedence: static keys when configured; else RRSA;
-/// else the ECS instance's RAM role. The first temporary credentials are fetched now: a
-/// failure stops the start, naming the settings to check.
-async fn oss_credentials(
-    settings: &Settings,
-) -> anyhow::Result<(Credentials, Option<RrsaRefresh>)> {
-    use oss::credentials::{RoleProvider, ecs};
-    let rrsa = settings.rrsa();
-    let ecs_role = settings.ecs_role();
-    if let Some(credentials) = settings.credentials() {
-        if rrsa.is_some() {
-            info!("static OSS keys are configured: the RRSA settings are not used");
-        }
-        if ecs_role.is_some() {
-            info!("static OSS keys are configured: oss.ecs_ram_role is not used");
-        }
-        return Ok((credentials, None));
-    }
-    let (provider, settings_to_check) = match (rrsa, ecs_role) {
-        (Some(config), ecs_role) => {
-            if ecs_role.is_some() {
-                info!("RRSA is configured: oss.ecs_ram_role is not used");
-            }
-            let endpoint = config.endpoint.clone();
-            let provider = sts::OidcRoleProvider::new(config).context("configuring RRSA")?;
-            (
-                RoleProvider::Oidc(provider),
-                format!(
-                    "RRSA at {endpoint}; check oss.role_arn / ALIBABA_CLOUD_ROLE_ARN, \
-                     oss.oidc_provider_arn / ALIBABA_CLOUD_OIDC_PROVIDER_ARN, \
-                     oss.oidc_token_file / ALIBABA_CLOUD_OIDC_TOKEN_FILE and oss.sts_endpoint"
-                ),
-            )
-        }
-        (None, Some(config)) => {
-            let endpoint = config.endpoint.clone();
-            let provider =
-                ecs::EcsRoleProvider::new(config).context("configuring the ECS RAM role")?;
-            (
-                RoleProvider::Ecs(provider),
-                format!(
-                    "the ECS RAM role at {endpoint}; check oss.ecs_ram_role / {}, \
-                     oss.ecs_metadata_endpoint and oss.ecs_disable_imdsv1 / {}",
-                    ecs::ROLE_ENV,
-                    ecs::IMDSV1_DISABLED_ENV
-                ),
-            )
-        }
-        (None, None) => anyhow::bail!(
-            "no OSS credentials: set oss.access_key_id and oss.access_key_secret, or the RRSA \
-             settings oss.role_arn, oss.oidc_provider_arn and oss.oidc_token_file, or \
-             oss.ecs_ram_role"
-        ),
-    };
-    let first = oss::credentials::fetch_initial(&provider, 3)
-        .await
-        .with_context(|| {
-            format!(
-                "fetching OSS credentials from {} ({settings_to_check})",
-                provider.service()
-            )
-        })?;
-    info!(
-        source = provider.service(),
-        access_key_id = %first.credentials.access_key_id,
-        expires_in_secs = oss::credentials::remaining(first.expiration, std::time::SystemTime::now()).as_secs(),
-        "OSS credentials from {}",
-        provider.service()
-    );
-    Ok((first.credentials, Some((provider, first.expiration))))
-}
-
-/// The OSS client configuration, starting the embedded emulator when no endpoint is set.
-async fn oss_client_config(
-    settings: &Settings,
-) -> anyhow::Result<(
-    oss::ClientConfig,
-    Option<EmulatorHandle>,
-    Option<RrsaRefresh>,
-)> {
-    let signature_version = settings.signature_version()?;
-    let connect_timeout = Duration::from_millis(settings.oss.connect_timeout_ms);
-    if !settings.uses_embedded_emulator() {
-        let (credentials, rrsa) = oss_credentials(settings).await?;
-        let config = oss::ClientConfig {
-            endpoint: settings.oss.endpoint.clone(),
-            region: settings.oss.region.clone(),
-            signature_version,
-            addressing: settings.addressing()?,
-            credentials,
-            connect_timeout,
-            request_timeout: None,
-        };
-        return Ok((config, None, rrsa));
-    }
-
-    // The embedded emulator checks signatures with the service's own credentials, or with a
-    // throwaway pair made for this process when none are configured.
-    let credentials = settings.credentials().unwrap_or_else(throwaway_credentials);
-    let buckets = settings
-        .emulator
-        .buckets
-        .iter()
-        .map(|spec| spec.parse::<BucketSpec>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| anyhow::anyhow!("emulator.buckets: {err}"))?;
-    let data_dir = settings.emulator_data_dir();
-    let emulator = emulator::start(EmulatorConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: data_dir.clone(),
-        credentials: vec![credentials.clone()],
-        buckets,
-        region: EMULATOR_REGION.into(),
-        verify_signatures: true,
-    })
-    .await
-    .context("starting the embedded OSS emulator")?;
-    warn!(
-        endpoint = %emulator.endpoint(),
-        data_dir = %data_dir.as_deref().map_or("<memory>".into(), |d| d.display().to_string()),
-        "oss.endpoint is not set: serving from the embedded OSS emulator, objects are stored locally, not in Alibaba Cloud OSS"
-    );
-    let config = oss::ClientConfig {
-        endpoint: emulator.endpoint(),
-        region: EMULATOR_REGION.into(),
-        signature_version,
-        addressing: oss::Addressing::Path,
-        credentials,
-        connect_timeout,
-        request_timeout: None,
-    };
-    Ok((config, Some(emulator), None))
-}
-
-/// A random key pair that lives as long as this process (embedded emulator only).
-fn throwaway_credentials() -> Credentials {
-    use rand::distr::{Alphanumeric, SampleString};
-    let mut rng = rand::rng();
-    Credentials {
-        access_key_id: format!("LTAIdev{}", Alphanumeric.sample_string(&mut rng, 16)),
-        access_key_secret: Alphanumeric.sample_string(&mut rng, 30),
-        security_token: None,
-    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.
