@@ -12,12 +12,14 @@ pub mod auth;
 mod oss;
 mod server;
 mod telemetry;
+mod text;
 pub mod tls;
 mod transfer;
 
 pub use oss::OssSettings;
 pub use server::{READ_CHUNK_BYTES, ResponseCompression, ServerSettings, check_exposure};
-pub use telemetry::{LogSettings, MetricsSettings};
+pub use telemetry::{LogFormat, LogSettings, MetricsSettings};
+pub use text::parse_addr;
 pub use transfer::{CopySettings, UploadSettings};
 
 use crate::oss::protocol::limit::{MAX_PART_BYTES, MIN_PART_BYTES};
@@ -45,7 +47,8 @@ pub const ENV_PREFIX: &str = "OSSGATE";
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// gRPC listen address.
-    pub listen: String,
+    #[serde(deserialize_with = "text::listen")]
+    pub listen: SocketAddr,
     /// Where OSS is and how to talk to it.
     pub oss: OssSettings,
     /// The embedded emulator, used when `oss.endpoint` is empty.
@@ -80,22 +83,10 @@ pub struct EmulatorSettings {
     pub buckets: Vec<String>,
 }
 
-/// The address of an optional listener `setting`: `None` when `value` is empty (off), an
-/// error naming the setting (with `example` after the value) when it does not parse.
-fn optional_addr(setting: &str, value: &str, example: &str) -> anyhow::Result<Option<SocketAddr>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|err| anyhow::anyhow!("{setting}: {value:?} is not an address{example}: {err}"))
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:50051".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             oss: OssSettings::default(),
             emulator: EmulatorSettings::default(),
             server: ServerSettings::default(),
@@ -198,7 +189,6 @@ impl Settings {
 
     /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let listen = self.listen_addr()?;
         self.auth.validate()?;
         self.tls.validate()?;
         if !self.auth.certificates.is_empty() && !self.tls.accepts_client_certificates() {
@@ -210,7 +200,7 @@ impl Settings {
         self.validate_server()?;
         // Caught here too, so `check-config` refuses a config that `serve` would refuse.
         check_exposure(
-            listen,
+            self.listen,
             self.caller_auth_configured(),
             self.server.allow_insecure_remote,
         )?;
@@ -227,13 +217,6 @@ impl Settings {
         self.validate_transfer()?;
         self.validate_telemetry()?;
         Ok(())
-    }
-
-    /// The parsed `listen` address.
-    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.listen
-            .parse()
-            .map_err(|err| anyhow::anyhow!("listen: {:?} is not an address: {err}", self.listen))
     }
 
     /// `emulator.data_dir`, if set.
@@ -282,9 +265,9 @@ mod tests {
     #[test]
     fn defaults_serve_on_loopback_with_the_embedded_emulator() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
-        assert_eq!(settings.listen, "127.0.0.1:50051");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:50051");
         assert!(settings.uses_embedded_emulator());
-        assert_eq!(settings.signature_version().unwrap(), SignatureVersion::V4);
+        assert_eq!(settings.oss.signature_version, SignatureVersion::V4);
         assert_eq!(settings.emulator.buckets, vec!["ossgate-dev"]);
     }
 
@@ -303,9 +286,9 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(settings.listen, "127.0.0.1:7000");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(settings.oss.endpoint, "https://oss-cn-beijing.aliyuncs.com");
-        assert_eq!(settings.oss.signature_version, "v4");
+        assert_eq!(settings.oss.signature_version.to_string(), "v4");
         assert_eq!(settings.oss.region, "cn-beijing");
         assert_eq!(settings.oss.access_key_id, "file-ak");
         assert_eq!(settings.oss.access_key_secret, "env-sk");

@@ -13,10 +13,18 @@ pub struct OssSettings {
     /// Region ID for V4 signing (`cn-hangzhou`); empty derives it from the endpoint.
     pub region: String,
     /// `v4` (default) or `v1`.
-    pub signature_version: String,
+    #[serde(
+        deserialize_with = "super::text::signature_version",
+        serialize_with = "super::text::as_text"
+    )]
+    pub signature_version: SignatureVersion,
     /// `auto` (path style for IP and localhost endpoints, virtual host otherwise),
     /// `virtual_host` or `path`.
-    pub addressing: String,
+    #[serde(
+        deserialize_with = "super::text::addressing",
+        serialize_with = "super::text::as_text"
+    )]
+    pub addressing: crate::oss::Addressing,
     /// AccessKey ID.
     pub access_key_id: String,
     /// AccessKey secret.
@@ -72,8 +80,8 @@ impl Default for OssSettings {
         Self {
             endpoint: String::new(),
             region: String::new(),
-            signature_version: "v4".into(),
-            addressing: "auto".into(),
+            signature_version: SignatureVersion::V4,
+            addressing: crate::oss::Addressing::Auto,
             access_key_id: String::new(),
             access_key_secret: String::new(),
             security_token: String::new(),
@@ -140,8 +148,6 @@ const RRSA_SETTINGS: [(&str, &str); 3] = [
 impl Settings {
     /// The `[oss]` settings: endpoint, signing, credentials (static, RRSA, ECS role), retries.
     pub(super) fn validate_oss(&self) -> anyhow::Result<()> {
-        self.signature_version()?;
-        self.addressing()?;
         if !self.oss.endpoint.is_empty() {
             let url = reqwest::Url::parse(&self.oss.endpoint).map_err(|err| {
                 anyhow::anyhow!("oss.endpoint: {:?} is not a URL: {err}", self.oss.endpoint)
@@ -222,26 +228,6 @@ impl Settings {
         }
         self.validate_retry()?;
         Ok(())
-    }
-
-    /// The parsed `oss.signature_version`.
-    pub fn signature_version(&self) -> anyhow::Result<SignatureVersion> {
-        self.oss.signature_version.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "oss.signature_version: {:?} is not one of v4, v1",
-                self.oss.signature_version
-            )
-        })
-    }
-
-    /// The parsed `oss.addressing`.
-    pub fn addressing(&self) -> anyhow::Result<crate::oss::Addressing> {
-        match self.oss.addressing.as_str() {
-            "auto" => Ok(crate::oss::Addressing::Auto),
-            "virtual_host" => Ok(crate::oss::Addressing::VirtualHost),
-            "path" => Ok(crate::oss::Addressing::Path),
-            other => bail!("oss.addressing: {other:?} is not one of auto, virtual_host, path"),
-        }
     }
 
     /// The configured credentials, if any.

@@ -37,7 +37,11 @@ pub struct ServerSettings {
     /// statuses as `listen`), e.g. `0.0.0.0:8081`, for Kubernetes `grpc` probes, which cannot
     /// speak TLS; empty = off. It may be non-loopback without caller auth: it serves no data
     /// and no service list, only SERVING / NOT_SERVING.
-    pub health_listen: String,
+    #[serde(
+        deserialize_with = "super::text::health_listen",
+        serialize_with = "super::text::optional_addr_as_text"
+    )]
+    pub health_listen: Option<SocketAddr>,
     /// How long a new connection may take to send the HTTP/2 preface (after TLS) before it
     /// is closed.
     pub preface_timeout_ms: u64,
@@ -112,7 +116,7 @@ impl Default for ServerSettings {
             max_decoding_message_bytes: 8 * MIB as usize,
             max_encoding_message_bytes: 8 * MIB as usize,
             tcp_nodelay: true,
-            health_listen: String::new(),
+            health_listen: None,
             preface_timeout_ms: 10_000,
             // As nginx's client_body_timeout: generous for a slow producer, but a silent
             // client cannot hold a streaming slot forever.
@@ -215,10 +219,10 @@ impl Settings {
                 bail!("{setting}: {bytes} is outside {floor}..={MAX_MESSAGE_BYTES}");
             }
         }
-        if let Some(health) = self.health_listen_addr()? {
+        if let Some(health) = self.server.health_listen {
             let others = [
-                ("listen", Some(self.listen_addr()?)),
-                ("metrics.listen", self.metrics_addr()?),
+                ("listen", Some(self.listen)),
+                ("metrics.listen", self.metrics.listen),
             ];
             for (setting, other) in others {
                 if let Some(other) = other
@@ -232,15 +236,6 @@ impl Settings {
             }
         }
         Ok(())
-    }
-
-    /// The parsed `server.health_listen`; `None` when the plaintext health listener is off.
-    pub fn health_listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        optional_addr(
-            "server.health_listen",
-            &self.server.health_listen,
-            " (e.g. 0.0.0.0:8081)",
-        )
     }
 
     /// True when callers must prove who they are: `[auth]` tokens or certificate mappings,
@@ -332,14 +327,13 @@ mod tests {
     #[test]
     fn plaintext_health_listener_is_off_by_default_and_checked() {
         let settings = Settings::load_from(None, env(&[])).unwrap();
-        assert_eq!(settings.server.health_listen, "");
-        assert_eq!(settings.health_listen_addr().unwrap(), None);
+        assert_eq!(settings.server.health_listen, None);
 
         // From the file, overridden by the environment.
         let file = write_file("[server]\nhealth_listen = \"127.0.0.1:8081\"\n");
         let from_file = Settings::load_from(Some(file.path()), env(&[])).unwrap();
         assert_eq!(
-            from_file.health_listen_addr().unwrap(),
+            from_file.server.health_listen,
             Some("127.0.0.1:8081".parse().unwrap())
         );
         let from_env = Settings::load_from(
@@ -348,7 +342,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            from_env.health_listen_addr().unwrap(),
+            from_env.server.health_listen,
             Some("127.0.0.1:0".parse().unwrap())
         );
 

@@ -7,7 +7,44 @@ use super::*;
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
     /// Address serving `GET /metrics` (Prometheus text), e.g. `127.0.0.1:9464`; empty = off.
-    pub listen: String,
+    #[serde(
+        deserialize_with = "super::text::metrics_listen",
+        serialize_with = "super::text::optional_addr_as_text"
+    )]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `log.format`: how log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(try_from = "String", rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("log.format: {value:?} is not one of text, json")),
+        }
+    }
 }
 
 /// `[log]`: logging.
@@ -15,7 +52,7 @@ pub struct MetricsSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter such as `info` or `ossgate=debug,info`.
     pub level: String,
 }
@@ -23,26 +60,17 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            format: "text".into(),
+            format: LogFormat::Text,
             level: "info".into(),
         }
     }
 }
 
 impl Settings {
-    /// The `[metrics]` address and the `[log]` format and filter.
+    /// The `[log]` filter (the format and `[metrics]` address are checked as they load).
     pub(super) fn validate_telemetry(&self) -> anyhow::Result<()> {
-        self.metrics_addr()?;
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            bail!("log.format: {:?} is not one of text, json", self.log.format);
-        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| anyhow::anyhow!("log.level: {:?}: {err}", self.log.level))?;
         Ok(())
-    }
-
-    /// The parsed `metrics.listen`; `None` when the endpoint is off.
-    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        optional_addr("metrics.listen", &self.metrics.listen, "")
     }
 }

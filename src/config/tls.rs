@@ -1,6 +1,8 @@
 //! `[tls]`: TLS on the gRPC listener (certificate files, client certificates, reloading). The
 //! listener that loads the files and reloads them is `server::tls`.
 
+use std::fmt;
+
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +17,7 @@ pub struct TlsSettings {
     /// PEM file with the CA certificates that client certificates must chain to.
     pub client_ca_file: String,
     /// `none`, `optional` (a client may present a certificate) or `required` (it must).
-    pub client_auth: String,
+    pub client_auth: ClientAuth,
     /// How often the three files are read again to pick up new certificates; 0 = never.
     pub reload_interval_ms: u64,
     /// How long a client has to complete the TLS handshake.
@@ -28,7 +30,7 @@ impl Default for TlsSettings {
             cert_file: String::new(),
             key_file: String::new(),
             client_ca_file: String::new(),
-            client_auth: "none".into(),
+            client_auth: ClientAuth::None,
             reload_interval_ms: 10_000,
             handshake_timeout_ms: 10_000,
         }
@@ -36,9 +38,11 @@ impl Default for TlsSettings {
 }
 
 /// Whether and how clients present certificates (`tls.client_auth`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(try_from = "String", rename_all = "lowercase")]
 pub enum ClientAuth {
     /// No client certificates are asked for.
+    #[default]
     None,
     /// A client may present a certificate; if it does, it must chain to `tls.client_ca_file`.
     Optional,
@@ -52,34 +56,24 @@ impl TlsSettings {
         !self.cert_file.is_empty()
     }
 
-    /// The parsed `tls.client_auth`.
-    pub fn client_auth(&self) -> anyhow::Result<ClientAuth> {
-        Ok(match self.client_auth.as_str() {
-            "none" => ClientAuth::None,
-            "optional" => ClientAuth::Optional,
-            "required" => ClientAuth::Required,
-            other => bail!("tls.client_auth: {other:?} is not one of none, optional, required"),
-        })
-    }
-
     /// True when every connection must present a client certificate from the configured CA.
     pub fn requires_client_certificates(&self) -> bool {
-        self.enabled() && matches!(self.client_auth(), Ok(ClientAuth::Required))
+        self.enabled() && self.client_auth == ClientAuth::Required
     }
 
     /// True when clients may authenticate with certificates (`optional` or `required`).
     pub fn accepts_client_certificates(&self) -> bool {
         self.enabled()
             && matches!(
-                self.client_auth(),
-                Ok(ClientAuth::Optional | ClientAuth::Required)
+                self.client_auth,
+                ClientAuth::Optional | ClientAuth::Required
             )
     }
 
     /// Checks the settings, naming the first bad setting. The files are read and checked by
     /// the listener that uses them (`server::tls::check`), not here: config reads no files.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let client_auth = self.client_auth()?;
+        let client_auth = self.client_auth;
         if self.cert_file.is_empty() != self.key_file.is_empty() {
             bail!(
                 "tls.cert_file and tls.key_file must be set together (or neither, for plaintext)"
@@ -102,7 +96,7 @@ impl TlsSettings {
             (ClientAuth::Optional | ClientAuth::Required, true) => bail!(
                 "tls.client_ca_file: client_auth {:?} needs the CA that client certificates \
                  chain to",
-                self.client_auth
+                self.client_auth.as_str()
             ),
             _ => {}
         }
@@ -119,5 +113,50 @@ impl TlsSettings {
             );
         }
         Ok(())
+    }
+}
+
+impl ClientAuth {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Optional => "optional",
+            Self::Required => "required",
+        }
+    }
+}
+
+impl fmt::Display for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for ClientAuth {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "none" => Ok(Self::None),
+            "optional" => Ok(Self::Optional),
+            "required" => Ok(Self::Required),
+            _ => Err(format!(
+                "tls.client_auth: {value:?} is not one of none, optional, required"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_client_auth_is_named() {
+        let err = serde_json::from_str::<TlsSettings>(r#"{"client_auth": "sometimes"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.client_auth"), "{err}");
     }
 }

@@ -69,7 +69,7 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = load_settings(args.config.as_deref())?;
     if let Some(listen) = args.listen {
-        settings.listen = listen;
+        settings.listen = crate::config::parse_addr("listen", &listen, "")?;
         settings.validate()?;
     }
     // Held until exit: flushes telemetry exporters when dropped.
@@ -351,7 +351,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             sampled.upload_memory_in_use()
         }));
     }
-    let metrics = match settings.metrics_addr()? {
+    let metrics = match settings.metrics.listen {
         Some(addr) => {
             let sampled = service.clone();
             Some(
@@ -393,7 +393,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         service.accept_compressed(encoding)
     });
 
-    let listen = settings.listen_addr()?;
+    let listen = settings.listen;
     let auth = wiring::authenticator(&settings);
     crate::config::check_exposure(
         listen,
@@ -406,7 +406,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local_addr = listener.local_addr()?;
     // Not part of check_exposure: the health listener serves no data and lists no services.
-    let health_listener = match settings.health_listen_addr()? {
+    let health_listener = match settings.server.health_listen {
         Some(addr) => Some(HealthListener::start(addr, health.clone()).await?),
         None => None,
     };

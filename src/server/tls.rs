@@ -98,7 +98,7 @@ fn build_server_config(settings: &TlsSettings, files: &TlsFiles) -> anyhow::Resu
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("tls: the TLS provider supports no protocol version")?;
-    let builder = match (settings.client_auth()?, &files.client_ca) {
+    let builder = match (settings.client_auth, &files.client_ca) {
         (ClientAuth::Optional | ClientAuth::Required, Some(ca)) => {
             let mut roots = RootCertStore::empty();
             for cert in parse_certificates("tls.client_ca_file", ca)? {
@@ -107,7 +107,7 @@ fn build_server_config(settings: &TlsSettings, files: &TlsFiles) -> anyhow::Resu
                 })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if settings.client_auth()? == ClientAuth::Optional {
+            let verifier = if settings.client_auth == ClientAuth::Optional {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
@@ -642,14 +642,7 @@ mod tests {
             ),
             (
                 TlsSettings {
-                    client_auth: "sometimes".into(),
-                    ..good.clone()
-                },
-                "tls.client_auth",
-            ),
-            (
-                TlsSettings {
-                    client_auth: "required".into(),
+                    client_auth: ClientAuth::Required,
                     ..good.clone()
                 },
                 "tls.client_ca_file",
@@ -664,7 +657,7 @@ mod tests {
             (
                 TlsSettings {
                     client_ca_file: pki.write("garbage-ca.crt", "nope"),
-                    client_auth: "optional".into(),
+                    client_auth: ClientAuth::Optional,
                     ..good.clone()
                 },
                 "tls.client_ca_file",
@@ -673,7 +666,7 @@ mod tests {
                 TlsSettings {
                     cert_file: String::new(),
                     key_file: String::new(),
-                    client_auth: "required".into(),
+                    client_auth: ClientAuth::Required,
                     ..good.clone()
                 },
                 "tls.client_ca_file / tls.client_auth",
@@ -698,15 +691,18 @@ mod tests {
             assert!(err.contains(needle), "{needle}: {err}");
         }
         // A CA for client certificates, optional or required.
-        for mode in ["optional", "required"] {
+        for mode in [ClientAuth::Optional, ClientAuth::Required] {
             let with_ca = TlsSettings {
                 client_ca_file: good.cert_file.clone(),
-                client_auth: mode.into(),
+                client_auth: mode,
                 ..good.clone()
             };
             check(&with_ca).unwrap();
             assert!(with_ca.accepts_client_certificates());
-            assert_eq!(with_ca.requires_client_certificates(), mode == "required");
+            assert_eq!(
+                with_ca.requires_client_certificates(),
+                mode == ClientAuth::Required
+            );
         }
     }
 

@@ -180,7 +180,7 @@ async fn oss_client_config(
     Option<EmulatorHandle>,
     Option<RrsaRefresh>,
 )> {
-    let signature_version = settings.signature_version()?;
+    let signature_version = settings.oss.signature_version;
     let connect_timeout = Duration::from_millis(settings.oss.connect_timeout_ms);
     if !settings.uses_embedded_emulator() {
         let (credentials, rrsa) = oss_credentials(settings).await?;
@@ -188,7 +188,7 @@ async fn oss_client_config(
             endpoint: settings.oss.endpoint.clone(),
             region: settings.oss.region.clone(),
             signature_version,
-            addressing: settings.addressing()?,
+            addressing: settings.oss.addressing,
             credentials,
             connect_timeout,
             request_timeout: None,
