@@ -45,7 +45,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::{debug, error, info, warn};
 
-use super::authn::PeerIdentity;
+use super::authn::peer::PeerIdentity;
 use crate::config::tls::{ClientAuth, TlsSettings};
 
 /// TLS handshakes that may be in progress at once; past this the accept loop waits (and the
