@@ -123,11 +123,18 @@ impl TokenSetting {
     }
 }
 
+/// The `[auth]` settings the tests of authentication (`server::authn`), authorization
+/// (`rpc::auth`) and these checks share.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
 
-    fn rule(principal: &str, buckets: &[&str], prefixes: &[&str], ops: &[&str]) -> PolicyRule {
+    pub(crate) fn rule(
+        principal: &str,
+        buckets: &[&str],
+        prefixes: &[&str],
+        ops: &[&str],
+    ) -> PolicyRule {
         let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
         PolicyRule {
             principal: principal.into(),
@@ -145,7 +152,7 @@ mod tests {
         }
     }
 
-    fn settings() -> AuthSettings {
+    pub(crate) fn settings() -> AuthSettings {
         AuthSettings {
             tokens: vec![TokenSetting {
                 principal: "alice".into(),
@@ -164,6 +171,12 @@ mod tests {
             ],
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::settings;
+    use super::*;
 
     #[test]
     fn bad_auth_settings_are_named() {

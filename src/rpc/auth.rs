@@ -211,22 +211,8 @@ fn denied(principal: &Principal, op: Operation, bucket: &str, key: &str) -> Stat
 mod tests {
     use super::*;
 
-    fn rule(principal: &str, buckets: &[&str], prefixes: &[&str], ops: &[&str]) -> PolicyRule {
-        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
-        PolicyRule {
-            principal: principal.into(),
-            buckets: v(buckets),
-            prefixes: v(prefixes),
-            operations: v(ops),
-        }
-    }
-
     fn rules() -> Vec<PolicyRule> {
-        vec![
-            rule("alice", &["logs-bucket"], &["logs/"], &["read", "tag"]),
-            rule("alice", &["*"], &["public/"], &["read"]),
-            rule("admin", &["*"], &[], &["*"]),
-        ]
+        crate::config::auth::test_support::settings().policy
     }
 
     #[test]

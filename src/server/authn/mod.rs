@@ -163,50 +163,9 @@ impl tonic::service::Interceptor for AuthInterceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::auth::{PolicyRule, TokenSetting};
+    use crate::config::auth::test_support::settings;
     use crate::rpc::auth::Operation;
     use tonic::{Code, service::Interceptor};
-
-    fn rule(principal: &str, buckets: &[&str], prefixes: &[&str], ops: &[&str]) -> PolicyRule {
-        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
-        PolicyRule {
-            principal: principal.into(),
-            buckets: v(buckets),
-            prefixes: v(prefixes),
-            operations: v(ops),
-        }
-    }
-
-    fn settings() -> AuthSettings {
-        AuthSettings {
-            tokens: vec![TokenSetting {
-                principal: "alice".into(),
-                sha256: hex::encode(hash_token("alice-token")),
-            }],
-            certificates: vec![
-                CertificateSetting {
-                    principal: "ingest".into(),
-                    san: "spiffe://example.org/ns/ingest/sa/writer".into(),
-                    common_name: String::new(),
-                },
-                CertificateSetting {
-                    principal: "alice".into(),
-                    san: String::new(),
-                    common_name: "alice.example.org".into(),
-                },
-                CertificateSetting {
-                    principal: "web".into(),
-                    san: "Web.Example.Org".into(),
-                    common_name: String::new(),
-                },
-            ],
-            policy: vec![
-                rule("alice", &["logs-bucket"], &["logs/"], &["read", "tag"]),
-                rule("alice", &["*"], &["public/"], &["read"]),
-                rule("admin", &["*"], &[], &["*"]),
-            ],
-        }
-    }
 
     #[test]
     fn token_hash_is_sha256_hex() {
