@@ -22,22 +22,16 @@ pub use telemetry::{LogFormat, LogSettings, MetricsSettings};
 pub use text::parse_addr;
 pub use transfer::{CopySettings, UploadSettings};
 
-use crate::oss::protocol::limit::{MAX_PART_BYTES, MIN_PART_BYTES};
 use std::{
     collections::HashMap,
-    fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    model::BucketName,
-    oss::{credentials::Credentials, sign::SignatureVersion},
-};
+use crate::model::BucketName;
 
 /// Environment variable prefix of every setting.
 pub const ENV_PREFIX: &str = "OSSGATE";
@@ -248,6 +242,7 @@ pub struct AuditSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oss::sign::SignatureVersion;
 
     pub(super) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

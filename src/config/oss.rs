@@ -1,7 +1,13 @@
 //! `[oss]`: the endpoint, signing, credentials (static keys, RRSA, the ECS RAM role) and the
 //! client's timeouts and retries, and the plain option types of `oss` they turn into.
 
-use super::*;
+use std::{fmt, path::PathBuf, time::Duration};
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use super::{Settings, redacted};
+use crate::oss::{credentials::Credentials, sign::SignatureVersion};
 
 /// `[oss]`: the OSS endpoint, signing and credentials.
 #[derive(Clone, Deserialize, Serialize, PartialEq)]

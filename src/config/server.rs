@@ -1,7 +1,12 @@
 //! `[server]` (the gRPC edge: limits, timings, HTTP/2, the health listener, compression) and
 //! the exposure check of `listen`.
 
-use super::*;
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use super::{MIB, Settings};
 
 /// `[server]`: gRPC server behaviour.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -1,6 +1,10 @@
 //! `[log]` and `[metrics]`.
 
-use super::*;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::Settings;
 
 /// `[metrics]`: the Prometheus scrape endpoint.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

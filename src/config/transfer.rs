@@ -1,6 +1,12 @@
 //! `[upload]` (WriteObject streams → OSS uploads) and `[copy]` (CopyObject).
 
-use super::*;
+use std::fmt;
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use super::{MIB, Settings, redacted};
+use crate::oss::protocol::limit::{MAX_PART_BYTES, MIN_PART_BYTES};
 
 /// `[upload]`: how WriteObject streams become OSS uploads.
 #[derive(Clone, Deserialize, Serialize, PartialEq)]
