@@ -38,17 +38,21 @@ pub struct OssSettings {
     /// STS security token, for temporary credentials.
     pub security_token: String,
     /// TCP connect timeout to OSS.
-    pub connect_timeout_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub connect_timeout_ms: Duration,
     // --- Resilience: read timeout, retries and the retry budget (see `crate::oss::retry`).
     /// How long to wait for OSS to start answering a sent request, then for each read of
     /// the response body; 0 = no limit.
-    pub read_timeout_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub read_timeout_ms: Duration,
     /// Attempts per idempotent OSS request, the first included (1 = no retries).
     pub retry_max_attempts: u32,
     /// Backoff ceiling before the first retry (×4 per further retry), jittered.
-    pub retry_base_delay_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub retry_base_delay_ms: Duration,
     /// Largest backoff between two attempts.
-    pub retry_max_delay_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub retry_max_delay_ms: Duration,
     /// Retry budget: tokens each OSS request earns (retries may be this share of requests).
     pub retry_budget_ratio: f64,
     /// Retry budget: tokens regained per second regardless of traffic.
@@ -68,7 +72,8 @@ pub struct OssSettings {
     pub role_session_name: String,
     /// RRSA: requested lifetime of the STS credentials, 900..=43200 seconds; they are
     /// refreshed well before they expire.
-    pub credentials_duration_secs: u64,
+    #[serde(with = "super::text::secs")]
+    pub credentials_duration_secs: Duration,
     // --- ECS RAM role (instance metadata service); used only without static keys and RRSA.
     /// ECS RAM role: the role attached to the ECS instance, `auto` to ask the metadata
     /// service which one, or empty (off).
@@ -91,11 +96,11 @@ impl Default for OssSettings {
             access_key_id: String::new(),
             access_key_secret: String::new(),
             security_token: String::new(),
-            connect_timeout_ms: 5_000,
-            read_timeout_ms: 120_000,
+            connect_timeout_ms: Duration::from_millis(5_000),
+            read_timeout_ms: Duration::from_millis(120_000),
             retry_max_attempts: 3,
-            retry_base_delay_ms: 100,
-            retry_max_delay_ms: 5_000,
+            retry_base_delay_ms: Duration::from_millis(100),
+            retry_max_delay_ms: Duration::from_millis(5_000),
             retry_budget_ratio: 0.1,
             retry_budget_min_per_sec: 10.0,
             retry_budget_burst: 100,
@@ -104,7 +109,7 @@ impl Default for OssSettings {
             oidc_token_file: String::new(),
             sts_endpoint: String::new(),
             role_session_name: "ossgate".into(),
-            credentials_duration_secs: 3600,
+            credentials_duration_secs: Duration::from_secs(3600),
             ecs_ram_role: String::new(),
             ecs_metadata_endpoint: crate::oss::credentials::ecs::DEFAULT_ENDPOINT.into(),
             ecs_disable_imdsv1: false,
@@ -219,17 +224,17 @@ impl Settings {
             bail!("oss.role_session_name: {session:?} must be 2 to 64 letters, digits or . @ - _");
         }
         if !crate::oss::credentials::sts::DURATION_RANGE
-            .contains(&self.oss.credentials_duration_secs)
+            .contains(&self.oss.credentials_duration_secs.as_secs())
         {
             bail!(
                 "oss.credentials_duration_secs: {} is outside STS's 900..=43200 seconds",
-                self.oss.credentials_duration_secs
+                self.oss.credentials_duration_secs.as_secs()
             );
         }
         if self.oss.access_key_id.is_empty() != self.oss.access_key_secret.is_empty() {
             bail!("oss.access_key_id and oss.access_key_secret must be set together");
         }
-        if self.oss.connect_timeout_ms == 0 {
+        if self.oss.connect_timeout_ms.is_zero() {
             bail!("oss.connect_timeout_ms must be greater than 0");
         }
         self.validate_retry()?;
@@ -255,17 +260,16 @@ impl Settings {
                 oss.retry_max_attempts
             );
         }
-        if !(1..=60_000).contains(&oss.retry_base_delay_ms) {
-            bail!(
-                "oss.retry_base_delay_ms: {} is outside 1..=60000",
-                oss.retry_base_delay_ms
-            );
+        let (base_delay_ms, max_delay_ms) = (
+            oss.retry_base_delay_ms.as_millis(),
+            oss.retry_max_delay_ms.as_millis(),
+        );
+        if !(1..=60_000).contains(&base_delay_ms) {
+            bail!("oss.retry_base_delay_ms: {base_delay_ms} is outside 1..=60000");
         }
-        if !(oss.retry_base_delay_ms..=600_000).contains(&oss.retry_max_delay_ms) {
+        if !(base_delay_ms..=600_000).contains(&max_delay_ms) {
             bail!(
-                "oss.retry_max_delay_ms: {} is outside oss.retry_base_delay_ms ({})..=600000",
-                oss.retry_max_delay_ms,
-                oss.retry_base_delay_ms
+                "oss.retry_max_delay_ms: {max_delay_ms} is outside oss.retry_base_delay_ms ({base_delay_ms})..=600000"
             );
         }
         if !(0.0..=1.0).contains(&oss.retry_budget_ratio) {
@@ -293,12 +297,11 @@ impl Settings {
     pub fn oss_client_options(&self) -> crate::oss::ClientOptions {
         let oss = &self.oss;
         crate::oss::ClientOptions {
-            read_timeout: (oss.read_timeout_ms != 0)
-                .then(|| Duration::from_millis(oss.read_timeout_ms)),
+            read_timeout: (!oss.read_timeout_ms.is_zero()).then_some(oss.read_timeout_ms),
             retry: crate::oss::retry::RetryConfig {
                 max_attempts: oss.retry_max_attempts,
-                base_delay: Duration::from_millis(oss.retry_base_delay_ms),
-                max_delay: Duration::from_millis(oss.retry_max_delay_ms),
+                base_delay: oss.retry_base_delay_ms,
+                max_delay: oss.retry_max_delay_ms,
                 budget_ratio: oss.retry_budget_ratio,
                 budget_min_per_sec: oss.retry_budget_min_per_sec,
                 budget_burst: oss.retry_budget_burst,
@@ -339,8 +342,8 @@ impl Settings {
             oidc_provider_arn: self.oss.oidc_provider_arn.trim().to_owned(),
             oidc_token_file: PathBuf::from(&self.oss.oidc_token_file),
             role_session_name: self.oss.role_session_name.clone(),
-            duration: Duration::from_secs(self.oss.credentials_duration_secs),
-            connect_timeout: Duration::from_millis(self.oss.connect_timeout_ms),
+            duration: self.oss.credentials_duration_secs,
+            connect_timeout: self.oss.connect_timeout_ms,
             request_timeout: Duration::from_secs(10),
         })
     }
@@ -372,7 +375,7 @@ impl Settings {
             endpoint: self.oss.ecs_metadata_endpoint.trim().to_owned(),
             role: (role != ecs::AUTO).then(|| role.to_owned()),
             disable_imdsv1: self.oss.ecs_disable_imdsv1,
-            connect_timeout: Duration::from_millis(self.oss.connect_timeout_ms),
+            connect_timeout: self.oss.connect_timeout_ms,
             request_timeout: Duration::from_secs(10),
         })
     }

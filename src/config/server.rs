@@ -13,7 +13,8 @@ use super::{MIB, Settings};
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// How long in-flight calls may run after a shutdown signal before they are cut off.
-    pub shutdown_grace_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub shutdown_grace_ms: Duration,
     /// Serve without caller auth on a non-loopback address (only behind a trusted network).
     pub allow_insecure_remote: bool,
     /// Unary ObjectService calls served at once; past it calls fail fast with UNAVAILABLE.
@@ -23,15 +24,19 @@ pub struct ServerSettings {
     /// counted apart from unary calls for their whole life. Default: 32 per CPU (at least 32).
     pub max_concurrent_streaming_calls: usize,
     /// Interval of HTTP/2 PING frames on idle and busy connections; 0 = no keepalive.
-    pub http2_keepalive_interval_secs: u64,
+    #[serde(with = "super::text::secs")]
+    pub http2_keepalive_interval_secs: Duration,
     /// How long a keepalive PING may go unanswered before the connection is closed.
-    pub http2_keepalive_timeout_secs: u64,
+    #[serde(with = "super::text::secs")]
+    pub http2_keepalive_timeout_secs: Duration,
     /// After this long a connection gets a graceful GOAWAY (clients reconnect, e.g. to new
     /// replicas); 0 = connections live forever.
-    pub max_connection_age_secs: u64,
+    #[serde(with = "super::text::secs")]
+    pub max_connection_age_secs: Duration,
     /// After max age, calls still running on the connection get this long before it is closed
     /// by force; 0 = wait for them.
-    pub max_connection_age_grace_secs: u64,
+    #[serde(with = "super::text::secs")]
+    pub max_connection_age_grace_secs: Duration,
     /// Largest gRPC message accepted (a WriteObject or AppendObject chunk plus its envelope).
     pub max_decoding_message_bytes: usize,
     /// Largest gRPC message sent (ReadObject sends 1 MiB chunks).
@@ -49,10 +54,12 @@ pub struct ServerSettings {
     pub health_listen: Option<SocketAddr>,
     /// How long a new connection may take to send the HTTP/2 preface (after TLS) before it
     /// is closed.
-    pub preface_timeout_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub preface_timeout_ms: Duration,
     /// How long an ObjectService call may wait for its client's next message (or request
     /// body bytes) before it is ended with DEADLINE_EXCEEDED, freeing its call slot.
-    pub stream_idle_timeout_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub stream_idle_timeout_ms: Duration,
     /// Compression of responses: `none` (default), `gzip`, `zstd` or `deflate`, used only
     /// when the caller says it accepts it (`grpc-accept-encoding`). Compressed requests are
     /// accepted in all of them whatever this says.
@@ -110,22 +117,22 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            shutdown_grace_ms: 10_000,
+            shutdown_grace_ms: Duration::from_millis(10_000),
             allow_insecure_remote: false,
             max_concurrent_calls: (128 * cpus()).max(128),
             max_concurrent_streaming_calls: (32 * cpus()).max(32),
-            http2_keepalive_interval_secs: 30,
-            http2_keepalive_timeout_secs: 20,
-            max_connection_age_secs: 0,
-            max_connection_age_grace_secs: 0,
+            http2_keepalive_interval_secs: Duration::from_secs(30),
+            http2_keepalive_timeout_secs: Duration::from_secs(20),
+            max_connection_age_secs: Duration::from_secs(0),
+            max_connection_age_grace_secs: Duration::from_secs(0),
             max_decoding_message_bytes: 8 * MIB as usize,
             max_encoding_message_bytes: 8 * MIB as usize,
             tcp_nodelay: true,
             health_listen: None,
-            preface_timeout_ms: 10_000,
+            preface_timeout_ms: Duration::from_millis(10_000),
             // As nginx's client_body_timeout: generous for a slow producer, but a silent
             // client cannot hold a streaming slot forever.
-            stream_idle_timeout_ms: 60_000,
+            stream_idle_timeout_ms: Duration::from_millis(60_000),
             response_compression: ResponseCompression::None,
         }
     }
@@ -177,23 +184,23 @@ impl Settings {
                 bail!("{setting}: {limit} is outside 1..=1000000");
             }
         }
-        if server.http2_keepalive_interval_secs != 0
-            && !(1..=3600).contains(&server.http2_keepalive_timeout_secs)
+        if !server.http2_keepalive_interval_secs.is_zero()
+            && !(1..=3600).contains(&server.http2_keepalive_timeout_secs.as_secs())
         {
             bail!(
                 "server.http2_keepalive_timeout_secs: {} is outside 1..=3600",
-                server.http2_keepalive_timeout_secs
+                server.http2_keepalive_timeout_secs.as_secs()
             );
         }
         for (setting, millis, max) in [
             (
                 "server.preface_timeout_ms",
-                server.preface_timeout_ms,
+                server.preface_timeout_ms.as_millis(),
                 600_000,
             ),
             (
                 "server.stream_idle_timeout_ms",
-                server.stream_idle_timeout_ms,
+                server.stream_idle_timeout_ms.as_millis(),
                 86_400_000,
             ),
         ] {
@@ -201,7 +208,9 @@ impl Settings {
                 bail!("{setting}: {millis} is outside 100..={max}");
             }
         }
-        if server.max_connection_age_grace_secs != 0 && server.max_connection_age_secs == 0 {
+        if !server.max_connection_age_grace_secs.is_zero()
+            && server.max_connection_age_secs.is_zero()
+        {
             bail!(
                 "server.max_connection_age_grace_secs: needs server.max_connection_age_secs \
                  (the grace starts when a connection reaches its maximum age)"
@@ -251,36 +260,36 @@ impl Settings {
 
     /// `server.http2_keepalive_interval_secs` (`None` = off).
     pub fn http2_keepalive_interval(&self) -> Option<Duration> {
-        let secs = self.server.http2_keepalive_interval_secs;
-        (secs != 0).then(|| Duration::from_secs(secs))
+        let interval = self.server.http2_keepalive_interval_secs;
+        (!interval.is_zero()).then_some(interval)
     }
 
     /// `server.max_connection_age_secs` (`None` = unlimited).
     pub fn max_connection_age(&self) -> Option<Duration> {
-        let secs = self.server.max_connection_age_secs;
-        (secs != 0).then(|| Duration::from_secs(secs))
+        let age = self.server.max_connection_age_secs;
+        (!age.is_zero()).then_some(age)
     }
 
     /// When a connection is closed by force: max age + grace (`None` = never).
     pub fn connection_force_close_after(&self) -> Option<Duration> {
         let grace = self.server.max_connection_age_grace_secs;
         let age = self.max_connection_age()?;
-        (grace != 0).then(|| age + Duration::from_secs(grace))
+        (!grace.is_zero()).then(|| age + grace)
     }
 
     /// `server.preface_timeout_ms` as a duration.
     pub fn preface_timeout(&self) -> Duration {
-        Duration::from_millis(self.server.preface_timeout_ms)
+        self.server.preface_timeout_ms
     }
 
     /// `server.stream_idle_timeout_ms` as a duration.
     pub fn stream_idle_timeout(&self) -> Duration {
-        Duration::from_millis(self.server.stream_idle_timeout_ms)
+        self.server.stream_idle_timeout_ms
     }
 
     /// `server.shutdown_grace_ms` as a duration.
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_millis(self.server.shutdown_grace_ms)
+        self.server.shutdown_grace_ms
     }
 }
 
@@ -300,7 +309,7 @@ mod tests {
             settings.http2_keepalive_interval(),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(server.http2_keepalive_timeout_secs, 20);
+        assert_eq!(server.http2_keepalive_timeout_secs, Duration::from_secs(20));
         assert_eq!(settings.preface_timeout(), Duration::from_secs(10));
         assert_eq!(settings.stream_idle_timeout(), Duration::from_secs(60));
         assert_eq!(settings.max_connection_age(), None);

@@ -1,9 +1,9 @@
-//! Settings written as text (in the file and the environment) that have a type of their own:
-//! addresses, the signature version, the addressing style. Each is parsed once, while the
+//! Settings written as text or numbers (in the file and the environment) that have a type of
+//! their own: addresses, the signature version, the addressing style, durations. Each is parsed once, while the
 //! settings load, and a value that does not parse stops the load with an error naming the
 //! setting; `check-config` prints them back as the same text.
 
-use std::{fmt::Display, net::SocketAddr};
+use std::{fmt::Display, net::SocketAddr, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
@@ -101,5 +101,31 @@ pub(super) fn optional_addr_as_text<S: Serializer>(
     match addr {
         Some(addr) => serializer.collect_str(addr),
         None => serializer.serialize_str(""),
+    }
+}
+
+/// A duration written as whole milliseconds (the `*_ms` settings).
+pub(super) mod millis {
+    use super::{Deserialize, Deserializer, Duration, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A duration written as whole seconds (the `*_secs` settings).
+pub(super) mod secs {
+    use super::{Deserialize, Deserializer, Duration, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_secs())
     }
 }

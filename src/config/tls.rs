@@ -1,7 +1,7 @@
 //! `[tls]`: TLS on the gRPC listener (certificate files, client certificates, reloading). The
 //! listener that loads the files and reloads them is `server::tls`.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
@@ -19,9 +19,11 @@ pub struct TlsSettings {
     /// `none`, `optional` (a client may present a certificate) or `required` (it must).
     pub client_auth: ClientAuth,
     /// How often the three files are read again to pick up new certificates; 0 = never.
-    pub reload_interval_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub reload_interval_ms: Duration,
     /// How long a client has to complete the TLS handshake.
-    pub handshake_timeout_ms: u64,
+    #[serde(with = "super::text::millis")]
+    pub handshake_timeout_ms: Duration,
 }
 
 impl Default for TlsSettings {
@@ -31,8 +33,8 @@ impl Default for TlsSettings {
             key_file: String::new(),
             client_ca_file: String::new(),
             client_auth: ClientAuth::None,
-            reload_interval_ms: 10_000,
-            handshake_timeout_ms: 10_000,
+            reload_interval_ms: Duration::from_millis(10_000),
+            handshake_timeout_ms: Duration::from_millis(10_000),
         }
     }
 }
@@ -100,16 +102,14 @@ impl TlsSettings {
             ),
             _ => {}
         }
-        if !(100..=600_000).contains(&self.handshake_timeout_ms) {
-            bail!(
-                "tls.handshake_timeout_ms: {} is outside 100..=600000",
-                self.handshake_timeout_ms
-            );
+        let handshake_timeout_ms = self.handshake_timeout_ms.as_millis();
+        if !(100..=600_000).contains(&handshake_timeout_ms) {
+            bail!("tls.handshake_timeout_ms: {handshake_timeout_ms} is outside 100..=600000");
         }
-        if self.reload_interval_ms != 0 && self.reload_interval_ms < 50 {
+        let reload_interval_ms = self.reload_interval_ms.as_millis();
+        if reload_interval_ms != 0 && reload_interval_ms < 50 {
             bail!(
-                "tls.reload_interval_ms: {} is below 50 (0 turns reloading off)",
-                self.reload_interval_ms
+                "tls.reload_interval_ms: {reload_interval_ms} is below 50 (0 turns reloading off)"
             );
         }
         Ok(())

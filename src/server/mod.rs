@@ -423,9 +423,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         // the 16 KiB default, fewer frame headers to write, parse and account for.
         .max_frame_size(Some(1024 * 1024))
         .http2_keepalive_interval(settings.http2_keepalive_interval())
-        .http2_keepalive_timeout(Some(Duration::from_secs(
-            server.http2_keepalive_timeout_secs,
-        )));
+        .http2_keepalive_timeout(Some(server.http2_keepalive_timeout_secs));
     if let Some(age) = settings.max_connection_age() {
         // Graceful GOAWAY at this age. tonic's own max_connection_age_grace is not used: with
         // it set, tonic skips the GOAWAY; the forced close after the grace is done by
@@ -453,7 +451,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         crate::server::tls::ConnOptions {
             tcp_nodelay: server.tcp_nodelay,
             force_close_after: settings.connection_force_close_after(),
-            handshake_timeout: Duration::from_millis(settings.tls.handshake_timeout_ms),
+            handshake_timeout: settings.tls.handshake_timeout_ms,
             preface_timeout: settings.preface_timeout(),
         },
     );

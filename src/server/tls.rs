@@ -225,10 +225,10 @@ impl ServerTls {
 
     /// Checks the files every `tls.reload_interval_ms` until the last [`Arc`] is dropped.
     fn spawn_watcher(self: &Arc<Self>) {
-        if self.settings.reload_interval_ms == 0 {
+        if self.settings.reload_interval_ms.is_zero() {
             return;
         }
-        let interval = Duration::from_millis(self.settings.reload_interval_ms);
+        let interval = self.settings.reload_interval_ms;
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
@@ -673,14 +673,14 @@ mod tests {
             ),
             (
                 TlsSettings {
-                    handshake_timeout_ms: 0,
+                    handshake_timeout_ms: Duration::ZERO,
                     ..good.clone()
                 },
                 "tls.handshake_timeout_ms",
             ),
             (
                 TlsSettings {
-                    reload_interval_ms: 10,
+                    reload_interval_ms: Duration::from_millis(10),
                     ..good.clone()
                 },
                 "tls.reload_interval_ms",

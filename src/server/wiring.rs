@@ -5,7 +5,7 @@
 //! module (`oss::ClientOptions`, the RRSA and ECS role configurations, `Credentials`); this
 //! module builds the things those options configure.
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use tracing::{info, warn};
@@ -181,7 +181,7 @@ async fn oss_client_config(
     Option<RrsaRefresh>,
 )> {
     let signature_version = settings.oss.signature_version;
-    let connect_timeout = Duration::from_millis(settings.oss.connect_timeout_ms);
+    let connect_timeout = settings.oss.connect_timeout_ms;
     if !settings.uses_embedded_emulator() {
         let (credentials, rrsa) = oss_credentials(settings).await?;
         let config = oss::ClientConfig {
