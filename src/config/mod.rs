@@ -74,7 +74,51 @@ pub struct EmulatorSettings {
     /// Directory for the emulator's data; empty keeps it in memory.
     pub data_dir: String,
     /// Buckets created at start (`name` or `name:versioned`).
-    pub buckets: Vec<String>,
+    pub buckets: Vec<EmulatorBucket>,
+}
+
+/// One of `emulator.buckets`: a bucket name, with `:versioned` for a versioned bucket.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmulatorBucket {
+    /// The bucket's name.
+    pub name: BucketName,
+    /// Created with versioning enabled.
+    pub versioned: bool,
+}
+
+impl TryFrom<String> for EmulatorBucket {
+    type Error = String;
+
+    fn try_from(bucket: String) -> Result<Self, Self::Error> {
+        let (name, versioned) = match bucket.strip_suffix(":versioned") {
+            Some(name) => (name, true),
+            None => (bucket.as_str(), false),
+        };
+        let name = BucketName::parse(name).map_err(|violation| {
+            format!(
+                "emulator.buckets: {bucket:?} is not a valid bucket name: {}",
+                violation.description
+            )
+        })?;
+        Ok(Self { name, versioned })
+    }
+}
+
+impl From<EmulatorBucket> for String {
+    fn from(bucket: EmulatorBucket) -> Self {
+        bucket.to_string()
+    }
+}
+
+impl std::fmt::Display for EmulatorBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name.as_str())?;
+        if self.versioned {
+            f.write_str(":versioned")?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -99,7 +143,15 @@ impl Default for EmulatorSettings {
     fn default() -> Self {
         Self {
             data_dir: String::new(),
-            buckets: vec!["ossgate-dev".into()],
+            // A valid name (a test checks the default), so the list is never empty.
+            buckets: BucketName::parse("ossgate-dev")
+                .ok()
+                .map(|name| EmulatorBucket {
+                    name,
+                    versioned: false,
+                })
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -199,15 +251,6 @@ impl Settings {
             self.server.allow_insecure_remote,
         )?;
         self.validate_oss()?;
-        for bucket in &self.emulator.buckets {
-            let name = bucket.strip_suffix(":versioned").unwrap_or(bucket);
-            BucketName::parse(name).map_err(|violation| {
-                anyhow::anyhow!(
-                    "emulator.buckets: {bucket:?} is not a valid bucket name: {}",
-                    violation.description
-                )
-            })?;
-        }
         self.validate_transfer()?;
         self.validate_telemetry()?;
         Ok(())
@@ -263,7 +306,13 @@ mod tests {
         assert_eq!(settings.listen.to_string(), "127.0.0.1:50051");
         assert!(settings.uses_embedded_emulator());
         assert_eq!(settings.oss.signature_version, SignatureVersion::V4);
-        assert_eq!(settings.emulator.buckets, vec!["ossgate-dev"]);
+        let buckets: Vec<String> = settings
+            .emulator
+            .buckets
+            .iter()
+            .map(|b| b.to_string())
+            .collect();
+        assert_eq!(buckets, vec!["ossgate-dev"]);
     }
 
     #[test]
@@ -287,10 +336,13 @@ mod tests {
         assert_eq!(settings.oss.region, "cn-beijing");
         assert_eq!(settings.oss.access_key_id, "file-ak");
         assert_eq!(settings.oss.access_key_secret, "env-sk");
-        assert_eq!(
-            settings.emulator.buckets,
-            vec!["a-bucket", "b-bucket:versioned"]
-        );
+        let buckets: Vec<String> = settings
+            .emulator
+            .buckets
+            .iter()
+            .map(|b| b.to_string())
+            .collect();
+        assert_eq!(buckets, vec!["a-bucket", "b-bucket:versioned"]);
     }
 
     #[test]

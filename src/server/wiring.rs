@@ -203,9 +203,11 @@ async fn oss_client_config(
         .emulator
         .buckets
         .iter()
-        .map(|spec| spec.parse::<BucketSpec>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| anyhow::anyhow!("emulator.buckets: {err}"))?;
+        .map(|bucket| BucketSpec {
+            name: bucket.name.as_str().to_owned(),
+            versioned: bucket.versioned,
+        })
+        .collect();
     let data_dir = settings.emulator_data_dir();
     let emulator = emulator::start(EmulatorConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
