@@ -105,7 +105,7 @@ fn admit(
     }
     let needed = working_set(part_size, object_size, budget.total());
     budget.try_reserve(needed).ok_or_else(|| {
-        crate::server::limits::upload_memory_full(needed, budget.total(), budget.in_use())
+        super::admission::upload_memory_full(needed, budget.total(), budget.in_use())
     })
 }
 
