@@ -198,6 +198,46 @@ async fn auth_errors() {
     e.shutdown().await;
 }
 
+/// OSS checks that the bucket exists before it checks who is asking: a missing bucket is 404
+/// NoSuchBucket even for an unknown AccessKeyId, a wrong secret or an anonymous request
+/// (the SDKs' `is_bucket_exist()` relies on it); an existing bucket still answers 403.
+#[tokio::test]
+async fn missing_bucket_is_404_before_authentication() {
+    let e = start().await;
+    for bucket in ["nobucket", BUCKET] {
+        let want = if bucket == BUCKET {
+            (403, "InvalidAccessKeyId")
+        } else {
+            (404, "NoSuchBucket")
+        };
+        for key in ["", "k"] {
+            let mut r = Req::new("GET", bucket, key);
+            if key.is_empty() {
+                r = r.q("uploads", "");
+            }
+            r.creds.access_key_id = "unknown-ak".into();
+            let (s, code, body) = error_code(r.send(&e).await).await;
+            assert_eq!((s, code.as_str()), want, "{bucket}/{key}: {body}");
+        }
+    }
+    let (s, code, _) = error_code(
+        Req::new("HEAD", "nobucket", "k")
+            .secret("nope")
+            .send(&e)
+            .await,
+    )
+    .await;
+    assert_eq!(s, 404, "{code}");
+    let r = client()
+        .get(format!("{}/nobucket/k", e.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
+    e.shutdown().await;
+}
+
 #[tokio::test]
 async fn presigned_urls_v1_and_v4() {
     let e = start().await;

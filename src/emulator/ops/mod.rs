@@ -181,13 +181,37 @@ async fn dispatch(
     let store = state.store.clone();
     let Target { bucket, key } = route::resolve(host, parts.uri.path(), &|b| store.has_bucket(b))?;
     let method = parts.method.clone();
+    // The order OSS answers in: an operation the emulator lacks is 501 whoever asks and
+    // whatever the bucket (a NoSuchBucket or InvalidObjectName would tell the client
+    // something false about its request); then a missing bucket is 404 NoSuchBucket, even
+    // for an unknown AccessKeyId (the SDKs' `is_bucket_exist()` relies on it); then the
+    // signature; then the key.
+    let (bucket, op) = match (bucket, key) {
+        (None, _) => {
+            return Err(ApiError::not_implemented(
+                "Service-level operations (ListBuckets)",
+            ));
+        }
+        (Some(bucket), None) => (
+            bucket,
+            Operation::Bucket(bucket_operation(&method, &query)?),
+        ),
+        (Some(bucket), Some(key)) => (
+            bucket,
+            Operation::Object(object_operation(&method, &query, &parts.headers)?, key),
+        ),
+    };
+    let versioned = state.store.is_versioned(&bucket)?;
     if state.verify_signatures {
         let headers = header_list(&parts.headers);
         auth::verify(
             &AuthRequest {
                 method: method.as_str(),
-                bucket: bucket.as_deref(),
-                key: key.as_deref(),
+                bucket: Some(&bucket),
+                key: match &op {
+                    Operation::Bucket(_) => None,
+                    Operation::Object(_, key) => Some(key),
+                },
                 query: &query,
                 headers: &headers,
             },
@@ -197,24 +221,12 @@ async fn dispatch(
         )
         .map_err(|e| state.sts.explain(e))?;
     }
-    let Some(bucket) = bucket else {
-        return Err(ApiError::not_implemented(
-            "Service-level operations (ListBuckets)",
-        ));
+    let (op, key) = match op {
+        Operation::Bucket(BucketOp::ListMultipartUploads) => {
+            return multipart::list_uploads(state, &bucket, &query);
+        }
+        Operation::Object(op, key) => (op, key),
     };
-    let Some(key) = key else {
-        return match method {
-            Method::GET if q_has(&query, "uploads") => {
-                state.store.is_versioned(&bucket)?;
-                multipart::list_uploads(state, &bucket, &query)
-            }
-            _ => Err(ApiError::not_implemented("Bucket-level operations")),
-        };
-    };
-    // An operation the emulator lacks is 501 whatever the bucket and key: a NoSuchBucket or
-    // InvalidObjectName would tell the client something false about its request.
-    let op = object_operation(&method, &query, &parts.headers)?;
-    let versioned = state.store.is_versioned(&bucket)?;
     if let Err(v) = ObjectKey::parse(&key) {
         let ec = if key.starts_with('/') || key.starts_with('\\') {
             "0016-00000005"
@@ -258,6 +270,20 @@ async fn dispatch(
     }
 }
 
+/// An operation the emulator implements, at the level the request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Operation {
+    Bucket(BucketOp),
+    /// The operation and the key (not yet validated).
+    Object(ObjectOp, String),
+}
+
+/// The bucket-level operations the emulator implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BucketOp {
+    ListMultipartUploads,
+}
+
 /// The object-level operations the emulator implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ObjectOp {
@@ -279,6 +305,14 @@ enum ObjectOp {
     HeadObject,
     DeleteObjectTagging,
     DeleteObject,
+}
+
+/// The route table of bucket-level requests (no key).
+fn bucket_operation(method: &Method, q: &Query) -> Result<BucketOp, ApiError> {
+    match *method {
+        Method::GET if q_has(q, "uploads") => Ok(BucketOp::ListMultipartUploads),
+        _ => Err(ApiError::not_implemented("Bucket-level operations")),
+    }
 }
 
 /// The route table of object-level requests: which operation a method, query and headers
