@@ -755,10 +755,8 @@ async fn copy_object_directives() {
     let h = head(&e, "bkt", "c2").await;
     assert_eq!(hv(&h, "x-oss-meta-origin"), None);
     assert_eq!(hv(&h, "x-oss-meta-new").as_deref(), Some("n"));
-    assert_eq!(
-        hv(&h, "content-type").as_deref(),
-        Some("application/octet-stream")
-    );
+    // OSS keeps the source's Content-Type when REPLACE sends none.
+    assert_eq!(hv(&h, "content-type").as_deref(), Some("text/csv"));
     assert_eq!(hv(&h, "x-oss-storage-class").as_deref(), Some("IA"));
     assert_eq!(
         get_tags(&e, "bkt", "c2").await,

@@ -1,7 +1,8 @@
 //! CopyObject: `PUT /key` with `x-oss-copy-source: /bucket/key[?versionId=…]`.
 //!
 //! * `x-oss-metadata-directive`: `COPY` (default: the source's entity headers and user
-//!   metadata) or `REPLACE` (this request's); `x-oss-tagging-directive`: `Copy` (default)
+//!   metadata) or `REPLACE` (this request's, but the source's Content-Type when the request
+//!   has none); `x-oss-tagging-directive`: `Copy` (default)
 //!   or `Replace` (this request's `x-oss-tagging`; absent or empty = no tags). Values are
 //!   matched case-insensitively; anything else is InvalidArgument.
 //! * Storage class and ACL come from this request (`x-oss-storage-class` defaults to the
@@ -80,6 +81,16 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     let mut version = Version::new(src.kind.clone());
     if replace_meta {
         version.headers = entity_headers(h);
+        // Like OSS: REPLACE without a Content-Type keeps the source's, rather than falling
+        // back to application/octet-stream as PutObject does.
+        if !h.contains_key(http::header::CONTENT_TYPE)
+            && let Some(source_type) = src.headers.get(http::header::CONTENT_TYPE.as_str())
+        {
+            version.headers.insert(
+                http::header::CONTENT_TYPE.as_str().to_owned(),
+                source_type.clone(),
+            );
+        }
         version.meta = opts.meta;
     } else {
         version.headers = src.headers.clone();
