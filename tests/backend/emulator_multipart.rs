@@ -762,6 +762,38 @@ async fn copy_object_directives() {
         get_tags(&e, "bkt", "c2").await,
         vec![("x".into(), "9".into())]
     );
+    // REPLACE keeps the client-side-encryption envelope (a value sent with the copy wins).
+    let r = Req::new("PUT", "bkt", "cse")
+        .h("x-oss-meta-client-side-encryption-key", "a2V5")
+        .h("x-oss-meta-client-side-encryption-start", "c3RhcnQ=")
+        .h(
+            "x-oss-meta-client-side-encryption-cek-alg",
+            "AES/CTR/NoPadding",
+        )
+        .h("x-oss-meta-origin", "src")
+        .body(b"ciphertext")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("PUT", "bkt", "cse-copy")
+        .h("x-oss-copy-source", "/bkt/cse")
+        .h("x-oss-metadata-directive", "REPLACE")
+        .h("x-oss-meta-client-side-encryption-start", "bmV3")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let h = head(&e, "bkt", "cse-copy").await;
+    assert_eq!(hv(&h, "x-oss-meta-origin"), None);
+    for (name, want) in [
+        ("x-oss-meta-client-side-encryption-key", "a2V5"),
+        ("x-oss-meta-client-side-encryption-start", "bmV3"),
+        (
+            "x-oss-meta-client-side-encryption-cek-alg",
+            "AES/CTR/NoPadding",
+        ),
+    ] {
+        assert_eq!(hv(&h, name).as_deref(), Some(want), "{name}");
+    }
     // Replace with an empty x-oss-tagging (and without one) clears the tags.
     for tagging in [Some(""), None] {
         let mut r = Req::new("PUT", "bkt", "c3")

@@ -2,7 +2,8 @@
 //!
 //! * `x-oss-metadata-directive`: `COPY` (default: the source's entity headers and user
 //!   metadata) or `REPLACE` (this request's, but the source's Content-Type when the request
-//!   has none); `x-oss-tagging-directive`: `Copy` (default)
+//!   has none, and the source's `x-oss-meta-client-side-encryption-*` unless this request
+//!   sets them); `x-oss-tagging-directive`: `Copy` (default)
 //!   or `Replace` (this request's `x-oss-tagging`; absent or empty = no tags). Values are
 //!   matched case-insensitively; anything else is InvalidArgument.
 //! * Storage class and ACL come from this request (`x-oss-storage-class` defaults to the
@@ -30,6 +31,10 @@ use super::{Ctx, blocking, set};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};
+
+/// User metadata names (after `x-oss-meta-`) that carry an object's client-side-encryption
+/// envelope: the SDKs' encryption clients write and read them.
+pub(crate) const CLIENT_SIDE_ENCRYPTION_META: &str = "client-side-encryption-";
 
 /// 400 for an appendable copy source.
 pub(crate) fn appendable_source() -> ApiError {
@@ -92,6 +97,16 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
             );
         }
         version.meta = opts.meta;
+        // OSS keeps the client-side-encryption metadata through REPLACE (without it the
+        // copy could never be decrypted); a value sent with the copy wins.
+        for (name, value) in &src.meta {
+            if name.starts_with(CLIENT_SIDE_ENCRYPTION_META) {
+                version
+                    .meta
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
     } else {
         version.headers = src.headers.clone();
         version.meta = src.meta.clone();
