@@ -1345,6 +1345,49 @@ async fn complete_reads_a_body_listing_10000_parts() {
     e.shutdown().await;
 }
 
+/// ListParts returns the client-side-encryption envelope Initiate carried in
+/// `x-oss-meta-client-side-encryption-*` (the SDKs' encryption clients resume from it).
+#[tokio::test]
+async fn list_parts_returns_the_client_side_encryption_envelope() {
+    let e = start().await;
+    let envelope = [
+        ("key", "ClientEncryptionKey", "ZW5jcnlwdGVkIGtleQ=="),
+        ("start", "ClientEncryptionStart", "aXY="),
+        ("cek-alg", "ClientEncryptionCekAlg", "AES/CTR/NoPadding"),
+        (
+            "wrap-alg",
+            "ClientEncryptionWrapAlg",
+            "RSA/NONE/PKCS1Padding",
+        ),
+        ("data-size", "ClientEncryptionDataSize", "307200"),
+        ("part-size", "ClientEncryptionPartSize", "102400"),
+    ];
+    let headers: Vec<(String, &str)> = envelope
+        .iter()
+        .map(|(name, _, value)| (format!("x-oss-meta-client-side-encryption-{name}"), *value))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let id = initiate(&e, "bkt", "cse", &headers).await;
+    let r = Req::new("GET", "bkt", "cse")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let t = r.text().await.unwrap();
+    for (_, element, value) in envelope {
+        assert_eq!(xml_values(&t, element), vec![value], "{element}: {t}");
+    }
+    // Without the headers, no such elements.
+    let id = initiate(&e, "bkt", "plain", &[]).await;
+    let r = Req::new("GET", "bkt", "plain")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    let t = r.text().await.unwrap();
+    assert!(!t.contains("ClientEncryption"), "{t}");
+    e.shutdown().await;
+}
+
 /// OSS accepts keys with control characters (U+0001–U+001F, U+007F); listings return them
 /// URL-encoded under `encoding-type=url`, since XML 1.0 cannot carry most of them.
 #[tokio::test]

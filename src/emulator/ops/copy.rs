@@ -25,16 +25,13 @@ use http::{HeaderMap, StatusCode};
 
 use super::request::{entity_headers, write_options};
 use super::shared::{
-    CopySource, check_source_conditions, copy_source, el, iso8601, stage_body, xml_response,
+    CLIENT_SIDE_ENCRYPTION_META, CopySource, check_source_conditions, copy_source, el, iso8601,
+    stage_body, xml_response,
 };
 use super::{Ctx, blocking, set};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{Kind, Version};
-
-/// User metadata names (after `x-oss-meta-`) that carry an object's client-side-encryption
-/// envelope: the SDKs' encryption clients write and read them.
-pub(crate) const CLIENT_SIDE_ENCRYPTION_META: &str = "client-side-encryption-";
 
 /// 400 for an appendable copy source.
 pub(crate) fn appendable_source() -> ApiError {
