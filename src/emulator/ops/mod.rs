@@ -181,24 +181,25 @@ async fn dispatch(
     let store = state.store.clone();
     let Target { bucket, key } = route::resolve(host, parts.uri.path(), &|b| store.has_bucket(b))?;
     let method = parts.method.clone();
-    // The order OSS answers in: an operation the emulator lacks is 501 whoever asks and
-    // whatever the bucket (a NoSuchBucket or InvalidObjectName would tell the client
-    // something false about its request); then a missing bucket is 404 NoSuchBucket, even
-    // for an unknown AccessKeyId (the SDKs' `is_bucket_exist()` relies on it); then the
-    // signature; then the key.
+    // The order OSS answers in: a missing bucket is 404 NoSuchBucket first, even for an
+    // unknown AccessKeyId (the SDKs' `is_bucket_exist()` relies on it); then the signature;
+    // then an operation the emulator lacks is 501; then the key. PutBucket is the exception:
+    // its bucket is missing by design, so NoSuchBucket would be false; it is 501 at once.
+    // The key as the signature covers it, even for an operation that is refused later.
+    let signed_key = key.clone();
     let (bucket, op) = match (bucket, key) {
         (None, _) => {
             return Err(ApiError::not_implemented(
                 "Service-level operations (ListBuckets)",
             ));
         }
-        (Some(bucket), None) => (
-            bucket,
-            Operation::Bucket(bucket_operation(&method, &query)?),
-        ),
+        (Some(bucket), None) => match bucket_operation(&method, &query) {
+            Err(e) if is_put_bucket(&method, &query) => return Err(e),
+            op => (bucket, op.map(Operation::Bucket)),
+        },
         (Some(bucket), Some(key)) => (
             bucket,
-            Operation::Object(object_operation(&method, &query, &parts.headers)?, key),
+            object_operation(&method, &query, &parts.headers).map(|op| Operation::Object(op, key)),
         ),
     };
     let versioned = state.store.is_versioned(&bucket)?;
@@ -208,10 +209,7 @@ async fn dispatch(
             &AuthRequest {
                 method: method.as_str(),
                 bucket: Some(&bucket),
-                key: match &op {
-                    Operation::Bucket(_) => None,
-                    Operation::Object(_, key) => Some(key),
-                },
+                key: signed_key.as_deref(),
                 query: &query,
                 headers: &headers,
             },
@@ -221,7 +219,7 @@ async fn dispatch(
         )
         .map_err(|e| state.sts.explain(e))?;
     }
-    let (op, key) = match op {
+    let (op, key) = match op? {
         Operation::Bucket(BucketOp::ListMultipartUploads) => {
             return multipart::list_uploads(state, &bucket, &query);
         }
@@ -305,6 +303,11 @@ enum ObjectOp {
     HeadObject,
     DeleteObjectTagging,
     DeleteObject,
+}
+
+/// Whether a bucket-level request is PutBucket (a PUT with no sub-resource).
+fn is_put_bucket(method: &Method, q: &Query) -> bool {
+    *method == Method::PUT && q.is_empty()
 }
 
 /// The route table of bucket-level requests (no key).
