@@ -198,6 +198,46 @@ async fn auth_errors() {
     e.shutdown().await;
 }
 
+/// OSS checks that the bucket exists before it checks who is asking: a missing bucket is 404
+/// NoSuchBucket even for an unknown AccessKeyId, a wrong secret or an anonymous request
+/// (the SDKs' `is_bucket_exist()` relies on it); an existing bucket still answers 403.
+#[tokio::test]
+async fn missing_bucket_is_404_before_authentication() {
+    let e = start().await;
+    for bucket in ["nobucket", BUCKET] {
+        let want = if bucket == BUCKET {
+            (403, "InvalidAccessKeyId")
+        } else {
+            (404, "NoSuchBucket")
+        };
+        for key in ["", "k"] {
+            let mut r = Req::new("GET", bucket, key);
+            if key.is_empty() {
+                r = r.q("uploads", "");
+            }
+            r.creds.access_key_id = "unknown-ak".into();
+            let (s, code, body) = error_code(r.send(&e).await).await;
+            assert_eq!((s, code.as_str()), want, "{bucket}/{key}: {body}");
+        }
+    }
+    let (s, code, _) = error_code(
+        Req::new("HEAD", "nobucket", "k")
+            .secret("nope")
+            .send(&e)
+            .await,
+    )
+    .await;
+    assert_eq!(s, 404, "{code}");
+    let r = client()
+        .get(format!("{}/nobucket/k", e.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, _) = error_code(r).await;
+    assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
+    e.shutdown().await;
+}
+
 #[tokio::test]
 async fn presigned_urls_v1_and_v4() {
     let e = start().await;
@@ -338,16 +378,17 @@ async fn write_errors() {
 }
 
 #[tokio::test]
-async fn unknown_operations_are_501_even_on_a_missing_bucket() {
+async fn unknown_operations_are_501_not_a_misleading_error() {
     let e = start().await;
-    // PutBucket (not implemented yet) on a bucket that does not exist: NoSuchBucket would
-    // claim the request was understood; the SDKs would then try to create it again.
+    // PutBucket (not implemented yet): its bucket is missing by design, so NoSuchBucket
+    // would be false; the SDKs would then try to create it again.
+    let (s, code, body) = error_code(Req::new("PUT", "no-such-bucket", "").send(&e).await).await;
+    assert_eq!((s, code.as_str()), (501, "NotImplemented"), "{body}");
+    // Other operations the emulator lacks, on an existing bucket.
     for req in [
-        Req::new("PUT", "no-such-bucket", ""),
-        Req::new("GET", "no-such-bucket", "").q("acl", ""),
-        Req::new("POST", "no-such-bucket", "k").q("restore", ""),
-        Req::new("GET", "no-such-bucket", "k").q("acl", ""),
+        Req::new("GET", BUCKET, "").q("acl", ""),
         Req::new("POST", BUCKET, "k").q("restore", ""),
+        Req::new("GET", BUCKET, "k").q("acl", ""),
     ] {
         let what = req.url("");
         let (s, code, body) = error_code(req.send(&e).await).await;
@@ -357,9 +398,15 @@ async fn unknown_operations_are_501_even_on_a_missing_bucket() {
             "{what}: {body}"
         );
     }
-    // An implemented operation on a missing bucket is still NoSuchBucket.
-    let (s, code, _) = error_code(Req::new("GET", "no-such-bucket", "k").send(&e).await).await;
-    assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
+    // On a missing bucket they are NoSuchBucket, as in OSS (is_bucket_exist() sends
+    // GetBucketAcl and relies on it).
+    for req in [
+        Req::new("GET", "no-such-bucket", "").q("acl", ""),
+        Req::new("GET", "no-such-bucket", "k"),
+    ] {
+        let (s, code, _) = error_code(req.send(&e).await).await;
+        assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
+    }
     e.shutdown().await;
 }
 

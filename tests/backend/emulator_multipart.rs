@@ -755,15 +755,45 @@ async fn copy_object_directives() {
     let h = head(&e, "bkt", "c2").await;
     assert_eq!(hv(&h, "x-oss-meta-origin"), None);
     assert_eq!(hv(&h, "x-oss-meta-new").as_deref(), Some("n"));
-    assert_eq!(
-        hv(&h, "content-type").as_deref(),
-        Some("application/octet-stream")
-    );
+    // OSS keeps the source's Content-Type when REPLACE sends none.
+    assert_eq!(hv(&h, "content-type").as_deref(), Some("text/csv"));
     assert_eq!(hv(&h, "x-oss-storage-class").as_deref(), Some("IA"));
     assert_eq!(
         get_tags(&e, "bkt", "c2").await,
         vec![("x".into(), "9".into())]
     );
+    // REPLACE keeps the client-side-encryption envelope (a value sent with the copy wins).
+    let r = Req::new("PUT", "bkt", "cse")
+        .h("x-oss-meta-client-side-encryption-key", "a2V5")
+        .h("x-oss-meta-client-side-encryption-start", "c3RhcnQ=")
+        .h(
+            "x-oss-meta-client-side-encryption-cek-alg",
+            "AES/CTR/NoPadding",
+        )
+        .h("x-oss-meta-origin", "src")
+        .body(b"ciphertext")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = Req::new("PUT", "bkt", "cse-copy")
+        .h("x-oss-copy-source", "/bkt/cse")
+        .h("x-oss-metadata-directive", "REPLACE")
+        .h("x-oss-meta-client-side-encryption-start", "bmV3")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let h = head(&e, "bkt", "cse-copy").await;
+    assert_eq!(hv(&h, "x-oss-meta-origin"), None);
+    for (name, want) in [
+        ("x-oss-meta-client-side-encryption-key", "a2V5"),
+        ("x-oss-meta-client-side-encryption-start", "bmV3"),
+        (
+            "x-oss-meta-client-side-encryption-cek-alg",
+            "AES/CTR/NoPadding",
+        ),
+    ] {
+        assert_eq!(hv(&h, name).as_deref(), Some(want), "{name}");
+    }
     // Replace with an empty x-oss-tagging (and without one) clears the tags.
     for tagging in [Some(""), None] {
         let mut r = Req::new("PUT", "bkt", "c3")
@@ -1312,6 +1342,82 @@ async fn complete_reads_a_body_listing_10000_parts() {
     // Nothing was completed: the upload is still open and completes with its one part.
     let r = complete(&e, "bkt", "k", &id, &[(1, &etag)]).await;
     assert_eq!(r.status(), 200);
+    e.shutdown().await;
+}
+
+/// ListParts returns the client-side-encryption envelope Initiate carried in
+/// `x-oss-meta-client-side-encryption-*` (the SDKs' encryption clients resume from it).
+#[tokio::test]
+async fn list_parts_returns_the_client_side_encryption_envelope() {
+    let e = start().await;
+    let envelope = [
+        ("key", "ClientEncryptionKey", "ZW5jcnlwdGVkIGtleQ=="),
+        ("start", "ClientEncryptionStart", "aXY="),
+        ("cek-alg", "ClientEncryptionCekAlg", "AES/CTR/NoPadding"),
+        (
+            "wrap-alg",
+            "ClientEncryptionWrapAlg",
+            "RSA/NONE/PKCS1Padding",
+        ),
+        ("data-size", "ClientEncryptionDataSize", "307200"),
+        ("part-size", "ClientEncryptionPartSize", "102400"),
+    ];
+    let headers: Vec<(String, &str)> = envelope
+        .iter()
+        .map(|(name, _, value)| (format!("x-oss-meta-client-side-encryption-{name}"), *value))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let id = initiate(&e, "bkt", "cse", &headers).await;
+    let r = Req::new("GET", "bkt", "cse")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let t = r.text().await.unwrap();
+    for (_, element, value) in envelope {
+        assert_eq!(xml_values(&t, element), vec![value], "{element}: {t}");
+    }
+    // Without the headers, no such elements.
+    let id = initiate(&e, "bkt", "plain", &[]).await;
+    let r = Req::new("GET", "bkt", "plain")
+        .q("uploadId", &id)
+        .send(&e)
+        .await;
+    let t = r.text().await.unwrap();
+    assert!(!t.contains("ClientEncryption"), "{t}");
+    e.shutdown().await;
+}
+
+/// OSS accepts keys with control characters (U+0001–U+001F, U+007F); listings return them
+/// URL-encoded under `encoding-type=url`, since XML 1.0 cannot carry most of them.
+#[tokio::test]
+async fn keys_with_control_characters_are_legal() {
+    let e = start().await;
+    let key = "ctl/a\u{1}b\nc\td\u{1f}e\u{7f}";
+    let r = Req::new("PUT", "bkt", key).body(b"x").send(&e).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = Req::new("GET", "bkt", key).send(&e).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"x");
+    let r = Req::new("PUT", "bkt", key)
+        .q("tagging", "")
+        .body(b"<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag></TagSet></Tagging>")
+        .send(&e)
+        .await;
+    assert_eq!(r.status(), 200);
+    let id = initiate(&e, "bkt", key, &[]).await;
+    let r = Req::new("GET", "bkt", "")
+        .q("uploads", "")
+        .q("prefix", "ctl/")
+        .q("encoding-type", "url")
+        .send(&e)
+        .await;
+    let t = r.text().await.unwrap();
+    assert_eq!(xml_values(&t, "UploadId"), vec![id]);
+    assert_eq!(xml_values(&t, "Key"), vec!["ctl%2Fa%01b%0Ac%09d%1Fe%7F"]);
+    // U+0000 stays refused.
+    let r = Req::new("PUT", "bkt", "a\u{0}b").body(b"x").send(&e).await;
+    assert_eq!(r.status(), 400);
     e.shutdown().await;
 }
 

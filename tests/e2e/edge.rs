@@ -61,7 +61,9 @@ type Client = ObjectServiceClient<Channel>;
 fn forging_key() -> String {
     let text = "2026-12-04T21:00:00.000000Z  INFO ossgate::audit: tag mutation method=\"PutObjectTagging\" principal=\"alice\" bucket=\"e2e-bucket\" key=\"victim\" outcome=\"ok\" code=\"OK\"";
     let json = r#"{"timestamp":"2026-12-04T21:00:00.000000Z","level":"INFO","fields":{"message":"tag mutation","principal":"alice","key":"victim","outcome":"ok"},"target":"ossgate::audit"}"#;
-    format!("k\n{text}\r\n{json}\u{1b}[2K\u{85}\u{2028}end\" principal=\"alice")
+    // The trailing NUL makes the key illegal (OSS keys may hold U+0001–U+001F and U+007F,
+    // not U+0000), so every path fails the same way after quoting the key in its status.
+    format!("k\n{text}\r\n{json}\u{1b}[2K\u{85}\u{2028}end\" principal=\"alice\u{0}")
 }
 
 /// Rust's escapes undone (`\n`, `\"`, `\u{1b}`, ...): the text a quoted log value stands for.
@@ -176,7 +178,7 @@ async fn caller_text_cannot_forge_log_lines_in_either_format() {
         let subscriber = ossgate::telemetry::log_subscriber(format, move || writer.clone());
         let guard = tracing::subscriber::set_default(subscriber);
         for path in AUDITED_PATHS {
-            // Today a key with control characters is refused; either way the call is audited.
+            // The key is refused (its NUL); the call is audited all the same.
             let status = set_tags_by(&mut client, MALLORY, path, &key)
                 .await
                 .unwrap_err();

@@ -288,3 +288,43 @@ def test_pyv2_uploader(emulator, version, tmp_path):
     assert int(r.hash_crc64) == crc64(data)
     uploads = c.list_multipart_uploads(ossv2.ListMultipartUploadsRequest(bucket=emulator.bucket, prefix="interop-mp/"))
     assert [u.key for u in (uploads.uploads or []) if u.key in (key, key2)] == []
+
+
+@pytest.mark.parametrize("version", ["v4", "v1"])
+def test_pyv2_is_bucket_exist_with_an_unknown_key(emulator, version):
+    # OSS answers 404 NoSuchBucket before it checks the AccessKeyId; is_bucket_exist()
+    # (GetBucketAcl) relies on it: False for a missing bucket, True for an existing one.
+    c = v2_client(emulator, version)
+    assert not c.is_bucket_exist("interop-no-such-bucket")
+    cfg = ossv2.config.load_default()
+    cfg.credentials_provider = ossv2.credentials.StaticCredentialsProvider("unknown-ak", "unknown-secret")
+    cfg.region = emulator.region
+    cfg.endpoint = emulator.endpoint
+    cfg.signature_version = version
+    cfg.retry_max_attempts = 1
+    stranger = ossv2.Client(cfg)
+    assert not stranger.is_bucket_exist("interop-no-such-bucket")
+    assert stranger.is_bucket_exist(emulator.bucket)
+
+
+def test_pyv2_list_parts_returns_the_client_side_encryption_envelope(emulator):
+    c = v2_client(emulator, "v4")
+    b = emulator.bucket
+    key = unique("pyv2-cse")
+    meta = {
+        "client-side-encryption-key": "ZW5jcnlwdGVkIGtleQ==",
+        "client-side-encryption-start": "aXY=",
+        "client-side-encryption-cek-alg": "AES/CTR/NoPadding",
+        "client-side-encryption-wrap-alg": "RSA/NONE/PKCS1Padding",
+        "client-side-encryption-data-size": "307200",
+        "client-side-encryption-part-size": "102400",
+    }
+    init = c.initiate_multipart_upload(ossv2.InitiateMultipartUploadRequest(bucket=b, key=key, metadata=meta))
+    listed = c.list_parts(ossv2.ListPartsRequest(bucket=b, key=key, upload_id=init.upload_id))
+    assert listed.client_encryption_key == "ZW5jcnlwdGVkIGtleQ=="
+    assert listed.client_encryption_start == "aXY="
+    assert listed.client_encryption_cek_alg == "AES/CTR/NoPadding"
+    assert listed.client_encryption_wrap_alg == "RSA/NONE/PKCS1Padding"
+    assert listed.client_encryption_data_size == 307200
+    assert listed.client_encryption_part_size == 102400
+    c.abort_multipart_upload(ossv2.AbortMultipartUploadRequest(bucket=b, key=key, upload_id=init.upload_id))

@@ -1,7 +1,9 @@
 //! CopyObject: `PUT /key` with `x-oss-copy-source: /bucket/key[?versionId=…]`.
 //!
 //! * `x-oss-metadata-directive`: `COPY` (default: the source's entity headers and user
-//!   metadata) or `REPLACE` (this request's); `x-oss-tagging-directive`: `Copy` (default)
+//!   metadata) or `REPLACE` (this request's, but the source's Content-Type when the request
+//!   has none, and the source's `x-oss-meta-client-side-encryption-*` unless this request
+//!   sets them); `x-oss-tagging-directive`: `Copy` (default)
 //!   or `Replace` (this request's `x-oss-tagging`; absent or empty = no tags). Values are
 //!   matched case-insensitively; anything else is InvalidArgument.
 //! * Storage class and ACL come from this request (`x-oss-storage-class` defaults to the
@@ -23,7 +25,8 @@ use http::{HeaderMap, StatusCode};
 
 use super::request::{entity_headers, write_options};
 use super::shared::{
-    CopySource, check_source_conditions, copy_source, el, iso8601, stage_body, xml_response,
+    CLIENT_SIDE_ENCRYPTION_META, CopySource, check_source_conditions, copy_source, el, iso8601,
+    stage_body, xml_response,
 };
 use super::{Ctx, blocking, set};
 use crate::emulator::State;
@@ -80,7 +83,27 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     let mut version = Version::new(src.kind.clone());
     if replace_meta {
         version.headers = entity_headers(h);
+        // Like OSS: REPLACE without a Content-Type keeps the source's, rather than falling
+        // back to application/octet-stream as PutObject does.
+        if !h.contains_key(http::header::CONTENT_TYPE)
+            && let Some(source_type) = src.headers.get(http::header::CONTENT_TYPE.as_str())
+        {
+            version.headers.insert(
+                http::header::CONTENT_TYPE.as_str().to_owned(),
+                source_type.clone(),
+            );
+        }
         version.meta = opts.meta;
+        // OSS keeps the client-side-encryption metadata through REPLACE (without it the
+        // copy could never be decrypted); a value sent with the copy wins.
+        for (name, value) in &src.meta {
+            if name.starts_with(CLIENT_SIDE_ENCRYPTION_META) {
+                version
+                    .meta
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
     } else {
         version.headers = src.headers.clone();
         version.meta = src.meta.clone();

@@ -181,13 +181,35 @@ async fn dispatch(
     let store = state.store.clone();
     let Target { bucket, key } = route::resolve(host, parts.uri.path(), &|b| store.has_bucket(b))?;
     let method = parts.method.clone();
+    // The order OSS answers in: a missing bucket is 404 NoSuchBucket first, even for an
+    // unknown AccessKeyId (the SDKs' `is_bucket_exist()` relies on it); then the signature;
+    // then an operation the emulator lacks is 501; then the key. PutBucket is the exception:
+    // its bucket is missing by design, so NoSuchBucket would be false; it is 501 at once.
+    // The key as the signature covers it, even for an operation that is refused later.
+    let signed_key = key.clone();
+    let (bucket, op) = match (bucket, key) {
+        (None, _) => {
+            return Err(ApiError::not_implemented(
+                "Service-level operations (ListBuckets)",
+            ));
+        }
+        (Some(bucket), None) => match bucket_operation(&method, &query) {
+            Err(e) if is_put_bucket(&method, &query) => return Err(e),
+            op => (bucket, op.map(Operation::Bucket)),
+        },
+        (Some(bucket), Some(key)) => (
+            bucket,
+            object_operation(&method, &query, &parts.headers).map(|op| Operation::Object(op, key)),
+        ),
+    };
+    let versioned = state.store.is_versioned(&bucket)?;
     if state.verify_signatures {
         let headers = header_list(&parts.headers);
         auth::verify(
             &AuthRequest {
                 method: method.as_str(),
-                bucket: bucket.as_deref(),
-                key: key.as_deref(),
+                bucket: Some(&bucket),
+                key: signed_key.as_deref(),
                 query: &query,
                 headers: &headers,
             },
@@ -197,24 +219,12 @@ async fn dispatch(
         )
         .map_err(|e| state.sts.explain(e))?;
     }
-    let Some(bucket) = bucket else {
-        return Err(ApiError::not_implemented(
-            "Service-level operations (ListBuckets)",
-        ));
+    let (op, key) = match op? {
+        Operation::Bucket(BucketOp::ListMultipartUploads) => {
+            return multipart::list_uploads(state, &bucket, &query);
+        }
+        Operation::Object(op, key) => (op, key),
     };
-    let Some(key) = key else {
-        return match method {
-            Method::GET if q_has(&query, "uploads") => {
-                state.store.is_versioned(&bucket)?;
-                multipart::list_uploads(state, &bucket, &query)
-            }
-            _ => Err(ApiError::not_implemented("Bucket-level operations")),
-        };
-    };
-    // An operation the emulator lacks is 501 whatever the bucket and key: a NoSuchBucket or
-    // InvalidObjectName would tell the client something false about its request.
-    let op = object_operation(&method, &query, &parts.headers)?;
-    let versioned = state.store.is_versioned(&bucket)?;
     if let Err(v) = ObjectKey::parse(&key) {
         let ec = if key.starts_with('/') || key.starts_with('\\') {
             "0016-00000005"
@@ -258,6 +268,20 @@ async fn dispatch(
     }
 }
 
+/// An operation the emulator implements, at the level the request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Operation {
+    Bucket(BucketOp),
+    /// The operation and the key (not yet validated).
+    Object(ObjectOp, String),
+}
+
+/// The bucket-level operations the emulator implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BucketOp {
+    ListMultipartUploads,
+}
+
 /// The object-level operations the emulator implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ObjectOp {
@@ -279,6 +303,19 @@ enum ObjectOp {
     HeadObject,
     DeleteObjectTagging,
     DeleteObject,
+}
+
+/// Whether a bucket-level request is PutBucket (a PUT with no sub-resource).
+fn is_put_bucket(method: &Method, q: &Query) -> bool {
+    *method == Method::PUT && q.is_empty()
+}
+
+/// The route table of bucket-level requests (no key).
+fn bucket_operation(method: &Method, q: &Query) -> Result<BucketOp, ApiError> {
+    match *method {
+        Method::GET if q_has(q, "uploads") => Ok(BucketOp::ListMultipartUploads),
+        _ => Err(ApiError::not_implemented("Bucket-level operations")),
+    }
 }
 
 /// The route table of object-level requests: which operation a method, query and headers

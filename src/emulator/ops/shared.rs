@@ -11,6 +11,10 @@ use crate::emulator::error::ApiError;
 use crate::oss::protocol;
 use crate::oss::protocol::limit::MAX_SINGLE_REQUEST_BYTES;
 
+/// User metadata names (after `x-oss-meta-`) that carry an object's client-side-encryption
+/// envelope: the SDKs' encryption clients write and read them.
+pub(crate) const CLIENT_SIDE_ENCRYPTION_META: &str = "client-side-encryption-";
+
 /// `2025-01-15T08:30:00.000Z` (OSS always writes `.000`; oss2 accepts nothing else).
 pub(crate) fn iso8601(ms: u64) -> String {
     let nanos = i128::from(ms) * 1_000_000;

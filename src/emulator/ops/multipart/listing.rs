@@ -9,7 +9,9 @@ use super::uploads::{Part, Upload};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::ops::Ctx;
-use crate::emulator::ops::shared::{el, iso8601, listed_key, url_encoding, xml_response};
+use crate::emulator::ops::shared::{
+    CLIENT_SIDE_ENCRYPTION_META, el, iso8601, listed_key, url_encoding, xml_response,
+};
 use crate::oss::protocol::limit::MAX_LIST_PAGE;
 
 /// Default and largest `max-parts` / `max-uploads`.
@@ -58,6 +60,23 @@ pub(in crate::emulator::ops) fn list_parts(
     xml.push_str(&el("NextPartNumberMarker", &next.to_string()));
     xml.push_str(&el("MaxParts", &max.to_string()));
     xml.push_str(&el("IsTruncated", if truncated { "true" } else { "false" }));
+    // The client-side-encryption envelope Initiate carried, which the SDKs' encryption
+    // clients read back from ListParts to resume an upload.
+    for (element, meta) in [
+        ("ClientEncryptionKey", "key"),
+        ("ClientEncryptionStart", "start"),
+        ("ClientEncryptionCekAlg", "cek-alg"),
+        ("ClientEncryptionWrapAlg", "wrap-alg"),
+        ("ClientEncryptionDataSize", "data-size"),
+        ("ClientEncryptionPartSize", "part-size"),
+    ] {
+        if let Some(value) = upload
+            .meta
+            .get(&format!("{CLIENT_SIDE_ENCRYPTION_META}{meta}"))
+        {
+            xml.push_str(&el(element, value));
+        }
+    }
     for (n, p) in page {
         xml.push_str("<Part>");
         xml.push_str(&el("PartNumber", &n.to_string()));
