@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::request::read_small_body;
 use super::shared::{el, xml_response};
-use super::{Query, base_response, finish, q_get};
+use super::{Query, base_response, blocking, finish, q_get};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::store::meta_query::{
@@ -52,9 +52,10 @@ pub(super) async fn handle(
     }
     match (method, comp) {
         (&Method::POST, Some("add")) => {
-            state
-                .store
-                .open_meta_query(bucket, mode.unwrap_or("basic"))?;
+            // Building the index reads every object (and writes its state file on disk):
+            // off the async threads.
+            let (bucket, mode) = (bucket.to_owned(), mode.unwrap_or("basic").to_owned());
+            blocking(state, move |s| s.open_meta_query(&bucket, &mode)).await?;
             finish(base_response(StatusCode::OK), Body::empty())
         }
         (&Method::GET, None) => status(state, bucket),
@@ -67,7 +68,9 @@ pub(super) async fn handle(
             let bytes =
                 read_small_body(body.take().unwrap_or_default(), headers, MAX_QUERY_BODY).await?;
             let search = parse_request(&bytes)?;
-            let page = state.store.meta_query(bucket, &search)?;
+            // A query that only a scan answers reads every object: off the async threads.
+            let bucket = bucket.to_owned();
+            let page = blocking(state, move |s| s.meta_query(&bucket, &search)).await?;
             xml_response(render_page(&page))
         }
         (&Method::POST, Some("delete")) => {

@@ -18,6 +18,10 @@
 //! fsync of the directory). Blobs nobody references (a crash between writing data and
 //! metadata) are removed at start.
 //!
+//! Every commit of an object (here and in [`swap`]) ends with `Bucket::reindex(key)` under the
+//! same lock, which keeps the MetaQuery index ([`meta_index`]) exact; a new way to change an
+//! object must do the same.
+//!
 //! A completed multipart upload becomes a *composed* blob: its part files are hard-linked
 //! into one directory (on disk) or its parts' buffers are shared (in memory), so Complete
 //! costs no copy of the data. Readers see a composed blob as one run of bytes.
