@@ -338,7 +338,39 @@ impl Store {
             .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
         let index = b.meta_index.as_ref().ok_or_else(not_exist)?;
         let check = |key: &str, entry| matching(&search.cond, key, entry);
-        let mut matches: Vec<(&str, &Version)> = match index.candidates(&search.cond, &b.objects) {
+        let position = |key: &str, v: &Version| SortPosition {
+            value: search.sort.value_of(key, v),
+            key: key.to_owned(),
+        };
+        let candidates = index.candidates(&search.cond, &b.objects);
+        // Candidates and the scan both come in key order, so in the default order (Filename
+        // ascending) a page reads from the token's key on and stops once it is full, unless
+        // aggregations need every match.
+        let by_key_asc = search.sort == Field::Filename && search.order == Order::Asc;
+        if by_key_asc && search.aggregations.is_empty() {
+            let from = search
+                .after
+                .as_ref()
+                .map_or(Bound::Unbounded, |p| Bound::Excluded(p.key.as_str()));
+            let keys: Box<dyn Iterator<Item = &str>> = match &candidates {
+                Some(keys) => Box::new(keys.range::<&str, _>((from, Bound::Unbounded)).copied()),
+                None => Box::new(
+                    b.objects
+                        .range::<str, _>((from, Bound::Unbounded))
+                        .map(|(k, _)| k.as_str()),
+                ),
+            };
+            let ordered = keys
+                .filter_map(|k| {
+                    let (key, entry) = b.objects.get_key_value(k)?;
+                    let v = check(key, entry)?;
+                    Some((position(key, v), v))
+                })
+                .take(search.max_results + 1)
+                .collect();
+            return Ok(page_of(ordered, search, Vec::new()));
+        }
+        let matches: Vec<(&str, &Version)> = match candidates {
             Some(keys) => keys
                 .into_iter()
                 .filter_map(|k| {
@@ -363,51 +395,45 @@ impl Store {
                 a.compute(&values)
             })
             .collect();
-        let position = |key: &str, v: &Version| SortPosition {
-            value: search.sort.value_of(key, v),
-            key: key.to_owned(),
-        };
-        // Candidates and the scan both come in key order: Filename ascending needs no sort.
-        let by_key_asc = search.sort == Field::Filename && search.order == Order::Asc;
-        let mut ordered: Vec<(SortPosition, &Version)> = Vec::new();
-        if by_key_asc {
-            if let Some(after) = &search.after {
-                matches.retain(|(k, _)| *k > after.key.as_str());
-            }
-            ordered.extend(
-                matches
-                    .iter()
-                    .take(search.max_results + 1)
-                    .map(|(k, v)| (position(k, v), *v)),
-            );
-        } else {
-            ordered = matches.iter().map(|(k, v)| (position(k, v), *v)).collect();
-            if let Some(after) = &search.after {
-                ordered.retain(|(p, _)| p.cmp_in(after, search.order).is_gt());
-            }
+        let mut ordered: Vec<(SortPosition, &Version)> =
+            matches.iter().map(|(k, v)| (position(k, v), *v)).collect();
+        if let Some(after) = &search.after {
+            ordered.retain(|(p, _)| p.cmp_in(after, search.order).is_gt());
+        }
+        if !by_key_asc {
             ordered.sort_by(|(a, _), (b, _)| a.cmp_in(b, search.order));
         }
-        let more = ordered.len() > search.max_results;
-        ordered.truncate(search.max_results);
-        let next_token = match ordered.last() {
-            Some((last, _)) if more => Some(
-                PageToken {
-                    sort: search.sort.name(),
-                    order: search.order,
-                    after: last.clone(),
-                }
-                .encode(),
-            ),
-            _ => None,
-        };
-        Ok(MetaPage {
-            files: ordered
-                .into_iter()
-                .map(|(p, v)| (p.key, v.clone()))
-                .collect(),
-            next_token,
-            aggregations,
-        })
+        Ok(page_of(ordered, search, aggregations))
+    }
+}
+
+/// One page from the matches after the token, in order: at most `max_results`, and a
+/// NextToken when there were more.
+fn page_of(
+    mut ordered: Vec<(SortPosition, &Version)>,
+    search: &MetaSearch,
+    aggregations: Vec<AggregationResult>,
+) -> MetaPage {
+    let more = ordered.len() > search.max_results;
+    ordered.truncate(search.max_results);
+    let next_token = match ordered.last() {
+        Some((last, _)) if more => Some(
+            PageToken {
+                sort: search.sort.name(),
+                order: search.order,
+                after: last.clone(),
+            }
+            .encode(),
+        ),
+        _ => None,
+    };
+    MetaPage {
+        files: ordered
+            .into_iter()
+            .map(|(p, v)| (p.key, v.clone()))
+            .collect(),
+        next_token,
+        aggregations,
     }
 }
 
