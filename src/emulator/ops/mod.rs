@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 mod append;
 mod copy;
+mod metaquery;
 pub(super) mod multipart;
 mod object;
 mod request;
@@ -223,6 +224,9 @@ async fn dispatch(
         Operation::Bucket(BucketOp::ListMultipartUploads) => {
             return multipart::list_uploads(state, &bucket, &query);
         }
+        Operation::Bucket(BucketOp::MetaQuery) => {
+            return metaquery::handle(state, &bucket, &method, &query, &parts.headers, body).await;
+        }
         Operation::Object(op, key) => (op, key),
     };
     if let Err(v) = ObjectKey::parse(&key) {
@@ -280,6 +284,9 @@ enum Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BucketOp {
     ListMultipartUploads,
+    /// OpenMetaQuery, GetMetaQueryStatus, DoMetaQuery, CloseMetaQuery (`?metaQuery`, told
+    /// apart by method and `comp` in `metaquery::handle`).
+    MetaQuery,
 }
 
 /// The object-level operations the emulator implements.
@@ -313,6 +320,7 @@ fn is_put_bucket(method: &Method, q: &Query) -> bool {
 /// The route table of bucket-level requests (no key).
 fn bucket_operation(method: &Method, q: &Query) -> Result<BucketOp, ApiError> {
     match *method {
+        _ if q_has(q, "metaQuery") => Ok(BucketOp::MetaQuery),
         Method::GET if q_has(q, "uploads") => Ok(BucketOp::ListMultipartUploads),
         _ => Err(ApiError::not_implemented("Bucket-level operations")),
     }
