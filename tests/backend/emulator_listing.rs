@@ -391,3 +391,49 @@ async fn object_acl_and_restore() {
     );
     e.shutdown().await;
 }
+
+#[tokio::test]
+async fn list_parts_repeats_client_side_encryption_metadata() {
+    let e = start().await;
+    let cse = [
+        ("x-oss-meta-client-side-encryption-key", "a2V5"),
+        ("x-oss-meta-client-side-encryption-start", "c3RhcnQ="),
+        (
+            "x-oss-meta-client-side-encryption-cek-alg",
+            "AES/CTR/NoPadding",
+        ),
+        (
+            "x-oss-meta-client-side-encryption-wrap-alg",
+            "RSA/NONE/PKCS1Padding",
+        ),
+        ("x-oss-meta-client-side-encryption-data-size", "1048576"),
+        ("x-oss-meta-client-side-encryption-part-size", "102400"),
+    ];
+    let mut req = Req::new("POST", BUCKET, "cse").q("uploads", "");
+    for (k, v) in cse {
+        req = req.h(k, v);
+    }
+    let (s, xml) = get_text(req, &e).await;
+    assert_eq!(s, 200, "{xml}");
+    let id = all(&xml, "UploadId").remove(0);
+    let (s, xml) = get_text(Req::new("GET", BUCKET, "cse").q("uploadId", &id), &e).await;
+    assert_eq!(s, 200, "{xml}");
+    let names = [
+        "ClientEncryptionKey",
+        "ClientEncryptionStart",
+        "ClientEncryptionCekAlg",
+        "ClientEncryptionWrapAlg",
+        "ClientEncryptionDataSize",
+        "ClientEncryptionPartSize",
+    ];
+    in_order(&xml, &names);
+    for (name, (_, value)) in names.iter().zip(cse) {
+        assert_eq!(all(&xml, name), [value.to_owned()], "{name}");
+    }
+    // An upload without them lists none.
+    let (_, xml) = get_text(Req::new("POST", BUCKET, "plain").q("uploads", ""), &e).await;
+    let id = all(&xml, "UploadId").remove(0);
+    let (_, xml) = get_text(Req::new("GET", BUCKET, "plain").q("uploadId", &id), &e).await;
+    assert!(!xml.contains("ClientEncryption"), "{xml}");
+    e.shutdown().await;
+}

@@ -70,10 +70,15 @@ struct Target {
     version_id: Option<String>,
 }
 
-/// Parses the `<Delete>` body: (quiet, objects).
-fn parse_delete(bytes: &[u8]) -> Result<(bool, Vec<Target>), ApiError> {
+/// The `<Delete>` document as sent.
+fn read_delete_xml(bytes: &[u8]) -> Result<DeleteXml, ApiError> {
     let xml = std::str::from_utf8(bytes).map_err(|_| ApiError::malformed_xml())?;
-    let doc: DeleteXml = quick_xml::de::from_str(xml).map_err(|_| ApiError::malformed_xml())?;
+    quick_xml::de::from_str(xml).map_err(|_| ApiError::malformed_xml())
+}
+
+/// Parses and checks the `<Delete>` body: (quiet, objects).
+fn parse_delete(bytes: &[u8]) -> Result<(bool, Vec<Target>), ApiError> {
+    let doc = read_delete_xml(bytes)?;
     let quiet = match doc.quiet.as_deref().map(str::trim) {
         None | Some("") => false,
         Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -213,6 +218,18 @@ mod tests {
                 }
             ]
         );
+        // Keys keep their spaces and control characters (the SDKs send them as character
+        // references).
+        let doc = read_delete_xml(
+            b"<Delete><Object><Key> a b </Key></Object><Object><Key>x&#01;&#10;&#09;</Key></Object></Delete>",
+        )
+        .unwrap();
+        let keys: Vec<&str> = doc
+            .objects
+            .iter()
+            .filter_map(|o| o.key.as_deref())
+            .collect();
+        assert_eq!(keys, [" a b ", "x\u{1}\n\t"]);
         assert!(parse_delete(b"<Delete></Delete>").is_err());
         assert!(
             parse_delete(b"<Delete><Object><VersionId>v</VersionId></Object></Delete>").is_err()
