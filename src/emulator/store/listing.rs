@@ -112,3 +112,76 @@ impl Store {
         Ok(updated)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::store::Kind;
+
+    fn store_with(keys: &[&str]) -> Store {
+        let store = Store::in_memory();
+        store.ensure_bucket("b", false).unwrap();
+        for key in keys {
+            store
+                .put(
+                    "b",
+                    key,
+                    Version::new(Kind::Symlink { target: "t".into() }),
+                    None,
+                    false,
+                )
+                .unwrap();
+        }
+        store
+    }
+
+    fn walk(store: &Store, prefix: &str, from: Bound<&str>, skip_under: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        store
+            .scan("b", prefix, from, |key, _| {
+                seen.push(key.to_owned());
+                match key.strip_prefix(skip_under) {
+                    Some(rest) if !skip_under.is_empty() && rest.contains('/') => {
+                        let end = skip_under.len() + rest.find('/').unwrap_or(0) + 1;
+                        Visit::SkipPrefix(key[..end].to_owned())
+                    }
+                    _ => Visit::Continue,
+                }
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn scan_orders_bounds_and_skips_prefixes() {
+        let max = char::MAX;
+        let under_max = format!("a/d/{max}x");
+        let store = store_with(&["a/1", "a/d/x", "a/d/y", &under_max, "a/e", "b/1", "a"]);
+        assert_eq!(
+            walk(&store, "a/", Bound::Unbounded, ""),
+            ["a/1", "a/d/x", "a/d/y", under_max.as_str(), "a/e"]
+        );
+        assert_eq!(
+            walk(&store, "a/", Bound::Excluded("a/d/x"), ""),
+            ["a/d/y", under_max.as_str(), "a/e"]
+        );
+        assert_eq!(
+            walk(&store, "a/", Bound::Included("a/d/x"), ""),
+            ["a/d/x", "a/d/y", under_max.as_str(), "a/e"]
+        );
+        // A marker before the prefix starts at the prefix.
+        assert_eq!(walk(&store, "b/", Bound::Excluded("a"), ""), ["b/1"]);
+        // Skipping a/d/ skips every key under it, even one past a/d/ + U+10FFFF.
+        assert_eq!(
+            walk(&store, "a/", Bound::Unbounded, "a/"),
+            ["a/1", "a/d/x", "a/e"]
+        );
+        assert_eq!(
+            store
+                .scan("none", "", Bound::Unbounded, |_, _| Visit::Stop)
+                .unwrap_err()
+                .code,
+            "NoSuchBucket"
+        );
+    }
+}
