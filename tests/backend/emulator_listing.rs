@@ -373,6 +373,18 @@ async fn object_acl_and_restore() {
         hv(&r, "x-oss-restore").as_deref(),
         Some("ongoing-request=\"true\"")
     );
+    // Nor can it be a copy source before the restore finished.
+    let copy = || {
+        Req::new("PUT", BUCKET, "copy")
+            .h("x-oss-copy-source", &format!("/{BUCKET}/cold"))
+            .h("x-oss-storage-class", "Standard")
+    };
+    let (s, xml) = get_text(copy(), &e).await;
+    assert_eq!(
+        (s, all(&xml, "Code")),
+        (403, vec!["InvalidObjectState".to_owned()]),
+        "{xml}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = Req::new("GET", BUCKET, "cold").send(&e).await;
     assert_eq!(r.status(), 200);
@@ -382,6 +394,8 @@ async fn object_acl_and_restore() {
         "{restore}"
     );
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"data");
+    let (s, xml) = get_text(copy(), &e).await;
+    assert_eq!(s, 200, "{xml}");
     // A Standard object has nothing to restore.
     let (s, xml) = get_text(Req::new("POST", BUCKET, "k").q("restore", ""), &e).await;
     assert_eq!(
