@@ -365,7 +365,7 @@ async fn write_errors() {
     let (s, code, _) = error_code(Req::new("PATCH", "bkt", "once").send(&e).await).await;
     assert_eq!((s, code.as_str()), (405, "MethodNotAllowed"));
     let r = Req::new("POST", "bkt", "once")
-        .q("restore", "")
+        .q("select", "")
         .send(&e)
         .await;
     let (s, code, _) = error_code(r).await;
@@ -386,9 +386,9 @@ async fn unknown_operations_are_501_not_a_misleading_error() {
     assert_eq!((s, code.as_str()), (501, "NotImplemented"), "{body}");
     // Other operations the emulator lacks, on an existing bucket.
     for req in [
-        Req::new("GET", BUCKET, "").q("acl", ""),
-        Req::new("POST", BUCKET, "k").q("restore", ""),
-        Req::new("GET", BUCKET, "k").q("acl", ""),
+        Req::new("GET", BUCKET, "").q("cors", ""),
+        Req::new("POST", BUCKET, "k").q("select", ""),
+        Req::new("PUT", BUCKET, "").q("lifecycle", ""),
     ] {
         let what = req.url("");
         let (s, code, body) = error_code(req.send(&e).await).await;

@@ -12,15 +12,22 @@ use axum::response::Response;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
+mod acl;
 mod append;
 mod copy;
+mod delete_multiple;
+mod listing;
 mod metaquery;
 pub(super) mod multipart;
 mod object;
 mod request;
+mod restore;
 mod shared;
 mod symlink;
 mod tagging;
+mod versions;
+
+pub(crate) use restore::DEFAULT_RESTORE_DELAY;
 
 use crate::emulator::State;
 use crate::emulator::auth::{self, AuthRequest};
@@ -221,11 +228,9 @@ async fn dispatch(
         .map_err(|e| state.sts.explain(e))?;
     }
     let (op, key) = match op? {
-        Operation::Bucket(BucketOp::ListMultipartUploads) => {
-            return multipart::list_uploads(state, &bucket, &query);
-        }
-        Operation::Bucket(BucketOp::MetaQuery) => {
-            return metaquery::handle(state, &bucket, &method, &query, &parts.headers, body).await;
+        Operation::Bucket(op) => {
+            return run_bucket_operation(state, op, &method, &bucket, &query, &parts.headers, body)
+                .await;
         }
         Operation::Object(op, key) => (op, key),
     };
@@ -269,8 +274,16 @@ async fn dispatch(
         ObjectOp::HeadObject => object::get_object(state, &ctx, true),
         ObjectOp::DeleteObjectTagging => tagging::delete_tagging(state, &ctx).await,
         ObjectOp::DeleteObject => object::delete_object(state, &ctx).await,
+        ObjectOp::GetObjectAcl => acl::get_acl(state, &ctx),
+        ObjectOp::PutObjectAcl => acl::put_acl(state, &ctx).await,
+        ObjectOp::RestoreObject => restore::restore_object(state, &ctx, body).await,
     }
 }
+
+/// The query parameters of ListObjects (V1), which has no sub-resource of its own: a GET of
+/// the bucket with anything else names an operation the emulator lacks.
+const LIST_OBJECTS_PARAMS: &[&str] =
+    &["prefix", "delimiter", "marker", "max-keys", "encoding-type"];
 
 /// An operation the emulator implements, at the level the request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,6 +297,10 @@ enum Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BucketOp {
     ListMultipartUploads,
+    ListObjectVersions,
+    ListObjectsV2,
+    ListObjects,
+    DeleteMultipleObjects,
     /// OpenMetaQuery, GetMetaQueryStatus, DoMetaQuery, CloseMetaQuery (`?metaQuery`, told
     /// apart by method and `comp` in `metaquery::handle`).
     MetaQuery,
@@ -310,6 +327,9 @@ enum ObjectOp {
     HeadObject,
     DeleteObjectTagging,
     DeleteObject,
+    GetObjectAcl,
+    PutObjectAcl,
+    RestoreObject,
 }
 
 /// Whether a bucket-level request is PutBucket (a PUT with no sub-resource).
@@ -322,7 +342,38 @@ fn bucket_operation(method: &Method, q: &Query) -> Result<BucketOp, ApiError> {
     match *method {
         _ if q_has(q, "metaQuery") => Ok(BucketOp::MetaQuery),
         Method::GET if q_has(q, "uploads") => Ok(BucketOp::ListMultipartUploads),
+        Method::GET if q_has(q, "versions") => Ok(BucketOp::ListObjectVersions),
+        Method::GET if q_get(q, "list-type") == Some("2") => Ok(BucketOp::ListObjectsV2),
+        Method::GET
+            if q.iter()
+                .all(|(k, _)| LIST_OBJECTS_PARAMS.contains(&k.as_str())) =>
+        {
+            Ok(BucketOp::ListObjects)
+        }
+        Method::POST if q_has(q, "delete") => Ok(BucketOp::DeleteMultipleObjects),
         _ => Err(ApiError::not_implemented("Bucket-level operations")),
+    }
+}
+
+/// Runs a bucket-level operation (the bucket exists and the request is authenticated).
+async fn run_bucket_operation(
+    state: &Arc<State>,
+    op: BucketOp,
+    method: &Method,
+    bucket: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
+    match op {
+        BucketOp::ListMultipartUploads => multipart::list_uploads(state, bucket, query),
+        BucketOp::ListObjectVersions => versions::list_object_versions(state, bucket, query),
+        BucketOp::ListObjectsV2 => listing::list_objects_v2(state, bucket, query),
+        BucketOp::ListObjects => listing::list_objects_v1(state, bucket, query),
+        BucketOp::DeleteMultipleObjects => {
+            delete_multiple::delete_multiple(state, bucket, query, headers, body).await
+        }
+        BucketOp::MetaQuery => metaquery::handle(state, bucket, method, query, headers, body).await,
     }
 }
 
@@ -333,16 +384,9 @@ fn object_operation(method: &Method, q: &Query, headers: &HeaderMap) -> Result<O
     // PUT ?tagging and PUT ?symlink win over the multipart and copy routes.
     let tagging_or_symlink = q_has(q, "tagging") || q_has(q, "symlink");
     // Sub-resources this emulator does not implement, once the routes that use them are past.
-    let unsupported = [
-        "append",
-        "uploads",
-        "uploadId",
-        "partNumber",
-        "restore",
-        "acl",
-    ]
-    .into_iter()
-    .find(|name| q_has(q, name));
+    let unsupported = ["append", "uploads", "uploadId", "partNumber"]
+        .into_iter()
+        .find(|name| q_has(q, name));
     Ok(match *method {
         Method::POST if q_has(q, "uploads") => ObjectOp::InitiateMultipartUpload,
         Method::POST if q_has(q, "append") => ObjectOp::AppendObject,
@@ -357,6 +401,9 @@ fn object_operation(method: &Method, q: &Query, headers: &HeaderMap) -> Result<O
         Method::PUT if !tagging_or_symlink && copy => ObjectOp::CopyObject,
         Method::GET if q_has(q, "uploadId") => ObjectOp::ListParts,
         Method::DELETE if q_has(q, "uploadId") => ObjectOp::AbortMultipartUpload,
+        Method::POST if q_has(q, "restore") => ObjectOp::RestoreObject,
+        Method::GET if q_has(q, "acl") => ObjectOp::GetObjectAcl,
+        Method::PUT if q_has(q, "acl") => ObjectOp::PutObjectAcl,
         _ if let Some(name) = unsupported => {
             return Err(ApiError::not_implemented(&format!(
                 "The {name:?} sub-resource"
