@@ -44,6 +44,8 @@ pub struct Settings {
     pub upload: UploadSettings,
     /// CopyObject.
     pub copy: CopySettings,
+    /// ListObjects (`[list]`).
+    pub list: ListSettings,
     /// Logging.
     pub log: LogSettings,
     /// The Prometheus metrics endpoint (`[metrics]`).
@@ -308,6 +310,22 @@ pub const READ_CHUNK_BYTES: usize = 1024 * 1024;
 const MIN_MESSAGE_BYTES: usize = 64 * 1024;
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// `[list]`: how ListObjects runs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListSettings {
+    /// GetObjectTagging requests one `include_tags` page has in flight at most.
+    pub tag_parallelism: usize,
+}
+
+impl Default for ListSettings {
+    fn default() -> Self {
+        Self {
+            tag_parallelism: 16,
+        }
+    }
+}
+
 /// `[log]`: logging.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -327,6 +345,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             upload: UploadSettings::default(),
             copy: CopySettings::default(),
+            list: ListSettings::default(),
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
             auth: Default::default(),
@@ -646,6 +665,7 @@ impl Settings {
         for (setting, parallelism) in [
             ("upload.parallelism", self.upload.parallelism),
             ("copy.parallelism", self.copy.parallelism),
+            ("list.tag_parallelism", self.list.tag_parallelism),
         ] {
             if !(1..=64).contains(&parallelism) {
                 bail!("{setting}: {parallelism} is outside 1..=64");
@@ -1144,6 +1164,10 @@ mod tests {
                 "upload.part_size_bytes",
             ),
             (&[("OSSGATE_COPY__PARALLELISM", "0")], "copy.parallelism"),
+            (
+                &[("OSSGATE_LIST__TAG_PARALLELISM", "65")],
+                "list.tag_parallelism",
+            ),
             (
                 &[("OSSGATE_SERVER__MAX_CONCURRENT_CALLS", "0")],
                 "server.max_concurrent_calls",

@@ -67,7 +67,7 @@ pub struct PolicyRule {
     pub buckets: Vec<String>,
     /// Key prefixes (`""` = every key); empty list = every key.
     pub prefixes: Vec<String>,
-    /// Operations: `read`, `write`, `tag`, `copy`, `delete`, or `*`.
+    /// Operations: `read`, `write`, `tag`, `copy`, `delete`, `list`, or `*`.
     pub operations: Vec<String>,
 }
 
@@ -112,7 +112,7 @@ impl AuthSettings {
             for op in &rule.operations {
                 if op != "*" && Operation::parse(op).is_none() {
                     anyhow::bail!(
-                        "auth.policy[{i}].operations: {op:?} is not one of read, write, tag, copy, delete, *"
+                        "auth.policy[{i}].operations: {op:?} is not one of read, write, tag, copy, delete, list, *"
                     );
                 }
             }
@@ -178,6 +178,8 @@ pub enum Operation {
     Copy,
     /// DeleteObject.
     Delete,
+    /// ListObjects (and FindObjects): the names and attributes of the keys under a prefix.
+    List,
 }
 
 impl Operation {
@@ -189,6 +191,7 @@ impl Operation {
             Self::Tag => "tag",
             Self::Copy => "copy",
             Self::Delete => "delete",
+            Self::List => "list",
         }
     }
 
@@ -200,6 +203,7 @@ impl Operation {
             "tag" => Self::Tag,
             "copy" => Self::Copy,
             "delete" => Self::Delete,
+            "list" => Self::List,
             _ => return None,
         })
     }
@@ -285,6 +289,15 @@ impl Access {
             .get::<Access>()
             .cloned()
             .ok_or_else(|| unauthenticated("no caller identity"))
+    }
+
+    /// True when the caller may do `op` on `bucket`/`key` ([`Self::check`] without the
+    /// status), to filter what a listing returns.
+    pub fn allows(&self, op: Operation, bucket: &str, key: &str) -> bool {
+        match &self.inner {
+            AccessInner::Open => true,
+            AccessInner::Principal(principal, policy) => policy.allows(principal, op, bucket, key),
+        }
     }
 
     /// PERMISSION_DENIED unless the caller may do `op` on `bucket`/`key`.
@@ -533,6 +546,23 @@ mod tests {
         assert!(!policy.allows(&Principal::new("bob"), Operation::Read, "b", "public/x"));
     }
 
+    #[test]
+    fn list_is_its_own_operation_on_a_prefix() {
+        let policy = Policy::new(vec![rule("alice", &["b"], &["team-a/"], &["list"])]);
+        let alice = Principal::new("alice");
+        assert_eq!(Operation::parse("list"), Some(Operation::List));
+        assert!(policy.allows(&alice, Operation::List, "b", "team-a/"));
+        assert!(policy.allows(&alice, Operation::List, "b", "team-a/x/"));
+        // The bucket root and a shorter prefix hold keys outside team-a/.
+        assert!(!policy.allows(&alice, Operation::List, "b", ""));
+        assert!(!policy.allows(&alice, Operation::List, "b", "team-"));
+        assert!(!policy.allows(&alice, Operation::Read, "b", "team-a/x"));
+        let access = Access::principal(alice, Arc::new(policy));
+        assert!(access.allows(Operation::List, "b", "team-a/k"));
+        assert!(!access.allows(Operation::List, "b", "team-b/k"));
+        assert!(Access::open().allows(Operation::List, "b", ""));
+    }
+
     fn request(auth: Option<&str>) -> Request<()> {
         let mut request = Request::new(());
         if let Some(value) = auth {
@@ -601,7 +631,7 @@ mod tests {
         s.tokens[0].sha256 = "alice-token".into();
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.tokens[0].sha256"));
         let mut s = settings();
-        s.policy[1].operations = vec!["list".into()];
+        s.policy[1].operations = vec!["admin".into()];
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.policy[1].operations"));
         let mut s = settings();
         s.policy[0].buckets.clear();
