@@ -40,6 +40,8 @@ use super::lock;
 
 mod blob;
 mod files;
+/// The key walk of the listings and in-place version updates.
+mod listing;
 /// Compare-and-swap commits for AppendObject and in-place CopyObject.
 mod swap;
 mod version;
@@ -49,8 +51,9 @@ pub use blob::{BlobData, Pieces, StagedBlob, Staging};
 use blob::{Blobs, remove_path};
 use files::sync_dir;
 pub(crate) use files::write_atomic;
+pub use listing::Visit;
 use version::new_version_id;
-pub use version::{Kind, Version, now_ms};
+pub use version::{Kind, Restore, Version, now_ms};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ObjectEntry {
