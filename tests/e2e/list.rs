@@ -63,12 +63,25 @@ fn request(bucket: &str, prefix: &str) -> proto::ListObjectsRequest {
 /// Every page of a listing, following `next_page_token`: the pages in order.
 async fn all_pages(
     client: &mut ObjectServiceClient<Channel>,
+    req: proto::ListObjectsRequest,
+) -> Vec<proto::ListObjectsResponse> {
+    all_pages_as(client, req, None).await
+}
+
+/// [`all_pages`] as the caller of `token`, if any.
+async fn all_pages_as(
+    client: &mut ObjectServiceClient<Channel>,
     mut req: proto::ListObjectsRequest,
+    token: Option<&str>,
 ) -> Vec<proto::ListObjectsResponse> {
     let mut pages = Vec::new();
     loop {
+        let call = match token {
+            Some(token) => timed_bearer(req.clone(), token),
+            None => timed(req.clone()),
+        };
         let page = client
-            .list_objects(timed(req.clone()))
+            .list_objects(call)
             .await
             .expect("ListObjects succeeds")
             .into_inner();
@@ -248,6 +261,26 @@ async fn include_tags_fetches_every_tag_set_of_a_full_page() {
         .map(|o| (o.key, o.tags.expect("tags were asked for")))
         .collect();
     assert_eq!(got, expected);
+
+    // A version listing of an unversioned bucket: every object is its current "null"
+    // version, with the same tags.
+    let mut req = request(BUCKET, "tg/");
+    req.include_tags = true;
+    req.versions = true;
+    let versions = client
+        .list_objects(timed(req))
+        .await
+        .unwrap()
+        .into_inner();
+    let got: Vec<(String, proto::Tagging)> = versions
+        .objects
+        .into_iter()
+        .map(|o| {
+            assert!(o.is_latest && !o.is_delete_marker, "{o:?}");
+            (o.key, o.tags.expect("tags were asked for"))
+        })
+        .collect();
+    assert_eq!(got, expected);
     stack.stop().await;
 }
 
@@ -337,7 +370,7 @@ async fn listing_needs_list_on_the_prefix_and_tags_need_read() {
     assert_eq!(stack.oss_requests() - before, 1);
 
     // The admin sees everything.
-    let admin = keys(&all_pages(&mut authed, request(BUCKET, "team")).await);
+    let admin = keys(&all_pages_as(&mut authed, request(BUCKET, "team"), Some(ADMIN)).await);
     assert_eq!(
         admin,
         [
