@@ -267,11 +267,7 @@ async fn include_tags_fetches_every_tag_set_of_a_full_page() {
     let mut req = request(BUCKET, "tg/");
     req.include_tags = true;
     req.versions = true;
-    let versions = client
-        .list_objects(timed(req))
-        .await
-        .unwrap()
-        .into_inner();
+    let versions = client.list_objects(timed(req)).await.unwrap().into_inner();
     let got: Vec<(String, proto::Tagging)> = versions
         .objects
         .into_iter()
@@ -281,6 +277,49 @@ async fn include_tags_fetches_every_tag_set_of_a_full_page() {
         })
         .collect();
     assert_eq!(got, expected);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn tag_reads_run_list_tag_parallelism_at_a_time() {
+    // Each GetObjectTagging takes 100 ms (an OSS round trip, exaggerated): 24 objects at 4
+    // at a time take 6 rounds, at least 600 ms, and far less than 24 rounds one by one.
+    let stack = Stack::start_with_settings(&[("OSSGATE_LIST__TAG_PARALLELISM", "4")]).await;
+    let mut client = stack.client.clone();
+    for i in 0..24 {
+        put(
+            &mut client,
+            BUCKET,
+            &format!("par/{i:02}"),
+            b"x",
+            &[("i", "x")],
+        )
+        .await;
+    }
+    stack.emulator.faults().inject(ossgate::emulator::Fault {
+        op: ossgate::emulator::FaultOp::GetObjectTagging,
+        kind: ossgate::emulator::FaultKind::Delay(Duration::from_millis(100)),
+        times: 24,
+    });
+    let mut req = request(BUCKET, "par/");
+    req.include_tags = true;
+    let started = std::time::Instant::now();
+    let page = client.list_objects(timed(req)).await.unwrap().into_inner();
+    let elapsed = started.elapsed();
+    assert_eq!(page.objects.len(), 24);
+    assert!(
+        page.objects
+            .iter()
+            .all(|o| o.tags == Some(tags(&[("i", "x")])))
+    );
+    assert!(
+        elapsed >= Duration::from_millis(600),
+        "more than 4 tag reads ran at once: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(2000),
+        "the tag reads did not run in parallel: {elapsed:?}"
+    );
     stack.stop().await;
 }
 
