@@ -323,6 +323,63 @@ async fn tag_reads_run_list_tag_parallelism_at_a_time() {
     stack.stop().await;
 }
 
+#[tokio::test]
+async fn tag_reads_are_retried_and_a_vanished_object_has_no_tags() {
+    let stack = Stack::start().await;
+    let mut client = stack.client.clone();
+    for key in ["rt/a", "rt/b", "rt/c"] {
+        put(&mut client, BUCKET, key, b"x", &[("k", "v")]).await;
+    }
+    let faults = stack.emulator.faults();
+    let mut req = request(BUCKET, "rt/");
+    req.include_tags = true;
+    // Two 503s are retried by the client: every object still has its tags.
+    faults.reset_counts();
+    faults.inject(ossgate::emulator::Fault {
+        op: ossgate::emulator::FaultOp::GetObjectTagging,
+        kind: ossgate::emulator::FaultKind::Status(503, "ServiceUnavailable"),
+        times: 2,
+    });
+    let page = client
+        .list_objects(timed(req.clone()))
+        .await
+        .expect("retried tag reads succeed")
+        .into_inner();
+    assert!(
+        page.objects
+            .iter()
+            .all(|o| o.tags == Some(tags(&[("k", "v")])))
+    );
+    assert_eq!(
+        faults.count(ossgate::emulator::FaultOp::GetObjectTagging),
+        5
+    );
+    // An object gone between the listing and its tag read (NoSuchKey) has no tags; the
+    // others keep theirs.
+    faults.inject(ossgate::emulator::Fault {
+        op: ossgate::emulator::FaultOp::GetObjectTagging,
+        kind: ossgate::emulator::FaultKind::Status(404, "NoSuchKey"),
+        times: 1,
+    });
+    let page = client
+        .list_objects(timed(req.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let with_tags = page.objects.iter().filter(|o| o.tags.is_some()).count();
+    assert_eq!((page.objects.len(), with_tags), (3, 2));
+    // A lasting failure fails the page.
+    faults.inject(ossgate::emulator::Fault {
+        op: ossgate::emulator::FaultOp::GetObjectTagging,
+        kind: ossgate::emulator::FaultKind::Status(500, "InternalError"),
+        times: 100,
+    });
+    let status = client.list_objects(timed(req)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    faults.clear();
+    stack.stop().await;
+}
+
 const ALICE: &str = "alice-list-token";
 const BOB: &str = "bob-list-token";
 const ADMIN: &str = "admin-list-token";
