@@ -20,7 +20,7 @@ pub use oss::OssSettings;
 pub use server::{READ_CHUNK_BYTES, ResponseCompression, ServerSettings, check_exposure};
 pub use telemetry::{LogFormat, LogSettings, MetricsSettings};
 pub use text::parse_addr;
-pub use transfer::{CopySettings, UploadSettings};
+pub use transfer::{CopySettings, ListSettings, UploadSettings};
 
 use std::{
     collections::HashMap,
@@ -53,6 +53,8 @@ pub struct Settings {
     pub upload: UploadSettings,
     /// CopyObject.
     pub copy: CopySettings,
+    /// ListObjects (`[list]`).
+    pub list: ListSettings,
     /// Logging.
     pub log: LogSettings,
     /// The Prometheus metrics endpoint (`[metrics]`).
@@ -130,6 +132,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             upload: UploadSettings::default(),
             copy: CopySettings::default(),
+            list: ListSettings::default(),
             log: LogSettings::default(),
             metrics: MetricsSettings::default(),
             auth: Default::default(),
@@ -377,6 +380,10 @@ mod tests {
                 "upload.part_size_bytes",
             ),
             (&[("OSSGATE_COPY__PARALLELISM", "0")], "copy.parallelism"),
+            (
+                &[("OSSGATE_LIST__TAG_PARALLELISM", "65")],
+                "list.tag_parallelism",
+            ),
             (
                 &[("OSSGATE_SERVER__MAX_CONCURRENT_CALLS", "0")],
                 "server.max_concurrent_calls",

@@ -36,6 +36,22 @@ pub struct CopySettings {
     pub parallelism: usize,
 }
 
+/// `[list]`: how ListObjects runs.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListSettings {
+    /// GetObjectTagging requests one `include_tags` page has in flight at most.
+    pub tag_parallelism: usize,
+}
+
+impl Default for ListSettings {
+    fn default() -> Self {
+        Self {
+            tag_parallelism: 16,
+        }
+    }
+}
+
 impl Default for UploadSettings {
     fn default() -> Self {
         Self {
@@ -85,6 +101,7 @@ impl Settings {
         for (setting, parallelism) in [
             ("upload.parallelism", self.upload.parallelism),
             ("copy.parallelism", self.copy.parallelism),
+            ("list.tag_parallelism", self.list.tag_parallelism),
         ] {
             if !(1..=64).contains(&parallelism) {
                 bail!("{setting}: {parallelism} is outside 1..=64");

@@ -51,6 +51,8 @@ pub enum Operation {
     Copy,
     /// DeleteObject.
     Delete,
+    /// ListObjects (and FindObjects): the names and attributes of the keys under a prefix.
+    List,
 }
 
 impl Operation {
@@ -62,6 +64,7 @@ impl Operation {
             Self::Tag => "tag",
             Self::Copy => "copy",
             Self::Delete => "delete",
+            Self::List => "list",
         }
     }
 
@@ -73,6 +76,7 @@ impl Operation {
             "tag" => Self::Tag,
             "copy" => Self::Copy,
             "delete" => Self::Delete,
+            "list" => Self::List,
             _ => return None,
         })
     }
@@ -147,6 +151,15 @@ impl Access {
             .get::<Access>()
             .cloned()
             .ok_or_else(|| unauthenticated("no caller identity"))
+    }
+
+    /// True when the caller may do `op` on `bucket`/`key` ([`Self::check`] without the
+    /// status), to filter what a listing returns.
+    pub fn allows(&self, op: Operation, bucket: &str, key: &str) -> bool {
+        match &self.inner {
+            AccessInner::Open => true,
+            AccessInner::Principal(principal, policy) => policy.allows(principal, op, bucket, key),
+        }
     }
 
     /// PERMISSION_DENIED unless the caller may do `op` on `bucket`/`key`.
@@ -232,6 +245,24 @@ mod tests {
     }
 
     #[test]
+    fn list_is_its_own_operation_on_a_prefix() {
+        use crate::config::auth::test_support::rule;
+        let policy = Policy::new(vec![rule("alice", &["b"], &["team-a/"], &["list"])]);
+        let alice = Principal::new("alice");
+        assert_eq!(Operation::parse("list"), Some(Operation::List));
+        assert!(policy.allows(&alice, Operation::List, "b", "team-a/"));
+        assert!(policy.allows(&alice, Operation::List, "b", "team-a/x/"));
+        // The bucket root and a shorter prefix hold keys outside team-a/.
+        assert!(!policy.allows(&alice, Operation::List, "b", ""));
+        assert!(!policy.allows(&alice, Operation::List, "b", "team-"));
+        assert!(!policy.allows(&alice, Operation::Read, "b", "team-a/x"));
+        let access = Access::principal(alice, Arc::new(policy));
+        assert!(access.allows(Operation::List, "b", "team-a/k"));
+        assert!(!access.allows(Operation::List, "b", "team-b/k"));
+        assert!(Access::open().allows(Operation::List, "b", ""));
+    }
+
+    #[test]
     fn the_settings_name_exactly_these_operations() {
         use crate::config::auth::OPERATION_NAMES;
         for op in [
@@ -240,6 +271,7 @@ mod tests {
             Operation::Tag,
             Operation::Copy,
             Operation::Delete,
+            Operation::List,
         ] {
             assert!(OPERATION_NAMES.contains(&op.as_str()), "{op:?}");
         }

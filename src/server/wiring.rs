@@ -79,6 +79,9 @@ pub(super) fn object_service(client: oss::Client, settings: &Settings) -> Object
         uploads,
         settings.copy.clone(),
         settings.audit.clone(),
+        crate::rpc::list::ListOptions {
+            tag_parallelism: settings.list.tag_parallelism,
+        },
     )
 }
 

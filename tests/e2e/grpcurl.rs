@@ -137,5 +137,10 @@ async fn readme_grpcurl_examples_work_as_written() {
     assert!(find("/WriteObject").contains("\"crc64ecma\""));
     assert!(find("/GetObjectTagging").contains("\"team\""));
     assert!(find("/HeadObject").contains("\"tagCount\""));
+    let listing = find("/ListObjects");
+    assert!(
+        listing.contains("\"reports/2026/q1.csv\"") && listing.contains("\"finance\""),
+        "{listing}"
+    );
     server.shutdown().await.unwrap();
 }

@@ -18,6 +18,7 @@ mod errors;
 mod grpcurl;
 mod lifecycle;
 mod limits;
+mod list;
 mod load;
 mod orphans;
 mod resilience;
