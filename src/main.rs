@@ -46,7 +46,7 @@ fn main() -> std::process::ExitCode {
         match cli.command.unwrap_or(Command::Serve(Default::default())) {
             Command::Serve(args) => ossgate::server::run(args).await,
             Command::Emulator(args) => ossgate::emulator::run_cli(args).await,
-            Command::CheckConfig { config } => ossgate::config::check(config.as_deref()),
+            Command::CheckConfig { config } => ossgate::server::check_config(config.as_deref()),
         }
     });
     match result {

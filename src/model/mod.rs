@@ -10,6 +10,7 @@ mod echo;
 mod enums;
 mod metadata;
 mod names;
+pub mod query;
 mod tags;
 #[cfg(test)]
 pub(crate) mod test_support;

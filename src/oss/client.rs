@@ -7,27 +7,27 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 
+use super::body::{TrackedBody, UploadState, read_body, transport_error};
 use super::credentials::Credentials;
 use super::endpoint::{Addressing, Endpoint, Style, derive_region, normalize_region};
 use super::error::{OssError, OssErrorKind};
-use super::ops::{ByteStream, OssRequest, Payload};
+use super::ops::{OssRequest, Payload};
 use super::retry::{Retrier, RetryConfig};
 use super::sign::{SignatureVersion, sign_request};
 use super::upload::OwnedUploads;
 use super::xml::ErrorDocument;
 use crate::model::Crc64;
+use crate::oss::protocol::header;
 use tracing::Instrument as _;
 
-/// The error type of caller-supplied body streams.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use super::body::BoxError;
 
 /// Largest XML body read into memory (tagging documents are ~3 KB at most).
 pub(crate) const MAX_XML_BODY: usize = 1 << 20;
@@ -461,7 +461,7 @@ impl Client {
                 outcome.status = Some(resp.status().as_u16());
                 outcome.request_id = resp
                     .headers()
-                    .get("x-oss-request-id")
+                    .get(header::REQUEST_ID)
                     .and_then(|v| v.to_str().ok());
                 outcome.bytes_received = resp.content_length();
             }
@@ -514,7 +514,7 @@ impl Client {
         let status = resp.status().as_u16();
         let request_id = resp
             .headers()
-            .get("x-oss-request-id")
+            .get(header::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
@@ -595,207 +595,12 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, OssError> {
             return Err(bad_value());
         }
         let mut hvalue = HeaderValue::from_str(value).map_err(|_| bad_value())?;
-        if hname == http::header::AUTHORIZATION || hname.as_str() == "x-oss-security-token" {
+        if hname == http::header::AUTHORIZATION || hname.as_str() == header::SECURITY_TOKEN {
             hvalue.set_sensitive(true);
         }
         map.append(hname, hvalue);
     }
     Ok(map)
-}
-
-/// Maps a reqwest failure to `Timeout` or `Transport`, with its cause chain. The request's
-/// URL is left out: it names the internal OSS endpoint, and the message reaches the caller
-/// (the operation, bucket and key are in the log line and the caller's own request).
-fn transport_error(e: reqwest::Error) -> OssError {
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    if e.is_timeout() {
-        OssError::client(OssErrorKind::Timeout, message)
-    } else {
-        OssError::client(OssErrorKind::Transport, message)
-    }
-}
-
-/// Reads a response body of at most `limit` bytes.
-pub(crate) async fn read_body(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Bytes, OssError> {
-    let status = resp.status().as_u16();
-    let request_id = resp
-        .headers()
-        .get("x-oss-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
-        if buf.len() + chunk.len() > limit {
-            return Err(OssError::invalid_response(
-                format!("response body larger than {limit} bytes"),
-                status,
-                request_id,
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
-}
-
-/// Wraps a response body as a [`ByteStream`]; with `expect_crc`, checks the
-/// CRC-64 of everything received at the end.
-pub(crate) fn response_stream(
-    resp: reqwest::Response,
-    expect_crc: Option<u64>,
-    request_id: Option<String>,
-) -> ByteStream {
-    let status = resp.status().as_u16();
-    Box::pin(ResponseBody {
-        inner: Box::pin(resp.bytes_stream()),
-        crc: expect_crc.map(|want| (Crc64::new(), want)),
-        status,
-        request_id,
-        done: false,
-    })
-}
-
-struct ResponseBody {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    crc: Option<(Crc64, u64)>,
-    status: u16,
-    request_id: Option<String>,
-    done: bool,
-}
-
-impl Stream for ResponseBody {
-    type Item = Result<Bytes, OssError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                if let Some((crc, _)) = &mut this.crc {
-                    crc.update(&chunk);
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.done = true;
-                let mut err = transport_error(e);
-                err.request_id = this.request_id.clone();
-                Poll::Ready(Some(Err(err)))
-            }
-            Poll::Ready(None) => {
-                this.done = true;
-                match &this.crc {
-                    Some((crc, want)) if crc.value() != *want => Poll::Ready(Some(Err(OssError {
-                        http_status: Some(this.status),
-                        request_id: this.request_id.clone(),
-                        ..OssError::client(
-                            OssErrorKind::ChecksumMismatch,
-                            format!(
-                                "received bytes have CRC-64 {}, OSS reports {want}",
-                                crc.value()
-                            ),
-                        )
-                    }))),
-                    _ => Poll::Ready(None),
-                }
-            }
-        }
-    }
-}
-
-/// Shared between an upload body and the code that sent it.
-struct UploadState {
-    bytes: u64,
-    crc: Crc64,
-    /// Why the body stream stopped the upload (our caller's failure or a length mismatch).
-    abort: Option<(OssErrorKind, String)>,
-}
-
-/// The caller's body stream, counted, CRC'd and length-checked.
-struct TrackedBody {
-    inner: Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>,
-    state: Arc<Mutex<UploadState>>,
-    declared: Option<u64>,
-    done: bool,
-}
-
-impl TrackedBody {
-    fn abort(
-        &mut self,
-        kind: OssErrorKind,
-        message: String,
-    ) -> Poll<Option<Result<Bytes, BoxError>>> {
-        self.done = true;
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .abort = Some((kind, message.clone()));
-        Poll::Ready(Some(Err(message.into())))
-    }
-}
-
-impl Stream for TrackedBody {
-    type Item = Result<Bytes, BoxError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                let total = {
-                    let mut st = this.state.lock().unwrap_or_else(PoisonError::into_inner);
-                    st.bytes = st.bytes.saturating_add(chunk.len() as u64);
-                    st.crc.update(&chunk);
-                    st.bytes
-                };
-                match this.declared {
-                    Some(declared) if total > declared => this.abort(
-                        OssErrorKind::InvalidArgument,
-                        format!("the body is longer than its declared length of {declared} bytes"),
-                    ),
-                    _ => Poll::Ready(Some(Ok(chunk))),
-                }
-            }
-            Poll::Ready(Some(Err(e))) => this.abort(
-                OssErrorKind::Cancelled,
-                format!("the request body stream failed: {e}"),
-            ),
-            Poll::Ready(None) => {
-                let total = this
-                    .state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .bytes;
-                match this.declared {
-                    Some(declared) if total < declared => this.abort(
-                        OssErrorKind::InvalidArgument,
-                        format!(
-                            "the body ended after {total} bytes, short of its declared length of {declared} bytes"
-                        ),
-                    ),
-                    _ => {
-                        this.done = true;
-                        Poll::Ready(None)
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -917,7 +722,8 @@ mod tests {
         let client = client(&server);
         let mut input = PutObjectInput::new(bucket(), key("docs/report 2025+final.txt"));
         input.content_length = Some(10);
-        input.tags = TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
+        input.attributes.tags =
+            TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
         let out = client
             .put_object(&input, chunks(vec![Ok("hello "), Ok("oss\n")]))
             .await
@@ -1193,7 +999,7 @@ mod tests {
     async fn header_values_http_cannot_carry_are_invalid_argument() {
         let server = TestServer::start(|_, _| response(200, &[], "")).await;
         let mut input = PutObjectInput::new(bucket(), key("k"));
-        input.content.content_disposition = Some("attachment; filename=\"ünï\"".into());
+        input.attributes.content.content_disposition = Some("attachment; filename=\"ünï\"".into());
         let err = client(&server)
             .put_object(&input, chunks(vec![Ok("x")]))
             .await
@@ -1238,13 +1044,14 @@ mod tests {
             .unwrap()
             .try_into()
             .ok();
-        put.content.content_type = Some("text/plain".into());
-        put.metadata =
+        put.attributes.content.content_type = Some("text/plain".into());
+        put.attributes.metadata =
             UserMetadata::from_pairs([("author", "alice"), ("purpose", "unit test")]).unwrap();
-        put.tags = TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
-        put.storage_class = Some(StorageClass::Ia);
-        put.acl = Some(ObjectAcl::Private);
-        put.forbid_overwrite = true;
+        put.attributes.tags =
+            TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
+        put.attributes.storage_class = Some(StorageClass::Ia);
+        put.attributes.acl = Some(ObjectAcl::Private);
+        put.attributes.forbid_overwrite = true;
 
         let tags = TagSet::from_pairs([("k1", "v1"), ("key two", "value/2")]).unwrap();
         let mut tagging_md5 = PutObjectTaggingInput::new(bucket(), key("docs/report.txt"), tags);
@@ -1254,12 +1061,12 @@ mod tests {
 
         let mut symlink =
             PutSymlinkInput::new(bucket(), key("link-to-report.txt"), key("docs/report.txt"));
-        symlink.forbid_overwrite = true;
+        symlink.attributes.forbid_overwrite = true;
 
         let mut unicode = PutObjectInput::new(bucket(), key("测试/日志 #1?.txt"));
         unicode.content_length = Some(1);
-        unicode.content.content_type = Some("text/plain".into());
-        unicode.metadata =
+        unicode.attributes.content.content_type = Some("text/plain".into());
+        unicode.attributes.metadata =
             UserMetadata::from_pairs([("Mixed-Case", "Value With  Spaces")]).unwrap();
 
         let head = build_head_object(&ObjectId::new(bucket(), key("docs/report.txt")));

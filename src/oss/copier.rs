@@ -1,9 +1,16 @@
-//! The multipart copy engine: copies an object of any size with parallel UploadPartCopy,
-//! keeping its tags and metadata exactly as the directives say.
+//! The copy engine: copies an object of any size, keeping its tags and metadata exactly as
+//! the directives say.
 //!
-//! One copy runs as:
+//! [`plan`] reads the source's HeadObject (the version asked for, else the current one) and
+//! decides how it is copied: a source no larger than [`CopyOptions::multipart_threshold`],
+//! an empty one, or a symlink (a copy of a symlink is a copy of the link; part copies would
+//! read its target) with one CopyObject, anything larger with a multipart upload of
+//! parallel UploadPartCopy. [`PlannedCopy::run`] then copies. Between the two the caller may
+//! look at the destination as it is before the copy (the audit reads its tags there).
 //!
-//! 1. **Pin the source.** The caller passes the source's HeadObject. Every UploadPartCopy
+//! A multipart copy runs as:
+//!
+//! 1. **Pin the source.** The HEAD [`plan`] made is the source's. Every UploadPartCopy
 //!    names the version HEAD reported (versioned buckets), and every part also carries
 //!    `x-oss-copy-source-if-match: <HEAD's ETag>` (unless the caller gave its own if-match),
 //!    so a source overwritten mid-copy fails the copy (`Conflict`, code `SourceChanged`)
@@ -23,7 +30,7 @@
 //! 5. **Reconcile tags.** Tags can change without changing the ETag, so under `Copy` the
 //!    source's tags are read again after Complete; if they differ from what Initiate used,
 //!    the destination (the exact version just created) gets the new set with
-//!    PutObjectTagging and the output says [`MultipartCopyOutput::source_tags_changed`].
+//!    PutObjectTagging and the output says [`CopyOutput::source_tags_changed`].
 //!    The destination therefore ends with the source's tags as they were when the copy
 //!    finished, not as they were minutes earlier.
 //!
@@ -56,16 +63,17 @@ use tracing::{info, warn};
 use super::upload::{abort_upload, initiate_upload};
 use super::{
     ByteRange, Client, CompleteMultipartUploadInput, CompleteParts, CompletedPart, CopyMetadata,
-    CopySource, CopySourceConditions, CopyTagging, InitiateMultipartUploadInput, MultipartUploadId,
-    ObjectHead, ObjectId, OssError, OssErrorKind, PutObjectTaggingInput, UploadPartCopyInput,
+    CopyObjectInput, CopySource, CopySourceConditions, CopyTagging, InitiateMultipartUploadInput,
+    MultipartUploadId, ObjectAttributes, ObjectHead, ObjectId, OssError, OssErrorKind,
+    PutObjectTaggingInput, UploadPartCopyInput,
 };
-use crate::model::{
-    BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, VersionId, crc64_combine,
-};
+use crate::model::{ObjectType, TagSet, VersionId, crc64_combine};
 
-/// How multipart copies run.
+/// How copies run.
 #[derive(Clone, Debug)]
 pub struct CopyOptions {
+    /// Sources larger than this are copied part by part; others with one CopyObject.
+    pub multipart_threshold: u64,
     /// Bytes per part before planning (grown so the source fits in 10,000 parts).
     pub part_size: u64,
     /// Parts copied at the same time.
@@ -79,6 +87,7 @@ pub struct CopyOptions {
 impl Default for CopyOptions {
     fn default() -> Self {
         Self {
+            multipart_threshold: 1024 * 1024 * 1024,
             part_size: 64 * 1024 * 1024,
             parallelism: 8,
             part_attempts: 3,
@@ -87,32 +96,66 @@ impl Default for CopyOptions {
     }
 }
 
-/// One multipart copy.
+/// A copy whose source has been read, and how it will be copied (see [`plan`]).
 #[derive(Clone, Debug)]
-pub struct MultipartCopyRequest {
-    /// The source; its `version_id` may be `None` (the version HEAD reports is then pinned).
-    pub source: CopySource,
-    /// The destination bucket.
-    pub bucket: BucketName,
-    /// The destination key.
-    pub key: ObjectKey,
-    /// Tags of the destination.
-    pub tagging: CopyTagging,
-    /// Metadata and content headers of the destination.
-    pub metadata: CopyMetadata,
-    /// Storage class of the destination; `None` = the source's.
-    pub storage_class: Option<StorageClass>,
-    /// ACL of the destination; `None` = inherit from the bucket.
-    pub acl: Option<ObjectAcl>,
-    /// Fail with `AlreadyExists` if the destination exists (checked at Initiate and Complete).
-    pub forbid_overwrite: bool,
-    /// Conditions on the source, sent with every part.
-    pub conditions: CopySourceConditions,
+pub struct PlannedCopy {
+    input: CopyObjectInput,
+    head: ObjectHead,
+    multipart: bool,
+    options: CopyOptions,
 }
 
-/// What a multipart copy produced.
+/// Reads the source's HeadObject and decides how `input` is copied (see the module
+/// documentation). `input.storage_class` `None` keeps the source's; a multipart copy sends
+/// `input.conditions` with every part, and checks its forbid-overwrite at Initiate and
+/// Complete.
+pub async fn plan(
+    client: &Client,
+    input: CopyObjectInput,
+    options: &CopyOptions,
+) -> Result<PlannedCopy, OssError> {
+    let source = ObjectId::new(input.source.bucket.clone(), input.source.key.clone())
+        .with_version(input.source.version_id.clone());
+    let head = client.head_object(&source).await?;
+    let multipart = head.size > options.multipart_threshold
+        && head.size > 0
+        && head.object_type != Some(ObjectType::Symlink);
+    Ok(PlannedCopy {
+        input,
+        head,
+        multipart,
+        options: options.clone(),
+    })
+}
+
+impl PlannedCopy {
+    /// The copy's destination (its current version).
+    pub fn destination(&self) -> ObjectId {
+        ObjectId::new(self.input.bucket.clone(), self.input.key.clone())
+    }
+
+    /// Copies the source: with one CopyObject, or part by part.
+    pub async fn run(self, client: &Client) -> Result<CopyOutput, OssError> {
+        if self.multipart {
+            return copy_multipart(client, &self.input, &self.head, &self.options).await;
+        }
+        let out = client.copy_object(&self.input).await?;
+        Ok(CopyOutput {
+            etag: out.etag,
+            version_id: out.version_id,
+            source_version_id: out.source_version_id.or(self.head.version_id),
+            crc64: out.crc64,
+            size: self.head.size,
+            parts: 0,
+            source_tags_changed: false,
+            request_id: out.request_id,
+        })
+    }
+}
+
+/// What a copy produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MultipartCopyOutput {
+pub struct CopyOutput {
     /// ETag of the destination.
     pub etag: Option<String>,
     /// The destination's new version (versioned buckets).
@@ -123,12 +166,13 @@ pub struct MultipartCopyOutput {
     pub crc64: Option<u64>,
     /// Bytes copied.
     pub size: u64,
-    /// Parts used.
+    /// Parts used (0: one CopyObject).
     pub parts: u32,
     /// Under [`CopyTagging::Copy`]: the source's tags changed during the copy and the
     /// destination was given the new set.
     pub source_tags_changed: bool,
-    /// `x-oss-request-id` of the CompleteMultipartUpload that created the destination.
+    /// `x-oss-request-id` of the request that created the destination (the CopyObject, or
+    /// the CompleteMultipartUpload).
     pub request_id: Option<String>,
 }
 
@@ -295,27 +339,14 @@ async fn copy_part(
     }
 }
 
-/// Copies `request.source` (whose HeadObject is `head`) with a multipart upload.
-///
-/// Sources of any size are accepted, but a symlink should go through a single CopyObject
-/// (which copies the link; part copies would read its target), and an empty source has no
-/// parts: both are refused here with `InvalidArgument`.
-pub async fn copy_multipart(
+/// Copies `request.source` (whose HeadObject is `head`: a non-empty object that is not a
+/// symlink, as [`plan`] decided) with a multipart upload.
+async fn copy_multipart(
     client: &Client,
-    request: MultipartCopyRequest,
+    request: &CopyObjectInput,
     head: &ObjectHead,
     options: &CopyOptions,
-) -> Result<MultipartCopyOutput, OssError> {
-    if head.object_type == Some(ObjectType::Symlink) {
-        return Err(OssError::invalid_argument(
-            "a symlink is copied with a single CopyObject, not part by part",
-        ));
-    }
-    if head.size == 0 {
-        return Err(OssError::invalid_argument(
-            "an empty source has no parts to copy",
-        ));
-    }
+) -> Result<CopyOutput, OssError> {
     let mut source = request.source.clone();
     if source.version_id.is_none() {
         source.version_id = head.version_id.clone();
@@ -352,12 +383,15 @@ pub async fn copy_multipart(
         &InitiateMultipartUploadInput {
             bucket: request.bucket.clone(),
             key: request.key.clone(),
-            content,
-            metadata,
-            tags: initial_tags.clone(),
-            storage_class: request.storage_class.or(head.storage_class),
-            acl: None,
-            forbid_overwrite: request.forbid_overwrite,
+            attributes: ObjectAttributes {
+                content,
+                metadata,
+                tags: initial_tags.clone(),
+                storage_class: request.storage_class.or(head.storage_class),
+                // Set at completion (`complete.acl`), where OSS documents it.
+                acl: None,
+                forbid_overwrite: request.forbid_overwrite,
+            },
         },
     )
     .await?;
@@ -449,7 +483,7 @@ pub async fn copy_multipart(
         source_tags_changed,
         "copy finished"
     );
-    Ok(MultipartCopyOutput {
+    Ok(CopyOutput {
         etag: out.etag,
         version_id: out.version_id,
         source_version_id: source.version_id,

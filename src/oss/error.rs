@@ -12,6 +12,7 @@ use base64::Engine as _;
 use http::HeaderMap;
 
 use super::xml::ErrorDocument;
+use crate::oss::protocol::header;
 
 /// The class of an [`OssError`]; what a caller branches on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -260,7 +261,7 @@ impl OssError {
     /// body (`body` is empty for HEAD). Never fails: a body that is not an
     /// OSS error document is summarised in the message.
     pub fn from_response(http_status: u16, headers: &HeaderMap, body: &[u8]) -> OssError {
-        let header = |name: &str| {
+        let header_text = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
@@ -271,7 +272,7 @@ impl OssError {
         let body_text = String::from_utf8_lossy(body);
         let doc = ErrorDocument::parse(&body_text).or_else(|| {
             // HEAD (and any body-less error): base64 XML in x-oss-err.
-            let encoded = header("x-oss-err")?;
+            let encoded = header_text(header::ERR)?;
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.as_bytes())
                 .ok()?;
@@ -292,12 +293,12 @@ impl OssError {
             kind,
             code,
             message,
-            request_id: header("x-oss-request-id")
+            request_id: header_text(header::REQUEST_ID)
                 .or_else(|| doc.as_ref().and_then(|d| d.request_id.clone())),
-            ec: header("x-oss-ec").or_else(|| doc.as_ref().and_then(|d| d.ec.clone())),
+            ec: header_text(header::EC).or_else(|| doc.as_ref().and_then(|d| d.ec.clone())),
             http_status: Some(http_status),
             retryable,
-            next_append_position: header("x-oss-next-append-position")
+            next_append_position: header_text(header::NEXT_APPEND_POSITION)
                 .and_then(|v| v.parse::<u64>().ok()),
         }
     }

@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod sign;
 
+mod body;
 pub mod client;
 pub mod copier;
 pub mod endpoint;
@@ -32,7 +33,7 @@ pub use ops::{
     ByteRange, ByteStream, ContentHeaders, ContentRange, DeleteObjectInput, DeleteObjectOutput,
     DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectInput, GetObjectOutput,
     GetObjectTaggingInput, GetObjectTaggingOutput, GetSymlinkInput, GetSymlinkOutput,
-    HeadObjectInput, ObjectHead, OssOperation, OssRequest, Payload, PutObjectInput,
-    PutObjectOutput, PutObjectTaggingInput, PutObjectTaggingOutput, PutSymlinkInput,
-    PutSymlinkOutput,
+    HeadObjectInput, ObjectAttributes, ObjectHead, OssOperation, OssRequest, Payload,
+    PutObjectInput, PutObjectOutput, PutObjectTaggingInput, PutObjectTaggingOutput,
+    PutSymlinkInput, PutSymlinkOutput,
 };

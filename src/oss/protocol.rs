@@ -53,6 +53,21 @@ pub mod header {
     pub const VERSION_ID: &str = "x-oss-version-id";
 }
 
+/// Query parameters the gateway sends and the emulator routes on: the sub-resources that
+/// name an operation (`?tagging`, `?uploads`) and the arguments several operations share.
+pub mod query {
+    pub const APPEND: &str = "append";
+    /// `url`: keys in the XML answer arrive percent-encoded.
+    pub const ENCODING_TYPE: &str = "encoding-type";
+    pub const PART_NUMBER: &str = "partNumber";
+    pub const POSITION: &str = "position";
+    pub const SYMLINK: &str = "symlink";
+    pub const TAGGING: &str = "tagging";
+    pub const UPLOAD_ID: &str = "uploadId";
+    pub const UPLOADS: &str = "uploads";
+    pub const VERSION_ID: &str = "versionId";
+}
+
 /// Limits OSS enforces on objects and multipart uploads.
 pub mod limit {
     const GIB: u64 = 1024 * 1024 * 1024;

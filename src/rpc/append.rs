@@ -18,7 +18,7 @@ use super::{
     validate::{NewObject, Validation},
 };
 use crate::{
-    oss::{AppendObjectInput, Client, ContentHeaders},
+    oss::{AppendObjectInput, Client, ObjectAttributes},
     proto,
 };
 
@@ -45,14 +45,7 @@ pub async fn append(
     }
     check_write(access, &spec.bucket, &spec.key, tagged)?;
     let mut v = Validation::new();
-    let NewObject {
-        target,
-        tags,
-        metadata,
-        content,
-        storage_class,
-        acl,
-    } = v.new_object("spec", spec.into());
+    let NewObject { target, attributes } = v.new_object("spec", spec.into());
     let position = match u64::try_from(first.position) {
         Ok(position) => Some(position),
         Err(_) => {
@@ -81,11 +74,7 @@ pub async fn append(
         let target = target?;
         let mut input =
             AppendObjectInput::new(target.bucket, target.key, position?, Default::default());
-        input.content = content?;
-        input.metadata = metadata?;
-        input.tags = tags?.unwrap_or_default();
-        input.storage_class = storage_class?;
-        input.acl = acl?;
+        input.attributes = attributes?;
         // At position 0 the object starts empty, so OSS's whole-object CRC can be checked
         // from the first append on; at a later position the prefix's CRC is unknown until
         // OSS reports it.
@@ -148,11 +137,7 @@ pub async fn append(
             // Later appends extend this object: their headers would be ignored by OSS.
             input.position = out.next_position;
             input.previous_crc64 = out.crc64;
-            input.tags = Default::default();
-            input.metadata = Default::default();
-            input.content = ContentHeaders::default();
-            input.storage_class = None;
-            input.acl = None;
+            input.attributes = ObjectAttributes::default();
         }
         is_first = false;
         message = match stream.message().await? {

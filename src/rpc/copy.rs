@@ -1,10 +1,9 @@
 //! CopyObject and UpdateObjectMetadata.
 //!
-//! CopyObject reads the source's HeadObject first (the version asked for, else the current
-//! one). A source no larger than `[copy] multipart_threshold_bytes`, an empty one, or a
-//! symlink (a copy of a symlink is a copy of the link) is copied with one OSS CopyObject;
-//! anything larger goes through the multipart copier ([`crate::oss::copier`]), which honours
-//! both directives the same way. UpdateObjectMetadata reads the object's metadata with a
+//! CopyObject validates the request and hands it to the copier ([`crate::oss::copier`]),
+//! which reads the source's HeadObject and copies it with one OSS CopyObject, or part by
+//! part above `[copy] multipart_threshold_bytes`, honouring both directives the same way.
+//! UpdateObjectMetadata reads the object's metadata with a
 //! HeadObject, changes only what the request names, and writes the result with a CopyObject
 //! of the object onto itself with `REPLACE` metadata; its tags follow the `Copy` directive
 //! (kept) unless new ones are given.
@@ -24,11 +23,11 @@ use super::{
 };
 use crate::{
     config::CopySettings,
-    model::{ObjectType, UserMetadata},
+    model::UserMetadata,
     oss::{
         Client, ContentHeaders, CopyMetadata, CopyObjectInput, CopySource, CopySourceConditions,
         CopyTagging, ObjectId, OssErrorKind,
-        copier::{self, CopyOptions, MultipartCopyRequest},
+        copier::{self, CopyOptions},
     },
     proto,
 };
@@ -107,15 +106,8 @@ fn conditions(
     })
 }
 
-/// A validated CopyObject request.
-struct CopyPlan {
-    source: CopySource,
-    tagging: CopyTagging,
-    metadata: CopyMetadata,
-    input: CopyObjectInput,
-}
-
-fn plan(req: &proto::CopyObjectRequest) -> Result<CopyPlan, Status> {
+/// Validates a CopyObject request.
+fn plan(req: &proto::CopyObjectRequest) -> Result<CopyObjectInput, Status> {
     let mut v = Validation::new();
     let source_bucket = v.bucket("source_bucket", &req.source_bucket);
     let source_key = v.key("source_key", &req.source_key);
@@ -213,27 +205,21 @@ fn plan(req: &proto::CopyObjectRequest) -> Result<CopyPlan, Status> {
             key: source_key?,
             version_id: source_version?,
         };
-        let tagging = tagging?;
-        let metadata = metadata?;
-        let mut input = CopyObjectInput::new(source.clone(), bucket?, key?);
-        input.tagging = tagging.clone();
-        input.metadata = metadata.clone();
+        let mut input = CopyObjectInput::new(source, bucket?, key?);
+        input.tagging = tagging?;
+        input.metadata = metadata?;
         input.storage_class = storage_class?;
         input.acl = acl?;
         input.forbid_overwrite = req.forbid_overwrite;
         input.conditions = conditions?;
-        Some(CopyPlan {
-            source,
-            tagging,
-            metadata,
-            input,
-        })
+        Some(input)
     })())
 }
 
 /// How the multipart copier runs, from the `[copy]` settings.
 pub fn copy_options(settings: &CopySettings) -> CopyOptions {
     CopyOptions {
+        multipart_threshold: settings.multipart_threshold_bytes,
         part_size: settings.part_size_bytes,
         parallelism: settings.parallelism,
         ..CopyOptions::default()
@@ -244,56 +230,25 @@ fn size_i64(size: u64) -> i64 {
     i64::try_from(size).unwrap_or(i64::MAX)
 }
 
+/// CopyObject: the copier reads the source, then the audit reads the destination's tags
+/// before the copy overwrites them, then the copier copies.
 pub async fn copy(
     client: &Client,
     settings: &CopySettings,
     req: proto::CopyObjectRequest,
     trail: &mut Trail,
 ) -> Result<proto::CopyObjectResponse, Status> {
-    let plan = plan(&req)?;
-    let source_id = ObjectId::new(plan.source.bucket.clone(), plan.source.key.clone())
-        .with_version(plan.source.version_id.clone());
-    let head = client.head_object(&source_id).await.map_err(oss_status)?;
-    let multipart = head.size > settings.multipart_threshold_bytes
-        && head.size > 0
-        && head.object_type != Some(ObjectType::Symlink);
-    let destination = ObjectId::new(plan.input.bucket.clone(), plan.input.key.clone());
-    if !plan.input.forbid_overwrite {
-        trail.read_before(client, &destination).await;
-    }
-    if !multipart {
-        let out = client.copy_object(&plan.input).await.map_err(oss_status)?;
-        trail.request_id(out.request_id.as_deref());
-        if plan.input.forbid_overwrite && out.version_id.is_none() {
-            trail.created_object();
-        }
-        return Ok(proto::CopyObjectResponse {
-            etag: out.etag.unwrap_or_default(),
-            version_id: version_string(out.version_id),
-            source_version_id: version_string(out.source_version_id.or(head.version_id)),
-            crc64ecma: out.crc64,
-            size: size_i64(head.size),
-            part_count: 0,
-            source_tags_changed: false,
-        });
-    }
-    let input = plan.input;
-    let request = MultipartCopyRequest {
-        source: plan.source,
-        bucket: input.bucket,
-        key: input.key,
-        tagging: plan.tagging,
-        metadata: plan.metadata,
-        storage_class: input.storage_class,
-        acl: input.acl,
-        forbid_overwrite: input.forbid_overwrite,
-        conditions: input.conditions,
-    };
-    let forbid_overwrite = request.forbid_overwrite;
-    let out = copier::copy_multipart(client, request, &head, &copy_options(settings))
+    let input = plan(&req)?;
+    let forbid_overwrite = input.forbid_overwrite;
+    let copy = copier::plan(client, input, &copy_options(settings))
         .await
         .map_err(oss_status)?;
-    // The request that created the destination (with its tags): CompleteMultipartUpload.
+    if !forbid_overwrite {
+        trail.read_before(client, &copy.destination()).await;
+    }
+    let out = copy.run(client).await.map_err(oss_status)?;
+    // The request that created the destination (with its tags): the CopyObject or the
+    // CompleteMultipartUpload.
     trail.request_id(out.request_id.as_deref());
     if forbid_overwrite && out.version_id.is_none() {
         trail.created_object();
@@ -532,9 +487,7 @@ mod tests {
         let plan = plan(&request()).unwrap();
         assert_eq!(plan.tagging, CopyTagging::Copy);
         assert_eq!(plan.metadata, CopyMetadata::Copy);
-        assert_eq!(plan.input.tagging, CopyTagging::Copy);
-        assert_eq!(plan.input.metadata, CopyMetadata::Copy);
-        assert_eq!(plan.input.conditions, CopySourceConditions::default());
+        assert_eq!(plan.conditions, CopySourceConditions::default());
     }
 
     #[test]
@@ -547,7 +500,7 @@ mod tests {
         assert_eq!(p.tagging, CopyTagging::Replace(TagSet::empty()));
         r.tagging = Some(tagging(&[("a+b-c=d._:/ é", "v 1/2")]));
         let p = plan(&r).unwrap();
-        let CopyTagging::Replace(tags) = &p.input.tagging else {
+        let CopyTagging::Replace(tags) = &p.tagging else {
             panic!("REPLACE gives replacing tags")
         };
         assert_eq!(tags.get("a+b-c=d._:/ é"), Some("v 1/2"));
@@ -578,15 +531,15 @@ mod tests {
         );
         r.metadata_directive = proto::MetadataDirective::Replace.into();
         let p = plan(&r).unwrap();
-        let CopyMetadata::Replace { metadata, content } = p.metadata else {
+        let CopyMetadata::Replace { metadata, content } = &p.metadata else {
             panic!("replace expected");
         };
         assert_eq!(
-            metadata,
+            *metadata,
             UserMetadata::from_pairs([("owner", "x")]).unwrap()
         );
         assert_eq!(content.content_type.as_deref(), Some("text/plain"));
-        assert_eq!(p.input.metadata.directive(), "REPLACE");
+        assert_eq!(p.metadata.directive(), "REPLACE");
         r.metadata.insert("bad key".into(), "x".into());
         r.cache_control = "\u{7f}".into();
         let f = fields(&plan(&r).err().unwrap());
@@ -621,7 +574,7 @@ mod tests {
                 nanos: 0,
             }),
         });
-        let c = plan(&r).unwrap().input.conditions;
+        let c = plan(&r).unwrap().conditions;
         assert_eq!(c.if_match.as_deref(), Some("\"ABC\""));
         assert_eq!(c.if_none_match.as_deref(), Some("\"DEF\""));
         assert_eq!(
@@ -656,7 +609,7 @@ mod tests {
         r.storage_class = proto::StorageClass::Ia.into();
         r.acl = proto::ObjectAcl::Private.into();
         r.forbid_overwrite = true;
-        let input = plan(&r).unwrap().input;
+        let input = plan(&r).unwrap();
         assert_eq!(input.storage_class, Some(crate::model::StorageClass::Ia));
         assert_eq!(input.acl, Some(crate::model::ObjectAcl::Private));
         assert!(input.forbid_overwrite);

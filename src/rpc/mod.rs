@@ -2,6 +2,7 @@
 //! [`crate::oss::Client`], and its failures mapped to statuses in [`status`]. One file per
 //! RPC family.
 
+pub mod admission;
 mod append;
 pub mod audit;
 pub mod auth;
@@ -23,11 +24,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::info;
 
 use crate::{
-    config::{CopySettings, Settings},
-    oss::{
-        Client,
-        upload::{MemoryBudget, UploadOptions},
-    },
+    config::CopySettings,
+    oss::{Client, upload::UploadOptions},
     proto,
     proto::object_service_server::ObjectService,
     telemetry::RpcSpan,
@@ -54,31 +52,19 @@ pub struct UploadConfig {
 }
 
 impl ObjectServiceImpl {
-    /// A service that forwards to OSS through `client`, with the `[upload]` and `[copy]`
-    /// settings.
-    pub fn new(client: Client, settings: &Settings) -> Self {
-        let upload = &settings.upload;
-        let tokens = if upload.resumable_secret.is_empty() {
-            tracing::info!(
-                "upload.resumable_secret is not set: resumable-write ids are valid only in this process"
-            );
-            UploadTokenKey::random()
-        } else {
-            UploadTokenKey::new(upload.resumable_secret.as_bytes())
-        };
-        let budget = usize::try_from(upload.memory_budget_bytes).unwrap_or(usize::MAX);
+    /// A service that forwards to OSS through `client`, with the upload, copy and audit
+    /// settings (built from `Settings` by the server).
+    pub fn new(
+        client: Client,
+        uploads: UploadConfig,
+        copy: CopySettings,
+        audit: crate::config::AuditSettings,
+    ) -> Self {
         Self {
             client,
-            uploads: UploadConfig {
-                options: UploadOptions {
-                    part_size: upload.part_size_bytes,
-                    parallelism: upload.parallelism,
-                    budget: MemoryBudget::new(budget),
-                },
-                tokens,
-            },
-            copy: settings.copy.clone(),
-            audit: settings.audit.clone(),
+            uploads,
+            copy,
+            audit,
         }
     }
 

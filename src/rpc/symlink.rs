@@ -9,7 +9,7 @@ use super::{
     validate::Validation,
 };
 use crate::{
-    oss::{Client, ObjectId, PutSymlinkInput},
+    oss::{Client, ObjectAttributes, ObjectId, PutSymlinkInput},
     proto,
 };
 
@@ -31,20 +31,24 @@ pub async fn put(
             bucket: bucket?,
             key: key?,
             target: target?,
-            tags: tags?.unwrap_or_default(),
-            metadata: metadata?,
-            storage_class: storage_class?,
-            acl: acl?,
-            forbid_overwrite: req.forbid_overwrite,
+            attributes: ObjectAttributes {
+                tags: tags?.unwrap_or_default(),
+                metadata: metadata?,
+                storage_class: storage_class?,
+                acl: acl?,
+                forbid_overwrite: req.forbid_overwrite,
+                // A link has no content headers of its own.
+                content: Default::default(),
+            },
         })
     })())?;
-    if !input.forbid_overwrite {
+    if !input.attributes.forbid_overwrite {
         let object = ObjectId::new(input.bucket.clone(), input.key.clone());
         trail.read_before(client, &object).await;
     }
     let out = client.put_symlink(&input).await.map_err(oss_status)?;
     trail.request_id(out.request_id.as_deref());
-    if input.forbid_overwrite && out.version_id.is_none() {
+    if input.attributes.forbid_overwrite && out.version_id.is_none() {
         trail.created_object();
     }
     Ok(proto::PutSymlinkResponse {

@@ -10,7 +10,7 @@ use crate::{
     model::{
         BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, Violation,
     },
-    oss::{ContentHeaders, ObjectId},
+    oss::{ContentHeaders, ObjectAttributes, ObjectId},
     proto,
 };
 
@@ -33,20 +33,17 @@ pub(crate) struct NewObjectFields<'a> {
     pub content: ContentFields<'a>,
     pub storage_class: i32,
     pub acl: i32,
+    pub forbid_overwrite: bool,
 }
 
 /// [`NewObjectFields`] validated; each field is `None` when it had a violation.
 pub(crate) struct NewObject {
     pub target: Option<ObjectId>,
-    pub tags: Option<Option<TagSet>>,
-    pub metadata: Option<UserMetadata>,
-    pub content: Option<ContentHeaders>,
-    pub storage_class: Option<Option<StorageClass>>,
-    pub acl: Option<Option<ObjectAcl>>,
+    pub attributes: Option<ObjectAttributes>,
 }
 
 macro_rules! new_object_fields_from {
-    ($spec:ty) => {
+    ($spec:ty, $forbid_overwrite:expr) => {
         impl<'a> From<&'a $spec> for NewObjectFields<'a> {
             fn from(spec: &'a $spec) -> Self {
                 Self {
@@ -63,13 +60,16 @@ macro_rules! new_object_fields_from {
                     },
                     storage_class: spec.storage_class,
                     acl: spec.acl,
+                    forbid_overwrite: $forbid_overwrite(spec),
                 }
             }
         }
     };
 }
-new_object_fields_from!(proto::WriteObjectSpec);
-new_object_fields_from!(proto::AppendObjectSpec);
+new_object_fields_from!(proto::WriteObjectSpec, |spec: &proto::WriteObjectSpec| spec
+    .forbid_overwrite);
+// AppendObject has no forbid-overwrite (see `AppendObjectInput::attributes`).
+new_object_fields_from!(proto::AppendObjectSpec, |_| false);
 
 /// Collects violations while request fields are parsed.
 #[derive(Default)]
@@ -110,14 +110,24 @@ impl Validation {
     /// The fields of an object a call creates, named under `prefix` (`spec`).
     pub fn new_object(&mut self, prefix: &str, fields: NewObjectFields<'_>) -> NewObject {
         let field = |name: &str| format!("{prefix}.{name}");
-        NewObject {
-            target: self.object_ref_at(prefix, fields.bucket, fields.key, ""),
-            tags: self.tagging(&field("tagging"), fields.tagging),
-            metadata: self.metadata(&field("metadata"), fields.metadata),
-            content: self.content_headers(prefix, fields.content),
-            storage_class: self.storage_class(&field("storage_class"), fields.storage_class),
-            acl: self.acl(&field("acl"), fields.acl),
-        }
+        // Each field is checked (and its violations collected) in this order.
+        let target = self.object_ref_at(prefix, fields.bucket, fields.key, "");
+        let tags = self.tagging(&field("tagging"), fields.tagging);
+        let metadata = self.metadata(&field("metadata"), fields.metadata);
+        let content = self.content_headers(prefix, fields.content);
+        let storage_class = self.storage_class(&field("storage_class"), fields.storage_class);
+        let acl = self.acl(&field("acl"), fields.acl);
+        let attributes = (|| {
+            Some(ObjectAttributes {
+                content: content?,
+                metadata: metadata?,
+                tags: tags?.unwrap_or_default(),
+                storage_class: storage_class?,
+                acl: acl?,
+                forbid_overwrite: fields.forbid_overwrite,
+            })
+        })();
+        NewObject { target, attributes }
     }
 
     /// `bucket`, `key` and an optional `version_id` (empty means the current version).
@@ -366,11 +376,7 @@ mod proptests {
         v.conclude((|| {
             let target = parsed.target?;
             let mut input = PutObjectInput::new(target.bucket, target.key);
-            input.tags = parsed.tags?.unwrap_or_default();
-            input.metadata = parsed.metadata?;
-            input.content = parsed.content?;
-            input.storage_class = parsed.storage_class?;
-            input.acl = parsed.acl?;
+            input.attributes = parsed.attributes?;
             Some(input)
         })())
     }
@@ -416,17 +422,17 @@ mod proptests {
                 Some(value) => TagSet::parse_header_value(value).unwrap(),
                 None => TagSet::empty(),
             };
-            prop_assert_eq!(&tags, &input.tags);
+            prop_assert_eq!(&tags, &input.attributes.tags);
             let given_tags: HashMap<String, String> = spec.tagging.map(|t| t.tags).unwrap_or_default();
             prop_assert_eq!(tags.into_map().into_iter().collect::<HashMap<_, _>>(), given_tags);
             let headers = request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            prop_assert_eq!(&UserMetadata::from_headers(headers), &input.metadata);
+            prop_assert_eq!(&UserMetadata::from_headers(headers), &input.attributes.metadata);
             let given_metadata: HashMap<String, String> = spec
                 .metadata
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                 .collect();
-            prop_assert_eq!(input.metadata.into_map().into_iter().collect::<HashMap<_, _>>(), given_metadata);
+            prop_assert_eq!(input.attributes.metadata.into_map().into_iter().collect::<HashMap<_, _>>(), given_metadata);
             let header_or_empty = |name: &str| request.header(name).unwrap_or("").to_owned();
             prop_assert_eq!(header_or_empty("content-type"), spec.content_type);
             prop_assert_eq!(header_or_empty("cache-control"), spec.cache_control);

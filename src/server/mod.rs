@@ -14,6 +14,7 @@ pub mod deadline;
 pub mod grpc_message;
 pub mod limits;
 pub mod tls;
+mod wiring;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -35,20 +36,14 @@ use tracing::{info, warn};
 
 use crate::{
     config::Settings,
-    emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
-    oss::{
-        self,
-        credentials::{Credentials, Refresher, sts},
-    },
+    emulator::EmulatorHandle,
+    oss::{self, credentials::Refresher},
     proto::object_service_server::ObjectServiceServer,
-    rpc::{ObjectServiceImpl, auth::AuthInterceptor},
+    rpc::ObjectServiceImpl,
 };
 
 /// Largest gRPC message the server accepts (a WriteObject chunk plus its envelope).
 pub const MAX_DECODING_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
-
-/// Region the embedded emulator signs with.
-const EMULATOR_REGION: &str = "cn-hangzhou";
 
 /// How long the health listener may take to stop after the gRPC listener has drained. Check
 /// calls take microseconds and Watch streams are ended at once ([`ClosingHealth`]): this is
@@ -72,9 +67,9 @@ pub struct ServeArgs {
 
 /// `ossgate serve`: loads settings, serves until SIGTERM or Ctrl-C, then drains.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut settings = Settings::load(args.config.as_deref())?;
+    let mut settings = load_settings(args.config.as_deref())?;
     if let Some(listen) = args.listen {
-        settings.listen = listen;
+        settings.listen = crate::config::parse_addr("listen", &listen, "")?;
         settings.validate()?;
     }
     // Held until exit: flushes telemetry exporters when dropped.
@@ -87,6 +82,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     shutdown_signal().await;
     info!("shutdown signal received: reporting NOT_SERVING and draining in-flight calls");
     server.shutdown().await
+}
+
+/// The settings (see [`Settings::load`]), with the TLS files read and checked too: what
+/// `serve` refuses before it starts, `check-config` refuses as well.
+pub fn load_settings(file: Option<&std::path::Path>) -> anyhow::Result<Settings> {
+    let settings = Settings::load(file)?;
+    tls::check(&settings.tls)?;
+    Ok(settings)
+}
+
+/// `ossgate check-config`: loads and validates, prints the result with secrets redacted.
+pub fn check_config(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let settings = load_settings(file)?;
+    println!("{}", settings.redacted_json());
+    Ok(())
 }
 
 /// How long a shutdown waits for the aborts of multipart uploads that calls cut off by the
@@ -328,17 +338,12 @@ impl RunningServer {
 
 /// Starts the gateway (and the embedded emulator when no endpoint is configured).
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
-    let (client_config, emulator, rrsa) = oss_client_config(&settings).await?;
-    let client = oss::Client::with_options(client_config, settings.oss_client_options())
-        .context("configuring the OSS client")?;
-    // One task per process refreshes RRSA credentials ahead of expiry; requests never do.
-    let refresher = rrsa.map(|(provider, expiration)| {
-        let sink = client.clone();
-        Refresher::spawn(provider, expiration, sts::SERVICE, move |credentials| {
-            sink.set_credentials(credentials)
-        })
-    });
-    let service = ObjectServiceImpl::new(client.clone(), &settings);
+    let wiring::OssBackend {
+        client,
+        emulator,
+        refresher,
+    } = wiring::oss_backend(&settings).await?;
+    let service = wiring::object_service(client.clone(), &settings);
     {
         // The OTLP gauge samples the upload budget whether or not /metrics is served.
         let sampled = service.clone();
@@ -346,7 +351,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             sampled.upload_memory_in_use()
         }));
     }
-    let metrics = match settings.metrics_addr()? {
+    let metrics = match settings.metrics.listen {
         Some(addr) => {
             let sampled = service.clone();
             Some(
@@ -388,8 +393,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         service.accept_compressed(encoding)
     });
 
-    let listen = settings.listen_addr()?;
-    let auth = AuthInterceptor::new(&settings.auth);
+    let listen = settings.listen;
+    let auth = wiring::authenticator(&settings);
     crate::config::check_exposure(
         listen,
         settings.caller_auth_configured(),
@@ -401,17 +406,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("listen: cannot bind {listen}"))?;
     let local_addr = listener.local_addr()?;
     // Not part of check_exposure: the health listener serves no data and lists no services.
-    let health_listener = match settings.health_listen_addr()? {
+    let health_listener = match settings.server.health_listen {
         Some(addr) => Some(HealthListener::start(addr, health.clone()).await?),
         None => None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = &settings.server;
-    let call_limits = limits::CallLimits::new(
-        server.max_concurrent_calls,
-        server.max_concurrent_streaming_calls,
-    )
-    .with_idle_timeout(settings.stream_idle_timeout());
+    let call_limits = wiring::call_limits(&settings);
     let mut builder = tonic::transport::Server::builder()
         // hyper's 1 MiB default stream window caps one upload stream at ~50 MiB/s between two
         // processes on loopback; 2 MiB per stream and 4 MiB per connection (bounded, not
@@ -422,9 +423,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         // the 16 KiB default, fewer frame headers to write, parse and account for.
         .max_frame_size(Some(1024 * 1024))
         .http2_keepalive_interval(settings.http2_keepalive_interval())
-        .http2_keepalive_timeout(Some(Duration::from_secs(
-            server.http2_keepalive_timeout_secs,
-        )));
+        .http2_keepalive_timeout(Some(server.http2_keepalive_timeout_secs));
     if let Some(age) = settings.max_connection_age() {
         // Graceful GOAWAY at this age. tonic's own max_connection_age_grace is not used: with
         // it set, tonic skips the GOAWAY; the forced close after the grace is done by
@@ -452,7 +451,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         crate::server::tls::ConnOptions {
             tcp_nodelay: server.tcp_nodelay,
             force_close_after: settings.connection_force_close_after(),
-            handshake_timeout: Duration::from_millis(settings.tls.handshake_timeout_ms),
+            handshake_timeout: settings.tls.handshake_timeout_ms,
             preface_timeout: settings.preface_timeout(),
         },
     );
@@ -500,155 +499,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         health_listener,
         client,
     })
-}
-
-/// Temporary credentials to keep fresh (RRSA or the ECS RAM role): the provider and when the
-/// first credentials expire.
-type RrsaRefresh = (oss::credentials::RoleProvider, std::time::SystemTime);
-
-/// The OSS credentials, in this order of precedence: static keys when configured; else RRSA;
-/// else the ECS instance's RAM role. The first temporary credentials are fetched now: a
-/// failure stops the start, naming the settings to check.
-async fn oss_credentials(
-    settings: &Settings,
-) -> anyhow::Result<(Credentials, Option<RrsaRefresh>)> {
-    use oss::credentials::{RoleProvider, ecs};
-    let rrsa = settings.rrsa();
-    let ecs_role = settings.ecs_role();
-    if let Some(credentials) = settings.credentials() {
-        if rrsa.is_some() {
-            info!("static OSS keys are configured: the RRSA settings are not used");
-        }
-        if ecs_role.is_some() {
-            info!("static OSS keys are configured: oss.ecs_ram_role is not used");
-        }
-        return Ok((credentials, None));
-    }
-    let (provider, settings_to_check) = match (rrsa, ecs_role) {
-        (Some(config), ecs_role) => {
-            if ecs_role.is_some() {
-                info!("RRSA is configured: oss.ecs_ram_role is not used");
-            }
-            let endpoint = config.endpoint.clone();
-            let provider = sts::OidcRoleProvider::new(config).context("configuring RRSA")?;
-            (
-                RoleProvider::Oidc(provider),
-                format!(
-                    "RRSA at {endpoint}; check oss.role_arn / ALIBABA_CLOUD_ROLE_ARN, \
-                     oss.oidc_provider_arn / ALIBABA_CLOUD_OIDC_PROVIDER_ARN, \
-                     oss.oidc_token_file / ALIBABA_CLOUD_OIDC_TOKEN_FILE and oss.sts_endpoint"
-                ),
-            )
-        }
-        (None, Some(config)) => {
-            let endpoint = config.endpoint.clone();
-            let provider =
-                ecs::EcsRoleProvider::new(config).context("configuring the ECS RAM role")?;
-            (
-                RoleProvider::Ecs(provider),
-                format!(
-                    "the ECS RAM role at {endpoint}; check oss.ecs_ram_role / {}, \
-                     oss.ecs_metadata_endpoint and oss.ecs_disable_imdsv1 / {}",
-                    ecs::ROLE_ENV,
-                    ecs::IMDSV1_DISABLED_ENV
-                ),
-            )
-        }
-        (None, None) => anyhow::bail!(
-            "no OSS credentials: set oss.access_key_id and oss.access_key_secret, or the RRSA \
-             settings oss.role_arn, oss.oidc_provider_arn and oss.oidc_token_file, or \
-             oss.ecs_ram_role"
-        ),
-    };
-    let first = oss::credentials::fetch_initial(&provider, 3)
-        .await
-        .with_context(|| {
-            format!(
-                "fetching OSS credentials from {} ({settings_to_check})",
-                provider.service()
-            )
-        })?;
-    info!(
-        source = provider.service(),
-        access_key_id = %first.credentials.access_key_id,
-        expires_in_secs = oss::credentials::remaining(first.expiration, std::time::SystemTime::now()).as_secs(),
-        "OSS credentials from {}",
-        provider.service()
-    );
-    Ok((first.credentials, Some((provider, first.expiration))))
-}
-
-/// The OSS client configuration, starting the embedded emulator when no endpoint is set.
-async fn oss_client_config(
-    settings: &Settings,
-) -> anyhow::Result<(
-    oss::ClientConfig,
-    Option<EmulatorHandle>,
-    Option<RrsaRefresh>,
-)> {
-    let signature_version = settings.signature_version()?;
-    let connect_timeout = Duration::from_millis(settings.oss.connect_timeout_ms);
-    if !settings.uses_embedded_emulator() {
-        let (credentials, rrsa) = oss_credentials(settings).await?;
-        let config = oss::ClientConfig {
-            endpoint: settings.oss.endpoint.clone(),
-            region: settings.oss.region.clone(),
-            signature_version,
-            addressing: settings.addressing()?,
-            credentials,
-            connect_timeout,
-            request_timeout: None,
-        };
-        return Ok((config, None, rrsa));
-    }
-
-    // The embedded emulator checks signatures with the service's own credentials, or with a
-    // throwaway pair made for this process when none are configured.
-    let credentials = settings.credentials().unwrap_or_else(throwaway_credentials);
-    let buckets = settings
-        .emulator
-        .buckets
-        .iter()
-        .map(|spec| spec.parse::<BucketSpec>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| anyhow::anyhow!("emulator.buckets: {err}"))?;
-    let data_dir = settings.emulator_data_dir();
-    let emulator = emulator::start(EmulatorConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: data_dir.clone(),
-        credentials: vec![credentials.clone()],
-        buckets,
-        region: EMULATOR_REGION.into(),
-        verify_signatures: true,
-    })
-    .await
-    .context("starting the embedded OSS emulator")?;
-    warn!(
-        endpoint = %emulator.endpoint(),
-        data_dir = %data_dir.as_deref().map_or("<memory>".into(), |d| d.display().to_string()),
-        "oss.endpoint is not set: serving from the embedded OSS emulator, objects are stored locally, not in Alibaba Cloud OSS"
-    );
-    let config = oss::ClientConfig {
-        endpoint: emulator.endpoint(),
-        region: EMULATOR_REGION.into(),
-        signature_version,
-        addressing: oss::Addressing::Path,
-        credentials,
-        connect_timeout,
-        request_timeout: None,
-    };
-    Ok((config, Some(emulator), None))
-}
-
-/// A random key pair that lives as long as this process (embedded emulator only).
-fn throwaway_credentials() -> Credentials {
-    use rand::distr::{Alphanumeric, SampleString};
-    let mut rng = rand::rng();
-    Credentials {
-        access_key_id: format!("LTAIdev{}", Alphanumeric.sample_string(&mut rng, 16)),
-        access_key_secret: Alphanumeric.sample_string(&mut rng, 30),
-        security_token: None,
-    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -1,4 +1,4 @@
-//! TLS for the gRPC listener: settings (`[tls]`), certificates reloaded from their files while
+//! TLS for the gRPC listener: certificates (settings in `config::tls`) reloaded from their files while
 //! the server runs, and the accept loop that turns TCP connections into [`Conn`]s for tonic.
 //!
 //! * The server certificate, its key and the client CA are read from PEM files. They are
@@ -35,7 +35,6 @@ use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
     server::WebPkiClientVerifier,
 };
-use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -46,129 +45,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::{debug, error, info, warn};
 
-use super::authn::PeerIdentity;
+use super::authn::peer::PeerIdentity;
+use crate::config::tls::{ClientAuth, TlsSettings};
 
 /// TLS handshakes that may be in progress at once; past this the accept loop waits (and the
 /// kernel's listen backlog holds new connections).
 pub const MAX_PENDING_HANDSHAKES: usize = 1024;
-
-/// `[tls]`: TLS on the gRPC listener. No `cert_file` = plaintext.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsSettings {
-    /// PEM file with the server certificate chain (leaf first); empty = no TLS.
-    pub cert_file: String,
-    /// PEM file with the server's private key (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: String,
-    /// PEM file with the CA certificates that client certificates must chain to.
-    pub client_ca_file: String,
-    /// `none`, `optional` (a client may present a certificate) or `required` (it must).
-    pub client_auth: String,
-    /// How often the three files are read again to pick up new certificates; 0 = never.
-    pub reload_interval_ms: u64,
-    /// How long a client has to complete the TLS handshake.
-    pub handshake_timeout_ms: u64,
-}
-
-impl Default for TlsSettings {
-    fn default() -> Self {
-        Self {
-            cert_file: String::new(),
-            key_file: String::new(),
-            client_ca_file: String::new(),
-            client_auth: "none".into(),
-            reload_interval_ms: 10_000,
-            handshake_timeout_ms: 10_000,
-        }
-    }
-}
-
-/// Whether and how clients present certificates (`tls.client_auth`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// No client certificates are asked for.
-    None,
-    /// A client may present a certificate; if it does, it must chain to `tls.client_ca_file`.
-    Optional,
-    /// Every client must present a certificate chaining to `tls.client_ca_file`.
-    Required,
-}
-
-impl TlsSettings {
-    /// True when the listener speaks TLS.
-    pub fn enabled(&self) -> bool {
-        !self.cert_file.is_empty()
-    }
-
-    /// The parsed `tls.client_auth`.
-    pub fn client_auth(&self) -> anyhow::Result<ClientAuth> {
-        Ok(match self.client_auth.as_str() {
-            "none" => ClientAuth::None,
-            "optional" => ClientAuth::Optional,
-            "required" => ClientAuth::Required,
-            other => bail!("tls.client_auth: {other:?} is not one of none, optional, required"),
-        })
-    }
-
-    /// True when every connection must present a client certificate from the configured CA.
-    pub fn requires_client_certificates(&self) -> bool {
-        self.enabled() && matches!(self.client_auth(), Ok(ClientAuth::Required))
-    }
-
-    /// True when clients may authenticate with certificates (`optional` or `required`).
-    pub fn accepts_client_certificates(&self) -> bool {
-        self.enabled()
-            && matches!(
-                self.client_auth(),
-                Ok(ClientAuth::Optional | ClientAuth::Required)
-            )
-    }
-
-    /// Checks the settings and loads the files, naming the first bad setting.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let client_auth = self.client_auth()?;
-        if self.cert_file.is_empty() != self.key_file.is_empty() {
-            bail!(
-                "tls.cert_file and tls.key_file must be set together (or neither, for plaintext)"
-            );
-        }
-        if !self.enabled() {
-            if !self.client_ca_file.is_empty() || client_auth != ClientAuth::None {
-                bail!(
-                    "tls.client_ca_file / tls.client_auth: client certificates need TLS; set \
-                     tls.cert_file and tls.key_file"
-                );
-            }
-            return Ok(());
-        }
-        match (client_auth, self.client_ca_file.is_empty()) {
-            (ClientAuth::None, false) => bail!(
-                "tls.client_auth: tls.client_ca_file is set but client_auth is \"none\"; set \
-                 \"optional\" or \"required\" (or remove client_ca_file)"
-            ),
-            (ClientAuth::Optional | ClientAuth::Required, true) => bail!(
-                "tls.client_ca_file: client_auth {:?} needs the CA that client certificates \
-                 chain to",
-                self.client_auth
-            ),
-            _ => {}
-        }
-        if !(100..=600_000).contains(&self.handshake_timeout_ms) {
-            bail!(
-                "tls.handshake_timeout_ms: {} is outside 100..=600000",
-                self.handshake_timeout_ms
-            );
-        }
-        if self.reload_interval_ms != 0 && self.reload_interval_ms < 50 {
-            bail!(
-                "tls.reload_interval_ms: {} is below 50 (0 turns reloading off)",
-                self.reload_interval_ms
-            );
-        }
-        build_server_config(self, &TlsFiles::read(self)?)?;
-        Ok(())
-    }
-}
 
 /// The contents of the TLS files, as last read.
 #[derive(Clone, PartialEq, Eq)]
@@ -216,7 +98,7 @@ fn build_server_config(settings: &TlsSettings, files: &TlsFiles) -> anyhow::Resu
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("tls: the TLS provider supports no protocol version")?;
-    let builder = match (settings.client_auth()?, &files.client_ca) {
+    let builder = match (settings.client_auth, &files.client_ca) {
         (ClientAuth::Optional | ClientAuth::Required, Some(ca)) => {
             let mut roots = RootCertStore::empty();
             for cert in parse_certificates("tls.client_ca_file", ca)? {
@@ -225,7 +107,7 @@ fn build_server_config(settings: &TlsSettings, files: &TlsFiles) -> anyhow::Resu
                 })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if settings.client_auth()? == ClientAuth::Optional {
+            let verifier = if settings.client_auth == ClientAuth::Optional {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
@@ -246,6 +128,14 @@ fn build_server_config(settings: &TlsSettings, files: &TlsFiles) -> anyhow::Resu
     // gRPC is HTTP/2 only.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// Checks the `[tls]` settings and loads their files, naming the first bad setting: what
+/// `serve` and `check-config` refuse before starting.
+pub fn check(settings: &TlsSettings) -> anyhow::Result<()> {
+    settings.validate()?;
+    ServerTls::load(settings)?;
+    Ok(())
 }
 
 /// The TLS configuration in force, replaced when the files change.
@@ -335,10 +225,10 @@ impl ServerTls {
 
     /// Checks the files every `tls.reload_interval_ms` until the last [`Arc`] is dropped.
     fn spawn_watcher(self: &Arc<Self>) {
-        if self.settings.reload_interval_ms == 0 {
+        if self.settings.reload_interval_ms.is_zero() {
             return;
         }
-        let interval = Duration::from_millis(self.settings.reload_interval_ms);
+        let interval = self.settings.reload_interval_ms;
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
@@ -688,7 +578,7 @@ mod tests {
     }
 
     fn error_of(settings: &TlsSettings) -> String {
-        format!("{:#}", settings.validate().unwrap_err())
+        format!("{:#}", check(settings).unwrap_err())
     }
 
     #[test]
@@ -697,7 +587,7 @@ mod tests {
         assert!(TlsSettings::default().validate().is_ok());
         let pki = Pki::new();
         let settings = pki.settings();
-        settings.validate().unwrap();
+        check(&settings).unwrap();
         let tls = ServerTls::load(&settings).unwrap().unwrap();
         assert_eq!(tls.current().alpn_protocols, vec![b"h2".to_vec()]);
     }
@@ -752,14 +642,7 @@ mod tests {
             ),
             (
                 TlsSettings {
-                    client_auth: "sometimes".into(),
-                    ..good.clone()
-                },
-                "tls.client_auth",
-            ),
-            (
-                TlsSettings {
-                    client_auth: "required".into(),
+                    client_auth: ClientAuth::Required,
                     ..good.clone()
                 },
                 "tls.client_ca_file",
@@ -774,7 +657,7 @@ mod tests {
             (
                 TlsSettings {
                     client_ca_file: pki.write("garbage-ca.crt", "nope"),
-                    client_auth: "optional".into(),
+                    client_auth: ClientAuth::Optional,
                     ..good.clone()
                 },
                 "tls.client_ca_file",
@@ -783,21 +666,21 @@ mod tests {
                 TlsSettings {
                     cert_file: String::new(),
                     key_file: String::new(),
-                    client_auth: "required".into(),
+                    client_auth: ClientAuth::Required,
                     ..good.clone()
                 },
                 "tls.client_ca_file / tls.client_auth",
             ),
             (
                 TlsSettings {
-                    handshake_timeout_ms: 0,
+                    handshake_timeout_ms: Duration::ZERO,
                     ..good.clone()
                 },
                 "tls.handshake_timeout_ms",
             ),
             (
                 TlsSettings {
-                    reload_interval_ms: 10,
+                    reload_interval_ms: Duration::from_millis(10),
                     ..good.clone()
                 },
                 "tls.reload_interval_ms",
@@ -808,15 +691,18 @@ mod tests {
             assert!(err.contains(needle), "{needle}: {err}");
         }
         // A CA for client certificates, optional or required.
-        for mode in ["optional", "required"] {
+        for mode in [ClientAuth::Optional, ClientAuth::Required] {
             let with_ca = TlsSettings {
                 client_ca_file: good.cert_file.clone(),
-                client_auth: mode.into(),
+                client_auth: mode,
                 ..good.clone()
             };
-            with_ca.validate().unwrap();
+            check(&with_ca).unwrap();
             assert!(with_ca.accepts_client_certificates());
-            assert_eq!(with_ca.requires_client_certificates(), mode == "required");
+            assert_eq!(
+                with_ca.requires_client_certificates(),
+                mode == ClientAuth::Required
+            );
         }
     }
 

@@ -55,8 +55,13 @@ pub fn init(settings: &crate::config::Settings) -> anyhow::Result<TelemetryGuard
     // Colours only for a person at a terminal: a file, a pipe or a container log gets plain
     // text (tracing-subscriber colours by default, whatever stderr is).
     let ansi = ansi_colours(std::io::stderr().is_terminal());
-    let logs =
-        log_layer(&settings.log.format, ansi, std::io::stderr, &dispatch).with_filter(filter);
+    let logs = log_layer(
+        settings.log.format.as_str(),
+        ansi,
+        std::io::stderr,
+        &dispatch,
+    )
+    .with_filter(filter);
     let resource = otel::resource();
     let tracer = if otel::traces_enabled() {
         Some(otel::tracer_provider(resource.clone())?)

@@ -21,9 +21,9 @@ async fn run(version: SignatureVersion) {
 
     // put (chunked, with tags and metadata)
     let mut put = PutObjectInput::new(bucket.clone(), key.clone());
-    put.content.content_type = Some("text/plain".into());
-    put.metadata = UserMetadata::from_pairs([("author", "smoke")]).unwrap();
-    put.tags = TagSet::from_pairs([("team", "storage ops"), ("a+b", "c/d")]).unwrap();
+    put.attributes.content.content_type = Some("text/plain".into());
+    put.attributes.metadata = UserMetadata::from_pairs([("author", "smoke")]).unwrap();
+    put.attributes.tags = TagSet::from_pairs([("team", "storage ops"), ("a+b", "c/d")]).unwrap();
     let halves: Vec<Result<Bytes, BoxError>> = vec![
         Ok(Bytes::from_static(&data[..10])),
         Ok(Bytes::from_static(&data[10..])),
@@ -36,7 +36,7 @@ async fn run(version: SignatureVersion) {
     assert_eq!(out.sent_crc64, crc64(data));
 
     // forbid-overwrite with a known length
-    put.forbid_overwrite = true;
+    put.attributes.forbid_overwrite = true;
     put.content_length = Some(1);
     let err = client
         .put_object(

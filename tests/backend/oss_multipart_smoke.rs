@@ -21,9 +21,9 @@ async fn run(version: SignatureVersion) {
     let part1: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
     let part2 = b"the short last part".to_vec();
     let mut init = InitiateMultipartUploadInput::new(bucket.clone(), key.clone());
-    init.tags = TagSet::from_pairs([("stage", "multi part")]).unwrap();
-    init.metadata = UserMetadata::from_pairs([("origin", "smoke")]).unwrap();
-    init.content.content_type = Some("application/x-smoke".into());
+    init.attributes.tags = TagSet::from_pairs([("stage", "multi part")]).unwrap();
+    init.attributes.metadata = UserMetadata::from_pairs([("origin", "smoke")]).unwrap();
+    init.attributes.content.content_type = Some("application/x-smoke".into());
     let upload = client
         .initiate_multipart_upload(&init)
         .await
@@ -169,8 +169,8 @@ async fn run(version: SignatureVersion) {
         0,
         Bytes::from_static(b"line 1\n"),
     );
-    append.content.content_type = Some("text/plain".into());
-    append.tags = TagSet::from_pairs([("kind", "log")]).unwrap();
+    append.attributes.content.content_type = Some("text/plain".into());
+    append.attributes.tags = TagSet::from_pairs([("kind", "log")]).unwrap();
     let first = client.append_object(&append).await.unwrap();
     assert_eq!(first.next_position, 7);
     let mut next = AppendObjectInput::new(

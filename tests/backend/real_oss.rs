@@ -116,7 +116,7 @@ async fn run(target: &Target, version: SignatureVersion) {
     let plain = key("plain object é+1.txt");
     let data = b"hello from the ossgate real-OSS suite\n";
     let mut put = PutObjectInput::new(bucket.clone(), plain.clone());
-    put.tags = TagSet::from_pairs([("suite", "real oss")]).unwrap();
+    put.attributes.tags = TagSet::from_pairs([("suite", "real oss")]).unwrap();
     client.put_object(&put, one(data)).await.unwrap();
     created.push(plain.clone());
     let head = client.head_object(&id(&plain)).await.unwrap();

@@ -1,7 +1,7 @@
 //! Caller auth: bearer tokens and the policy, enforced before anything reaches OSS; health
 //! and reflection stay open.
 
-use ossgate::{proto, rpc::auth::AuthSettings, server::RunningServer};
+use ossgate::{config::auth::AuthSettings, proto, server::RunningServer};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 

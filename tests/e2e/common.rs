@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use ossgate::{
     config::Settings,
+    config::auth::{AuthSettings, PolicyRule, TokenSetting},
     emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
     oss::credentials::Credentials,
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::{AuthSettings, PolicyRule, TokenSetting, hash_token},
+    server::authn::hash_token,
     server::{self, RunningServer},
 };
 use tokio::{sync::mpsc, task::JoinHandle};

@@ -17,8 +17,8 @@ use std::{
 
 use base64::Engine as _;
 use ossgate::{
+    config::auth::AuthSettings,
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::AuthSettings,
     server::RunningServer,
 };
 use prost::Message as _;

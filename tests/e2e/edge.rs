@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use bytes::{Buf, BufMut, Bytes};
 use ossgate::{
+    config::auth::AuthSettings,
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::AuthSettings,
 };
 use serde_json::Value;
 use tonic::{

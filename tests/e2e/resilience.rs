@@ -14,10 +14,10 @@ use std::{
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use ossgate::{
+    config::auth::AuthSettings,
     emulator::{Fault, FaultKind, FaultOp},
     model::crc64,
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::AuthSettings,
     server::RunningServer,
 };
 use tonic::{Code, Request};

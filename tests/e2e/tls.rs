@@ -11,8 +11,8 @@ use std::{
 };
 
 use ossgate::{
+    config::auth::{AuthSettings, CertificateSetting},
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::{AuthSettings, CertificateSetting},
     server::{RunningServer, tls::Reload},
 };
 use rcgen::{

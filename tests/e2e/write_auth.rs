@@ -5,8 +5,8 @@
 //! `oss_request_id` is checked against the OSS request that made the change.
 
 use ossgate::{
+    config::auth::{AuthSettings, PolicyRule},
     proto::{self, object_service_client::ObjectServiceClient},
-    rpc::auth::{AuthSettings, PolicyRule},
     server::RunningServer,
 };
 use serde_json::Value;

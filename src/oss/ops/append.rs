@@ -3,12 +3,12 @@
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::{ContentHeaders, OssOperation, OssRequest, Payload, Resp, WriteHeaders};
-use crate::model::{
-    BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId, crc64_combine,
-};
+use super::{ObjectAttributes, OssOperation, OssRequest, Payload, Resp};
+use crate::model::{BucketName, ObjectKey, VersionId, crc64_combine};
 use crate::oss::client::{BoxError, Client};
 use crate::oss::error::{OssError, OssErrorKind};
+use crate::oss::protocol::header;
+use crate::oss::protocol::query;
 
 /// Input of AppendObject: `body` is appended at `position`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,16 +28,10 @@ pub struct AppendObjectInput {
     /// with it the whole-object CRC OSS returns is checked. `None` at a
     /// later position = not checked.
     pub previous_crc64: Option<u64>,
-    /// Content headers; OSS applies them when the append creates the object.
-    pub content: ContentHeaders,
-    /// User metadata; applied when the append creates the object.
-    pub metadata: UserMetadata,
-    /// Tags; applied when the append creates the object.
-    pub tags: TagSet,
-    /// `x-oss-storage-class`; applied when the append creates the object.
-    pub storage_class: Option<StorageClass>,
-    /// `x-oss-object-acl`; applied when the append creates the object.
-    pub acl: Option<ObjectAcl>,
+    /// What the object gets; OSS applies it when the append creates the object.
+    /// `forbid_overwrite` is not sent: AppendObject has no such header (an append at
+    /// position 0 onto an existing object already fails by its position).
+    pub attributes: ObjectAttributes,
 }
 
 impl AppendObjectInput {
@@ -50,11 +44,7 @@ impl AppendObjectInput {
             body,
             content_md5: None,
             previous_crc64: None,
-            content: ContentHeaders::default(),
-            metadata: UserMetadata::empty(),
-            tags: TagSet::empty(),
-            storage_class: None,
-            acl: None,
+            attributes: ObjectAttributes::default(),
         }
     }
 }
@@ -78,9 +68,9 @@ pub struct AppendObjectOutput {
 /// request is not replayable: a lost response may hide a stored append).
 pub fn build_append_object(input: &AppendObjectInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::AppendObject, &input.bucket, Some(&input.key));
-    req.query_set("append", "");
-    req.query_set("position", input.position.to_string());
-    input.content.push_to(&mut req);
+    req.query_set(query::APPEND, "");
+    req.query_set(query::POSITION, input.position.to_string());
+    input.attributes.push_without_forbid_overwrite(&mut req);
     if let Some(md5) = &input.content_md5 {
         use base64::Engine as _;
         req.header_set(
@@ -88,13 +78,6 @@ pub fn build_append_object(input: &AppendObjectInput) -> OssRequest {
             base64::engine::general_purpose::STANDARD.encode(md5),
         );
     }
-    req.write_headers(WriteHeaders {
-        metadata: &input.metadata,
-        tags: &input.tags,
-        storage_class: input.storage_class,
-        acl: input.acl,
-        forbid_overwrite: false,
-    });
     req.header_set("content-length", input.body.len().to_string());
     req.payload = Payload::Stream;
     req
@@ -112,7 +95,7 @@ pub fn parse_append_object(
 ) -> Result<AppendObjectOutput, OssError> {
     let r = Resp::new(status, headers);
     let next_position = r
-        .u64("x-oss-next-append-position")?
+        .u64(header::NEXT_APPEND_POSITION)?
         .ok_or_else(|| r.invalid("AppendObject response without x-oss-next-append-position"))?;
     let expected_next = input.position.checked_add(sent_bytes);
     if expected_next != Some(next_position) {
@@ -179,6 +162,7 @@ impl Client {
 mod tests {
     use super::super::test_support::capture_sign::signature;
     use super::super::test_support::*;
+    use crate::model::{ObjectAcl, StorageClass, TagSet, UserMetadata};
     use http::Method;
 
     use super::*;
@@ -194,7 +178,7 @@ mod tests {
             1024,
             Bytes::from_static(b"line 2\n"),
         );
-        input.content.content_type = Some("text/plain".into());
+        input.attributes.content.content_type = Some("text/plain".into());
         let req = build_append_object(&input);
         assert_eq!(req.method, Method::POST);
         assert_eq!(
@@ -220,11 +204,11 @@ mod tests {
     #[test]
     fn first_append_headers() {
         let mut input = AppendObjectInput::new(bucket(), key("k"), 0, Bytes::from_static(b"x"));
-        input.metadata = UserMetadata::from_pairs([("a", "b")]).unwrap();
-        input.tags = TagSet::from_pairs([("t", "v w")]).unwrap();
-        input.storage_class = Some(StorageClass::Ia);
-        input.acl = Some(ObjectAcl::Private);
-        input.content.cache_control = Some("no-cache".into());
+        input.attributes.metadata = UserMetadata::from_pairs([("a", "b")]).unwrap();
+        input.attributes.tags = TagSet::from_pairs([("t", "v w")]).unwrap();
+        input.attributes.storage_class = Some(StorageClass::Ia);
+        input.attributes.acl = Some(ObjectAcl::Private);
+        input.attributes.content.cache_control = Some("no-cache".into());
         input.content_md5 = Some([0u8; 16]);
         let req = build_append_object(&input);
         assert_eq!(req.query_param("position"), Some("0"));

@@ -16,6 +16,7 @@ use crate::model::{
 use crate::oss::client::{Client, MAX_XML_BODY};
 use crate::oss::endpoint::percent_encode;
 use crate::oss::error::OssError;
+use crate::oss::protocol::{header, query};
 use crate::oss::sign::http_date;
 use crate::oss::xml::{CopyResult, parse_document};
 
@@ -123,16 +124,16 @@ pub struct CopySourceConditions {
 
 impl CopySourceConditions {
     pub(crate) fn push_to(&self, req: &mut OssRequest) {
-        req.header_opt("x-oss-copy-source-if-match", self.if_match.as_deref());
+        req.header_opt(header::COPY_SOURCE_IF_MATCH, self.if_match.as_deref());
         req.header_opt(
-            "x-oss-copy-source-if-none-match",
+            header::COPY_SOURCE_IF_NONE_MATCH,
             self.if_none_match.as_deref(),
         );
         if let Some(t) = self.if_modified_since {
-            req.header_set("x-oss-copy-source-if-modified-since", http_date(t));
+            req.header_set(header::COPY_SOURCE_IF_MODIFIED_SINCE, http_date(t));
         }
         if let Some(t) = self.if_unmodified_since {
-            req.header_set("x-oss-copy-source-if-unmodified-since", http_date(t));
+            req.header_set(header::COPY_SOURCE_IF_UNMODIFIED_SINCE, http_date(t));
         }
     }
 }
@@ -200,12 +201,12 @@ pub struct CopyObjectOutput {
 pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::CopyObject, &input.bucket, Some(&input.key));
     no_body(&mut req);
-    req.header_set("x-oss-copy-source", input.source.header_value());
+    req.header_set(header::COPY_SOURCE, input.source.header_value());
     let no_metadata = UserMetadata::empty();
     let metadata = match &input.metadata {
         CopyMetadata::Copy => &no_metadata,
         CopyMetadata::Replace { metadata, content } => {
-            req.header_set("x-oss-metadata-directive", input.metadata.directive());
+            req.header_set(header::METADATA_DIRECTIVE, input.metadata.directive());
             content.push_to(&mut req);
             metadata
         }
@@ -223,11 +224,11 @@ pub fn build_copy_object(input: &CopyObjectInput) -> OssRequest {
         forbid_overwrite: input.forbid_overwrite,
     });
     if let CopyTagging::Replace(tags) = &input.tagging {
-        req.header_set("x-oss-tagging-directive", input.tagging.directive());
+        req.header_set(header::TAGGING_DIRECTIVE, input.tagging.directive());
         if tags.is_empty() {
             // write_headers omits an empty set; Replace needs the (empty) header
             // so the destination ends up with no tags.
-            req.header_set("x-oss-tagging", "");
+            req.header_set(header::TAGGING, "");
         }
     }
     input.conditions.push_to(&mut req);
@@ -252,7 +253,7 @@ pub(crate) fn parse_copy_result(
 
 /// `x-oss-copy-source-version-id`.
 pub(crate) fn source_version_id(r: &Resp<'_>) -> Result<Option<VersionId>, OssError> {
-    match r.string("x-oss-copy-source-version-id") {
+    match r.string(header::COPY_SOURCE_VERSION_ID) {
         None => Ok(None),
         Some(s) => VersionId::parse(&s).map(Some).map_err(|v| {
             r.invalid(format!(
@@ -337,12 +338,12 @@ pub fn build_upload_part_copy(input: &UploadPartCopyInput) -> OssRequest {
     let part = input.part_number.to_string();
     let mut req = input.upload.request(
         OssOperation::UploadPartCopy,
-        &[("partNumber", part.as_str())],
+        &[(query::PART_NUMBER, part.as_str())],
     );
     no_body(&mut req);
-    req.header_set("x-oss-copy-source", input.source.header_value());
+    req.header_set(header::COPY_SOURCE, input.source.header_value());
     if let Some(range) = &input.range {
-        req.header_set("x-oss-copy-source-range", range.header_value());
+        req.header_set(header::COPY_SOURCE_RANGE, range.header_value());
     }
     input.conditions.push_to(&mut req);
     req

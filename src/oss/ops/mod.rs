@@ -44,6 +44,8 @@ use crate::model::{
     BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
 };
 use crate::oss::error::OssError;
+use crate::oss::protocol::header;
+use crate::oss::protocol::query;
 
 /// What a request sends as its body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +135,7 @@ impl OssRequest {
 
     pub(crate) fn version(&mut self, version_id: Option<&VersionId>) {
         if let Some(v) = version_id {
-            self.query_set("versionId", v.as_str());
+            self.query_set(query::VERSION_ID, v.as_str());
         }
     }
 
@@ -148,24 +150,69 @@ impl OssRequest {
     /// The headers every object-creating write shares.
     pub(crate) fn write_headers(&mut self, w: WriteHeaders<'_>) {
         if let Some(acl) = w.acl {
-            self.header_set("x-oss-object-acl", acl.as_str());
+            self.header_set(header::ACL, acl.as_str());
         }
         if let Some(sc) = w.storage_class {
-            self.header_set("x-oss-storage-class", sc.as_str());
+            self.header_set(header::STORAGE_CLASS, sc.as_str());
         }
         for (name, value) in w.metadata.header_pairs() {
             self.header_set(&name, value);
         }
         if !w.tags.is_empty() {
-            self.header_set("x-oss-tagging", w.tags.to_header_value());
+            self.header_set(header::TAGGING, w.tags.to_header_value());
         }
         if w.forbid_overwrite {
-            self.header_set("x-oss-forbid-overwrite", "true");
+            self.header_set(header::FORBID_OVERWRITE, "true");
         }
     }
 }
 
-/// Borrowed write options shared by PutObject and PutSymlink.
+/// What a write gives the object it creates: content headers, user metadata, tags, storage
+/// class, ACL, and whether it may replace an existing object. PutObject,
+/// InitiateMultipartUpload, AppendObject and PutSymlink each hold one and send it with
+/// [`ObjectAttributes::push_to`], so the four cannot drift apart in what they send.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectAttributes {
+    /// Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Expires.
+    pub content: ContentHeaders,
+    /// User metadata (`x-oss-meta-*`).
+    pub metadata: UserMetadata,
+    /// Tags (`x-oss-tagging`); empty = no tags.
+    pub tags: TagSet,
+    /// `x-oss-storage-class`; `None` = the bucket's default.
+    pub storage_class: Option<StorageClass>,
+    /// `x-oss-object-acl`; `None` = inherit from the bucket.
+    pub acl: Option<ObjectAcl>,
+    /// `x-oss-forbid-overwrite: true`: fail with `AlreadyExists` if the key exists.
+    pub forbid_overwrite: bool,
+}
+
+impl ObjectAttributes {
+    /// Sends the attributes as request headers.
+    pub(crate) fn push_to(&self, req: &mut OssRequest) {
+        self.push_with(req, self.forbid_overwrite);
+    }
+
+    /// [`Self::push_to`] without `x-oss-forbid-overwrite`, for AppendObject, which has no
+    /// such header.
+    pub(crate) fn push_without_forbid_overwrite(&self, req: &mut OssRequest) {
+        self.push_with(req, false);
+    }
+
+    fn push_with(&self, req: &mut OssRequest, forbid_overwrite: bool) {
+        self.content.push_to(req);
+        req.write_headers(WriteHeaders {
+            metadata: &self.metadata,
+            tags: &self.tags,
+            storage_class: self.storage_class,
+            acl: self.acl,
+            forbid_overwrite,
+        });
+    }
+}
+
+/// Borrowed write options: those of [`ObjectAttributes`], or CopyObject's under its
+/// directives.
 pub(crate) struct WriteHeaders<'a> {
     pub metadata: &'a UserMetadata,
     pub tags: &'a TagSet,
@@ -255,7 +302,7 @@ impl<'a> Resp<'a> {
     }
 
     pub(crate) fn request_id(&self) -> Option<String> {
-        self.string("x-oss-request-id")
+        self.string(header::REQUEST_ID)
     }
 
     pub(crate) fn invalid(&self, message: impl Into<String>) -> OssError {
@@ -281,11 +328,11 @@ impl<'a> Resp<'a> {
     }
 
     pub(crate) fn crc64(&self) -> Result<Option<u64>, OssError> {
-        self.u64("x-oss-hash-crc64ecma")
+        self.u64(header::HASH_CRC64ECMA)
     }
 
     pub(crate) fn version_id(&self) -> Result<Option<VersionId>, OssError> {
-        match self.string("x-oss-version-id") {
+        match self.string(header::VERSION_ID) {
             None => Ok(None),
             Some(s) => VersionId::parse(&s)
                 .map(Some)
@@ -302,7 +349,7 @@ impl<'a> Resp<'a> {
         let owned: Vec<(String, String)> = self
             .headers
             .iter()
-            .filter(|(k, _)| k.as_str().starts_with("x-oss-meta-"))
+            .filter(|(k, _)| k.as_str().starts_with(header::META_PREFIX))
             .map(|(k, v)| {
                 (
                     k.as_str().to_string(),

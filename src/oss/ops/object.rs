@@ -9,12 +9,11 @@ use bytes::Bytes;
 use futures_util::Stream;
 use http::HeaderMap;
 
-use super::{ContentHeaders, OssOperation, OssRequest, Payload, Resp, WriteHeaders};
-use crate::model::{
-    BucketName, ObjectAcl, ObjectKey, ObjectType, StorageClass, TagSet, UserMetadata, VersionId,
-};
+use super::{ContentHeaders, ObjectAttributes, OssOperation, OssRequest, Payload, Resp};
+use crate::model::{BucketName, ObjectKey, ObjectType, StorageClass, UserMetadata, VersionId};
 use crate::oss::client::{BoxError, Client};
 use crate::oss::error::OssError;
+use crate::oss::protocol::header;
 
 /// Identifies one object, optionally one version of it. The input of
 /// HeadObject, DeleteObject, GetObjectTagging, DeleteObjectTagging and GetSymlink.
@@ -71,18 +70,9 @@ pub struct PutObjectInput {
     /// MD5 of the whole body, sent as `Content-MD5`; OSS rejects a mismatch
     /// with `InvalidDigest`.
     pub content_md5: Option<[u8; 16]>,
-    /// Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Expires.
-    pub content: ContentHeaders,
-    /// User metadata (`x-oss-meta-*`).
-    pub metadata: UserMetadata,
-    /// Tags (`x-oss-tagging`); empty = no tags.
-    pub tags: TagSet,
-    /// `x-oss-storage-class`; `None` = the bucket's default.
-    pub storage_class: Option<StorageClass>,
-    /// `x-oss-object-acl`; `None` = inherit from the bucket.
-    pub acl: Option<ObjectAcl>,
-    /// `x-oss-forbid-overwrite: true`: fail with `AlreadyExists` if the key exists.
-    pub forbid_overwrite: bool,
+    /// What the object gets: content headers, metadata, tags, storage class, ACL,
+    /// forbid-overwrite.
+    pub attributes: ObjectAttributes,
 }
 
 impl PutObjectInput {
@@ -93,12 +83,7 @@ impl PutObjectInput {
             key,
             content_length: None,
             content_md5: None,
-            content: ContentHeaders::default(),
-            metadata: UserMetadata::empty(),
-            tags: TagSet::empty(),
-            storage_class: None,
-            acl: None,
-            forbid_overwrite: false,
+            attributes: ObjectAttributes::default(),
         }
     }
 }
@@ -124,20 +109,13 @@ pub struct PutObjectOutput {
 /// Builds the PutObject request: `PUT /{key}` with a streamed body.
 pub fn build_put_object(input: &PutObjectInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::PutObject, &input.bucket, Some(&input.key));
-    input.content.push_to(&mut req);
+    input.attributes.push_to(&mut req);
     if let Some(md5) = &input.content_md5 {
         req.header_set(
             "content-md5",
             base64::engine::general_purpose::STANDARD.encode(md5),
         );
     }
-    req.write_headers(WriteHeaders {
-        metadata: &input.metadata,
-        tags: &input.tags,
-        storage_class: input.storage_class,
-        acl: input.acl,
-        forbid_overwrite: input.forbid_overwrite,
-    });
     if let Some(len) = input.content_length {
         req.header_set("content-length", len.to_string());
     }
@@ -204,7 +182,7 @@ pub fn parse_head_object(status: u16, headers: &HeaderMap) -> Result<ObjectHead,
 }
 
 fn parse_object_head(r: &Resp<'_>, size: u64) -> Result<ObjectHead, OssError> {
-    let tag_count = match r.u64("x-oss-tagging-count")? {
+    let tag_count = match r.u64(header::TAGGING_COUNT)? {
         None => 0,
         Some(n) => u32::try_from(n).map_err(|_| r.invalid("x-oss-tagging-count out of range"))?,
     };
@@ -213,17 +191,17 @@ fn parse_object_head(r: &Resp<'_>, size: u64) -> Result<ObjectHead, OssError> {
         etag: r.etag(),
         crc64: r.crc64()?,
         object_type: r
-            .string("x-oss-object-type")
+            .string(header::OBJECT_TYPE)
             .and_then(|s| ObjectType::parse(&s)),
         storage_class: r
-            .string("x-oss-storage-class")
+            .string(header::STORAGE_CLASS)
             .and_then(|s| StorageClass::parse(&s)),
         metadata: r.metadata(),
         tag_count,
         version_id: r.version_id()?,
         last_modified: r.last_modified(),
         content: ContentHeaders::from_response(r),
-        next_append_position: r.u64("x-oss-next-append-position")?,
+        next_append_position: r.u64(header::NEXT_APPEND_POSITION)?,
         request_id: r.request_id(),
     })
 }
@@ -340,7 +318,7 @@ pub fn build_get_object(input: &GetObjectInput) -> OssRequest {
     req.version(input.version_id.as_ref());
     if let Some(range) = input.effective_range() {
         req.header_set("range", range.header_value());
-        req.header_set("x-oss-range-behavior", "standard");
+        req.header_set(header::RANGE_BEHAVIOR, "standard");
     }
     req
 }
@@ -397,7 +375,7 @@ pub fn parse_delete_object(
     let r = Resp::new(status, headers);
     Ok(DeleteObjectOutput {
         version_id: r.version_id()?,
-        delete_marker: r.flag("x-oss-delete-marker"),
+        delete_marker: r.flag(header::DELETE_MARKER),
         request_id: r.request_id(),
     })
 }
@@ -455,7 +433,7 @@ impl Client {
         } else {
             None
         };
-        let body = crate::oss::client::response_stream(resp, expect_crc, head.request_id.clone());
+        let body = crate::oss::body::response_stream(resp, expect_crc, head.request_id.clone());
         Ok(GetObjectOutput {
             head,
             content_length,
@@ -484,6 +462,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+    use crate::model::{ObjectAcl, TagSet};
     use http::Method;
 
     use super::*;
@@ -501,13 +480,14 @@ mod tests {
                 .try_into()
                 .unwrap(),
         );
-        input.content.content_type = Some("text/plain".into());
-        input.metadata =
+        input.attributes.content.content_type = Some("text/plain".into());
+        input.attributes.metadata =
             UserMetadata::from_pairs([("author", "alice"), ("purpose", "unit test")]).unwrap();
-        input.tags = TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
-        input.storage_class = Some(StorageClass::Ia);
-        input.acl = Some(ObjectAcl::Private);
-        input.forbid_overwrite = true;
+        input.attributes.tags =
+            TagSet::from_pairs([("project", "alpha"), ("team", "storage ops")]).unwrap();
+        input.attributes.storage_class = Some(StorageClass::Ia);
+        input.attributes.acl = Some(ObjectAcl::Private);
+        input.attributes.forbid_overwrite = true;
         input
     }
 
@@ -548,15 +528,15 @@ mod tests {
     #[test]
     fn put_object_entity_headers_trimmed() {
         let mut input = PutObjectInput::new(bucket(), key("a"));
-        input.content = ContentHeaders {
+        input.attributes.content = ContentHeaders {
             content_type: Some(" application/json ".into()),
             cache_control: Some("no-cache".into()),
             content_disposition: Some("attachment; filename=\"a.txt\"".into()),
             content_encoding: Some("gzip".into()),
             expires: Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
         };
-        input.storage_class = Some(StorageClass::DeepColdArchive);
-        input.acl = Some(ObjectAcl::PublicRead);
+        input.attributes.storage_class = Some(StorageClass::DeepColdArchive);
+        input.attributes.acl = Some(ObjectAcl::PublicRead);
         let req = build_put_object(&input);
         assert_eq!(req.header("Content-Type"), Some("application/json"));
         assert_eq!(req.header("cache-control"), Some("no-cache"));

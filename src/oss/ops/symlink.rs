@@ -5,13 +5,13 @@ use std::time::SystemTime;
 use http::HeaderMap;
 
 use super::object::ObjectId;
-use super::{OssOperation, OssRequest, Resp, WriteHeaders};
-use crate::model::{
-    BucketName, ObjectAcl, ObjectKey, StorageClass, TagSet, UserMetadata, VersionId,
-};
+use super::{ObjectAttributes, OssOperation, OssRequest, Resp};
+use crate::model::{BucketName, ObjectKey, UserMetadata, VersionId};
 use crate::oss::client::Client;
 use crate::oss::endpoint::percent_encode;
 use crate::oss::error::OssError;
+use crate::oss::protocol::header;
+use crate::oss::protocol::query;
 
 /// Input of PutSymlink.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,17 +22,9 @@ pub struct PutSymlinkInput {
     pub key: ObjectKey,
     /// The object the link points to (same bucket; need not exist).
     pub target: ObjectKey,
-    /// User metadata of the link.
-    pub metadata: UserMetadata,
-    /// Tags of the link (`x-oss-tagging`; empty = none). The SDKs do not
-    /// expose this for symlinks; OSS documents the permission for it.
-    pub tags: TagSet,
-    /// `x-oss-storage-class` of the link.
-    pub storage_class: Option<StorageClass>,
-    /// `x-oss-object-acl` of the link.
-    pub acl: Option<ObjectAcl>,
-    /// `x-oss-forbid-overwrite: true`: fail with `AlreadyExists` if the key exists.
-    pub forbid_overwrite: bool,
+    /// What the link itself gets. Its tags (`x-oss-tagging`): the SDKs do not expose
+    /// them for symlinks; OSS documents the permission for them.
+    pub attributes: ObjectAttributes,
 }
 
 impl PutSymlinkInput {
@@ -42,11 +34,7 @@ impl PutSymlinkInput {
             bucket,
             key,
             target,
-            metadata: UserMetadata::empty(),
-            tags: TagSet::empty(),
-            storage_class: None,
-            acl: None,
-            forbid_overwrite: false,
+            attributes: ObjectAttributes::default(),
         }
     }
 }
@@ -86,25 +74,19 @@ pub struct GetSymlinkOutput {
 /// percent-encoded (including `/`, as oss2 does; required for non-ASCII).
 pub fn build_put_symlink(input: &PutSymlinkInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::PutSymlink, &input.bucket, Some(&input.key));
-    req.query_set("symlink", "");
+    req.query_set(query::SYMLINK, "");
     req.header_set(
-        "x-oss-symlink-target",
+        header::SYMLINK_TARGET,
         percent_encode(input.target.as_str(), false),
     );
-    req.write_headers(WriteHeaders {
-        metadata: &input.metadata,
-        tags: &input.tags,
-        storage_class: input.storage_class,
-        acl: input.acl,
-        forbid_overwrite: input.forbid_overwrite,
-    });
+    input.attributes.push_to(&mut req);
     req
 }
 
 /// Builds `GET /{key}?symlink[&versionId=]`.
 pub fn build_get_symlink(input: &GetSymlinkInput) -> OssRequest {
     let mut req = OssRequest::new(OssOperation::GetSymlink, &input.bucket, Some(&input.key));
-    req.query_set("symlink", "");
+    req.query_set(query::SYMLINK, "");
     req.version(input.version_id.as_ref());
     req
 }
@@ -123,7 +105,7 @@ pub fn parse_put_symlink(status: u16, headers: &HeaderMap) -> Result<PutSymlinkO
 pub fn parse_get_symlink(status: u16, headers: &HeaderMap) -> Result<GetSymlinkOutput, OssError> {
     let r = Resp::new(status, headers);
     let raw = r
-        .string("x-oss-symlink-target")
+        .string(header::SYMLINK_TARGET)
         .ok_or_else(|| r.invalid("GetSymlink response without x-oss-symlink-target"))?;
     let target = percent_encoding::percent_decode_str(&raw)
         .decode_utf8_lossy()
@@ -156,6 +138,7 @@ impl Client {
 mod tests {
     use super::super::Payload;
     use super::super::test_support::*;
+    use crate::model::{ObjectAcl, StorageClass, TagSet};
     use http::Method;
 
     use super::*;
@@ -166,7 +149,7 @@ mod tests {
         // CAP oss2-v4-PutSymlink.http: ?symlink, encoded target, forbid-overwrite
         let mut input =
             PutSymlinkInput::new(bucket(), key("link-to-report.txt"), key("docs/report.txt"));
-        input.forbid_overwrite = true;
+        input.attributes.forbid_overwrite = true;
         let req = build_put_symlink(&input);
         assert_eq!(req.method, Method::PUT);
         assert_eq!(req.query, owned(&[("symlink", "")]));
@@ -183,10 +166,10 @@ mod tests {
     #[test]
     fn put_symlink_with_every_option() {
         let mut input = PutSymlinkInput::new(bucket(), key("l"), key("目录/a b+c.txt"));
-        input.metadata = UserMetadata::from_pairs([("Owner", "bob")]).unwrap();
-        input.tags = TagSet::from_pairs([("t", "1 2")]).unwrap();
-        input.storage_class = Some(StorageClass::Archive);
-        input.acl = Some(ObjectAcl::Default);
+        input.attributes.metadata = UserMetadata::from_pairs([("Owner", "bob")]).unwrap();
+        input.attributes.tags = TagSet::from_pairs([("t", "1 2")]).unwrap();
+        input.attributes.storage_class = Some(StorageClass::Archive);
+        input.attributes.acl = Some(ObjectAcl::Default);
         let req = build_put_symlink(&input);
         assert_eq!(
             sorted(&req),

@@ -9,6 +9,7 @@ use super::{OssOperation, OssRequest, Resp};
 use crate::model::{BucketName, ObjectKey, TagSet, VersionId};
 use crate::oss::client::Client;
 use crate::oss::error::OssError;
+use crate::oss::protocol::query;
 use crate::oss::xml::{parse_tagging_xml, tagging_xml};
 
 /// Input of PutObjectTagging.
@@ -69,7 +70,7 @@ pub struct GetObjectTaggingOutput {
 
 fn tagging_request(operation: OssOperation, object: &ObjectId) -> OssRequest {
     let mut req = OssRequest::new(operation, &object.bucket, Some(&object.key));
-    req.query_set("tagging", "");
+    req.query_set(query::TAGGING, "");
     req.version(object.version_id.as_ref());
     req
 }

@@ -14,6 +14,7 @@ use std::{fmt, str::FromStr, time::SystemTime};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::credentials::Credentials;
+use crate::oss::protocol::header;
 
 /// OSS signature versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -171,22 +172,22 @@ pub fn sign_request(
         ![
             "authorization",
             "date",
-            "x-oss-date",
-            "x-oss-content-sha256",
-            "x-oss-security-token",
+            header::DATE,
+            header::CONTENT_SHA256,
+            header::SECURITY_TOKEN,
         ]
         .iter()
         .any(|auth| name.eq_ignore_ascii_case(auth))
     });
     if let Some(token) = &credentials.security_token {
-        headers.push(("x-oss-security-token".into(), token.clone()));
+        headers.push((header::SECURITY_TOKEN.into(), token.clone()));
     }
     headers.push(("date".into(), http_date(now)));
     let authorization = match version {
         SignatureVersion::V4 => {
             let datetime = v4::format_datetime(now);
-            headers.push(("x-oss-date".into(), datetime.clone()));
-            headers.push(("x-oss-content-sha256".into(), v4::UNSIGNED_PAYLOAD.into()));
+            headers.push((header::DATE.into(), datetime.clone()));
+            headers.push((header::CONTENT_SHA256.into(), v4::UNSIGNED_PAYLOAD.into()));
             let req = SignableRequest {
                 method,
                 bucket,

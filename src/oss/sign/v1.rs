@@ -7,6 +7,7 @@ use sha1::Sha1;
 
 use super::SignableRequest;
 use crate::oss::credentials::Credentials;
+use crate::oss::protocol::header;
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -64,7 +65,7 @@ const SUBRESOURCES: &[&str] = &[
 
 /// Whether a query parameter is a V1 sub-resource (signed), including any `x-oss-*` one.
 pub fn is_subresource(name: &str) -> bool {
-    name.starts_with("x-oss-") || SUBRESOURCES.contains(&name)
+    name.starts_with(header::OSS_PREFIX) || SUBRESOURCES.contains(&name)
 }
 
 /// `/bucket/key` with the key raw (not encoded), then the sorted sub-resources.
@@ -112,7 +113,7 @@ pub fn string_to_sign(
     out.push('\n');
     out.push_str(date);
     out.push('\n');
-    for (name, value) in req.canonical_headers(|name| name.starts_with("x-oss-")) {
+    for (name, value) in req.canonical_headers(|name| name.starts_with(header::OSS_PREFIX)) {
         out.push_str(&name);
         out.push(':');
         out.push_str(&value);
@@ -191,7 +192,7 @@ impl ParsedAuthorization {
 /// `x-oss-date` when present (PY2/oss2/ali-oss sign it; ali-oss sends only that, RFC 1123),
 /// else `Date`. The client itself sends only `Date` for V1.
 pub fn signed_date(req: &SignableRequest<'_>) -> Option<String> {
-    req.header("x-oss-date").or_else(|| req.header("date"))
+    req.header(header::DATE).or_else(|| req.header("date"))
 }
 
 /// Whether decoded query parameters carry a V1 presigned signature.

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{SignableRequest, uri_encode};
 use crate::oss::credentials::Credentials;
+use crate::oss::protocol::header;
 
 /// The algorithm name in `Authorization` and presigned URLs.
 pub const ALGORITHM: &str = "OSS4-HMAC-SHA256";
@@ -87,7 +88,9 @@ pub fn additional_headers(requested: &[&str], req: &SignableRequest<'_>) -> Vec<
 }
 
 fn is_default_signed(lower_name: &str) -> bool {
-    lower_name.starts_with("x-oss-") || lower_name == "content-type" || lower_name == "content-md5"
+    lower_name.starts_with(header::OSS_PREFIX)
+        || lower_name == "content-type"
+        || lower_name == "content-md5"
 }
 
 /// The canonical request: method, URI, query, headers, additional header names, payload hash.
@@ -200,19 +203,19 @@ pub fn presign(
     let scope = scope(date, region, product);
     let additional = additional_headers(additional_requested, req);
     let mut added = vec![
-        ("x-oss-signature-version".to_string(), ALGORITHM.to_string()),
-        ("x-oss-date".to_string(), datetime.clone()),
-        ("x-oss-expires".to_string(), expires.to_string()),
+        (header::SIGNATURE_VERSION.to_string(), ALGORITHM.to_string()),
+        (header::DATE.to_string(), datetime.clone()),
+        (header::EXPIRES.to_string(), expires.to_string()),
         (
-            "x-oss-credential".to_string(),
+            header::CREDENTIAL.to_string(),
             format!("{}/{scope}", credentials.access_key_id),
         ),
     ];
     if let Some(token) = &credentials.security_token {
-        added.push(("x-oss-security-token".into(), token.clone()));
+        added.push((header::SECURITY_TOKEN.into(), token.clone()));
     }
     if !additional.is_empty() {
-        added.push(("x-oss-additional-headers".into(), additional.join(";")));
+        added.push((header::ADDITIONAL_HEADERS.into(), additional.join(";")));
     }
     let mut query = req.query.to_vec();
     query.extend(added.iter().cloned());
@@ -222,7 +225,7 @@ pub fn presign(
     };
     let sts = string_to_sign(&datetime, &scope, &canonical_request(&signed, &additional));
     let key = signing_key(&credentials.access_key_secret, date, region, product);
-    added.push(("x-oss-signature".into(), signature(&key, &sts)));
+    added.push((header::SIGNATURE.into(), signature(&key, &sts)));
     added
 }
 
@@ -310,7 +313,7 @@ pub struct ParsedPresign {
 
 /// Whether decoded query parameters carry a V4 presigned signature.
 pub fn is_presigned(query: &[(String, String)]) -> bool {
-    query.iter().any(|(k, _)| k == "x-oss-signature")
+    query.iter().any(|(k, _)| k == header::SIGNATURE)
 }
 
 impl ParsedPresign {
@@ -326,25 +329,25 @@ impl ParsedPresign {
             }
             Some(first.map(String::as_str))
         };
-        if one("x-oss-signature-version")?? != ALGORITHM {
+        if one(header::SIGNATURE_VERSION)?? != ALGORITHM {
             return None;
         }
-        let (access_key_id, date, region, product) = parse_credential(one("x-oss-credential")??)?;
-        let datetime = one("x-oss-date")??;
+        let (access_key_id, date, region, product) = parse_credential(one(header::CREDENTIAL)??)?;
+        let datetime = one(header::DATE)??;
         parse_datetime(datetime)?;
         if !datetime.starts_with(date) {
             return None;
         }
-        let expires_text = one("x-oss-expires")??;
+        let expires_text = one(header::EXPIRES)??;
         if expires_text.is_empty() || !expires_text.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let expires = expires_text.parse().ok()?;
-        let additional_headers = match one("x-oss-additional-headers")? {
+        let additional_headers = match one(header::ADDITIONAL_HEADERS)? {
             None => Vec::new(),
             Some(list) => parse_header_list(list)?,
         };
-        let signature = parse_hex_signature(one("x-oss-signature")??)?;
+        let signature = parse_hex_signature(one(header::SIGNATURE)??)?;
         Some(Self {
             access_key_id: access_key_id.to_string(),
             date: date.to_string(),
@@ -353,7 +356,7 @@ impl ParsedPresign {
             datetime: datetime.to_string(),
             expires,
             additional_headers,
-            security_token: one("x-oss-security-token")?.map(String::from),
+            security_token: one(header::SECURITY_TOKEN)?.map(String::from),
             signature,
         })
     }
@@ -362,7 +365,7 @@ impl ParsedPresign {
     pub fn signed_query(query: &[(String, String)]) -> Vec<(String, String)> {
         query
             .iter()
-            .filter(|(k, _)| k != "x-oss-signature")
+            .filter(|(k, _)| k != header::SIGNATURE)
             .cloned()
             .collect()
     }

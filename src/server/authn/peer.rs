@@ -1,7 +1,5 @@
-//! Who the caller is, as far as the connection tells: the names in a verified client
-//! certificate, read once per connection by the TLS accept loop ([`super::tls`]). The
-//! `[auth]` settings map them to principals in `rpc::auth`, which also holds the
-//! authorization policy.
+//! The names in a verified client certificate, read once per connection by the TLS accept
+//! loop (`server::tls`) and mapped to a principal by `auth.certificates` (`server::authn`).
 
 /// The names in a verified client certificate (mTLS), read once per connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -19,11 +19,17 @@
 //! is cancelled aborts its multipart upload. A resumable write keeps the parts OSS has
 //! stored, so the caller can query how much is persisted and continue from there.
 
-use crate::oss::protocol::limit::{MAX_OBJECT_BYTES, MAX_PART_NUMBER};
-use std::time::Instant;
+mod intake;
+mod resumable;
+
+pub use resumable::{abort_resumable, query_status, start_resumable};
+
+use intake::Intake;
+use resumable::resume;
+
+use crate::oss::protocol::limit::MAX_OBJECT_BYTES;
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use tonic::{Code, Status, Streaming};
 use tracing::{info, warn};
 
@@ -35,16 +41,15 @@ use super::{
     convert::version_string,
     has_tags,
     status::{gateway_error, invalid_field, oss_status},
-    upload_token::ResumableUpload,
     validate::{NewObject, Validation},
 };
 use crate::{
-    model::{BucketName, Crc64, ObjectAcl, ObjectKey, crc64_combine},
+    model::ObjectAcl,
     oss::{
         Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
         MultipartUploadId, ObjectId, OssError, OssErrorKind, PutObjectInput,
         upload::{
-            MultipartWriter, Reservation, StoredPart, UploadOptions, abort_upload, initiate_upload,
+            MultipartWriter, Reservation, UploadOptions, abort_upload, initiate_upload,
             plan_part_size, working_set,
         },
     },
@@ -57,169 +62,6 @@ struct WritePlan {
     object_size: Option<u64>,
     expected_crc64: Option<u64>,
     expected_md5: Option<[u8; 16]>,
-}
-
-/// A message's `write_offset`, which may not be negative.
-fn write_offset(offset: i64) -> Result<u64, Status> {
-    u64::try_from(offset)
-        .map_err(|_| invalid_field("write_offset", format!("{offset} is negative")))
-}
-
-/// Checks each message of a stream (offsets, size, checksums) and keeps the running CRC.
-struct Intake {
-    expected_offset: u64,
-    limit: u64,
-    object_size: Option<u64>,
-    crc: Crc64,
-    md5: Option<Md5>,
-    expected_crc64: Option<u64>,
-    expected_md5: Option<[u8; 16]>,
-    first: bool,
-}
-
-/// One message's worth of checked data.
-struct Accepted {
-    data: Bytes,
-    finish: bool,
-}
-
-impl Intake {
-    fn new(plan_size: Option<u64>, crc: Option<u64>, md5: Option<[u8; 16]>, start: u64) -> Self {
-        Self {
-            expected_offset: start,
-            limit: plan_size.unwrap_or(MAX_OBJECT_BYTES),
-            object_size: plan_size,
-            crc: Crc64::new(),
-            md5: md5.map(|_| Md5::new()),
-            expected_crc64: crc,
-            expected_md5: md5,
-            first: true,
-        }
-    }
-
-    /// Checks one message; returns its data (with bytes before `skip_until` dropped).
-    fn accept(
-        &mut self,
-        mut message: proto::WriteObjectRequest,
-        skip_until: u64,
-    ) -> Result<Accepted, Status> {
-        if !self.first && (message.spec.is_some() || !message.upload_id.is_empty()) {
-            return Err(invalid_field(
-                "spec",
-                "only the first message may carry spec or upload_id",
-            ));
-        }
-        let offset = write_offset(message.write_offset)?;
-        if offset != self.expected_offset {
-            return Err(invalid_field(
-                "write_offset",
-                format!(
-                    "{offset} does not match the {} bytes received so far",
-                    self.expected_offset
-                ),
-            ));
-        }
-        let mut data = std::mem::take(&mut message.data);
-        crate::telemetry::metrics().add_rpc_bytes("WriteObject", "in", data.len() as u64);
-        let end = offset.saturating_add(data.len() as u64);
-        if end > self.limit {
-            let why = match self.object_size {
-                Some(size) => format!("more than the declared object_size of {size} bytes"),
-                None => format!("more than {MAX_OBJECT_BYTES} bytes, OSS's object size limit"),
-            };
-            return Err(invalid_field("data", format!("the stream carries {why}")));
-        }
-        self.expected_offset = end;
-        if offset < skip_until {
-            // A resumed write may resend bytes OSS already has: drop them.
-            let skip = (skip_until - offset).min(data.len() as u64) as usize;
-            let _ = data.split_to(skip);
-        }
-        self.crc.update(&data);
-        if let Some(md5) = &mut self.md5 {
-            md5.update(&data);
-        }
-        if let Some(checksums) = message.object_checksums.take() {
-            if !self.first && !message.finish_write {
-                return Err(invalid_field(
-                    "object_checksums",
-                    "may only be sent on the first or the last message",
-                ));
-            }
-            if !self.first {
-                self.late_checksums(&checksums)?;
-            }
-        }
-        self.first = false;
-        Ok(Accepted {
-            data,
-            finish: message.finish_write,
-        })
-    }
-
-    /// Checksums that arrive with the last message.
-    fn late_checksums(&mut self, checksums: &proto::ObjectChecksums) -> Result<(), Status> {
-        if let Some(crc) = checksums.crc64ecma {
-            self.expected_crc64 = Some(crc);
-        }
-        if !checksums.md5.is_empty() {
-            let md5 = <[u8; 16]>::try_from(checksums.md5.as_ref()).map_err(|_| {
-                invalid_field(
-                    "object_checksums.md5",
-                    format!("is {} bytes; an MD5 is 16 bytes", checksums.md5.len()),
-                )
-            })?;
-            if self.md5.is_none() {
-                return Err(invalid_field(
-                    "object_checksums.md5",
-                    "an MD5 must be announced on the first message to be checked",
-                ));
-            }
-            self.expected_md5 = Some(md5);
-        }
-        Ok(())
-    }
-
-    /// At `finish_write`: the declared size and the caller's checksums against what arrived.
-    /// `prefix` is the CRC and length of bytes stored before this stream (resumed writes).
-    fn check_complete(&mut self, prefix: Option<(u64, u64)>) -> Result<(u64, u64), Status> {
-        let (prefix_crc, prefix_len) = prefix.unwrap_or((0, 0));
-        let stream_len = self
-            .expected_offset
-            .saturating_sub(prefix_len.min(self.expected_offset));
-        let size = prefix_len.max(self.expected_offset);
-        if let Some(declared) = self.object_size
-            && declared != size
-        {
-            return Err(invalid_field(
-                "spec.object_size",
-                format!("declared {declared} bytes but the stream carried {size}"),
-            ));
-        }
-        let crc = crc64_combine(prefix_crc, self.crc.value(), stream_len);
-        if let Some(expected) = self.expected_crc64
-            && expected != crc
-        {
-            return Err(invalid_field(
-                "object_checksums.crc64ecma",
-                format!("{expected} does not match the data received (CRC-64 {crc})"),
-            ));
-        }
-        if let (Some(expected), Some(md5)) = (self.expected_md5, self.md5.take()) {
-            let actual: [u8; 16] = md5.finalize().into();
-            if expected != actual {
-                return Err(invalid_field(
-                    "object_checksums.md5",
-                    format!(
-                        "{} does not match the data received (MD5 {})",
-                        hex::encode(expected),
-                        hex::encode(actual)
-                    ),
-                ));
-            }
-        }
-        Ok((size, crc))
-    }
 }
 
 /// Reads the next message; the end of the stream before `finish_write` is an error.
@@ -263,7 +105,7 @@ fn admit(
     }
     let needed = working_set(part_size, object_size, budget.total());
     budget.try_reserve(needed).ok_or_else(|| {
-        crate::server::limits::upload_memory_full(needed, budget.total(), budget.in_use())
+        super::admission::upload_memory_full(needed, budget.total(), budget.in_use())
     })
 }
 
@@ -343,7 +185,7 @@ pub async fn write(
             end_of_stream(&mut stream).await?;
             let (size, crc64) = intake.check_complete(None)?;
             let object = &plan.object;
-            if !object.forbid_overwrite {
+            if !object.attributes.forbid_overwrite {
                 let target = ObjectId::new(object.bucket.clone(), object.key.clone());
                 trail.read_before(client, &target).await;
             }
@@ -351,7 +193,7 @@ pub async fn write(
             drop(reservation);
             let out = out?;
             trail.request_id(out.request_id.as_deref());
-            if object.forbid_overwrite && out.version_id.is_none() {
+            if object.attributes.forbid_overwrite && out.version_id.is_none() {
                 trail.created_object();
             }
             return Ok(proto::WriteObjectResponse {
@@ -387,12 +229,11 @@ pub async fn write(
     };
     let outcome = match result {
         Ok(_) => {
+            let attributes = &plan.object.attributes;
             complete(
                 writer,
-                &plan.object.bucket,
-                &plan.object.key,
-                plan.object.acl,
-                plan.object.forbid_overwrite,
+                attributes.acl,
+                attributes.forbid_overwrite,
                 intake,
                 None,
                 trail,
@@ -448,11 +289,8 @@ async fn feed_multipart(
 /// A failed completion aborts a plain write's upload and keeps a resumable one's (`prefix`,
 /// the CRC and length stored before this stream, is set only for resumed writes).
 /// An audited write reads the tags before just ahead of the completion.
-#[allow(clippy::too_many_arguments)]
 async fn complete(
     writer: MultipartWriter,
-    bucket: &BucketName,
-    key: &ObjectKey,
     acl: Option<ObjectAcl>,
     forbid_overwrite: bool,
     mut intake: Intake,
@@ -469,7 +307,7 @@ async fn complete(
     let upload = writer.upload().clone();
     let client = writer.client().clone();
     if !forbid_overwrite {
-        let target = ObjectId::new(bucket.clone(), key.clone());
+        let target = ObjectId::new(upload.bucket.clone(), upload.key.clone());
         trail.read_before(&client, &target).await;
     }
     let finished = writer
@@ -511,6 +349,7 @@ async fn complete(
         )
         .await);
     }
+    let MultipartUploadId { bucket, key, .. } = upload;
     info!(%bucket, %key, size, parts = finished.parts, "multipart write complete");
     if forbid_overwrite && out.version_id.is_none() {
         trail.created_object();
@@ -574,12 +413,7 @@ fn initiate_input(object: &PutObjectInput) -> InitiateMultipartUploadInput {
     InitiateMultipartUploadInput {
         bucket: object.bucket.clone(),
         key: object.key.clone(),
-        content: object.content.clone(),
-        metadata: object.metadata.clone(),
-        tags: object.tags.clone(),
-        storage_class: object.storage_class,
-        acl: object.acl,
-        forbid_overwrite: object.forbid_overwrite,
+        attributes: object.attributes.clone(),
     }
 }
 
@@ -596,14 +430,7 @@ fn plan_spec(
     checksums: Option<&proto::ObjectChecksums>,
 ) -> Result<WritePlan, Status> {
     let mut v = Validation::new();
-    let NewObject {
-        target,
-        tags,
-        metadata,
-        content,
-        storage_class,
-        acl,
-    } = v.new_object("spec", spec.into());
+    let NewObject { target, attributes } = v.new_object("spec", spec.into());
     let object_size = match spec.object_size {
         None => Some(None),
         Some(size) if size < 0 || size as u64 > MAX_OBJECT_BYTES => {
@@ -627,12 +454,7 @@ fn plan_spec(
                 content_length: object_size,
                 // Given up front, OSS verifies the MD5 of a single PutObject too.
                 content_md5: expected_md5,
-                content: content?,
-                metadata: metadata?,
-                tags: tags?.unwrap_or_default(),
-                storage_class: storage_class?,
-                acl: acl?,
-                forbid_overwrite: spec.forbid_overwrite,
+                attributes: attributes?,
             },
             object_size,
             expected_crc64,
@@ -664,268 +486,4 @@ fn checksums_of(
         }
     };
     (checksums.crc64ecma, md5)
-}
-
-// ------------------------------------------------------------------ resumable writes
-
-/// StartResumableWrite: validates the spec, starts the multipart upload (tags and metadata
-/// go on the initiate) and returns its opaque id.
-///
-/// Until the id is returned, nobody but this call knows the upload: if the call ends first
-/// (deadline, cancel), the upload is aborted, even when OSS answers the Initiate only after
-/// the call is gone. Once returned, the upload is the caller's to resume or abandon.
-pub async fn start_resumable(
-    client: &Client,
-    config: &UploadConfig,
-    req: proto::StartResumableWriteRequest,
-) -> Result<proto::StartResumableWriteResponse, Status> {
-    let Some(spec) = req.spec.as_ref() else {
-        return Err(invalid_field("spec", "is required"));
-    };
-    let plan = plan_spec(spec, None)?;
-    let part_size = plan_part_size(plan.object_size, config.options.part_size);
-    let (initiated, mut guard) = initiate_upload(client, &initiate_input(&plan.object))
-        .await
-        .map_err(oss_status)?;
-    let upload = initiated.upload;
-    if crate::oss::retry::deadline().is_some_and(|deadline| Instant::now() >= deadline) {
-        // OSS answered after the call's deadline: the caller is about to give up, and an id
-        // it never receives would leave the upload behind. The guard aborts it.
-        return Err(Status::deadline_exceeded(
-            "the call's deadline passed before OSS answered InitiateMultipartUpload; the \
-             upload is aborted",
-        ));
-    }
-    let token = config.tokens.issue(&ResumableUpload {
-        bucket: upload.bucket.to_string(),
-        key: upload.key.to_string(),
-        upload_id: upload.upload_id.clone(),
-        part_size,
-        object_size: plan.object_size,
-        forbid_overwrite: plan.object.forbid_overwrite,
-        acl: plan.object.acl.map(|a| a.as_str().to_string()),
-        tags: plan.object.tags.clone().into_map(),
-    });
-    info!(bucket = %upload.bucket, key = %upload.key, part_size, "resumable write started");
-    // The id goes to the caller with this answer: from here the upload lives on.
-    guard.disarm();
-    Ok(proto::StartResumableWriteResponse { upload_id: token })
-}
-
-/// Opens a resumable-write id into the upload it names.
-fn open_token(
-    config: &UploadConfig,
-    token: &str,
-) -> Result<(ResumableUpload, MultipartUploadId), Status> {
-    let upload = config
-        .tokens
-        .open(token)
-        .map_err(|err| invalid_field("upload_id", err.to_string()))?;
-    let (Ok(bucket), Ok(key)) = (
-        BucketName::parse(&upload.bucket),
-        ObjectKey::parse(&upload.key),
-    ) else {
-        return Err(invalid_field("upload_id", "names an invalid object"));
-    };
-    let id = MultipartUploadId {
-        bucket,
-        key,
-        upload_id: upload.upload_id.clone(),
-    };
-    Ok((upload, id))
-}
-
-/// The parts a resumed write can keep: 1, 2, ... each exactly one part long.
-async fn persisted_parts(
-    client: &Client,
-    upload: &ResumableUpload,
-    id: &MultipartUploadId,
-) -> Result<Vec<StoredPart>, Status> {
-    let mut parts = client.list_all_parts(id).await.map_err(|err| {
-        if err.is_not_found() {
-            Status::not_found(
-                "the resumable write is finished or was aborted (OSS no longer knows its upload)",
-            )
-        } else {
-            oss_status(err)
-        }
-    })?;
-    parts.sort_by_key(|p| p.part_number);
-    let mut kept = Vec::new();
-    for (index, part) in parts.into_iter().enumerate() {
-        let (Some(crc64), true, true) = (
-            part.crc64,
-            part.part_number as usize == index + 1,
-            part.size == upload.part_size,
-        ) else {
-            break;
-        };
-        kept.push(StoredPart {
-            part_number: part.part_number,
-            etag: part.etag,
-            size: part.size,
-            crc64,
-        });
-    }
-    Ok(kept)
-}
-
-/// QueryWriteStatus (needs `write` on the upload's object).
-pub async fn query_status(
-    client: &Client,
-    config: &UploadConfig,
-    access: &Access,
-    req: proto::QueryWriteStatusRequest,
-) -> Result<proto::QueryWriteStatusResponse, Status> {
-    let (upload, id) = open_token(config, &req.upload_id)?;
-    check_write(access, &upload.bucket, &upload.key, false)?;
-    let parts = persisted_parts(client, &upload, &id).await?;
-    let persisted: u64 = parts.iter().map(|p| p.size).sum();
-    Ok(proto::QueryWriteStatusResponse {
-        persisted_size: persisted as i64,
-    })
-}
-
-/// AbortResumableWrite (needs `write` on the upload's object).
-pub async fn abort_resumable(
-    client: &Client,
-    config: &UploadConfig,
-    access: &Access,
-    req: proto::AbortResumableWriteRequest,
-) -> Result<proto::AbortResumableWriteResponse, Status> {
-    let (upload, id) = open_token(config, &req.upload_id)?;
-    check_write(access, &upload.bucket, &upload.key, false)?;
-    client
-        .abort_multipart_upload(&id)
-        .await
-        .map_err(oss_status)?;
-    info!(bucket = %id.bucket, key = %id.key, "resumable write aborted");
-    Ok(proto::AbortResumableWriteResponse {})
-}
-
-/// A resumable stream closed without `finish_write`: the parts still uploading finish (they
-/// are not cancelled), bytes short of a whole part are dropped, and the answer is the
-/// persisted size the next stream resumes from. The upload is kept.
-async fn persisted_so_far(
-    mut writer: MultipartWriter,
-) -> Result<proto::WriteObjectResponse, Status> {
-    if let Err(err) = writer.flush().await {
-        writer.suspend().await;
-        return Err(oss_status(err));
-    }
-    let persisted = writer.stored_bytes();
-    let upload = writer.upload();
-    info!(bucket = %upload.bucket, key = %upload.key, persisted, "resumable stream closed without finish_write; the upload is kept");
-    Ok(proto::WriteObjectResponse {
-        persisted_size: Some(persisted as i64),
-        ..Default::default()
-    })
-}
-
-/// WriteObject continuing a resumable write: bytes OSS already has are skipped, the rest
-/// becomes further parts, and `finish_write` completes the upload. A failure keeps what is
-/// stored so the caller can resume again. Needs `write` on the object, and `tag` when
-/// StartResumableWrite set tags (they are applied, and audited, at completion).
-async fn resume(
-    client: &Client,
-    config: &UploadConfig,
-    access: &Access,
-    trail: &mut Trail,
-    mut first: proto::WriteObjectRequest,
-    mut stream: Streaming<proto::WriteObjectRequest>,
-) -> Result<proto::WriteObjectResponse, Status> {
-    let (upload, id) = open_token(config, &first.upload_id)?;
-    let tagged = !upload.tags.is_empty();
-    if tagged {
-        let tags = tags_json(&upload.tags);
-        trail.begin("WriteObject", &upload.bucket, &upload.key, tags);
-    }
-    check_write(access, &upload.bucket, &upload.key, tagged)?;
-    if first
-        .object_checksums
-        .as_ref()
-        .is_some_and(|c| !c.md5.is_empty())
-    {
-        return Err(invalid_field(
-            "object_checksums.md5",
-            "is not supported for resumable writes (the bytes span several streams); use crc64ecma",
-        ));
-    }
-    let stored = persisted_parts(client, &upload, &id).await?;
-    let persisted: u64 = stored.iter().map(|p| p.size).sum();
-    let start = write_offset(first.write_offset)?;
-    if start > persisted {
-        return Err(invalid_field(
-            "write_offset",
-            format!(
-                "{start} is beyond the {persisted} bytes persisted; resume at or before it (QueryWriteStatus)"
-            ),
-        ));
-    }
-    if stored.len() as u64 >= u64::from(MAX_PART_NUMBER) {
-        return Err(invalid_field(
-            "upload_id",
-            "the upload already has 10,000 parts",
-        ));
-    }
-    let prefix_crc = stored
-        .iter()
-        .fold(0, |crc, p| crc64_combine(crc, p.crc64, p.size));
-    let expected_crc = first.object_checksums.take().and_then(|c| c.crc64ecma);
-    let mut intake = Intake::new(upload.object_size, expected_crc, None, start);
-    // The running CRC covers only bytes after what OSS holds.
-    let acl = upload.acl.as_deref().and_then(ObjectAcl::parse);
-    let options = UploadOptions {
-        part_size: upload.part_size,
-        ..config.options.clone()
-    };
-    // Two parts, however little remains: the writer fills whole part buffers.
-    let reservation = admit(config, upload.part_size, None)?;
-    let mut writer = MultipartWriter::new(client.clone(), id.clone(), options, stored, reservation);
-    let accepted = match intake.accept(first, persisted) {
-        Ok(accepted) => accepted,
-        Err(status) => return Err(status),
-    };
-    let fed = async {
-        if !accepted.data.is_empty() {
-            writer.write(accepted.data).await.map_err(oss_status)?;
-        }
-        if accepted.finish {
-            end_of_stream(&mut stream).await?;
-            return Ok(StreamEnd::Finished);
-        }
-        feed_multipart(
-            &mut writer,
-            &mut intake,
-            Vec::new(),
-            &mut stream,
-            Some(persisted),
-        )
-        .await
-    }
-    .await;
-    match fed {
-        Ok(StreamEnd::Finished) => {}
-        Ok(StreamEnd::Closed) => return persisted_so_far(writer).await,
-        Err(status) => {
-            // Keep what OSS stored: the caller resumes from QueryWriteStatus.
-            writer.suspend().await;
-            return Err(status);
-        }
-    }
-    let result = complete(
-        writer,
-        &id.bucket,
-        &id.key,
-        acl,
-        upload.forbid_overwrite,
-        intake,
-        Some((prefix_crc, persisted)),
-        trail,
-    )
-    .await;
-    if result.is_ok() {
-        info!(bucket = %id.bucket, key = %id.key, "resumable write complete");
-    }
-    result
 }
