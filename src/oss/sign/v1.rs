@@ -31,6 +31,7 @@ const SUBRESOURCES: &[&str] = &[
     "partNumber",
     "policy",
     "position",
+    "publicAccessBlock",
     "qos",
     "referer",
     "regionList",
