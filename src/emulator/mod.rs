@@ -9,8 +9,11 @@
 //!   (delete markers and versionId in versioned buckets), Put/Get/DeleteObjectTagging
 //!   (versionId), PutSymlink/GetSymlink (GET/HEAD on a link resolve the target). PutObject and
 //!   PutSymlink take `x-oss-tagging`, `x-oss-meta-*`, `x-oss-forbid-overwrite`,
-//!   `x-oss-storage-class`, `x-oss-object-acl`. Everything else answers NotImplemented
-//!   (501) or MethodNotAllowed (405).
+//!   `x-oss-storage-class`, `x-oss-object-acl`. Buckets: PutBucket, DeleteBucket,
+//!   ListBuckets (paging, tag filters), DescribeRegions, GetBucketInfo/Location/Stat, and the
+//!   bucket's ACL, versioning (Enabled, Suspended), tags and Block Public Access
+//!   (`ops/bucket.rs`). Everything else answers NotImplemented (501) or MethodNotAllowed
+//!   (405).
 //! * **Errors:** OSS-shaped XML (`Code`, `Message`, `RequestId`, `HostId`, `EC` where one is
 //!   documented); HEAD errors have no body but `x-oss-err` (base64 XML) and `x-oss-ec`.
 //! * **Authentication** ([`auth`]): V1/V4 header signatures and presigned URLs, verified
