@@ -87,6 +87,20 @@ async fn put_bucket_with_configuration_and_read_it_back() {
     let (s, loc) = answer(Req::new("GET", "new-bucket", "").q("location", ""), &e).await;
     assert_eq!(s, 200);
     assert_eq!(value(&loc, "LocationConstraint"), "oss-cn-hangzhou");
+    // Objects written without x-oss-storage-class get the bucket's class.
+    put_object(&e, "new-bucket", "plain", b"x").await;
+    let r = Req::new("PUT", "new-bucket", "std")
+        .h("x-oss-storage-class", "Standard")
+        .body(b"x");
+    assert_eq!(answer(r, &e).await.0, 200);
+    let (s, init) = answer(Req::new("POST", "new-bucket", "mp").q("uploads", ""), &e).await;
+    assert_eq!(s, 200);
+    for (key, class) in [("plain", "IA"), ("std", "Standard")] {
+        let r = Req::new("HEAD", "new-bucket", key).send(&e).await;
+        assert_eq!(r.headers()["x-oss-storage-class"], class, "{key}");
+    }
+    let (_, uploads) = answer(Req::new("GET", "new-bucket", "").q("uploads", ""), &e).await;
+    assert_eq!(value(&uploads, "StorageClass"), "IA", "{init}");
     // ACL: read, change, read again.
     let (_, acl) = answer(Req::new("GET", "new-bucket", "").q("acl", ""), &e).await;
     assert_eq!(value(&acl, "Grant"), "public-read");

@@ -92,7 +92,9 @@ def test_pyv2_bucket_lifecycle(emulator, version):
     assert got.body.read() == b"one"
     assert c.get_object(ossv2.GetObjectRequest(bucket=name, key="k")).body.read() == b"two"
     stat = c.get_bucket_stat(ossv2.GetBucketStatRequest(bucket=name))
-    assert (stat.object_count, stat.storage, stat.infrequent_access_object_count) == (1, 3, 0)
+    # Objects written without a storage class get the bucket's (IA).
+    assert (stat.object_count, stat.storage, stat.infrequent_access_object_count) == (1, 3, 1)
+    assert c.head_object(ossv2.HeadObjectRequest(bucket=name, key="k")).storage_class == "IA"
 
     # Not empty while any version is left; empty once they are gone.
     with pytest.raises(ossv2.exceptions.OperationError) as e:

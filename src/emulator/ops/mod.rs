@@ -26,7 +26,7 @@ use crate::emulator::State;
 use crate::emulator::auth::{self, AuthRequest};
 use crate::emulator::error::ApiError;
 use crate::emulator::route::{self, Target};
-use crate::emulator::store::Version;
+use crate::emulator::store::{Version, Versioning};
 use crate::model::ObjectKey;
 use crate::oss::protocol;
 
@@ -162,6 +162,8 @@ struct Ctx {
     query: Query,
     headers: HeaderMap,
     versioned: bool,
+    /// The bucket's storage class: what objects written without `x-oss-storage-class` get.
+    storage_class: String,
 }
 
 impl Ctx {
@@ -212,10 +214,10 @@ async fn dispatch(
             BucketOp::PutBucket | BucketOp::PutBucketAcl
         ))
     );
-    let versioned = if signature_first {
-        false
+    let bucket_config = if signature_first {
+        None
     } else {
-        state.store.is_versioned(&bucket)?
+        Some(state.store.bucket_config(&bucket)?)
     };
     verify(state, &parts, Some(&bucket), signed_key.as_deref(), &query)?;
     let (op, key) = match op? {
@@ -236,12 +238,15 @@ async fn dispatch(
         ))
         .ec(ec));
     }
+    // Object operations are never signature-first, so the bucket's settings are known.
+    let config = bucket_config.unwrap_or_default();
     let ctx = Ctx {
         bucket,
         key,
         query,
         headers: parts.headers,
-        versioned,
+        versioned: config.versioning == Versioning::Enabled,
+        storage_class: config.storage_class,
     };
     match op {
         ObjectOp::InitiateMultipartUpload => multipart::initiate(state, &ctx).await,
