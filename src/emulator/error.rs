@@ -126,6 +126,30 @@ impl ApiError {
         .with("VersionId", version_id)
     }
 
+    /// 409 BucketAlreadyExists (PutBucket of a name that is taken).
+    pub fn bucket_already_exists() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "BucketAlreadyExists",
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+        )
+    }
+
+    /// 409 BucketNotEmpty (DeleteBucket of a bucket with objects, versions or uploads).
+    pub fn bucket_not_empty(message: &str) -> Self {
+        Self::new(StatusCode::CONFLICT, "BucketNotEmpty", message)
+    }
+
+    /// 400 InvalidBucketName.
+    pub fn invalid_bucket_name(bucket: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidBucketName",
+            "The specified bucket is not valid.",
+        )
+        .with("BucketName", bucket)
+    }
+
     /// 400 InvalidArgument.
     pub fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgument", message)

@@ -13,7 +13,10 @@
 //!   ListObjectVersions (`encoding-type=url`, delimiters, markers), DeleteMultipleObjects,
 //!   Get/PutObjectAcl, RestoreObject (archive objects are readable only once restored;
 //!   [`EmulatorHandle::set_restore_delay`]), the multipart operations and their listings.
-//!   Everything else answers NotImplemented (501) or MethodNotAllowed (405).
+//!   Buckets: PutBucket, DeleteBucket, ListBuckets (paging, tag filters), DescribeRegions,
+//!   GetBucketInfo/Location/Stat, and the bucket's ACL, versioning (Enabled, Suspended), tags
+//!   and Block Public Access (`ops/bucket.rs`). Everything else answers NotImplemented (501)
+//!   or MethodNotAllowed (405).
 //! * **MetaQuery** ([`store::meta_query`]): OpenMetaQuery, GetMetaQueryStatus, DoMetaQuery
 //!   (mode `basic`) and CloseMetaQuery; the index is updated with every write, never lags.
 //! * **Errors:** OSS-shaped XML (`Code`, `Message`, `RequestId`, `HostId`, `EC` where one is

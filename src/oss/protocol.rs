@@ -16,6 +16,8 @@ pub mod header {
     pub use crate::model::META_PREFIX;
 
     pub const ACL: &str = "x-oss-object-acl";
+    /// A bucket's ACL (PutBucket, PutBucketAcl).
+    pub const BUCKET_ACL: &str = "x-oss-acl";
     pub const ADDITIONAL_HEADERS: &str = "x-oss-additional-headers";
     pub const COMPLETE_ALL: &str = "x-oss-complete-all";
     pub const CONTENT_SHA256: &str = "x-oss-content-sha256";

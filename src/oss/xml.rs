@@ -10,7 +10,7 @@ mod tagging;
 use serde::Deserialize;
 
 pub use listing::{ListedEntry, ListedPrefix, ListingChild, ListingDocument};
-pub use tagging::{TagXmlError, parse_tagging_xml, tag_set_from_xml, tagging_xml};
+pub use tagging::{TagXmlError, parse_tagging_xml, tag_set_from_xml, tagging_xml, tags_to_xml};
 
 /// The `<Error>` document OSS returns with a failed request (DOC-ERR), and
 /// the base64-decoded `x-oss-err` header of a failed HEAD request.

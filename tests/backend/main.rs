@@ -1,6 +1,7 @@
 //! The emulator and the crate's OSS client, tested over loopback HTTP: one test binary (the
 //! crate links once instead of six times) sharing one harness, [`support`].
 //!
+//! - `emulator_buckets`: bucket and service operations (PutBucket, ListBuckets, versioning…).
 //! - `emulator_captures`: the official SDKs' captured requests verify through the emulator.
 //! - `emulator_cli`: `ossgate emulator` as a process.
 //! - `emulator_http`, `emulator_listing`, `emulator_metaquery`, `emulator_multipart`: the
@@ -15,6 +16,7 @@
     reason = "test code: a panic is the failure report"
 )]
 
+mod emulator_buckets;
 mod emulator_captures;
 mod emulator_cli;
 mod emulator_http;

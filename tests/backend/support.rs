@@ -133,7 +133,8 @@ impl Req {
 
     pub fn url(&self, endpoint: &str) -> String {
         let key = uri_encode(&self.key, true);
-        let mut url = if self.host.is_some() {
+        // An empty bucket is a service-level request (ListBuckets): `GET /`.
+        let mut url = if self.host.is_some() || self.bucket.is_empty() {
             format!("{endpoint}/{key}")
         } else {
             format!("{endpoint}/{}/{key}", self.bucket)
@@ -159,10 +160,11 @@ impl Req {
     pub fn signed_headers(&self) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
         let key = (!self.key.is_empty()).then_some(self.key.as_str());
+        let bucket = (!self.bucket.is_empty()).then_some(self.bucket.as_str());
         sign::sign_request(
             self.version,
             self.method,
-            Some(&self.bucket),
+            bucket,
             key,
             &self.query,
             &mut headers,

@@ -106,7 +106,7 @@ pub(super) async fn append(
     }
     // The first append sets what the object carries; later ones ignore these headers.
     let opts = match current {
-        None => Some(write_options(h)?),
+        None => Some(write_options(h, &ctx.storage_class)?),
         Some(_) => None,
     };
     let md5 = content_md5(h)?;

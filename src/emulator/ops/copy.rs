@@ -62,7 +62,7 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     } = copy_source(h)?;
     let replace_meta = directive(h, protocol::header::METADATA_DIRECTIVE)?;
     let replace_tags = directive(h, protocol::header::TAGGING_DIRECTIVE)?;
-    let opts = write_options(h)?;
+    let opts = write_options(h, &ctx.storage_class)?;
     let found = state
         .store
         .read(&src_bucket, &src_key, src_vid.as_deref(), false, true)?;

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 mod acl;
 mod append;
+mod bucket;
 mod copy;
 mod delete_multiple;
 mod listing;
@@ -33,7 +34,7 @@ use crate::emulator::State;
 use crate::emulator::auth::{self, AuthRequest};
 use crate::emulator::error::ApiError;
 use crate::emulator::route::{self, Target};
-use crate::emulator::store::Version;
+use crate::emulator::store::{Version, Versioning};
 use crate::model::ObjectKey;
 use crate::oss::protocol;
 
@@ -169,6 +170,8 @@ struct Ctx {
     query: Query,
     headers: HeaderMap,
     versioned: bool,
+    /// The bucket's storage class: what objects written without `x-oss-storage-class` get.
+    storage_class: String,
 }
 
 impl Ctx {
@@ -189,47 +192,45 @@ async fn dispatch(
     let store = state.store.clone();
     let Target { bucket, key } = route::resolve(host, parts.uri.path(), &|b| store.has_bucket(b))?;
     let method = parts.method.clone();
+    // Service-level operations (no bucket): an unknown one is 501 at once, then the
+    // signature (an unknown AccessKeyId is 403 here: there is no bucket to be missing).
+    let Some(bucket) = bucket else {
+        let op = service_operation(&method, &query)?;
+        verify(state, &parts, None, None, &query)?;
+        return match op {
+            ServiceOp::ListBuckets => bucket::list_buckets(state, &query, &parts.headers),
+            ServiceOp::DescribeRegions => bucket::describe_regions(state, &query),
+        };
+    };
     // The order OSS answers in: a missing bucket is 404 NoSuchBucket first, even for an
     // unknown AccessKeyId (the SDKs' `is_bucket_exist()` relies on it); then the signature;
-    // then an operation the emulator lacks is 501; then the key. PutBucket is the exception:
-    // its bucket is missing by design, so NoSuchBucket would be false; it is 501 at once.
+    // then an operation the emulator lacks is 501; then the key. PutBucket and
+    // PutBucketAcl are the exceptions: PutBucket's bucket is missing by design, and OSS
+    // checks PutBucketAcl's signature first too (an unknown AccessKeyId is 403 for both, as
+    // the SDK's suite expects); a missing bucket is NoSuchBucket after that.
     // The key as the signature covers it, even for an operation that is refused later.
     let signed_key = key.clone();
-    let (bucket, op) = match (bucket, key) {
-        (None, _) => {
-            return Err(ApiError::not_implemented(
-                "Service-level operations (ListBuckets)",
-            ));
+    let op = match key {
+        None => bucket_operation(&method, &query).map(Operation::Bucket),
+        Some(key) => {
+            object_operation(&method, &query, &parts.headers).map(|op| Operation::Object(op, key))
         }
-        (Some(bucket), None) => match bucket_operation(&method, &query) {
-            Err(e) if is_put_bucket(&method, &query) => return Err(e),
-            op => (bucket, op.map(Operation::Bucket)),
-        },
-        (Some(bucket), Some(key)) => (
-            bucket,
-            object_operation(&method, &query, &parts.headers).map(|op| Operation::Object(op, key)),
-        ),
     };
-    let versioned = state.store.is_versioned(&bucket)?;
-    if state.verify_signatures {
-        let headers = header_list(&parts.headers);
-        auth::verify(
-            &AuthRequest {
-                method: method.as_str(),
-                bucket: Some(&bucket),
-                key: signed_key.as_deref(),
-                query: &query,
-                headers: &headers,
-            },
-            &state.sts.accepted(&state.credentials, SystemTime::now()),
-            &state.region,
-            SystemTime::now(),
-        )
-        .map_err(|e| state.sts.explain(e))?;
-    }
+    let signature_first = matches!(
+        op,
+        Ok(Operation::Bucket(
+            BucketOp::PutBucket | BucketOp::PutBucketAcl
+        ))
+    );
+    let bucket_config = if signature_first {
+        None
+    } else {
+        Some(state.store.bucket_config(&bucket)?)
+    };
+    verify(state, &parts, Some(&bucket), signed_key.as_deref(), &query)?;
     let (op, key) = match op? {
         Operation::Bucket(op) => {
-            return run_bucket_operation(state, op, &method, &bucket, &query, &parts.headers, body)
+            return run_bucket_operation(state, op, &bucket, &query, &parts.headers, &method, body)
                 .await;
         }
         Operation::Object(op, key) => (op, key),
@@ -246,12 +247,15 @@ async fn dispatch(
         ))
         .ec(ec));
     }
+    // Object operations are never signature-first, so the bucket's settings are known.
+    let config = bucket_config.unwrap_or_default();
     let ctx = Ctx {
         bucket,
         key,
         query,
         headers: parts.headers,
-        versioned,
+        versioned: config.versioning == Versioning::Enabled,
+        storage_class: config.storage_class,
     };
     match op {
         ObjectOp::InitiateMultipartUpload => multipart::initiate(state, &ctx).await,
@@ -284,6 +288,93 @@ async fn dispatch(
 /// the bucket with anything else names an operation the emulator lacks.
 const LIST_OBJECTS_PARAMS: &[&str] =
     &["prefix", "delimiter", "marker", "max-keys", "encoding-type"];
+/// Checks the request's signature, when the emulator checks signatures.
+fn verify(
+    state: &Arc<State>,
+    parts: &http::request::Parts,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    query: &Query,
+) -> Result<(), ApiError> {
+    if !state.verify_signatures {
+        return Ok(());
+    }
+    let headers = header_list(&parts.headers);
+    auth::verify(
+        &AuthRequest {
+            method: parts.method.as_str(),
+            bucket,
+            key,
+            query,
+            headers: &headers,
+        },
+        &state.sts.accepted(&state.credentials, SystemTime::now()),
+        &state.region,
+        SystemTime::now(),
+    )
+    .map(|_| ())
+    .map_err(|e| state.sts.explain(e))
+}
+
+/// Runs a bucket-level operation (the bucket exists, except for PutBucket).
+async fn run_bucket_operation(
+    state: &Arc<State>,
+    op: BucketOp,
+    bucket: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    method: &Method,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
+    use bucket::settings;
+    match op {
+        BucketOp::PutBucket => bucket::put_bucket(state, bucket, headers, body).await,
+        BucketOp::DeleteBucket => bucket::delete_bucket(state, bucket).await,
+        BucketOp::GetBucketInfo => bucket::get_bucket_info(state, bucket, headers),
+        BucketOp::GetBucketLocation => bucket::get_bucket_location(state, bucket),
+        BucketOp::GetBucketStat => bucket::get_bucket_stat(state, bucket),
+        BucketOp::GetBucketAcl => settings::get_acl(state, bucket),
+        BucketOp::PutBucketAcl => settings::put_acl(state, bucket, headers).await,
+        BucketOp::GetBucketVersioning => settings::get_versioning(state, bucket),
+        BucketOp::PutBucketVersioning => {
+            settings::put_versioning(state, bucket, headers, body).await
+        }
+        BucketOp::GetBucketTags => settings::get_tags(state, bucket),
+        BucketOp::PutBucketTags => settings::put_tags(state, bucket, headers, body).await,
+        BucketOp::DeleteBucketTags => settings::delete_tags(state, bucket, query).await,
+        BucketOp::GetBucketPublicAccessBlock => settings::get_public_access_block(state, bucket),
+        BucketOp::PutBucketPublicAccessBlock => {
+            settings::put_public_access_block(state, bucket, headers, body).await
+        }
+        BucketOp::DeleteBucketPublicAccessBlock => {
+            settings::delete_public_access_block(state, bucket).await
+        }
+        BucketOp::ListMultipartUploads => multipart::list_uploads(state, bucket, query),
+        BucketOp::ListObjectVersions => versions::list_object_versions(state, bucket, query),
+        BucketOp::ListObjectsV2 => listing::list_objects_v2(state, bucket, query),
+        BucketOp::ListObjects => listing::list_objects_v1(state, bucket, query),
+        BucketOp::DeleteMultipleObjects => {
+            delete_multiple::delete_multiple(state, bucket, query, headers, body).await
+        }
+        BucketOp::MetaQuery => metaquery::handle(state, bucket, method, query, headers, body).await,
+    }
+}
+
+/// The service-level operations the emulator implements (no bucket in the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServiceOp {
+    ListBuckets,
+    DescribeRegions,
+}
+
+/// The route table of service-level requests.
+fn service_operation(method: &Method, q: &Query) -> Result<ServiceOp, ApiError> {
+    match *method {
+        Method::GET if q_has(q, "regions") => Ok(ServiceOp::DescribeRegions),
+        Method::GET => Ok(ServiceOp::ListBuckets),
+        _ => Err(ApiError::not_implemented("This service-level operation")),
+    }
+}
 
 /// An operation the emulator implements, at the level the request names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +387,21 @@ enum Operation {
 /// The bucket-level operations the emulator implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BucketOp {
+    PutBucket,
+    DeleteBucket,
+    GetBucketInfo,
+    GetBucketLocation,
+    GetBucketStat,
+    GetBucketAcl,
+    PutBucketAcl,
+    GetBucketVersioning,
+    PutBucketVersioning,
+    GetBucketTags,
+    PutBucketTags,
+    DeleteBucketTags,
+    GetBucketPublicAccessBlock,
+    PutBucketPublicAccessBlock,
+    DeleteBucketPublicAccessBlock,
     ListMultipartUploads,
     ListObjectVersions,
     ListObjectsV2,
@@ -332,49 +438,39 @@ enum ObjectOp {
     RestoreObject,
 }
 
-/// Whether a bucket-level request is PutBucket (a PUT with no sub-resource).
-fn is_put_bucket(method: &Method, q: &Query) -> bool {
-    *method == Method::PUT && q.is_empty()
-}
-
-/// The route table of bucket-level requests (no key).
+/// The route table of bucket-level requests (no key): the sub-resource names the
+/// operation; PUT and DELETE with none are PutBucket and DeleteBucket.
 fn bucket_operation(method: &Method, q: &Query) -> Result<BucketOp, ApiError> {
-    match *method {
-        _ if q_has(q, "metaQuery") => Ok(BucketOp::MetaQuery),
-        Method::GET if q_has(q, "uploads") => Ok(BucketOp::ListMultipartUploads),
-        Method::GET if q_has(q, "versions") => Ok(BucketOp::ListObjectVersions),
-        Method::GET if q_get(q, "list-type") == Some("2") => Ok(BucketOp::ListObjectsV2),
+    Ok(match *method {
+        _ if q_has(q, "metaQuery") => BucketOp::MetaQuery,
+        Method::GET if q_has(q, "uploads") => BucketOp::ListMultipartUploads,
+        Method::GET if q_has(q, "versions") => BucketOp::ListObjectVersions,
+        Method::GET if q_get(q, "list-type") == Some("2") => BucketOp::ListObjectsV2,
+        Method::POST if q_has(q, "delete") => BucketOp::DeleteMultipleObjects,
+        Method::GET if q_has(q, "bucketInfo") => BucketOp::GetBucketInfo,
+        Method::GET if q_has(q, "location") => BucketOp::GetBucketLocation,
+        Method::GET if q_has(q, "stat") => BucketOp::GetBucketStat,
+        Method::GET if q_has(q, "acl") => BucketOp::GetBucketAcl,
+        Method::PUT if q_has(q, "acl") => BucketOp::PutBucketAcl,
+        Method::GET if q_has(q, "versioning") => BucketOp::GetBucketVersioning,
+        Method::PUT if q_has(q, "versioning") => BucketOp::PutBucketVersioning,
+        Method::GET if q_has(q, "tagging") => BucketOp::GetBucketTags,
+        Method::PUT if q_has(q, "tagging") => BucketOp::PutBucketTags,
+        Method::DELETE if q_has(q, "tagging") => BucketOp::DeleteBucketTags,
+        Method::GET if q_has(q, "publicAccessBlock") => BucketOp::GetBucketPublicAccessBlock,
+        Method::PUT if q_has(q, "publicAccessBlock") => BucketOp::PutBucketPublicAccessBlock,
+        Method::DELETE if q_has(q, "publicAccessBlock") => BucketOp::DeleteBucketPublicAccessBlock,
+        Method::PUT if q.is_empty() => BucketOp::PutBucket,
+        Method::DELETE if q.is_empty() => BucketOp::DeleteBucket,
+        // ListObjects (V1) has no sub-resource: a GET with only its parameters.
         Method::GET
             if q.iter()
                 .all(|(k, _)| LIST_OBJECTS_PARAMS.contains(&k.as_str())) =>
         {
-            Ok(BucketOp::ListObjects)
+            BucketOp::ListObjects
         }
-        Method::POST if q_has(q, "delete") => Ok(BucketOp::DeleteMultipleObjects),
-        _ => Err(ApiError::not_implemented("Bucket-level operations")),
-    }
-}
-
-/// Runs a bucket-level operation (the bucket exists and the request is authenticated).
-async fn run_bucket_operation(
-    state: &Arc<State>,
-    op: BucketOp,
-    method: &Method,
-    bucket: &str,
-    query: &Query,
-    headers: &HeaderMap,
-    body: &mut Option<Body>,
-) -> Result<Response, ApiError> {
-    match op {
-        BucketOp::ListMultipartUploads => multipart::list_uploads(state, bucket, query),
-        BucketOp::ListObjectVersions => versions::list_object_versions(state, bucket, query),
-        BucketOp::ListObjectsV2 => listing::list_objects_v2(state, bucket, query),
-        BucketOp::ListObjects => listing::list_objects_v1(state, bucket, query),
-        BucketOp::DeleteMultipleObjects => {
-            delete_multiple::delete_multiple(state, bucket, query, headers, body).await
-        }
-        BucketOp::MetaQuery => metaquery::handle(state, bucket, method, query, headers, body).await,
-    }
+        _ => return Err(ApiError::not_implemented("This bucket-level operation")),
+    })
 }
 
 /// The route table of object-level requests: which operation a method, query and headers

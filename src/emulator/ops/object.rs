@@ -26,7 +26,7 @@ pub(super) async fn put_object(
     body: &mut Option<Body>,
 ) -> Result<Response, ApiError> {
     let h = &ctx.headers;
-    let opts = write_options(h)?;
+    let opts = write_options(h, &ctx.storage_class)?;
     let md5 = content_md5(h)?;
     if let Some(len) = header(h, "content-length").and_then(|v| v.parse::<u64>().ok())
         && len > MAX_SINGLE_REQUEST_BYTES

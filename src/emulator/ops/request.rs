@@ -133,7 +133,9 @@ pub(super) struct WriteOptions {
     pub(super) meta: BTreeMap<String, String>,
 }
 
-pub(super) fn write_options(h: &HeaderMap) -> Result<WriteOptions, ApiError> {
+/// What a write's headers ask for. Without `x-oss-storage-class` the object gets
+/// `bucket_class`, the bucket's storage class, as in OSS.
+pub(super) fn write_options(h: &HeaderMap, bucket_class: &str) -> Result<WriteOptions, ApiError> {
     let forbid_overwrite = match header(h, protocol::header::FORBID_OVERWRITE) {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("true") => true,
@@ -153,7 +155,7 @@ pub(super) fn write_options(h: &HeaderMap) -> Result<WriteOptions, ApiError> {
             })?,
         };
     let storage_class = match h.get(protocol::header::STORAGE_CLASS) {
-        None => StorageClass::Standard,
+        None => StorageClass::parse(bucket_class).unwrap_or(StorageClass::Standard),
         Some(v) => v
             .to_str()
             .ok()

@@ -36,7 +36,7 @@ pub(super) async fn put_symlink(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     ObjectKey::parse(&target).map_err(|v| {
         ApiError::invalid_argument(format!("The symlink target is invalid: {}", v.description))
     })?;
-    let opts = write_options(h)?;
+    let opts = write_options(h, &ctx.storage_class)?;
     let mut version = Version::new(Kind::Symlink { target });
     version.headers = entity_headers(h);
     version.meta = opts.meta;

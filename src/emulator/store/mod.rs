@@ -11,7 +11,7 @@
 //! blobs/<id>                                   object data (written to blobs/.tmp-<id>, fsynced, renamed)
 //! blobs/<id>/<00000..>                         or: a composed blob, its pieces in name order
 //!                                              (hard links made in blobs/.tmp-<id>/, fsynced, renamed)
-//! buckets/<bucket>/bucket.json                 {"versioned": bool}
+//! buckets/<bucket>/bucket.json                 the bucket's settings ([`BucketConfig`])
 //! buckets/<bucket>/objects/<sha256(key)>.json  the key and all its versions
 //! ```
 //! Every JSON file is written atomically (temp file in the same directory, fsync, rename,
@@ -43,6 +43,8 @@ use super::error::ApiError;
 use super::lock;
 
 mod blob;
+/// Buckets: their settings, create, list, delete, stat.
+mod buckets;
 mod files;
 /// The key walk of the listings and in-place version updates.
 mod listing;
@@ -57,6 +59,7 @@ mod version;
 pub(crate) use blob::MemoryWriter;
 pub use blob::{BlobData, Pieces, StagedBlob, Staging};
 use blob::{Blobs, remove_path};
+pub use buckets::{BucketConfig, BucketStat, BucketSummary, Versioning};
 use files::sync_dir;
 pub(crate) use files::write_atomic;
 pub use listing::Visit;
@@ -70,17 +73,25 @@ struct ObjectEntry {
     versions: Vec<Version>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct BucketMeta {
-    versioned: bool,
-}
-
 #[derive(Debug, Default)]
 struct Bucket {
-    versioned: bool,
+    config: BucketConfig,
     objects: BTreeMap<String, ObjectEntry>,
     /// The MetaQuery index, while open.
     meta_index: Option<meta_index::MetaIndex>,
+}
+
+impl Bucket {
+    /// Whether writes get version IDs (versioning Enabled).
+    fn versioned(&self) -> bool {
+        self.config.versioning == Versioning::Enabled
+    }
+
+    /// Whether versioning was ever enabled (Enabled or Suspended): then forbid-overwrite
+    /// has no effect and an unknown version ID is NoSuchVersion, as in OSS.
+    fn has_versioning(&self) -> bool {
+        self.config.versioning != Versioning::Off
+    }
 }
 
 /// Result of a DeleteObject.
@@ -133,13 +144,13 @@ impl Store {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let dir = entry.path();
-            let meta: BucketMeta = match std::fs::read(dir.join("bucket.json")) {
+            let meta: buckets::BucketMeta = match std::fs::read(dir.join("bucket.json")) {
                 Ok(bytes) => serde_json::from_slice(&bytes)
                     .with_context(|| format!("corrupt {}/bucket.json", dir.display()))?,
                 Err(_) => continue,
             };
             let mut bucket = Bucket {
-                versioned: meta.versioned,
+                config: meta.into_config(),
                 ..Bucket::default()
             };
             let objects = dir.join("objects");
@@ -186,32 +197,16 @@ impl Store {
         })
     }
 
-    /// Creates a bucket if missing; turns versioning on if asked (never off).
-    pub fn ensure_bucket(&self, name: &str, versioned: bool) -> anyhow::Result<()> {
-        let mut buckets = lock(&self.buckets);
-        let bucket = buckets.entry(name.to_owned()).or_default();
-        bucket.versioned |= versioned;
-        if let Some(root) = &self.root {
-            let dir = root.join("buckets").join(name);
-            std::fs::create_dir_all(dir.join("objects"))?;
-            let json = serde_json::to_vec(&BucketMeta {
-                versioned: bucket.versioned,
-            })?;
-            write_atomic(&dir, "bucket.json", &json, true)?;
-        }
-        Ok(())
-    }
-
     /// Whether the bucket exists.
     pub fn has_bucket(&self, name: &str) -> bool {
         lock(&self.buckets).contains_key(name)
     }
 
-    /// Whether the bucket exists and is versioned.
+    /// Whether the bucket exists and has versioning Enabled.
     pub fn is_versioned(&self, name: &str) -> Result<bool, ApiError> {
         lock(&self.buckets)
             .get(name)
-            .map(|b| b.versioned)
+            .map(Bucket::versioned)
             .ok_or_else(|| ApiError::no_such_bucket(name))
     }
 
@@ -233,7 +228,7 @@ impl Store {
             let b = buckets
                 .get_mut(bucket)
                 .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
-            let versioned = b.versioned;
+            let (versioned, has_versioning) = (b.versioned(), b.has_versioning());
             let entry = b
                 .objects
                 .entry(key.to_owned())
@@ -242,7 +237,7 @@ impl Store {
                     versions: Vec::new(),
                 });
             let live = entry.versions.last().is_some_and(|v| !v.is_delete_marker());
-            if forbid_overwrite && !versioned && live {
+            if forbid_overwrite && !has_versioning && live {
                 if entry.versions.is_empty() {
                     b.objects.remove(key);
                 }
@@ -254,12 +249,7 @@ impl Store {
                 entry.versions.push(version.clone());
             } else {
                 version.version_id = None;
-                old_blobs.extend(
-                    entry
-                        .versions
-                        .drain(..)
-                        .filter_map(|v| v.blob().map(str::to_owned)),
-                );
+                old_blobs.extend(take_null_versions(entry));
                 entry.versions.push(version.clone());
             }
             self.persist_or_restore(bucket, b, key, before)?;
@@ -299,7 +289,7 @@ impl Store {
                 });
                 match found {
                     Some(v) => v,
-                    None if b.versioned || id != "null" => {
+                    None if b.has_versioning() || id != "null" => {
                         return Err(ApiError::no_such_version(id));
                     }
                     None => return Err(ApiError::no_such_key()),
@@ -411,24 +401,31 @@ impl Store {
             let b = buckets
                 .get_mut(bucket)
                 .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
-            let versioned = b.versioned;
+            let versioning = b.config.versioning;
+            // A delete without a version ID in a bucket with versioning leaves a delete
+            // marker: with its own ID (Enabled), or as the "null" version (Suspended).
+            let new_marker = || {
+                let mut marker = Version::new(Kind::DeleteMarker);
+                if versioning == Versioning::Enabled {
+                    marker.version_id = Some(new_version_id());
+                }
+                let deleted = Deleted {
+                    version_id: Some(marker.version_id.clone().unwrap_or_else(|| "null".into())),
+                    delete_marker: true,
+                };
+                (marker, deleted)
+            };
             let Some(entry) = b.objects.get_mut(key) else {
-                if versioned && version_id.is_none() {
+                if versioning != Versioning::Off && version_id.is_none() {
                     // A delete marker even for a key that never existed, like OSS.
-                    let mut entry = ObjectEntry {
+                    let (marker, deleted) = new_marker();
+                    let entry = ObjectEntry {
                         key: key.to_owned(),
-                        versions: Vec::new(),
+                        versions: vec![marker],
                     };
-                    let mut marker = Version::new(Kind::DeleteMarker);
-                    let id = new_version_id();
-                    marker.version_id = Some(id.clone());
-                    entry.versions.push(marker);
                     self.persist(bucket, &entry)?;
                     b.objects.insert(key.to_owned(), entry);
-                    return Ok(Deleted {
-                        version_id: Some(id),
-                        delete_marker: true,
-                    });
+                    return Ok(deleted);
                 }
                 return Ok(Deleted {
                     version_id: version_id.map(str::to_owned),
@@ -436,16 +433,17 @@ impl Store {
                 });
             };
             let before = entry.clone();
-            match (versioned, version_id) {
-                (true, None) => {
-                    let mut marker = Version::new(Kind::DeleteMarker);
-                    let id = new_version_id();
-                    marker.version_id = Some(id.clone());
+            match (versioning, version_id) {
+                (Versioning::Enabled, None) => {
+                    let (marker, deleted) = new_marker();
                     entry.versions.push(marker);
-                    result = Deleted {
-                        version_id: Some(id),
-                        delete_marker: true,
-                    };
+                    result = deleted;
+                }
+                (Versioning::Suspended, None) => {
+                    removed_blobs.extend(take_null_versions(entry));
+                    let (marker, deleted) = new_marker();
+                    entry.versions.push(marker);
+                    result = deleted;
                 }
                 (_, Some(id)) => {
                     let pos = entry.versions.iter().position(|v| match &v.version_id {
@@ -461,7 +459,9 @@ impl Store {
                                 delete_marker: v.is_delete_marker(),
                             };
                         }
-                        None if versioned => return Err(ApiError::no_such_version(id)),
+                        None if versioning != Versioning::Off => {
+                            return Err(ApiError::no_such_version(id));
+                        }
                         None => {
                             return Ok(Deleted {
                                 version_id: None,
@@ -470,7 +470,7 @@ impl Store {
                         }
                     }
                 }
-                (false, None) => {
+                (Versioning::Off, None) => {
                     removed_blobs.extend(
                         entry
                             .versions
@@ -542,6 +542,19 @@ impl Store {
         };
         result.map_err(|e| ApiError::internal(format!("cannot write object metadata: {e}")))
     }
+}
+
+/// Takes the "null" versions (no version ID) out of an entry and returns their blobs. An
+/// unversioned bucket has only such versions; a suspended one keeps the versions with IDs
+/// made while versioning was Enabled, and a new write or delete replaces the null one.
+fn take_null_versions(entry: &mut ObjectEntry) -> Vec<String> {
+    let (null, kept): (Vec<Version>, Vec<Version>) = std::mem::take(&mut entry.versions)
+        .into_iter()
+        .partition(|v| v.version_id.is_none());
+    entry.versions = kept;
+    null.iter()
+        .filter_map(|v| v.blob().map(str::to_owned))
+        .collect()
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ impl Store {
             let b: &mut Bucket = buckets
                 .get_mut(bucket)
                 .ok_or_else(|| ApiError::no_such_bucket(bucket))?;
-            let versioned = b.versioned;
+            let versioned = b.versioned();
             let entry = b
                 .objects
                 .entry(key.to_owned())
@@ -61,8 +61,9 @@ impl Store {
                         version.version_id = Some(new_version_id());
                     } else {
                         version.version_id = None;
-                        // Only delete markers can be left in an unversioned entry.
-                        entry.versions.clear();
+                        // The new version replaces the null one (at most one); versions
+                        // with IDs stay (a suspended bucket).
+                        freed = super::take_null_versions(entry).into_iter().next();
                     }
                     entry.versions.push(version.clone());
                 }

@@ -33,6 +33,7 @@ const SUBRESOURCES: &[&str] = &[
     "partNumber",
     "policy",
     "position",
+    "publicAccessBlock",
     "qos",
     "referer",
     "regionList",

@@ -29,8 +29,9 @@ pub fn tag_set_from_xml(xml: &str) -> Result<TagSet, TagXmlError> {
     TagSet::from_pairs(pairs).map_err(TagXmlError::Invalid)
 }
 
-/// Writes tagging XML for any pairs (no validation; text is XML-escaped).
-fn tags_to_xml<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+/// Writes tagging XML for any pairs (no validation; text is XML-escaped): the emulator's
+/// bucket tags, whose rules differ from an object's [`TagSet`].
+pub fn tags_to_xml<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::from("<Tagging><TagSet>");
     for (k, v) in pairs {
         out.push_str("<Tag><Key>");

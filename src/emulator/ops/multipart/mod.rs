@@ -54,7 +54,7 @@ fn upload_id(ctx: &Ctx) -> Result<&str, ApiError> {
 }
 
 pub(super) async fn initiate(state: &Arc<State>, ctx: &Ctx) -> Result<Response, ApiError> {
-    let opts = write_options(&ctx.headers)?;
+    let opts = write_options(&ctx.headers, &ctx.storage_class)?;
     let upload = Upload {
         bucket: ctx.bucket.clone(),
         key: ctx.key.clone(),
@@ -308,7 +308,7 @@ pub(super) async fn complete(
     let id = upload_id(ctx)?.to_owned();
     let uploads = &state.uploads;
     let upload = uploads.get(&ctx.bucket, &ctx.key, &id)?;
-    let opts = write_options(&ctx.headers)?;
+    let opts = write_options(&ctx.headers, &ctx.storage_class)?;
     let complete_all = header(&ctx.headers, protocol::header::COMPLETE_ALL)
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
     let bytes = read_small_body(

@@ -185,6 +185,17 @@ impl Uploads {
             .collect()
     }
 
+    /// How many uploads are open in `bucket`, and how many parts they hold
+    /// (GetBucketStat; DeleteBucket refuses a bucket with open uploads).
+    pub(crate) fn counts_in(&self, bucket: &str) -> (u64, u64) {
+        lock(&self.open)
+            .values()
+            .filter(|u| u.bucket == bucket)
+            .fold((0, 0), |(uploads, parts), u| {
+                (uploads + 1, parts + u.parts.len() as u64)
+            })
+    }
+
     /// Loads (or creates) `<data_dir>/uploads`, or starts empty in memory.
     pub(crate) fn open(data_dir: Option<&Path>) -> anyhow::Result<Self> {
         use anyhow::Context as _;
