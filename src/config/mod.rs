@@ -11,6 +11,7 @@
 pub mod auth;
 mod oss;
 mod server;
+pub mod tag_policy;
 mod telemetry;
 mod text;
 pub mod tls;
@@ -63,6 +64,8 @@ pub struct Settings {
     pub tls: tls::TlsSettings,
     /// The tag audit trail (`[audit]`).
     pub audit: AuditSettings,
+    /// Rules on the tags objects may carry (`[tag_policy]`).
+    pub tag_policy: tag_policy::TagPolicySettings,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -135,6 +138,7 @@ impl Default for Settings {
             auth: Default::default(),
             tls: Default::default(),
             audit: Default::default(),
+            tag_policy: Default::default(),
         }
     }
 }
@@ -253,6 +257,7 @@ impl Settings {
         self.validate_oss()?;
         self.validate_transfer()?;
         self.validate_telemetry()?;
+        self.tag_policy.validate(self.auth.enabled())?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ mod copy;
 mod object;
 pub mod status;
 mod symlink;
+pub mod tag_policy;
 mod tagging;
 pub mod upload_token;
 mod uploads;
@@ -40,6 +41,7 @@ pub struct ObjectServiceImpl {
     uploads: UploadConfig,
     copy: CopySettings,
     audit: crate::config::AuditSettings,
+    tag_policy: tag_policy::TagPolicy,
 }
 
 /// How streamed writes run, shared by every call.
@@ -65,6 +67,15 @@ impl ObjectServiceImpl {
             uploads,
             copy,
             audit,
+            tag_policy: Default::default(),
+        }
+    }
+
+    /// The same service, enforcing `policy` on every call that sets tags.
+    pub fn with_tag_policy(self, policy: tag_policy::TagPolicy) -> Self {
+        Self {
+            tag_policy: policy,
+            ..self
         }
     }
 
@@ -161,12 +172,14 @@ impl ObjectService for ObjectServiceImpl {
         // before anything reaches OSS.
         let access = Access::of(&request);
         let mut trail = audit::Trail::new(access.as_ref().ok(), &self.audit);
+        let policy = self.tag_policy.for_request(&request);
         let result = observe("WriteObject", async {
             let access = access?;
             write::write(
                 &self.client,
                 &self.uploads,
                 &access,
+                &policy,
                 &mut trail,
                 request.into_inner(),
             )
@@ -244,7 +257,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("PutObjectTagging", async {
             allowed?;
-            tagging::put(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            tagging::put(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -281,7 +295,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("DeleteObjectTagging", async {
             allowed?;
-            tagging::delete(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            tagging::delete(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -311,7 +326,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("PutSymlink", async {
             allowed?;
-            symlink::put(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            symlink::put(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -364,7 +380,16 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("CopyObject", async {
             allowed?;
-            copy::copy(&self.client, &self.copy, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            let copy = &self.copy;
+            copy::copy(
+                &self.client,
+                copy,
+                &policy,
+                request.into_inner(),
+                &mut trail,
+            )
+            .await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -394,7 +419,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("UpdateObjectMetadata", async {
             allowed?;
-            copy::update_metadata(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            copy::update_metadata(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -409,9 +435,11 @@ impl ObjectService for ObjectServiceImpl {
         // before anything reaches OSS.
         let access = Access::of(&request);
         let mut trail = audit::Trail::new(access.as_ref().ok(), &self.audit);
+        let policy = self.tag_policy.for_request(&request);
         let result = observe("AppendObject", async {
             let access = access?;
-            append::append(&self.client, &access, &mut trail, request.into_inner()).await
+            let stream = request.into_inner();
+            append::append(&self.client, &access, &policy, &mut trail, stream).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -434,7 +462,9 @@ impl ObjectService for ObjectServiceImpl {
         });
         observe("StartResumableWrite", async {
             allowed?;
-            write::start_resumable(&self.client, &self.uploads, request.into_inner()).await
+            let policy = self.tag_policy.for_request(&request);
+            let uploads = &self.uploads;
+            write::start_resumable(&self.client, uploads, &policy, request.into_inner()).await
         })
         .await
     }
