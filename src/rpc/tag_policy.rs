@@ -126,7 +126,8 @@ fn in_scope(rule: &TagRule, bucket: &str, key: &str, principal: Option<&Principa
             }))
 }
 
-/// Appends what `tags` fails of `rule` (the `index`th) to `out`.
+/// Appends what `tags` fails of `rule` (the `index`th) to `out`. Names and messages are
+/// built only for a violation: a passing check allocates nothing.
 fn rule_violations(
     rule: &TagRule,
     index: usize,
@@ -134,73 +135,63 @@ fn rule_violations(
     tags: &TagSet,
     out: &mut Vec<Violation>,
 ) {
-    let label = rule.label(index);
     // `tags` itself when the request has no tagging field (DeleteObjectTagging).
-    let root = if field.is_empty() {
-        "tags".to_owned()
-    } else {
-        format!("{field}.tags")
+    let root = || {
+        if field.is_empty() {
+            "tags".to_owned()
+        } else {
+            format!("{field}.tags")
+        }
     };
-    let tag_field = |key: &str| format!("{root}[{key:?}]");
+    let mut refuse = |field: String, what: String| {
+        let label = rule.label(index);
+        out.push(Violation::new(field, format!("tag policy {label}: {what}")));
+    };
+    let tag_field = |key: &str| format!("{}[{key:?}]", root());
     if let Some(max) = rule.max_tags {
         if tags.len() > max {
-            out.push(Violation::new(
-                root.clone(),
-                format!(
-                    "tag policy {label}: {} tags; at most {max} allowed here",
-                    tags.len()
-                ),
-            ));
+            let what = format!("{} tags; at most {max} allowed here", tags.len());
+            refuse(root(), what);
         }
     }
     for required in &rule.required_keys {
         if tags.get(required).is_none() {
-            out.push(Violation::new(
-                tag_field(required),
-                format!("tag policy {label}: tag {required:?} is required"),
-            ));
+            refuse(tag_field(required), format!("tag {required:?} is required"));
         }
     }
     for (key, value) in tags.iter() {
         if !rule.allowed_keys.is_empty() && !rule.allowed_keys.iter().any(|k| k == key) {
-            out.push(Violation::new(
+            let allowed = rule.allowed_keys.join(", ");
+            refuse(
                 tag_field(key),
-                format!(
-                    "tag policy {label}: tag key {key:?} is not allowed; allowed keys: {}",
-                    rule.allowed_keys.join(", ")
-                ),
-            ));
+                format!("tag key {key:?} is not allowed; allowed keys: {allowed}"),
+            );
             continue;
         }
         if !rule.key_case.holds(key) {
-            out.push(Violation::new(
+            let case = rule.key_case.as_str();
+            refuse(
                 tag_field(key),
-                format!(
-                    "tag policy {label}: tag key {key:?} must be {} case",
-                    rule.key_case.as_str()
-                ),
-            ));
+                format!("tag key {key:?} must be {case} case"),
+            );
         }
         if !rule.value_case.holds(value) {
-            out.push(Violation::new(
+            let case = rule.value_case.as_str();
+            refuse(
                 tag_field(key),
-                format!(
-                    "tag policy {label}: value {value:?} of tag {key:?} must be {} case",
-                    rule.value_case.as_str()
-                ),
-            ));
+                format!("value {value:?} of tag {key:?} must be {case} case"),
+            );
         }
         if let Some(patterns) = rule.allowed_values.get(key) {
             if !patterns.iter().any(|p| p.matches(value)) {
                 let allowed: Vec<String> = patterns.iter().map(ToString::to_string).collect();
-                out.push(Violation::new(
+                let allowed = allowed.join(", ");
+                refuse(
                     tag_field(key),
                     format!(
-                        "tag policy {label}: value {value:?} of tag {key:?} is not allowed; \
-                         allowed values: {}",
-                        allowed.join(", ")
+                        "value {value:?} of tag {key:?} is not allowed; allowed values: {allowed}"
                     ),
-                ));
+                );
             }
         }
     }
