@@ -218,13 +218,13 @@ impl TagRule {
             bail!("{at}.buckets: name at least one bucket or \"*\"");
         }
         for bucket in &self.buckets {
-            if bucket != "*" {
-                if let Err(violation) = BucketName::parse(bucket) {
-                    bail!(
-                        "{at}.buckets: {bucket:?} is not a bucket name: {}",
-                        violation.description
-                    );
-                }
+            if bucket != "*"
+                && let Err(violation) = BucketName::parse(bucket)
+            {
+                bail!(
+                    "{at}.buckets: {bucket:?} is not a bucket name: {}",
+                    violation.description
+                );
             }
         }
         for principal in &self.principals {
@@ -330,14 +330,14 @@ impl TagPolicySettings {
         let mut names = std::collections::BTreeMap::new();
         for (index, rule) in self.rules.iter().enumerate() {
             rule.validate(index, auth_enabled)?;
-            if !rule.name.is_empty() {
-                if let Some(first) = names.insert(rule.name.as_str(), index) {
-                    bail!(
-                        "tag_policy.rules[{index}].name: {:?} is already the name of \
-                         tag_policy.rules[{first}]; violations must name one rule",
-                        rule.name
-                    );
-                }
+            if !rule.name.is_empty()
+                && let Some(first) = names.insert(rule.name.as_str(), index)
+            {
+                bail!(
+                    "tag_policy.rules[{index}].name: {:?} is already the name of \
+                     tag_policy.rules[{first}]; violations must name one rule",
+                    rule.name
+                );
             }
         }
         Ok(())

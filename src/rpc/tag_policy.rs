@@ -148,11 +148,11 @@ fn rule_violations(
         out.push(Violation::new(field, format!("tag policy {label}: {what}")));
     };
     let tag_field = |key: &str| format!("{}[{key:?}]", root());
-    if let Some(max) = rule.max_tags {
-        if tags.len() > max {
-            let what = format!("{} tags; at most {max} allowed here", tags.len());
-            refuse(root(), what);
-        }
+    if let Some(max) = rule.max_tags
+        && tags.len() > max
+    {
+        let what = format!("{} tags; at most {max} allowed here", tags.len());
+        refuse(root(), what);
     }
     for required in &rule.required_keys {
         if tags.get(required).is_none() {
@@ -182,17 +182,15 @@ fn rule_violations(
                 format!("value {value:?} of tag {key:?} must be {case} case"),
             );
         }
-        if let Some(patterns) = rule.allowed_values.get(key) {
-            if !patterns.iter().any(|p| p.matches(value)) {
-                let allowed: Vec<String> = patterns.iter().map(ToString::to_string).collect();
-                let allowed = allowed.join(", ");
-                refuse(
-                    tag_field(key),
-                    format!(
-                        "value {value:?} of tag {key:?} is not allowed; allowed values: {allowed}"
-                    ),
-                );
-            }
+        if let Some(patterns) = rule.allowed_values.get(key)
+            && !patterns.iter().any(|p| p.matches(value))
+        {
+            let allowed: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+            let allowed = allowed.join(", ");
+            refuse(
+                tag_field(key),
+                format!("value {value:?} of tag {key:?} is not allowed; allowed values: {allowed}"),
+            );
         }
     }
 }
