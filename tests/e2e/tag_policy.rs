@@ -291,7 +291,10 @@ async fn set_tags(
                 tagging: Some(tags(pairs)),
                 ..Default::default()
             };
-            client.update_object_metadata(timed(request)).await.map(drop)
+            client
+                .update_object_metadata(timed(request))
+                .await
+                .map(drop)
         }
     }
 }
@@ -345,7 +348,11 @@ fn sorted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 /// The status is INVALID_ARGUMENT with a BadRequest violation of `field` whose description
 /// contains `text`.
 fn assert_refused(status: &Status, field: &str, text: &str, context: &str) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{context}: {status:?}");
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "{context}: {status:?}"
+    );
     let details = status.get_error_details();
     let violations = &details.bad_request().expect("BadRequest").field_violations;
     assert!(
@@ -493,7 +500,9 @@ async fn removing_required_tags_is_refused_and_later_appends_are_not_checked() {
         Some(sorted(&[("team", "storage")]))
     );
     // Outside the rules' scope it is allowed.
-    put_object(&mut client, "free/x", &[("a", "b")]).await.unwrap();
+    put_object(&mut client, "free/x", &[("a", "b")])
+        .await
+        .unwrap();
     client
         .delete_object_tagging(timed(proto::DeleteObjectTaggingRequest {
             key: "free/x".into(),
