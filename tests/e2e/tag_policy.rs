@@ -608,3 +608,43 @@ required_keys = ["created-by"]
     gateway.shutdown().await.unwrap();
     stack.stop().await;
 }
+
+/// `ossgate check-config` with `toml` as the file: (exit success, stdout, stderr).
+fn check_config(toml: &str) -> (bool, String, String) {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), toml).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ossgate"))
+        .args(["check-config", "--config"])
+        .arg(file.path())
+        .env_remove("OSSGATE_LISTEN")
+        .output()
+        .expect("ossgate runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_shows_the_rules_and_names_a_bad_one() {
+    let (ok, stdout, stderr) = check_config(POLICY);
+    assert!(ok, "{stderr}");
+    // The patterns are printed as written.
+    assert!(stdout.contains("\"~dev|prod[0-9]\""), "{stdout}");
+    assert!(stdout.contains("\"web-*\""), "{stdout}");
+
+    let bad_regex = POLICY.replace("~dev|prod[0-9]", "~(dev");
+    let (ok, _, stderr) = check_config(&bad_regex);
+    assert!(!ok);
+    assert!(stderr.contains("\"~(dev\" is not a valid regex"), "{stderr}");
+    assert!(stderr.contains("tag_policy.rules[0]"), "{stderr}");
+
+    let contradictory = POLICY.replace("max_tags = 3", "max_tags = 0");
+    let (ok, _, stderr) = check_config(&contradictory);
+    assert!(!ok);
+    assert!(
+        stderr.contains("tag_policy.rules[0].max_tags: 0 is fewer than the 1 required_keys"),
+        "{stderr}"
+    );
+}
