@@ -637,7 +637,10 @@ fn check_config_shows_the_rules_and_names_a_bad_one() {
     let bad_regex = POLICY.replace("~dev|prod[0-9]", "~(dev");
     let (ok, _, stderr) = check_config(&bad_regex);
     assert!(!ok);
-    assert!(stderr.contains("\"~(dev\" is not a valid regex"), "{stderr}");
+    assert!(
+        stderr.contains("\"~(dev\" is not a valid regex"),
+        "{stderr}"
+    );
     assert!(stderr.contains("tag_policy.rules[0]"), "{stderr}");
 
     let contradictory = POLICY.replace("max_tags = 3", "max_tags = 0");
