@@ -11,6 +11,7 @@
 pub mod auth;
 mod oss;
 mod server;
+pub mod tag_policy;
 mod telemetry;
 mod text;
 pub mod tls;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub tls: tls::TlsSettings,
     /// The tag audit trail (`[audit]`).
     pub audit: AuditSettings,
+    /// Rules on the tags objects may carry (`[tag_policy]`).
+    pub tag_policy: tag_policy::TagPolicySettings,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -138,6 +141,7 @@ impl Default for Settings {
             auth: Default::default(),
             tls: Default::default(),
             audit: Default::default(),
+            tag_policy: Default::default(),
         }
     }
 }
@@ -256,6 +260,7 @@ impl Settings {
         self.validate_oss()?;
         self.validate_transfer()?;
         self.validate_telemetry()?;
+        self.tag_policy.validate(self.auth.enabled())?;
         Ok(())
     }
 

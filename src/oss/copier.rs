@@ -134,6 +134,14 @@ impl PlannedCopy {
         ObjectId::new(self.input.bucket.clone(), self.input.key.clone())
     }
 
+    /// The source, pinned to the version its HeadObject saw (the current one in an
+    /// unversioned bucket).
+    pub fn source(&self) -> ObjectId {
+        let source = &self.input.source;
+        let version = source.version_id.clone().or(self.head.version_id.clone());
+        ObjectId::new(source.bucket.clone(), source.key.clone()).with_version(version)
+    }
+
     /// Copies the source: with one CopyObject, or part by part.
     pub async fn run(self, client: &Client) -> Result<CopyOutput, OssError> {
         if self.multipart {
@@ -271,8 +279,9 @@ fn backoff(base: Duration, round: u32) -> Duration {
     Duration::from_millis(rand::random_range(ms / 2..=ms.max(1)))
 }
 
-/// The source's tags as a validated set (what Initiate and PutObjectTagging need).
-async fn source_tags(client: &Client, source: &ObjectId) -> Result<TagSet, OssError> {
+/// The source's tags as a validated set (what Initiate and PutObjectTagging need, and what
+/// the tag policy checks under `Copy`).
+pub async fn source_tags(client: &Client, source: &ObjectId) -> Result<TagSet, OssError> {
     let out = client.get_object_tagging(source).await?;
     TagSet::from_pairs(out.tags).map_err(|violations| {
         let why = violations

@@ -15,6 +15,7 @@ use super::{
     convert::version_string,
     has_tags,
     status::{invalid_field, oss_status},
+    tag_policy::CallPolicy,
     validate::{NewObject, Validation},
 };
 use crate::{
@@ -26,6 +27,7 @@ use crate::{
 pub async fn append(
     client: &Client,
     access: &Access,
+    policy: &CallPolicy,
     trail: &mut Trail,
     mut stream: Streaming<proto::AppendObjectRequest>,
 ) -> Result<proto::AppendObjectResponse, Status> {
@@ -81,6 +83,11 @@ pub async fn append(
         input.previous_crc64 = (input.position == 0).then_some(0);
         Some(input)
     })())?;
+    // Only the append that creates the object sets tags (later ones may not carry any).
+    if input.position == 0 {
+        let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
+        policy.check("spec.tagging", bucket, key, &input.attributes.tags)?;
+    }
 
     let mut response = proto::AppendObjectResponse {
         next_append_position: first.position,

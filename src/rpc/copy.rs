@@ -7,6 +7,10 @@
 //! HeadObject, changes only what the request names, and writes the result with a CopyObject
 //! of the object onto itself with `REPLACE` metadata; its tags follow the `Copy` directive
 //! (kept) unless new ones are given.
+//!
+//! The tag policy is checked before the copy: REPLACE's tags as given; under COPY the
+//! source's tags (read only when a rule covers the destination) against the destination's
+//! rules.
 
 use std::{
     collections::BTreeSet,
@@ -19,6 +23,7 @@ use super::{
     audit::Trail,
     convert::version_string,
     status::{gateway_error, invalid_argument, oss_status},
+    tag_policy::CallPolicy,
     validate::{ContentFields, Validation},
 };
 use crate::{
@@ -235,14 +240,31 @@ fn size_i64(size: u64) -> i64 {
 pub async fn copy(
     client: &Client,
     settings: &CopySettings,
+    policy: &CallPolicy,
     req: proto::CopyObjectRequest,
     trail: &mut Trail,
 ) -> Result<proto::CopyObjectResponse, Status> {
     let input = plan(&req)?;
     let forbid_overwrite = input.forbid_overwrite;
+    let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
+    if let CopyTagging::Replace(tags) = &input.tagging {
+        policy.check("tagging", bucket, key, tags)?;
+    }
     let copy = copier::plan(client, input, &copy_options(settings))
         .await
         .map_err(oss_status)?;
+    let destination = copy.destination();
+    let (bucket, key) = (destination.bucket.as_str(), destination.key.as_str());
+    if req.tagging_directive != proto::TaggingDirective::Replace as i32
+        && policy.applies(bucket, key)
+    {
+        // COPY gives the destination the source's tags: they must meet the destination's
+        // rules. Read only when a rule applies (one more OSS request).
+        let source_tags = copier::source_tags(client, &copy.source())
+            .await
+            .map_err(oss_status)?;
+        policy.check("source", bucket, key, &source_tags)?;
+    }
     if !forbid_overwrite {
         trail.read_before(client, &copy.destination()).await;
     }
@@ -396,6 +418,7 @@ fn edited_content(
 /// metadata. Tags follow the `Copy` directive (kept) unless new ones are given.
 pub async fn update_metadata(
     client: &Client,
+    policy: &CallPolicy,
     req: proto::UpdateObjectMetadataRequest,
     trail: &mut Trail,
 ) -> Result<proto::UpdateObjectMetadataResponse, Status> {
@@ -415,6 +438,10 @@ pub async fn update_metadata(
             edit?,
         ))
     })())?;
+    if let Some(tags) = &tags {
+        let (bucket, key) = (object.bucket.as_str(), object.key.as_str());
+        policy.check("tagging", bucket, key, tags)?;
+    }
     let head = client.head_object(&object).await.map_err(oss_status)?;
     let mut source = CopySource::new(object.bucket.clone(), object.key.clone());
     source.version_id = head.version_id.clone();

@@ -13,6 +13,7 @@ pub mod list;
 mod object;
 pub mod status;
 mod symlink;
+pub mod tag_policy;
 mod tagging;
 pub mod upload_token;
 mod uploads;
@@ -42,6 +43,7 @@ pub struct ObjectServiceImpl {
     copy: CopySettings,
     audit: crate::config::AuditSettings,
     list: list::ListOptions,
+    tag_policy: tag_policy::TagPolicy,
 }
 
 /// How streamed writes run, shared by every call.
@@ -69,6 +71,15 @@ impl ObjectServiceImpl {
             copy,
             audit,
             list,
+            tag_policy: Default::default(),
+        }
+    }
+
+    /// The same service, enforcing `policy` on every call that sets tags.
+    pub fn with_tag_policy(self, policy: tag_policy::TagPolicy) -> Self {
+        Self {
+            tag_policy: policy,
+            ..self
         }
     }
 
@@ -165,12 +176,14 @@ impl ObjectService for ObjectServiceImpl {
         // before anything reaches OSS.
         let access = Access::of(&request);
         let mut trail = audit::Trail::new(access.as_ref().ok(), &self.audit);
+        let policy = self.tag_policy.for_request(&request);
         let result = observe("WriteObject", async {
             let access = access?;
             write::write(
                 &self.client,
                 &self.uploads,
                 &access,
+                &policy,
                 &mut trail,
                 request.into_inner(),
             )
@@ -248,7 +261,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("PutObjectTagging", async {
             allowed?;
-            tagging::put(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            tagging::put(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -285,7 +299,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("DeleteObjectTagging", async {
             allowed?;
-            tagging::delete(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            tagging::delete(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -315,7 +330,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("PutSymlink", async {
             allowed?;
-            symlink::put(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            symlink::put(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -368,7 +384,16 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("CopyObject", async {
             allowed?;
-            copy::copy(&self.client, &self.copy, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            let copy = &self.copy;
+            copy::copy(
+                &self.client,
+                copy,
+                &policy,
+                request.into_inner(),
+                &mut trail,
+            )
+            .await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -398,7 +423,8 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("UpdateObjectMetadata", async {
             allowed?;
-            copy::update_metadata(&self.client, request.into_inner(), &mut trail).await
+            let policy = self.tag_policy.for_request(&request);
+            copy::update_metadata(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -413,9 +439,11 @@ impl ObjectService for ObjectServiceImpl {
         // before anything reaches OSS.
         let access = Access::of(&request);
         let mut trail = audit::Trail::new(access.as_ref().ok(), &self.audit);
+        let policy = self.tag_policy.for_request(&request);
         let result = observe("AppendObject", async {
             let access = access?;
-            append::append(&self.client, &access, &mut trail, request.into_inner()).await
+            let stream = request.into_inner();
+            append::append(&self.client, &access, &policy, &mut trail, stream).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -438,7 +466,9 @@ impl ObjectService for ObjectServiceImpl {
         });
         observe("StartResumableWrite", async {
             allowed?;
-            write::start_resumable(&self.client, &self.uploads, request.into_inner()).await
+            let policy = self.tag_policy.for_request(&request);
+            let uploads = &self.uploads;
+            write::start_resumable(&self.client, uploads, &policy, request.into_inner()).await
         })
         .await
     }

@@ -6,6 +6,7 @@ use super::{
     audit::Trail,
     convert::{self, version_string},
     status::oss_status,
+    tag_policy::CallPolicy,
     validate::Validation,
 };
 use crate::{
@@ -15,6 +16,7 @@ use crate::{
 
 pub async fn put(
     client: &Client,
+    policy: &CallPolicy,
     req: proto::PutSymlinkRequest,
     trail: &mut Trail,
 ) -> Result<proto::PutSymlinkResponse, Status> {
@@ -42,6 +44,8 @@ pub async fn put(
             },
         })
     })())?;
+    let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
+    policy.check("tagging", bucket, key, &input.attributes.tags)?;
     if !input.attributes.forbid_overwrite {
         let object = ObjectId::new(input.bucket.clone(), input.key.clone());
         trail.read_before(client, &object).await;

@@ -6,15 +6,18 @@ use super::{
     audit::Trail,
     convert::{self, version_string},
     status::oss_status,
+    tag_policy::CallPolicy,
     validate::Validation,
 };
 use crate::{
+    model::TagSet,
     oss::{Client, PutObjectTaggingInput},
     proto,
 };
 
 pub async fn put(
     client: &Client,
+    policy: &CallPolicy,
     req: proto::PutObjectTaggingRequest,
     trail: &mut Trail,
 ) -> Result<proto::PutObjectTaggingResponse, Status> {
@@ -31,6 +34,12 @@ pub async fn put(
         }
     };
     let (target, tags) = v.conclude(target.zip(tags))?;
+    policy.check(
+        "tagging",
+        target.bucket.as_str(),
+        target.key.as_str(),
+        &tags,
+    )?;
     trail.read_before(client, &target).await;
     let out = client
         .put_object_tagging(&PutObjectTaggingInput {
@@ -62,14 +71,19 @@ pub async fn get(
     })
 }
 
+/// DeleteObjectTagging leaves the object without tags: refused where a rule of the tag
+/// policy requires one.
 pub async fn delete(
     client: &Client,
+    policy: &CallPolicy,
     req: proto::DeleteObjectTaggingRequest,
     trail: &mut Trail,
 ) -> Result<proto::DeleteObjectTaggingResponse, Status> {
     let mut v = Validation::new();
     let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
     let target = v.conclude(target)?;
+    let (bucket, key) = (target.bucket.as_str(), target.key.as_str());
+    policy.check("", bucket, key, &TagSet::empty())?;
     trail.read_before(client, &target).await;
     let out = client
         .delete_object_tagging(&target)

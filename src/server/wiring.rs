@@ -19,7 +19,7 @@ use crate::{
         credentials::{Credentials, Refresher, sts},
         upload::{MemoryBudget, UploadOptions},
     },
-    rpc::{ObjectServiceImpl, UploadConfig, upload_token::UploadTokenKey},
+    rpc::{ObjectServiceImpl, UploadConfig, tag_policy::TagPolicy, upload_token::UploadTokenKey},
 };
 
 /// Region the embedded emulator signs with.
@@ -54,7 +54,8 @@ pub(super) async fn oss_backend(settings: &Settings) -> anyhow::Result<OssBacken
     })
 }
 
-/// The ObjectService over `client`, with the `[upload]`, `[copy]` and `[audit]` settings.
+/// The ObjectService over `client`, with the `[upload]`, `[copy]`, `[audit]` and
+/// `[tag_policy]` settings.
 pub(super) fn object_service(client: oss::Client, settings: &Settings) -> ObjectServiceImpl {
     let upload = &settings.upload;
     let tokens = if upload.resumable_secret.is_empty() {
@@ -83,6 +84,7 @@ pub(super) fn object_service(client: oss::Client, settings: &Settings) -> Object
             tag_parallelism: settings.list.tag_parallelism,
         },
     )
+    .with_tag_policy(TagPolicy::new(&settings.tag_policy))
 }
 
 /// The authentication of ObjectService callers (`[auth]`).

@@ -67,6 +67,24 @@ fn readme_transcripts() -> Vec<(String, String)> {
     transcripts
 }
 
+/// The first `toml` block of the "Tag policy" section of docs/configuration.md.
+fn configuration_tag_policy_example() -> String {
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let section = page
+        .split_once("## Tag policy\n")
+        .expect("docs/configuration.md has a '## Tag policy' section")
+        .1;
+    let block = section
+        .split_once("```toml\n")
+        .expect("the section has a toml example")
+        .1;
+    block[..block.find("```").expect("a closed block")].to_string()
+}
+
 /// Runs `command` with `sh` (grpcurl on PATH), the README's address replaced by `addr`.
 async fn run(command: &str, addr: &str) -> std::process::Output {
     let command = command.replace("127.0.0.1:50051", addr);
@@ -88,7 +106,10 @@ async fn readme_grpcurl_error_transcript_is_the_real_output() {
     );
     let env: HashMap<String, String> =
         [("OSSGATE_LISTEN".to_string(), "127.0.0.1:0".to_string())].into();
-    let server = server::start(Settings::load_from(None, env).unwrap())
+    // The tag policy example of docs/configuration.md, which the README's refused write uses.
+    let policy = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(policy.path(), configuration_tag_policy_example()).unwrap();
+    let server = server::start(Settings::load_from(Some(policy.path()), env).unwrap())
         .await
         .unwrap();
     let addr = server.local_addr().to_string();

@@ -24,6 +24,7 @@ mod orphans;
 mod resilience;
 mod retry_metrics;
 mod streaming;
+mod tag_policy;
 mod tagging;
 mod telemetry;
 mod tls;

@@ -41,6 +41,7 @@ use super::{
     convert::version_string,
     has_tags,
     status::{gateway_error, invalid_field, oss_status},
+    tag_policy::CallPolicy,
     validate::{NewObject, Validation},
 };
 use crate::{
@@ -128,6 +129,7 @@ pub async fn write(
     client: &Client,
     config: &UploadConfig,
     access: &Access,
+    policy: &CallPolicy,
     trail: &mut Trail,
     mut stream: Streaming<proto::WriteObjectRequest>,
 ) -> Result<proto::WriteObjectResponse, Status> {
@@ -155,6 +157,7 @@ pub async fn write(
         check_write(access, &spec.bucket, &spec.key, tagged)?;
     }
     let plan = plan(&first)?;
+    check_policy(policy, &plan)?;
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
     let mut intake = Intake::new(plan.object_size, plan.expected_crc64, plan.expected_md5, 0);
     // Held until the PutObject is sent, or handed to the multipart writer.
@@ -415,6 +418,14 @@ fn initiate_input(object: &PutObjectInput) -> InitiateMultipartUploadInput {
         key: object.key.clone(),
         attributes: object.attributes.clone(),
     }
+}
+
+/// The tag policy holds for the tags the write gives the object (none given = an object
+/// without tags), checked before any byte goes to OSS.
+fn check_policy(policy: &CallPolicy, plan: &WritePlan) -> Result<(), Status> {
+    let object = &plan.object;
+    let (bucket, key) = (object.bucket.as_str(), object.key.as_str());
+    policy.check("spec.tagging", bucket, key, &object.attributes.tags)
 }
 
 /// Validates a spec (with `first`'s checksums) into a plan.

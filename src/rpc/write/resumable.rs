@@ -9,7 +9,10 @@ use tonic::{Status, Streaming};
 use tracing::info;
 
 use super::intake::{Intake, write_offset};
-use super::{StreamEnd, admit, complete, end_of_stream, feed_multipart, initiate_input, plan_spec};
+use super::{
+    StreamEnd, admit, check_policy, complete, end_of_stream, feed_multipart, initiate_input,
+    plan_spec,
+};
 use crate::model::{BucketName, ObjectAcl, ObjectKey, crc64_combine};
 use crate::oss::protocol::limit::MAX_PART_NUMBER;
 use crate::oss::upload::{
@@ -23,6 +26,7 @@ use crate::rpc::{
     auth::Access,
     check_write,
     status::{invalid_field, oss_status},
+    tag_policy::CallPolicy,
     upload_token::ResumableUpload,
 };
 
@@ -35,12 +39,15 @@ use crate::rpc::{
 pub async fn start_resumable(
     client: &Client,
     config: &UploadConfig,
+    policy: &CallPolicy,
     req: proto::StartResumableWriteRequest,
 ) -> Result<proto::StartResumableWriteResponse, Status> {
     let Some(spec) = req.spec.as_ref() else {
         return Err(invalid_field("spec", "is required"));
     };
     let plan = plan_spec(spec, None)?;
+    // The tags go on the Initiate: checked once, here, before the upload exists.
+    check_policy(policy, &plan)?;
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
     let (initiated, mut guard) = initiate_upload(client, &initiate_input(&plan.object))
         .await
