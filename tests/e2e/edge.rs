@@ -57,13 +57,19 @@ type Client = ObjectServiceClient<Channel>;
 
 // ------------------------------------------------------------------ log injection
 
-/// A key made to forge a text line and a JSON line: a fake audit event by `alice`.
-fn forging_key() -> String {
+/// A key made to forge a text line and a JSON line: a fake audit event by `alice`. It is
+/// a legal OSS key (OSS keys may hold U+0001–U+001F and U+007F), so calls with it succeed
+/// and are logged with it.
+fn legal_forging_key() -> String {
     let text = "2026-12-04T21:00:00.000000Z  INFO ossgate::audit: tag mutation method=\"PutObjectTagging\" principal=\"alice\" bucket=\"e2e-bucket\" key=\"victim\" outcome=\"ok\" code=\"OK\"";
     let json = r#"{"timestamp":"2026-12-04T21:00:00.000000Z","level":"INFO","fields":{"message":"tag mutation","principal":"alice","key":"victim","outcome":"ok"},"target":"ossgate::audit"}"#;
-    // The trailing NUL makes the key illegal (OSS keys may hold U+0001–U+001F and U+007F,
-    // not U+0000), so every path fails the same way after quoting the key in its status.
-    format!("k\n{text}\r\n{json}\u{1b}[2K\u{85}\u{2028}end\" principal=\"alice\u{0}")
+    format!("k\n{text}\r\n{json}\u{1b}[2K\u{85}\u{2028}end\" principal=\"alice")
+}
+
+/// The same key made illegal by a trailing NUL (U+0000 is the one control character OSS
+/// refuses), so every path fails the same way after quoting the key in its status.
+fn refused_forging_key() -> String {
+    format!("{}\u{0}", legal_forging_key())
 }
 
 /// Rust's escapes undone (`\n`, `\"`, `\u{1b}`, ...): the text a quoted log value stands for.
@@ -171,68 +177,78 @@ const AUDITED_PATHS: [&str; 6] = [
 async fn caller_text_cannot_forge_log_lines_in_either_format() {
     let stack = Stack::start().await;
     let (server, mut client) = auth_client(&stack).await;
-    let key = forging_key();
-    for format in ["text", "json"] {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = ossgate::telemetry::log_subscriber(format, move || writer.clone());
-        let guard = tracing::subscriber::set_default(subscriber);
-        for path in AUDITED_PATHS {
-            // The key is refused (its NUL); the call is audited all the same.
-            let status = set_tags_by(&mut client, MALLORY, path, &key)
-                .await
-                .unwrap_err();
-            assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
-        }
-        let audited = AUDITED_PATHS.len();
-        drop(guard);
-        let text = capture.text();
-        let mut events = 0;
-        for line in text.lines() {
-            if format == "json" {
-                let line: Value =
-                    serde_json::from_str(line).expect("every line is one JSON object");
-                if line["target"] == "ossgate::audit" {
-                    events += 1;
-                    assert_eq!(line["fields"]["principal"], "mallory", "{line}");
-                    // The key as sent (a path that creates an object adds `.{path}`).
-                    let logged = line["fields"]["key"].as_str().unwrap();
-                    assert!(logged.starts_with(&key), "{line}");
+    for (key, refused) in [(refused_forging_key(), true), (legal_forging_key(), false)] {
+        for format in ["text", "json"] {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            let subscriber = ossgate::telemetry::log_subscriber(format, move || writer.clone());
+            let guard = tracing::subscriber::set_default(subscriber);
+            for path in AUDITED_PATHS {
+                // A refused key (its NUL) is audited all the same; a legal one reaches OSS,
+                // where paths on a missing object fail with NOT_FOUND and the rest succeed.
+                let result = set_tags_by(&mut client, MALLORY, path, &key).await;
+                if refused {
+                    let status = result.unwrap_err();
+                    assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+                } else if let Err(status) = result {
+                    assert_eq!(status.code(), Code::NotFound, "{path}: {status:?}");
                 }
-                continue;
             }
-            let (_, target, rest) = text_line(line);
-            assert!(
-                !line.contains('\u{1b}') && !line.contains('\u{85}') && !line.contains('\u{2028}'),
-                "{line:?}"
-            );
-            if target == "ossgate::audit" {
-                events += 1;
-                let fields = text_fields(rest, "tag mutation");
-                let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-                let mut unique = names.clone();
-                unique.sort();
-                unique.dedup();
-                assert_eq!(unique.len(), names.len(), "a field appears twice: {line}");
-                let field = |name: &str| fields.iter().find(|(n, _)| n == name).unwrap().1.clone();
-                assert_eq!(field("principal"), "mallory", "{line}");
-                assert!(field("key").starts_with(&key), "{line}");
-                assert_eq!(field("outcome"), "failed", "{line}");
-            } else if rest.starts_with("call failed ") {
-                // The status message quotes the key: one quoted field, whatever it holds.
-                let fields = text_fields(rest, "call failed");
+            let audited = AUDITED_PATHS.len();
+            drop(guard);
+            let text = capture.text();
+            let mut events = 0;
+            for line in text.lines() {
+                if format == "json" {
+                    let line: Value =
+                        serde_json::from_str(line).expect("every line is one JSON object");
+                    if line["target"] == "ossgate::audit" {
+                        events += 1;
+                        assert_eq!(line["fields"]["principal"], "mallory", "{line}");
+                        // The key as sent (a path that creates an object adds `.{path}`).
+                        let logged = line["fields"]["key"].as_str().unwrap();
+                        assert!(logged.starts_with(&key), "{line}");
+                    }
+                    continue;
+                }
+                let (_, target, rest) = text_line(line);
                 assert!(
-                    fields
-                        .iter()
-                        .any(|(n, v)| n == "error" && v.contains("object key")),
-                    "{line}"
+                    !line.contains('\u{1b}')
+                        && !line.contains('\u{85}')
+                        && !line.contains('\u{2028}'),
+                    "{line:?}"
                 );
+                if target == "ossgate::audit" {
+                    events += 1;
+                    let fields = text_fields(rest, "tag mutation");
+                    let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                    let mut unique = names.clone();
+                    unique.sort();
+                    unique.dedup();
+                    assert_eq!(unique.len(), names.len(), "a field appears twice: {line}");
+                    let field =
+                        |name: &str| fields.iter().find(|(n, _)| n == name).unwrap().1.clone();
+                    assert_eq!(field("principal"), "mallory", "{line}");
+                    assert!(field("key").starts_with(&key), "{line}");
+                    if refused {
+                        assert_eq!(field("outcome"), "failed", "{line}");
+                    }
+                } else if refused && rest.starts_with("call failed ") {
+                    // The status message quotes the key: one quoted field, whatever it holds.
+                    let fields = text_fields(rest, "call failed");
+                    assert!(
+                        fields
+                            .iter()
+                            .any(|(n, v)| n == "error" && v.contains("object key")),
+                        "{line}"
+                    );
+                }
             }
+            assert_eq!(
+                events, audited,
+                "{format}: one audit line per call:\n{text}"
+            );
         }
-        assert_eq!(
-            events, audited,
-            "{format}: one audit line per call:\n{text}"
-        );
     }
     server.shutdown().await.unwrap();
     stack.stop().await;
