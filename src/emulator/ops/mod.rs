@@ -78,6 +78,14 @@ pub(crate) async fn handle(
             error_response(&e, is_head, &request_id, &host_id)
         }
     };
+    if let Some(unread) = body.take()
+        && !drain_small_body(unread).await
+    {
+        // The connection still holds the rest of the request body, so it cannot carry
+        // another request: say so, or a client reusing it sees the socket close under its
+        // next request (Python's http.client reports RemoteDisconnected).
+        put(response.headers_mut(), "connection", "close");
+    }
     let h = response.headers_mut();
     put(h, protocol::header::REQUEST_ID, &request_id);
     put(h, "server", "AliyunOSS");
@@ -95,6 +103,19 @@ pub(crate) async fn handle(
         "request"
     );
     response
+}
+
+/// A request body an answer did not need (an error before the body was read, such as a
+/// 409 PositionNotEqualToLength on AppendObject) is read and dropped when it is small and
+/// already arriving, so the connection stays reusable as OSS's does. False when it is larger
+/// than that or slow: then the connection is closed instead.
+async fn drain_small_body(body: Body) -> bool {
+    const DRAIN_LIMIT: usize = 1024 * 1024;
+    const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+    matches!(
+        tokio::time::timeout(DRAIN_TIME, axum::body::to_bytes(body, DRAIN_LIMIT)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Renders an error: XML body, or for HEAD no body and `x-oss-err`/`x-oss-ec` headers.
