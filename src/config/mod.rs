@@ -9,6 +9,7 @@
 //! `oss.oidc_provider_arn`, `oss.oidc_token_file`). Unknown settings are errors: a typo must not be ignored.
 
 pub mod auth;
+pub mod lock;
 mod oss;
 mod server;
 mod telemetry;
@@ -63,6 +64,8 @@ pub struct Settings {
     pub tls: tls::TlsSettings,
     /// The tag audit trail (`[audit]`).
     pub audit: AuditSettings,
+    /// The per-object tag-write lock (`[lock]`): in process, or Redis shared by replicas.
+    pub lock: lock::LockSettings,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -135,6 +138,7 @@ impl Default for Settings {
             auth: Default::default(),
             tls: Default::default(),
             audit: Default::default(),
+            lock: Default::default(),
         }
     }
 }
@@ -253,6 +257,7 @@ impl Settings {
         self.validate_oss()?;
         self.validate_transfer()?;
         self.validate_telemetry()?;
+        self.validate_lock()?;
         Ok(())
     }
 
@@ -267,6 +272,7 @@ impl Settings {
         shown.oss.access_key_secret = redacted(&self.oss.access_key_secret).into();
         shown.oss.security_token = redacted(&self.oss.security_token).into();
         shown.upload.resumable_secret = redacted(&self.upload.resumable_secret).into();
+        shown.lock.redis_url = lock::redacted_redis_url(&self.lock.redis_url);
         serde_json::to_string_pretty(&shown).unwrap_or_default()
     }
 }

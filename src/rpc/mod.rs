@@ -7,11 +7,14 @@ mod append;
 pub mod audit;
 pub mod auth;
 pub mod codec;
+mod condition;
 mod convert;
 mod copy;
 mod object;
+mod patch;
 pub mod status;
 mod symlink;
+mod tag_write;
 mod tagging;
 pub mod upload_token;
 mod uploads;
@@ -25,6 +28,7 @@ use tracing::info;
 
 use crate::{
     config::CopySettings,
+    lock::SharedTagWriteLock,
     oss::{Client, upload::UploadOptions},
     proto,
     proto::object_service_server::ObjectService,
@@ -40,6 +44,8 @@ pub struct ObjectServiceImpl {
     uploads: UploadConfig,
     copy: CopySettings,
     audit: crate::config::AuditSettings,
+    /// The per-object tag-write lock every tag write takes.
+    locks: SharedTagWriteLock,
 }
 
 /// How streamed writes run, shared by every call.
@@ -53,18 +59,20 @@ pub struct UploadConfig {
 
 impl ObjectServiceImpl {
     /// A service that forwards to OSS through `client`, with the upload, copy and audit
-    /// settings (built from `Settings` by the server).
+    /// settings and the tag-write lock (built from `Settings` by the server).
     pub fn new(
         client: Client,
         uploads: UploadConfig,
         copy: CopySettings,
         audit: crate::config::AuditSettings,
+        locks: SharedTagWriteLock,
     ) -> Self {
         Self {
             client,
             uploads,
             copy,
             audit,
+            locks,
         }
     }
 
@@ -244,7 +252,7 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("PutObjectTagging", async {
             allowed?;
-            tagging::put(&self.client, request.into_inner(), &mut trail).await
+            tagging::put(&self.client, &*self.locks, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -281,7 +289,7 @@ impl ObjectService for ObjectServiceImpl {
         }
         let result = observe("DeleteObjectTagging", async {
             allowed?;
-            tagging::delete(&self.client, request.into_inner(), &mut trail).await
+            tagging::delete(&self.client, &*self.locks, request.into_inner(), &mut trail).await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -495,5 +503,33 @@ impl ObjectService for ObjectServiceImpl {
             uploads::abort(&self.client, request.into_inner()).await
         })
         .await
+    }
+
+    async fn patch_object_tagging(
+        &self,
+        request: Request<proto::PatchObjectTaggingRequest>,
+    ) -> Result<Response<proto::PatchObjectTaggingResponse>, Status> {
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Tag, &r.bucket, &r.key)
+        });
+        let mut trail = audit::Trail::of(&request, &self.audit);
+        {
+            // tags_after: the keys set until the call knows the resulting tag set.
+            let r = request.get_ref();
+            trail.begin(
+                "PatchObjectTagging",
+                &r.bucket,
+                &r.key,
+                audit::tags_json(r.set.iter()),
+            );
+        }
+        let result = observe("PatchObjectTagging", async {
+            allowed?;
+            patch::patch(&self.client, &*self.locks, request.into_inner(), &mut trail).await
+        })
+        .await;
+        trail.finish_call(&result, |r| &r.version_id);
+        result
     }
 }
