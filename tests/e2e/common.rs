@@ -537,6 +537,7 @@ pub async fn put_tags(
             key: key.into(),
             version_id: String::new(),
             tagging: Some(tags(pairs)),
+            ..Default::default()
         })
         .await
         .expect("PutObjectTagging succeeds");

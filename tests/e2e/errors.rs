@@ -84,6 +84,7 @@ async fn wrong_secret_is_refused(signature_version: &'static str) {
             key: "k".into(),
             version_id: String::new(),
             tagging: Some(tags(&[("a", "b")])),
+            ..Default::default()
         })
         .await
         .unwrap_err();

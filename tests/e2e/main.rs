@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod load;
 mod orphans;
+mod patch;
 mod resilience;
 mod retry_metrics;
 mod streaming;

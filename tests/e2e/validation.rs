@@ -27,6 +27,7 @@ async fn tagging_cases(stack: &Stack) -> Vec<(&'static str, &'static str, Status
             key: key.into(),
             version_id: version.into(),
             tagging,
+            ..Default::default()
         }
     };
     let cases: Vec<(&'static str, &'static str, proto::PutObjectTaggingRequest)> = vec![
