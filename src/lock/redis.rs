@@ -29,7 +29,7 @@ const LOCK_PREFIX: &str = "ossgate:taglock:";
 const FENCE_KEY: &str = "ossgate:tagfence";
 /// First pause between takes; doubles up to [`MAX_RETRY_PAUSE`], each with jitter.
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(1);
-const MAX_RETRY_PAUSE: Duration = Duration::from_millis(20);
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(5);
 /// Longest a single Redis command may take before the lock reports Redis unavailable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
