@@ -174,6 +174,7 @@ impl ObjectService for ObjectServiceImpl {
             write::write(
                 &self.client,
                 &self.uploads,
+                &*self.locks,
                 &access,
                 &mut trail,
                 request.into_inner(),
@@ -227,7 +228,7 @@ impl ObjectService for ObjectServiceImpl {
         });
         observe("DeleteObject", async {
             allowed?;
-            object::delete(&self.client, request.into_inner()).await
+            object::delete(&self.client, &*self.locks, request.into_inner()).await
         })
         .await
     }
@@ -317,8 +318,21 @@ impl ObjectService for ObjectServiceImpl {
                 );
             }
         }
+        let sets_tags = has_tags(request.get_ref().tagging.as_ref());
+        let (bucket, key) = (
+            request.get_ref().bucket.clone(),
+            request.get_ref().key.clone(),
+        );
         let result = observe("PutSymlink", async {
             allowed?;
+            let _held = tag_write::lock_for_tagged_write(
+                &*self.locks,
+                sets_tags,
+                &bucket,
+                &key,
+                &mut trail,
+            )
+            .await?;
             symlink::put(&self.client, request.into_inner(), &mut trail).await
         })
         .await;
@@ -370,8 +384,22 @@ impl ObjectService for ObjectServiceImpl {
                 );
             }
         }
+        let sets_tags =
+            request.get_ref().tagging_directive == proto::TaggingDirective::Replace as i32;
+        let (bucket, key) = (
+            request.get_ref().destination_bucket.clone(),
+            request.get_ref().destination_key.clone(),
+        );
         let result = observe("CopyObject", async {
             allowed?;
+            let _held = tag_write::lock_for_tagged_write(
+                &*self.locks,
+                sets_tags,
+                &bucket,
+                &key,
+                &mut trail,
+            )
+            .await?;
             copy::copy(&self.client, &self.copy, request.into_inner(), &mut trail).await
         })
         .await;
@@ -400,8 +428,21 @@ impl ObjectService for ObjectServiceImpl {
                 );
             }
         }
+        let sets_tags = request.get_ref().tagging.is_some();
+        let (bucket, key) = (
+            request.get_ref().bucket.clone(),
+            request.get_ref().key.clone(),
+        );
         let result = observe("UpdateObjectMetadata", async {
             allowed?;
+            let _held = tag_write::lock_for_tagged_write(
+                &*self.locks,
+                sets_tags,
+                &bucket,
+                &key,
+                &mut trail,
+            )
+            .await?;
             copy::update_metadata(&self.client, request.into_inner(), &mut trail).await
         })
         .await;

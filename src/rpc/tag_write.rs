@@ -21,16 +21,18 @@ pub fn lock_key(object: &ObjectId) -> LockKey {
     )
 }
 
+/// Takes `object`'s lock (bounded wait).
+pub async fn acquire(locks: &dyn TagWriteLock, object: &ObjectId) -> Result<TagWriteGuard, Status> {
+    locks.acquire(&lock_key(object)).await.map_err(lock_status)
+}
+
 /// Takes `object`'s lock (bounded wait), recording its fencing token in the audit trail.
 pub async fn lock(
     locks: &dyn TagWriteLock,
     object: &ObjectId,
     trail: &mut Trail,
 ) -> Result<TagWriteGuard, Status> {
-    let guard = locks
-        .acquire(&lock_key(object))
-        .await
-        .map_err(lock_status)?;
+    let guard = acquire(locks, object).await?;
     trail.fencing_token(guard.fencing_token());
     Ok(guard)
 }
@@ -56,4 +58,26 @@ pub async fn current_tags(
         .await
         .map(|out| out.tags)
         .map_err(oss_status)
+}
+
+/// For a call that writes `bucket`/`key` and sets its tags as it does (a copy with tagging
+/// REPLACE, UpdateObjectMetadata with tagging, a symlink with tags): the lock of the current
+/// version, held for the whole call; `None` when `sets_tags` is false. Taken on the names as
+/// sent: the call validates them next, and a refused name only held a lock nobody else uses.
+pub async fn lock_for_tagged_write(
+    locks: &dyn TagWriteLock,
+    sets_tags: bool,
+    bucket: &str,
+    key: &str,
+    trail: &mut Trail,
+) -> Result<Option<TagWriteGuard>, Status> {
+    if !sets_tags {
+        return Ok(None);
+    }
+    let guard = locks
+        .acquire(&LockKey::new(bucket, key, None))
+        .await
+        .map_err(lock_status)?;
+    trail.fencing_token(guard.fencing_token());
+    Ok(Some(guard))
 }

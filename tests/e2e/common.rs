@@ -554,6 +554,7 @@ pub async fn head(
             bucket: bucket.into(),
             key: key.into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -583,6 +584,7 @@ pub async fn try_head(stack: &Stack, bucket: &str, key: &str) -> Option<proto::O
             bucket: bucket.into(),
             key: key.into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
     {

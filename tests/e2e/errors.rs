@@ -29,6 +29,7 @@ async fn unknown_key_is_not_found_with_oss_details() {
             bucket: BUCKET.into(),
             key: "no/such/key".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -64,6 +65,7 @@ async fn unknown_key_is_not_found_with_oss_details() {
             bucket: BUCKET.into(),
             key: "no/such/key".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -435,3 +435,67 @@ async fn nine_writers_through_two_replicas_sharing_redis_lose_no_update() {
     stack.stop().await;
     drop(redis);
 }
+
+#[tokio::test]
+async fn if_tags_guards_head_read_and_delete() {
+    let stack = Stack::start().await;
+    let mut client = stack.client.clone();
+    let key = "p/guarded";
+    write_tagged(&mut client, key, &[("retention", "short")]).await;
+
+    let head = |condition: &str| proto::HeadObjectRequest {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        if_tags: condition.into(),
+        ..Default::default()
+    };
+    assert_condition_failed(client.head_object(call(head("retention = 'long'"))).await);
+    let metadata = client
+        .head_object(call(head("retention = 'short' AND @size < 100")))
+        .await
+        .unwrap()
+        .into_inner()
+        .metadata
+        .unwrap();
+    assert_eq!(metadata.size, 13);
+
+    let read = |condition: &str| proto::ReadObjectRequest {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        if_tags: condition.into(),
+        ..Default::default()
+    };
+    assert_condition_failed(client.read_object(call(read("NOT EXISTS retention"))).await);
+    let mut stream = client
+        .read_object(call(read("EXISTS retention")))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut data = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        data.extend_from_slice(&message.data);
+    }
+    assert_eq!(data, b"tagged object");
+
+    let delete = |condition: &str| proto::DeleteObjectRequest {
+        bucket: BUCKET.into(),
+        key: key.into(),
+        if_tags: condition.into(),
+        ..Default::default()
+    };
+    assert_condition_failed(
+        client
+            .delete_object(call(delete("retention = 'long'")))
+            .await,
+    );
+    assert!(
+        exists(&stack, BUCKET, key).await,
+        "a false condition deletes nothing"
+    );
+    client
+        .delete_object(call(delete("retention = 'short'")))
+        .await
+        .unwrap();
+    assert!(!exists(&stack, BUCKET, key).await);
+    stack.stop().await;
+}

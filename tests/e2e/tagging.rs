@@ -288,6 +288,7 @@ async fn tags_on_a_given_version() {
             bucket: VERSIONED_BUCKET.into(),
             key: "versioned.txt".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -298,6 +299,7 @@ async fn tags_on_a_given_version() {
             bucket: VERSIONED_BUCKET.into(),
             key: "versioned.txt".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

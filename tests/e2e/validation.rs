@@ -265,6 +265,7 @@ async fn every_problem_is_reported_at_once() {
             bucket: BUCKET.into(),
             key: "k".into(),
             version_id: "bad\nversion".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

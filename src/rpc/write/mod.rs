@@ -41,9 +41,11 @@ use super::{
     convert::version_string,
     has_tags,
     status::{gateway_error, invalid_field, oss_status},
+    tag_write,
     validate::{NewObject, Validation},
 };
 use crate::{
+    lock::TagWriteLock,
     model::ObjectAcl,
     oss::{
         Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
@@ -127,6 +129,7 @@ async fn end_of_stream(stream: &mut Streaming<proto::WriteObjectRequest>) -> Res
 pub async fn write(
     client: &Client,
     config: &UploadConfig,
+    locks: &dyn TagWriteLock,
     access: &Access,
     trail: &mut Trail,
     mut stream: Streaming<proto::WriteObjectRequest>,
@@ -144,7 +147,7 @@ pub async fn write(
                 "send either spec (a new object) or upload_id (a resumable write), not both",
             ));
         }
-        return resume(client, config, access, trail, first, stream).await;
+        return resume(client, config, locks, access, trail, first, stream).await;
     }
     if let Some(spec) = first.spec.as_ref() {
         let tagged = has_tags(spec.tagging.as_ref());
@@ -155,6 +158,9 @@ pub async fn write(
         check_write(access, &spec.bucket, &spec.key, tagged)?;
     }
     let plan = plan(&first)?;
+    // A write that sets tags holds the object's tag-write lock while it commits (the
+    // PutObject, or the CompleteMultipartUpload), so no patch in flight re-applies the old tags.
+    let tag_lock = (!plan.object.attributes.tags.is_empty()).then_some(locks);
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
     let mut intake = Intake::new(plan.object_size, plan.expected_crc64, plan.expected_md5, 0);
     // Held until the PutObject is sent, or handed to the multipart writer.
@@ -185,11 +191,18 @@ pub async fn write(
             end_of_stream(&mut stream).await?;
             let (size, crc64) = intake.check_complete(None)?;
             let object = &plan.object;
+            let target = ObjectId::new(object.bucket.clone(), object.key.clone());
+            let held = match tag_lock {
+                Some(locks) => Some(tag_write::lock(locks, &target, trail).await?),
+                None => None,
+            };
             if !object.attributes.forbid_overwrite {
-                let target = ObjectId::new(object.bucket.clone(), object.key.clone());
                 trail.read_before(client, &target).await;
             }
             let out = put_single(client, &plan, buffered, size).await;
+            if let Some(held) = held {
+                held.release().await;
+            }
             drop(reservation);
             let out = out?;
             trail.request_id(out.request_id.as_deref());
@@ -237,6 +250,7 @@ pub async fn write(
                 intake,
                 None,
                 trail,
+                tag_lock,
             )
             .await
         }
@@ -288,7 +302,11 @@ async fn feed_multipart(
 /// match what the caller vouched for abort the upload, resumable or not: they are known bad.
 /// A failed completion aborts a plain write's upload and keeps a resumable one's (`prefix`,
 /// the CRC and length stored before this stream, is set only for resumed writes).
-/// An audited write reads the tags before just ahead of the completion.
+/// An audited write reads the tags before just ahead of the completion. A write that sets
+/// tags (`tag_lock`) completes under the object's tag-write lock; when the lock cannot be
+/// taken the upload is aborted (a plain write) or kept (a resumable one), as for a failed
+/// completion.
+#[allow(clippy::too_many_arguments)]
 async fn complete(
     writer: MultipartWriter,
     acl: Option<ObjectAcl>,
@@ -296,6 +314,7 @@ async fn complete(
     mut intake: Intake,
     prefix: Option<(u64, u64)>,
     trail: &mut Trail,
+    tag_lock: Option<&dyn TagWriteLock>,
 ) -> Result<proto::WriteObjectResponse, Status> {
     let (size, crc64) = match intake.check_complete(prefix) {
         Ok(done) => done,
@@ -306,8 +325,22 @@ async fn complete(
     };
     let upload = writer.upload().clone();
     let client = writer.client().clone();
+    let target = ObjectId::new(upload.bucket.clone(), upload.key.clone());
+    let _held = match tag_lock {
+        Some(locks) => match tag_write::lock(locks, &target, trail).await {
+            Ok(held) => Some(held),
+            Err(status) => {
+                if prefix.is_none() {
+                    writer.abort().await;
+                } else {
+                    writer.suspend().await;
+                }
+                return Err(status);
+            }
+        },
+        None => None,
+    };
     if !forbid_overwrite {
-        let target = ObjectId::new(upload.bucket.clone(), upload.key.clone());
         trail.read_before(&client, &target).await;
     }
     let finished = writer

@@ -187,6 +187,7 @@ async fn persisted_so_far(
 pub(super) async fn resume(
     client: &Client,
     config: &UploadConfig,
+    locks: &dyn crate::lock::TagWriteLock,
     access: &Access,
     trail: &mut Trail,
     mut first: proto::WriteObjectRequest,
@@ -278,6 +279,7 @@ pub(super) async fn resume(
         intake,
         Some((prefix_crc, persisted)),
         trail,
+        tagged.then_some(locks),
     )
     .await;
     if result.is_ok() {
