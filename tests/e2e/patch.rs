@@ -427,8 +427,9 @@ async fn nine_writers_through_two_replicas_sharing_redis_lose_no_update() {
     );
     assert!(
         lost.is_empty(),
-        "{} of {rounds} rounds lost updates: {lost:?}",
-        lost.len()
+        "{} of {rounds} rounds lost updates; tags kept in the first: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(20)]
     );
 
     second.shutdown().await.unwrap();
