@@ -43,9 +43,8 @@ impl Default for LockSettings {
 impl Settings {
     pub(super) fn validate_lock(&self) -> anyhow::Result<()> {
         let lock = &self.lock;
-        if !lock.redis_url.is_empty()
-            && !(lock.redis_url.starts_with("redis://") || lock.redis_url.starts_with("rediss://"))
-        {
+        let url = &lock.redis_url;
+        if !(url.is_empty() || url.starts_with("redis://") || url.starts_with("rediss://")) {
             bail!("lock.redis_url: must start with redis:// or rediss://");
         }
         if lock.wait_ms > Duration::from_secs(60) {
