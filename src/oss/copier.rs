@@ -134,6 +134,18 @@ impl PlannedCopy {
         ObjectId::new(self.input.bucket.clone(), self.input.key.clone())
     }
 
+    /// The source as copied: the version HEAD reported (the one the copy is pinned to), or
+    /// the version asked for.
+    pub fn source(&self) -> ObjectId {
+        let source = &self.input.source;
+        ObjectId::new(source.bucket.clone(), source.key.clone()).with_version(
+            self.head
+                .version_id
+                .clone()
+                .or_else(|| source.version_id.clone()),
+        )
+    }
+
     /// Copies the source: with one CopyObject, or part by part.
     pub async fn run(self, client: &Client) -> Result<CopyOutput, OssError> {
         if self.multipart {

@@ -94,6 +94,22 @@ impl TagCondition {
         self.check(client, object, &current.tags).await
     }
 
+    /// For a write that overwrites `object`: [`Self::check_current`], where a missing object
+    /// fails the condition (there is nothing whose tags could match) instead of NOT_FOUND.
+    pub async fn check_overwritten(
+        &self,
+        client: &Client,
+        object: &ObjectId,
+    ) -> Result<(), Status> {
+        match client.get_object_tagging(object).await {
+            Ok(current) => self.check(client, object, &current.tags).await,
+            Err(err) if err.code == "NoSuchKey" => {
+                Err(self.failed("there is no object to overwrite, so"))
+            }
+            Err(err) => Err(oss_status(err)),
+        }
+    }
+
     fn failed(&self, why: &str) -> Status {
         super::status::gateway_error(
             Code::FailedPrecondition,

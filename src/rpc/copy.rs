@@ -239,10 +239,17 @@ pub async fn copy(
     trail: &mut Trail,
 ) -> Result<proto::CopyObjectResponse, Status> {
     let input = plan(&req)?;
+    let mut v = Validation::new();
+    let condition = v.if_tags("if_tags", &req.if_tags);
+    let condition = v.conclude(condition)?;
     let forbid_overwrite = input.forbid_overwrite;
     let copy = copier::plan(client, input, &copy_options(settings))
         .await
         .map_err(oss_status)?;
+    // On the source version the copy is pinned to, just before the copy starts.
+    if let Some(condition) = &condition {
+        condition.check_current(client, &copy.source()).await?;
+    }
     if !forbid_overwrite {
         trail.read_before(client, &copy.destination()).await;
     }

@@ -500,3 +500,78 @@ async fn if_tags_guards_head_read_and_delete() {
     assert!(!exists(&stack, BUCKET, key).await);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn if_tags_on_copy_is_checked_on_the_source() {
+    let stack = Stack::start().await;
+    let mut client = stack.client.clone();
+    write_tagged(&mut client, "p/source", &[("class", "public")]).await;
+    let copy = |condition: &str| proto::CopyObjectRequest {
+        source_bucket: BUCKET.into(),
+        source_key: "p/source".into(),
+        destination_bucket: BUCKET.into(),
+        destination_key: "p/copy".into(),
+        if_tags: condition.into(),
+        ..Default::default()
+    };
+    assert_condition_failed(client.copy_object(call(copy("class = 'secret'"))).await);
+    assert!(
+        !exists(&stack, BUCKET, "p/copy").await,
+        "a false condition copies nothing"
+    );
+    client
+        .copy_object(call(copy("class = 'public'")))
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&mut client, "p/copy").await,
+        map(&[("class", "public")])
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn if_tags_on_write_is_checked_on_the_object_overwritten() {
+    // Parts of 100 KiB, so a 300 KiB write is a multipart upload.
+    let stack = Stack::start_with_settings(&[("OSSGATE_UPLOAD__PART_SIZE_BYTES", "102400")]).await;
+    let mut client = stack.client.clone();
+    let key = "p/overwritten";
+    let conditional = |condition: &str| {
+        let mut spec = spec(BUCKET, key);
+        spec.tagging = Some(tags(&[("version", "2")]));
+        spec.if_tags = condition.into();
+        spec
+    };
+    let writer = stack.client.clone();
+    let write_with_deadline = |spec: proto::WriteObjectSpec, data: Vec<u8>| {
+        let mut client = writer.clone();
+        async move {
+            let request = call(tokio_stream::iter(write_messages(spec, &data, 64 * 1024)));
+            client.write_object(request).await.map(|r| r.into_inner())
+        }
+    };
+    // No object to overwrite: the condition is false.
+    assert_condition_failed(
+        write_with_deadline(conditional("EXISTS version"), b"v2".to_vec()).await,
+    );
+    assert!(!exists(&stack, BUCKET, key).await);
+
+    write_tagged(&mut client, key, &[("version", "1")]).await;
+    let big = pseudo_random(300 * 1024, 14);
+    for data in [b"v2".to_vec(), big.clone()] {
+        assert_condition_failed(write_with_deadline(conditional("version = '0'"), data).await);
+        assert_eq!(read_all(&stack, BUCKET, key, "").await, b"tagged object");
+    }
+    // True: the multipart write replaces object and tags.
+    write_with_deadline(conditional("version = '1'"), big.clone())
+        .await
+        .unwrap();
+    assert_eq!(read_all(&stack, BUCKET, key, "").await, big);
+    assert_eq!(tags_of(&mut client, key).await, map(&[("version", "2")]));
+    // And the single PutObject path.
+    write_with_deadline(conditional("version = '2'"), b"small".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(read_all(&stack, BUCKET, key, "").await, b"small");
+    stack.stop().await;
+}

@@ -38,6 +38,7 @@ use super::{
     audit::{Trail, tags_json},
     auth::Access,
     check_write,
+    condition::TagCondition,
     convert::version_string,
     has_tags,
     status::{gateway_error, invalid_field, oss_status},
@@ -61,6 +62,8 @@ use crate::{
 /// What the caller asked for, validated from the first message.
 struct WritePlan {
     object: PutObjectInput,
+    /// `spec.if_tags`: checked on the object overwritten, just before the commit.
+    condition: Option<TagCondition>,
     object_size: Option<u64>,
     expected_crc64: Option<u64>,
     expected_md5: Option<[u8; 16]>,
@@ -160,7 +163,9 @@ pub async fn write(
     let plan = plan(&first)?;
     // A write that sets tags holds the object's tag-write lock while it commits (the
     // PutObject, or the CompleteMultipartUpload), so no patch in flight re-applies the old tags.
-    let tag_lock = (!plan.object.attributes.tags.is_empty()).then_some(locks);
+    // So does a conditional write, whose check and commit are then one compare-and-swap.
+    let tag_lock =
+        (!plan.object.attributes.tags.is_empty() || plan.condition.is_some()).then_some(locks);
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
     let mut intake = Intake::new(plan.object_size, plan.expected_crc64, plan.expected_md5, 0);
     // Held until the PutObject is sent, or handed to the multipart writer.
@@ -196,6 +201,9 @@ pub async fn write(
                 Some(locks) => Some(tag_write::lock(locks, &target, trail).await?),
                 None => None,
             };
+            if let Some(condition) = &plan.condition {
+                condition.check_overwritten(client, &target).await?;
+            }
             if !object.attributes.forbid_overwrite {
                 trail.read_before(client, &target).await;
             }
@@ -251,6 +259,7 @@ pub async fn write(
                 None,
                 trail,
                 tag_lock,
+                plan.condition.as_ref(),
             )
             .await
         }
@@ -315,6 +324,7 @@ async fn complete(
     prefix: Option<(u64, u64)>,
     trail: &mut Trail,
     tag_lock: Option<&dyn TagWriteLock>,
+    condition: Option<&TagCondition>,
 ) -> Result<proto::WriteObjectResponse, Status> {
     let (size, crc64) = match intake.check_complete(prefix) {
         Ok(done) => done,
@@ -340,6 +350,17 @@ async fn complete(
         },
         None => None,
     };
+    if let Some(condition) = condition
+        && let Err(status) = condition.check_overwritten(&client, &target).await
+    {
+        // As a failed completion: a plain write's upload is aborted, a resumable one kept.
+        if prefix.is_none() {
+            writer.abort().await;
+        } else {
+            writer.suspend().await;
+        }
+        return Err(status);
+    }
     if !forbid_overwrite {
         trail.read_before(&client, &target).await;
     }
@@ -476,8 +497,10 @@ fn plan_spec(
         Some(size) => Some(Some(size as u64)),
     };
     let (expected_crc64, expected_md5) = checksums_of(&mut v, checksums);
+    let condition = v.if_tags("spec.if_tags", &spec.if_tags);
     v.conclude((|| {
         let target = target?;
+        let condition = condition?;
         let object_size = object_size?;
         let expected_md5 = expected_md5?;
         Some(WritePlan {
@@ -489,6 +512,7 @@ fn plan_spec(
                 content_md5: expected_md5,
                 attributes: attributes?,
             },
+            condition,
             object_size,
             expected_crc64,
             expected_md5,

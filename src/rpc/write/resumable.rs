@@ -40,6 +40,12 @@ pub async fn start_resumable(
     let Some(spec) = req.spec.as_ref() else {
         return Err(invalid_field("spec", "is required"));
     };
+    if !spec.if_tags.is_empty() {
+        return Err(invalid_field(
+            "spec.if_tags",
+            "is not supported on resumable writes; check the condition with HeadObject's if_tags",
+        ));
+    }
     let plan = plan_spec(spec, None)?;
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
     let (initiated, mut guard) = initiate_upload(client, &initiate_input(&plan.object))
@@ -280,6 +286,7 @@ pub(super) async fn resume(
         Some((prefix_crc, persisted)),
         trail,
         tagged.then_some(locks),
+        None,
     )
     .await;
     if result.is_ok() {
