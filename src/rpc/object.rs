@@ -11,10 +11,12 @@ use tonic::Status;
 use super::{
     convert::{self, version_string},
     status::oss_status,
+    tag_write,
     validate::Validation,
 };
 use crate::{
     config::READ_CHUNK_BYTES,
+    lock::TagWriteLock,
     oss::{ByteRange, Client, GetObjectInput, GetObjectOutput, ObjectId},
     proto,
 };
@@ -29,7 +31,11 @@ pub async fn head(
 ) -> Result<proto::HeadObjectResponse, Status> {
     let mut v = Validation::new();
     let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
-    let target = v.conclude(target)?;
+    let condition = v.if_tags("if_tags", &req.if_tags);
+    let (target, condition) = v.conclude(target.zip(condition))?;
+    if let Some(condition) = &condition {
+        condition.check_current(client, &target).await?;
+    }
     let head = client.head_object(&target).await.map_err(oss_status)?;
     Ok(proto::HeadObjectResponse {
         metadata: Some(convert::object_metadata(
@@ -40,14 +46,31 @@ pub async fn head(
     })
 }
 
+/// DeleteObject. With `if_tags`, the condition is checked and the object deleted under its
+/// tag-write lock, so no tag write through ossgate changes the tags in between.
 pub async fn delete(
     client: &Client,
+    locks: &dyn TagWriteLock,
     req: proto::DeleteObjectRequest,
 ) -> Result<proto::DeleteObjectResponse, Status> {
     let mut v = Validation::new();
     let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
-    let target = v.conclude(target)?;
-    let out = client.delete_object(&target).await.map_err(oss_status)?;
+    let condition = v.if_tags("if_tags", &req.if_tags);
+    let (target, condition) = v.conclude(target.zip(condition))?;
+    let held = match &condition {
+        Some(condition) => {
+            let held = tag_write::acquire(locks, &target).await?;
+            condition.check_current(client, &target).await?;
+            tag_write::ensure_held(&held)?;
+            Some(held)
+        }
+        None => None,
+    };
+    let out = client.delete_object(&target).await.map_err(oss_status);
+    if let Some(held) = held {
+        held.release().await;
+    }
+    let out = out?;
     Ok(proto::DeleteObjectResponse {
         version_id: version_string(out.version_id),
         delete_marker: out.delete_marker,
@@ -74,7 +97,13 @@ pub async fn read(
         }
         limit => Some(limit.map(|l| l as u64)),
     };
-    let (target, (offset, limit)) = v.conclude((|| Some((target?, (offset?, limit?))))())?;
+    let condition = v.if_tags("if_tags", &req.if_tags);
+    let ((target, (offset, limit)), condition) =
+        v.conclude((|| Some(((target?, (offset?, limit?)), condition?)))())?;
+    // Checked just before the read: a tag change between the two is not seen.
+    if let Some(condition) = &condition {
+        condition.check_current(client, &target).await?;
+    }
 
     if limit == Some(0) {
         // Nothing to read: answer with the metadata alone.

@@ -9,6 +9,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
+    lock::LockError,
     model::{Violation, clip},
     oss::{OssError, OssErrorKind},
 };
@@ -74,6 +75,29 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
 pub fn gateway_error(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, GATEWAY_ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, clip(&message.into(), MAX_MESSAGE_BYTES), details)
+}
+
+/// How long a caller whose tag write found the object's lock busy is told to wait: about
+/// one tag write.
+const LOCK_BUSY_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// A tag write that could not take its object's lock: ABORTED (busy, or the lease was lost
+/// before the write; nothing was written) or UNAVAILABLE (the lock service failed), each
+/// with RetryInfo and an ErrorInfo reason `TAG_LOCK_BUSY`, `TAG_LOCK_LOST` or
+/// `TAG_LOCK_UNAVAILABLE`.
+pub fn lock_status(error: LockError) -> Status {
+    let (code, reason, delay) = match &error {
+        LockError::Busy { .. } => (Code::Aborted, "TAG_LOCK_BUSY", LOCK_BUSY_RETRY_DELAY),
+        LockError::LeaseLost => (Code::Aborted, "TAG_LOCK_LOST", LOCK_BUSY_RETRY_DELAY),
+        LockError::Unavailable(_) => (
+            Code::Unavailable,
+            "TAG_LOCK_UNAVAILABLE",
+            THROTTLE_RETRY_DELAY,
+        ),
+    };
+    let mut details = ErrorDetails::with_error_info(reason, GATEWAY_ERROR_DOMAIN, HashMap::new());
+    details.set_retry_info(Some(delay));
+    Status::with_error_details(code, clip(&error.to_string(), MAX_MESSAGE_BYTES), details)
 }
 
 /// The gRPC code for an OSS failure: the single mapping table.
@@ -217,6 +241,32 @@ mod tests {
         ] {
             let status = oss_status(OssError::client(kind, "boom"));
             assert_eq!(status.code(), expected, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn lock_failures_say_whether_to_retry() {
+        for (error, code, reason) in [
+            (
+                LockError::Busy {
+                    waited: Duration::from_secs(5),
+                },
+                Code::Aborted,
+                "TAG_LOCK_BUSY",
+            ),
+            (LockError::LeaseLost, Code::Aborted, "TAG_LOCK_LOST"),
+            (
+                LockError::Unavailable("refused".into()),
+                Code::Unavailable,
+                "TAG_LOCK_UNAVAILABLE",
+            ),
+        ] {
+            let status = lock_status(error);
+            assert_eq!(status.code(), code);
+            let details = status.get_error_details();
+            assert_eq!(details.error_info().unwrap().reason, reason);
+            assert_eq!(details.error_info().unwrap().domain, GATEWAY_ERROR_DOMAIN);
+            assert!(details.retry_info().is_some());
         }
     }
 

@@ -1,22 +1,50 @@
-//! PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
+//! PutObjectTagging, GetObjectTagging, DeleteObjectTagging. The two writes hold the object's
+//! tag-write lock, and check their `if_tags` under it.
 
 use tonic::Status;
 
 use super::{
     audit::Trail,
+    condition::TagCondition,
     convert::{self, version_string},
     status::oss_status,
     tag_policy::CallPolicy,
+    tag_write,
     validate::Validation,
 };
 use crate::{
+    lock::TagWriteLock,
     model::TagSet,
-    oss::{Client, PutObjectTaggingInput},
+    oss::{Client, ObjectId, PutObjectTaggingInput},
     proto,
 };
 
+/// Under the object's lock: the tags before for the audit trail, and the condition checked
+/// against them (the compare of a compare-and-swap). Without a condition the tags are read
+/// only when the audit asks for them.
+async fn check_under_lock(
+    client: &Client,
+    target: &ObjectId,
+    condition: Option<&TagCondition>,
+    trail: &mut Trail,
+) -> Result<(), Status> {
+    match condition {
+        Some(condition) => {
+            trail.condition(condition.text());
+            let before = tag_write::current_tags(client, target).await?;
+            trail.read_under_lock(&before);
+            condition.check(client, target, &before).await
+        }
+        None => {
+            trail.read_before(client, target).await;
+            Ok(())
+        }
+    }
+}
+
 pub async fn put(
     client: &Client,
+    locks: &dyn TagWriteLock,
     policy: &CallPolicy,
     req: proto::PutObjectTaggingRequest,
     trail: &mut Trail,
@@ -33,14 +61,17 @@ pub async fn put(
             None
         }
     };
-    let (target, tags) = v.conclude(target.zip(tags))?;
+    let condition = v.if_tags("if_tags", &req.if_tags);
+    let ((target, tags), condition) = v.conclude(target.zip(tags).zip(condition))?;
     policy.check(
         "tagging",
         target.bucket.as_str(),
         target.key.as_str(),
         &tags,
     )?;
-    trail.read_before(client, &target).await;
+    let guard = tag_write::lock(locks, &target, trail).await?;
+    check_under_lock(client, &target, condition.as_ref(), trail).await?;
+    tag_write::ensure_held(&guard)?;
     let out = client
         .put_object_tagging(&PutObjectTaggingInput {
             version_id: target.version_id,
@@ -48,6 +79,7 @@ pub async fn put(
         })
         .await
         .map_err(oss_status)?;
+    guard.release().await;
     trail.request_id(out.request_id.as_deref());
     Ok(proto::PutObjectTaggingResponse {
         version_id: version_string(out.version_id),
@@ -75,20 +107,25 @@ pub async fn get(
 /// policy requires one.
 pub async fn delete(
     client: &Client,
+    locks: &dyn TagWriteLock,
     policy: &CallPolicy,
     req: proto::DeleteObjectTaggingRequest,
     trail: &mut Trail,
 ) -> Result<proto::DeleteObjectTaggingResponse, Status> {
     let mut v = Validation::new();
     let target = v.object_ref(&req.bucket, &req.key, &req.version_id);
-    let target = v.conclude(target)?;
+    let condition = v.if_tags("if_tags", &req.if_tags);
+    let (target, condition) = v.conclude(target.zip(condition))?;
     let (bucket, key) = (target.bucket.as_str(), target.key.as_str());
     policy.check("", bucket, key, &TagSet::empty())?;
-    trail.read_before(client, &target).await;
+    let guard = tag_write::lock(locks, &target, trail).await?;
+    check_under_lock(client, &target, condition.as_ref(), trail).await?;
+    tag_write::ensure_held(&guard)?;
     let out = client
         .delete_object_tagging(&target)
         .await
         .map_err(oss_status)?;
+    guard.release().await;
     trail.request_id(out.request_id.as_deref());
     Ok(proto::DeleteObjectTaggingResponse {
         version_id: version_string(out.version_id),

@@ -343,7 +343,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         emulator,
         refresher,
     } = wiring::oss_backend(&settings).await?;
-    let service = wiring::object_service(client.clone(), &settings);
+    let locks = wiring::tag_write_lock(&settings).await?;
+    let service = wiring::object_service(client.clone(), &settings, locks);
     {
         // The OTLP gauge samples the upload budget whether or not /metrics is served.
         let sampled = service.clone();

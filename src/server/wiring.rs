@@ -5,7 +5,7 @@
 //! module (`oss::ClientOptions`, the RRSA and ECS role configurations, `Credentials`); this
 //! module builds the things those options configure.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use tracing::{info, warn};
@@ -14,6 +14,7 @@ use super::{authn::AuthInterceptor, limits::CallLimits};
 use crate::{
     config::Settings,
     emulator::{self, BucketSpec, EmulatorConfig, EmulatorHandle},
+    lock::{InProcessLocks, RedisLocks, SharedTagWriteLock},
     oss::{
         self,
         credentials::{Credentials, Refresher, sts},
@@ -54,9 +55,41 @@ pub(super) async fn oss_backend(settings: &Settings) -> anyhow::Result<OssBacken
     })
 }
 
-/// The ObjectService over `client`, with the `[upload]`, `[copy]`, `[audit]` and
-/// `[tag_policy]` settings.
-pub(super) fn object_service(client: oss::Client, settings: &Settings) -> ObjectServiceImpl {
+/// The per-object tag-write lock of `[lock]`: Redis when `lock.redis_url` is set (connected
+/// now, so a wrong URL stops the start), else in process. Says at start how far tag-write
+/// atomicity reaches.
+pub(super) async fn tag_write_lock(settings: &Settings) -> anyhow::Result<SharedTagWriteLock> {
+    let lock = &settings.lock;
+    if lock.redis_url.is_empty() {
+        if lock.replicas > 1 {
+            warn!(
+                replicas = lock.replicas,
+                "lock.redis_url is not set: PatchObjectTagging and if_tags are atomic per replica only; \
+                 concurrent tag writes through different replicas can lose updates (set lock.redis_url)"
+            );
+        } else {
+            info!(
+                "tag writes are serialized per object in this process (lock.redis_url is not set): \
+                 patch atomicity is per replica; run one replica or set lock.redis_url"
+            );
+        }
+        return Ok(Arc::new(InProcessLocks::new(lock.wait_ms)));
+    }
+    let url = crate::config::lock::redacted_redis_url(&lock.redis_url);
+    let locks = RedisLocks::connect(&lock.redis_url, lock.wait_ms, lock.lease_ms)
+        .await
+        .with_context(|| format!("connecting to the tag-write lock's Redis at {url}"))?;
+    info!(redis = %url, "tag writes are serialized per object across replicas by Redis lease locks");
+    Ok(Arc::new(locks))
+}
+
+/// The ObjectService over `client`, with the `[upload]`, `[copy]`, `[audit]`, `[list]` and
+/// `[tag_policy]` settings and the tag-write lock.
+pub(super) fn object_service(
+    client: oss::Client,
+    settings: &Settings,
+    locks: SharedTagWriteLock,
+) -> ObjectServiceImpl {
     let upload = &settings.upload;
     let tokens = if upload.resumable_secret.is_empty() {
         info!(
@@ -83,6 +116,7 @@ pub(super) fn object_service(client: oss::Client, settings: &Settings) -> Object
         crate::rpc::list::ListOptions {
             tag_parallelism: settings.list.tag_parallelism,
         },
+        locks,
     )
     .with_tag_policy(TagPolicy::new(&settings.tag_policy))
 }

@@ -537,6 +537,7 @@ pub async fn put_tags(
             key: key.into(),
             version_id: String::new(),
             tagging: Some(tags(pairs)),
+            ..Default::default()
         })
         .await
         .expect("PutObjectTagging succeeds");
@@ -553,6 +554,7 @@ pub async fn head(
             bucket: bucket.into(),
             key: key.into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -582,6 +584,7 @@ pub async fn try_head(stack: &Stack, bucket: &str, key: &str) -> Option<proto::O
             bucket: bucket.into(),
             key: key.into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
     {

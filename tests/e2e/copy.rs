@@ -612,6 +612,7 @@ async fn source_tags_changed_during_a_copy_reach_the_destination() {
             key: "t/source".into(),
             version_id: String::new(),
             tagging: Some(changed.clone()),
+            ..Default::default()
         })
         .await
         .unwrap();

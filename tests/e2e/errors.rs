@@ -29,6 +29,7 @@ async fn unknown_key_is_not_found_with_oss_details() {
             bucket: BUCKET.into(),
             key: "no/such/key".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -64,6 +65,7 @@ async fn unknown_key_is_not_found_with_oss_details() {
             bucket: BUCKET.into(),
             key: "no/such/key".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -84,6 +86,7 @@ async fn wrong_secret_is_refused(signature_version: &'static str) {
             key: "k".into(),
             version_id: String::new(),
             tagging: Some(tags(&[("a", "b")])),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -46,6 +46,7 @@ fn head_request(key: &str) -> proto::HeadObjectRequest {
         bucket: BUCKET.into(),
         key: key.into(),
         version_id: String::new(),
+        ..Default::default()
     }
 }
 

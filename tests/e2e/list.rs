@@ -193,6 +193,7 @@ async fn versions_and_delete_markers_with_their_own_tags() {
             bucket: VERSIONED_BUCKET.into(),
             key: key.into(),
             version_id: String::new(),
+            ..Default::default()
         }))
         .await
         .unwrap()

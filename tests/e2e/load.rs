@@ -151,6 +151,7 @@ async fn probe(
                         bucket: BUCKET.into(),
                         key: "probe.txt".into(),
                         version_id: String::new(),
+                        ..Default::default()
                     };
                     client.head_object(request).await.map(drop)
                 } else {

@@ -21,6 +21,7 @@ mod limits;
 mod list;
 mod load;
 mod orphans;
+mod patch;
 mod resilience;
 mod retry_metrics;
 mod streaming;

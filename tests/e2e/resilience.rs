@@ -60,6 +60,7 @@ fn put_tags_request(key: &str, pairs: &[(&str, &str)]) -> proto::PutObjectTaggin
         key: key.into(),
         version_id: String::new(),
         tagging: Some(tags(pairs)),
+        ..Default::default()
     }
 }
 
@@ -126,6 +127,7 @@ async fn injected_503s_and_dropped_connections_on_tagging_are_retried_to_success
             bucket: BUCKET.into(),
             key: "tagged.txt".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("throttling is retried");

@@ -61,6 +61,7 @@ async fn delete_tags(stack: &Stack, key: &str, timeout: Option<Duration>) -> Sta
         bucket: BUCKET.into(),
         key: key.into(),
         version_id: String::new(),
+        ..Default::default()
     });
     if let Some(timeout) = timeout {
         request.set_timeout(timeout);

@@ -281,6 +281,7 @@ async fn set_tags(
                 key: key.into(),
                 version_id: String::new(),
                 tagging: Some(tags(pairs)),
+                ..Default::default()
             };
             client.put_object_tagging(timed(request)).await.map(drop)
         }
@@ -508,6 +509,7 @@ async fn removing_required_tags_is_refused_and_later_appends_are_not_checked() {
         bucket: BUCKET.into(),
         key: "p/kept".into(),
         version_id: String::new(),
+        ..Default::default()
     };
     let status = client
         .delete_object_tagging(timed(delete.clone()))

@@ -59,6 +59,7 @@ async fn tag_lifecycle(signature_version: &'static str) {
             key: key.into(),
             version_id: String::new(),
             tagging: Some(replacement.clone()),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -72,6 +73,7 @@ async fn tag_lifecycle(signature_version: &'static str) {
             bucket: BUCKET.into(),
             key: key.into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -85,6 +87,7 @@ async fn tag_lifecycle(signature_version: &'static str) {
             key: key.into(),
             version_id: String::new(),
             tagging: Some(tags(&[("a", "1")])),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -94,6 +97,7 @@ async fn tag_lifecycle(signature_version: &'static str) {
             key: key.into(),
             version_id: String::new(),
             tagging: Some(proto::Tagging::default()),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -227,6 +231,7 @@ async fn tags_on_a_given_version() {
             key: "versioned.txt".into(),
             version_id: v1.clone(),
             tagging: Some(tags(&[("generation", "1"), ("archived", "yes")])),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -247,6 +252,7 @@ async fn tags_on_a_given_version() {
             bucket: VERSIONED_BUCKET.into(),
             key: "versioned.txt".into(),
             version_id: v1.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -282,6 +288,7 @@ async fn tags_on_a_given_version() {
             bucket: VERSIONED_BUCKET.into(),
             key: "versioned.txt".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -292,6 +299,7 @@ async fn tags_on_a_given_version() {
             bucket: VERSIONED_BUCKET.into(),
             key: "versioned.txt".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -388,6 +388,7 @@ async fn required_client_auth_refuses_connections_without_a_certificate() {
             bucket: BUCKET.into(),
             key: "missing".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -441,6 +442,7 @@ async fn certificates_are_reloaded_without_a_restart() {
                 bucket: BUCKET.into(),
                 key: "reloaded.txt".into(),
                 version_id: String::new(),
+                ..Default::default()
             })
             .await
             .is_ok(),
@@ -526,6 +528,7 @@ async fn plaintext_health_listener_serves_only_health_and_follows_shutdown() {
             bucket: BUCKET.into(),
             key: "missing".into(),
             version_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

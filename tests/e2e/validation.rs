@@ -27,6 +27,7 @@ async fn tagging_cases(stack: &Stack) -> Vec<(&'static str, &'static str, Status
             key: key.into(),
             version_id: version.into(),
             tagging,
+            ..Default::default()
         }
     };
     let cases: Vec<(&'static str, &'static str, proto::PutObjectTaggingRequest)> = vec![
@@ -264,6 +265,7 @@ async fn every_problem_is_reported_at_once() {
             bucket: BUCKET.into(),
             key: "k".into(),
             version_id: "bad\nversion".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

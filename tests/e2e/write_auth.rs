@@ -599,6 +599,7 @@ async fn tagging_calls_record_the_tags_before_unless_turned_off() {
                     key: key.into(),
                     version_id: String::new(),
                     tagging: Some(tags(&[("new", setting)])),
+                    ..Default::default()
                 },
                 WRITER,
             ))
@@ -638,6 +639,7 @@ async fn tagging_calls_record_the_tags_before_unless_turned_off() {
                     bucket: b.into(),
                     key: key.into(),
                     version_id: String::new(),
+                    ..Default::default()
                 },
                 WRITER,
             ))

@@ -38,13 +38,16 @@ use super::{
     audit::{Trail, tags_json},
     auth::Access,
     check_write,
+    condition::TagCondition,
     convert::version_string,
     has_tags,
     status::{gateway_error, invalid_field, oss_status},
     tag_policy::CallPolicy,
+    tag_write,
     validate::{NewObject, Validation},
 };
 use crate::{
+    lock::TagWriteLock,
     model::ObjectAcl,
     oss::{
         Client, CompleteMultipartUploadInput, CompleteParts, InitiateMultipartUploadInput,
@@ -60,6 +63,8 @@ use crate::{
 /// What the caller asked for, validated from the first message.
 struct WritePlan {
     object: PutObjectInput,
+    /// `spec.if_tags`: checked on the object overwritten, just before the commit.
+    condition: Option<TagCondition>,
     object_size: Option<u64>,
     expected_crc64: Option<u64>,
     expected_md5: Option<[u8; 16]>,
@@ -128,6 +133,7 @@ async fn end_of_stream(stream: &mut Streaming<proto::WriteObjectRequest>) -> Res
 pub async fn write(
     client: &Client,
     config: &UploadConfig,
+    locks: &dyn TagWriteLock,
     access: &Access,
     policy: &CallPolicy,
     trail: &mut Trail,
@@ -146,7 +152,7 @@ pub async fn write(
                 "send either spec (a new object) or upload_id (a resumable write), not both",
             ));
         }
-        return resume(client, config, access, trail, first, stream).await;
+        return resume(client, config, locks, access, trail, first, stream).await;
     }
     if let Some(spec) = first.spec.as_ref() {
         let tagged = has_tags(spec.tagging.as_ref());
@@ -158,6 +164,11 @@ pub async fn write(
     }
     let plan = plan(&first)?;
     check_policy(policy, &plan)?;
+    // A write that sets tags holds the object's tag-write lock while it commits (the
+    // PutObject, or the CompleteMultipartUpload), so no patch in flight re-applies the old tags.
+    // So does a conditional write, whose check and commit are then one compare-and-swap.
+    let tag_lock =
+        (!plan.object.attributes.tags.is_empty() || plan.condition.is_some()).then_some(locks);
     let part_size = plan_part_size(plan.object_size, config.options.part_size);
     let mut intake = Intake::new(plan.object_size, plan.expected_crc64, plan.expected_md5, 0);
     // Held until the PutObject is sent, or handed to the multipart writer.
@@ -188,11 +199,21 @@ pub async fn write(
             end_of_stream(&mut stream).await?;
             let (size, crc64) = intake.check_complete(None)?;
             let object = &plan.object;
+            let target = ObjectId::new(object.bucket.clone(), object.key.clone());
+            let held = match tag_lock {
+                Some(locks) => Some(tag_write::lock(locks, &target, trail).await?),
+                None => None,
+            };
+            if let Some(condition) = &plan.condition {
+                condition.check_overwritten(client, &target).await?;
+            }
             if !object.attributes.forbid_overwrite {
-                let target = ObjectId::new(object.bucket.clone(), object.key.clone());
                 trail.read_before(client, &target).await;
             }
             let out = put_single(client, &plan, buffered, size).await;
+            if let Some(held) = held {
+                held.release().await;
+            }
             drop(reservation);
             let out = out?;
             trail.request_id(out.request_id.as_deref());
@@ -240,6 +261,8 @@ pub async fn write(
                 intake,
                 None,
                 trail,
+                tag_lock,
+                plan.condition.as_ref(),
             )
             .await
         }
@@ -291,7 +314,11 @@ async fn feed_multipart(
 /// match what the caller vouched for abort the upload, resumable or not: they are known bad.
 /// A failed completion aborts a plain write's upload and keeps a resumable one's (`prefix`,
 /// the CRC and length stored before this stream, is set only for resumed writes).
-/// An audited write reads the tags before just ahead of the completion.
+/// An audited write reads the tags before just ahead of the completion. A write that sets
+/// tags (`tag_lock`) completes under the object's tag-write lock; when the lock cannot be
+/// taken the upload is aborted (a plain write) or kept (a resumable one), as for a failed
+/// completion.
+#[allow(clippy::too_many_arguments)]
 async fn complete(
     writer: MultipartWriter,
     acl: Option<ObjectAcl>,
@@ -299,6 +326,8 @@ async fn complete(
     mut intake: Intake,
     prefix: Option<(u64, u64)>,
     trail: &mut Trail,
+    tag_lock: Option<&dyn TagWriteLock>,
+    condition: Option<&TagCondition>,
 ) -> Result<proto::WriteObjectResponse, Status> {
     let (size, crc64) = match intake.check_complete(prefix) {
         Ok(done) => done,
@@ -309,8 +338,33 @@ async fn complete(
     };
     let upload = writer.upload().clone();
     let client = writer.client().clone();
+    let target = ObjectId::new(upload.bucket.clone(), upload.key.clone());
+    let _held = match tag_lock {
+        Some(locks) => match tag_write::lock(locks, &target, trail).await {
+            Ok(held) => Some(held),
+            Err(status) => {
+                if prefix.is_none() {
+                    writer.abort().await;
+                } else {
+                    writer.suspend().await;
+                }
+                return Err(status);
+            }
+        },
+        None => None,
+    };
+    if let Some(condition) = condition
+        && let Err(status) = condition.check_overwritten(&client, &target).await
+    {
+        // As a failed completion: a plain write's upload is aborted, a resumable one kept.
+        if prefix.is_none() {
+            writer.abort().await;
+        } else {
+            writer.suspend().await;
+        }
+        return Err(status);
+    }
     if !forbid_overwrite {
-        let target = ObjectId::new(upload.bucket.clone(), upload.key.clone());
         trail.read_before(&client, &target).await;
     }
     let finished = writer
@@ -454,8 +508,10 @@ fn plan_spec(
         Some(size) => Some(Some(size as u64)),
     };
     let (expected_crc64, expected_md5) = checksums_of(&mut v, checksums);
+    let condition = v.if_tags("spec.if_tags", &spec.if_tags);
     v.conclude((|| {
         let target = target?;
+        let condition = condition?;
         let object_size = object_size?;
         let expected_md5 = expected_md5?;
         Some(WritePlan {
@@ -467,6 +523,7 @@ fn plan_spec(
                 content_md5: expected_md5,
                 attributes: attributes?,
             },
+            condition,
             object_size,
             expected_crc64,
             expected_md5,

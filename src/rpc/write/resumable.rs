@@ -45,6 +45,12 @@ pub async fn start_resumable(
     let Some(spec) = req.spec.as_ref() else {
         return Err(invalid_field("spec", "is required"));
     };
+    if !spec.if_tags.is_empty() {
+        return Err(invalid_field(
+            "spec.if_tags",
+            "is not supported on resumable writes; check the condition with HeadObject's if_tags",
+        ));
+    }
     let plan = plan_spec(spec, None)?;
     // The tags go on the Initiate: checked once, here, before the upload exists.
     check_policy(policy, &plan)?;
@@ -194,6 +200,7 @@ async fn persisted_so_far(
 pub(super) async fn resume(
     client: &Client,
     config: &UploadConfig,
+    locks: &dyn crate::lock::TagWriteLock,
     access: &Access,
     trail: &mut Trail,
     mut first: proto::WriteObjectRequest,
@@ -285,6 +292,8 @@ pub(super) async fn resume(
         intake,
         Some((prefix_crc, persisted)),
         trail,
+        tagged.then_some(locks),
+        None,
     )
     .await;
     if result.is_ok() {
