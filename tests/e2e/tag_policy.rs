@@ -565,6 +565,64 @@ async fn removing_required_tags_is_refused_and_later_appends_are_not_checked() {
     stack.stop().await;
 }
 
+/// A patch is checked on its result, which exists only under the lock: dropping a required
+/// tag or setting a value the rule does not allow is refused and writes nothing; a patch whose
+/// result meets the rules goes through.
+#[tokio::test]
+async fn a_patch_is_checked_on_the_tag_set_it_would_leave() {
+    let stack = Stack::start().await;
+    let gateway = gateway(&stack, POLICY).await;
+    let mut client = connect(gateway.local_addr()).await;
+    put_object(&mut client, "p/patched", &[("team", "storage")])
+        .await
+        .unwrap();
+    let patch = |set: &[(&str, &str)], remove: &[&str]| proto::PatchObjectTaggingRequest {
+        bucket: BUCKET.into(),
+        key: "p/patched".into(),
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        remove: remove.iter().map(|k| k.to_string()).collect(),
+        ..Default::default()
+    };
+    let status = client
+        .patch_object_tagging(timed(patch(&[], &["team"])))
+        .await
+        .unwrap_err();
+    assert_refused(
+        &status,
+        "set.tags[\"team\"]",
+        "is required",
+        "patch removing team",
+    );
+    let status = client
+        .patch_object_tagging(timed(patch(&[("team", "ops")], &[])))
+        .await
+        .unwrap_err();
+    assert_refused(
+        &status,
+        "set.tags[\"team\"]",
+        "is not allowed",
+        "patch setting team=ops",
+    );
+    assert_eq!(
+        tags_of(&mut client, "p/patched").await,
+        Some(sorted(&[("team", "storage")])),
+        "a refused patch writes nothing"
+    );
+    client
+        .patch_object_tagging(timed(patch(&[("env", "dev")], &[])))
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&mut client, "p/patched").await,
+        Some(sorted(&[("env", "dev"), ("team", "storage")]))
+    );
+    gateway.shutdown().await.unwrap();
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn rules_scoped_by_principal_apply_to_that_principal_only() {
     let stack = Stack::start().await;
