@@ -11,6 +11,8 @@
 //!   PutSymlink take `x-oss-tagging`, `x-oss-meta-*`, `x-oss-forbid-overwrite`,
 //!   `x-oss-storage-class`, `x-oss-object-acl`. Everything else answers NotImplemented
 //!   (501) or MethodNotAllowed (405).
+//! * **MetaQuery** ([`store::meta_query`]): OpenMetaQuery, GetMetaQueryStatus, DoMetaQuery
+//!   (mode `basic`) and CloseMetaQuery; the index is updated with every write, never lags.
 //! * **Errors:** OSS-shaped XML (`Code`, `Message`, `RequestId`, `HostId`, `EC` where one is
 //!   documented); HEAD errors have no body but `x-oss-err` (base64 XML) and `x-oss-ec`.
 //! * **Authentication** ([`auth`]): V1/V4 header signatures and presigned URLs, verified

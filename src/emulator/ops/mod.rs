@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 mod append;
 mod copy;
+mod metaquery;
 pub(super) mod multipart;
 mod object;
 mod request;
@@ -204,6 +205,9 @@ async fn dispatch(
     };
     let Some(key) = key else {
         return match method {
+            _ if q_has(&query, "metaQuery") => {
+                metaquery::handle(state, &bucket, &method, &query, &parts.headers, body).await
+            }
             Method::GET if q_has(&query, "uploads") => {
                 state.store.is_versioned(&bucket)?;
                 multipart::list_uploads(state, &bucket, &query)

@@ -40,6 +40,10 @@ use super::lock;
 
 mod blob;
 mod files;
+/// The MetaQuery data index (kept up to date by every commit below).
+mod meta_index;
+/// The MetaQuery query JSON, sort order, paging token and aggregations.
+pub mod meta_query;
 /// Compare-and-swap commits for AppendObject and in-place CopyObject.
 mod swap;
 mod version;
@@ -49,6 +53,7 @@ pub use blob::{BlobData, Pieces, StagedBlob, Staging};
 use blob::{Blobs, remove_path};
 use files::sync_dir;
 pub(crate) use files::write_atomic;
+pub use meta_index::{MAX_RESULTS, MetaPage, MetaQueryStatus, MetaSearch, PREPARATION};
 use version::new_version_id;
 pub use version::{Kind, Version, now_ms};
 
@@ -67,6 +72,8 @@ struct BucketMeta {
 struct Bucket {
     versioned: bool,
     objects: BTreeMap<String, ObjectEntry>,
+    /// The MetaQuery index, while open.
+    meta_index: Option<meta_index::MetaIndex>,
 }
 
 /// Result of a DeleteObject.
@@ -126,7 +133,7 @@ impl Store {
             };
             let mut bucket = Bucket {
                 versioned: meta.versioned,
-                objects: BTreeMap::new(),
+                ..Bucket::default()
             };
             let objects = dir.join("objects");
             if objects.is_dir() {
@@ -155,6 +162,7 @@ impl Store {
                     bucket.objects.insert(obj.key.clone(), obj);
                 }
             }
+            bucket.meta_index = meta_index::load(&dir, &bucket.objects);
             buckets.insert(name, bucket);
         }
         for f in std::fs::read_dir(&blob_dir)? {
@@ -248,6 +256,7 @@ impl Store {
                 entry.versions.push(version.clone());
             }
             self.persist_or_restore(bucket, b, key, before)?;
+            b.reindex(key);
             if let Some(mut blob) = blob {
                 blob.keep = true;
             }
@@ -374,6 +383,9 @@ impl Store {
             *entry = before;
             return Err(e);
         }
+        if let Some(b) = buckets.get_mut(bucket) {
+            b.reindex(key);
+        }
         Ok(updated)
     }
 
@@ -472,6 +484,7 @@ impl Store {
             if entry_now.versions.is_empty() {
                 b.objects.remove(key);
             }
+            b.reindex(key);
         }
         for id in removed_blobs {
             self.blobs.remove(&id);

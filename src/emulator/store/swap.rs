@@ -80,6 +80,7 @@ impl Store {
                 }
             }
             self.persist_or_restore(bucket, b, key, before)?;
+            b.reindex(key);
             if let Some(mut blob) = blob {
                 blob.keep = true;
             }
