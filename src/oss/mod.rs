@@ -37,3 +37,7 @@ pub use ops::{
     PutObjectInput, PutObjectOutput, PutObjectTaggingInput, PutObjectTaggingOutput,
     PutSymlinkInput, PutSymlinkOutput,
 };
+pub use ops::{
+    ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsV2Input, ListObjectsV2Output,
+    ListScope, ListedObject,
+};

@@ -4,10 +4,12 @@
 //! optional, so a new element from OSS never breaks the client. Tagging bodies,
 //! which must be read strictly, have their own codec in [`tagging`].
 
+mod listing;
 mod tagging;
 
 use serde::Deserialize;
 
+pub use listing::{ListedEntry, ListedPrefix, ListingChild, ListingDocument};
 pub use tagging::{TagXmlError, parse_tagging_xml, tag_set_from_xml, tagging_xml};
 
 /// The `<Error>` document OSS returns with a failed request (DOC-ERR), and

@@ -6,6 +6,7 @@
 
 pub mod append;
 pub mod copy;
+pub mod list;
 pub mod multipart;
 pub mod object;
 pub mod operation;
@@ -16,6 +17,10 @@ pub use append::{AppendObjectInput, AppendObjectOutput};
 pub use copy::{
     CopyMetadata, CopyObjectInput, CopyObjectOutput, CopySource, CopySourceConditions, CopyTagging,
     UploadPartCopyInput, UploadPartCopyOutput,
+};
+pub use list::{
+    ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsV2Input, ListObjectsV2Output,
+    ListScope, ListedObject,
 };
 pub use multipart::{
     AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,

@@ -43,6 +43,10 @@ pub enum OssOperation {
     AbortMultipartUpload,
     /// `GET /{key}?uploadId`.
     ListParts,
+    /// `GET /?list-type=2`.
+    ListObjectsV2,
+    /// `GET /?versions`.
+    ListObjectVersions,
 }
 
 impl OssOperation {
@@ -53,7 +57,9 @@ impl OssOperation {
             | Self::GetSymlink
             | Self::GetObjectTagging
             | Self::ListMultipartUploads
-            | Self::ListParts => Method::GET,
+            | Self::ListParts
+            | Self::ListObjectsV2
+            | Self::ListObjectVersions => Method::GET,
             Self::HeadObject => Method::HEAD,
             Self::DeleteObject | Self::DeleteObjectTagging | Self::AbortMultipartUpload => {
                 Method::DELETE
@@ -91,6 +97,8 @@ impl OssOperation {
             Self::CompleteMultipartUpload => "CompleteMultipartUpload",
             Self::AbortMultipartUpload => "AbortMultipartUpload",
             Self::ListParts => "ListParts",
+            Self::ListObjectsV2 => "ListObjectsV2",
+            Self::ListObjectVersions => "ListObjectVersions",
         }
     }
 
@@ -116,6 +124,8 @@ impl OssOperation {
             Self::CompleteMultipartUpload => "POST ?uploadId",
             Self::AbortMultipartUpload => "DELETE ?uploadId",
             Self::ListParts => "GET ?uploadId",
+            Self::ListObjectsV2 => "GET ?list-type",
+            Self::ListObjectVersions => "GET ?versions",
         }
     }
 }

@@ -87,21 +87,21 @@ pub(crate) fn check_part_number(n: u32) -> Result<(), OssError> {
 }
 
 /// Decodes `value` when the document says `EncodingType` is `url`.
-fn decode_if(url_encoded: bool, value: Option<String>) -> Option<String> {
+pub(crate) fn decode_if(url_encoded: bool, value: Option<String>) -> Option<String> {
     value.map(|v| if url_encoded { percent_decode(&v) } else { v })
 }
 
-fn is_url(encoding_type: &Option<String>) -> bool {
+pub(crate) fn is_url(encoding_type: &Option<String>) -> bool {
     encoding_type
         .as_deref()
         .is_some_and(|e| e.trim().eq_ignore_ascii_case("url"))
 }
 
-fn xml_text<'a>(r: &Resp<'_>, body: &'a [u8], what: &str) -> Result<&'a str, OssError> {
+pub(crate) fn xml_text<'a>(r: &Resp<'_>, body: &'a [u8], what: &str) -> Result<&'a str, OssError> {
     std::str::from_utf8(body).map_err(|_| r.invalid(format!("{what} body is not UTF-8")))
 }
 
-fn opt_number<T: std::str::FromStr>(
+pub(crate) fn opt_number<T: std::str::FromStr>(
     r: &Resp<'_>,
     what: &str,
     v: Option<&str>,
@@ -115,7 +115,7 @@ fn opt_number<T: std::str::FromStr>(
     }
 }
 
-fn flag(v: Option<&str>) -> bool {
+pub(crate) fn flag(v: Option<&str>) -> bool {
     v.is_some_and(|s| s.trim().eq_ignore_ascii_case("true"))
 }
 
