@@ -9,6 +9,7 @@
 //! `oss.oidc_provider_arn`, `oss.oidc_token_file`). Unknown settings are errors: a typo must not be ignored.
 
 pub mod auth;
+mod find;
 mod oss;
 mod server;
 mod telemetry;
@@ -16,6 +17,7 @@ mod text;
 pub mod tls;
 mod transfer;
 
+pub use find::FindSettings;
 pub use oss::OssSettings;
 pub use server::{READ_CHUNK_BYTES, ResponseCompression, ServerSettings, check_exposure};
 pub use telemetry::{LogFormat, LogSettings, MetricsSettings};
@@ -63,6 +65,8 @@ pub struct Settings {
     pub tls: tls::TlsSettings,
     /// The tag audit trail (`[audit]`).
     pub audit: AuditSettings,
+    /// FindObjects' scan engine (`[find]`).
+    pub find: FindSettings,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -135,6 +139,7 @@ impl Default for Settings {
             auth: Default::default(),
             tls: Default::default(),
             audit: Default::default(),
+            find: FindSettings::default(),
         }
     }
 }
@@ -253,6 +258,7 @@ impl Settings {
         self.validate_oss()?;
         self.validate_transfer()?;
         self.validate_telemetry()?;
+        self.validate_find()?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod codec;
 mod convert;
 mod copy;
+mod find;
 mod object;
 pub mod status;
 mod symlink;
@@ -40,6 +41,7 @@ pub struct ObjectServiceImpl {
     uploads: UploadConfig,
     copy: CopySettings,
     audit: crate::config::AuditSettings,
+    find: find::FindConfig,
 }
 
 /// How streamed writes run, shared by every call.
@@ -65,7 +67,15 @@ impl ObjectServiceImpl {
             uploads,
             copy,
             audit,
+            find: find::FindConfig::new(&crate::config::FindSettings::default()),
         }
+    }
+
+    /// FindObjects' scan engine with the `[find]` settings (parallelism and the rate limit
+    /// all scans share) instead of the defaults.
+    pub fn with_find(mut self, settings: &crate::config::FindSettings) -> Self {
+        self.find = find::FindConfig::new(settings);
+        self
     }
 
     /// Bytes all uploads hold in memory right now.
@@ -493,6 +503,29 @@ impl ObjectService for ObjectServiceImpl {
         observe("AbortMultipartUpload", async {
             allowed?;
             uploads::abort(&self.client, request.into_inner()).await
+        })
+        .await
+    }
+
+    type FindObjectsStream = find::FindObjectsStream;
+
+    async fn find_objects(
+        &self,
+        request: Request<proto::FindObjectsRequest>,
+    ) -> Result<Response<Self::FindObjectsStream>, Status> {
+        // A find shows key names (`list`) and tag sets (`read`) under the prefix; each key is
+        // checked again before its tags are read or it is returned.
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::Read, &r.bucket, &r.prefix)?;
+            let bucket = r.bucket.clone();
+            let visible: find::KeyFilter = std::sync::Arc::new(move |key: &str| {
+                a.check(Operation::Read, &bucket, key).is_ok()
+            });
+            Ok(visible)
+        });
+        observe("FindObjects", async {
+            find::find(&self.client, &self.find, allowed?, request.into_inner()).await
         })
         .await
     }

@@ -80,6 +80,7 @@ pub(super) fn object_service(client: oss::Client, settings: &Settings) -> Object
         settings.copy.clone(),
         settings.audit.clone(),
     )
+    .with_find(&settings.find)
 }
 
 /// The authentication of ObjectService callers (`[auth]`).
