@@ -104,6 +104,25 @@ pub fn parse_get_meta_query_status(
     })
 }
 
+// ---------------------------------------------------------------- OpenMetaQuery, CloseMetaQuery
+
+/// Builds `POST /?metaQuery&comp=add&mode=basic` (no body).
+pub fn build_open_meta_query(bucket: &BucketName) -> OssRequest {
+    let mut req = OssRequest::new(OssOperation::OpenMetaQuery, bucket, None);
+    req.query_set(param::META_QUERY, "");
+    req.query_set(param::COMP, "add");
+    req.query_set(param::MODE, "basic");
+    req
+}
+
+/// Builds `POST /?metaQuery&comp=delete` (no body).
+pub fn build_close_meta_query(bucket: &BucketName) -> OssRequest {
+    let mut req = OssRequest::new(OssOperation::CloseMetaQuery, bucket, None);
+    req.query_set(param::META_QUERY, "");
+    req.query_set(param::COMP, "delete");
+    req
+}
+
 // ---------------------------------------------------------------- the query JSON
 
 /// A DoMetaQuery condition: one comparison of a field, or `and`/`or`/`not` of sub-queries.
@@ -403,6 +422,16 @@ impl Client {
             parse_get_meta_query_status,
         )
         .await
+    }
+
+    /// OpenMetaQuery (mode `basic`): starts building the bucket's data index.
+    pub async fn open_meta_query(&self, bucket: &BucketName) -> Result<(), OssError> {
+        self.send(&build_open_meta_query(bucket)).await.map(drop)
+    }
+
+    /// CloseMetaQuery: deletes the bucket's data index (asynchronously, on OSS).
+    pub async fn close_meta_query(&self, bucket: &BucketName) -> Result<(), OssError> {
+        self.send(&build_close_meta_query(bucket)).await.map(drop)
     }
 
     /// DoMetaQuery (mode `basic`): one page of the files matching the query.

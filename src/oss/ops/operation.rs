@@ -51,6 +51,10 @@ pub enum OssOperation {
     GetMetaQueryStatus,
     /// `POST /?metaQuery&comp=query`.
     DoMetaQuery,
+    /// `POST /?metaQuery&comp=add`.
+    OpenMetaQuery,
+    /// `POST /?metaQuery&comp=delete`.
+    CloseMetaQuery,
 }
 
 impl OssOperation {
@@ -72,7 +76,9 @@ impl OssOperation {
             Self::AppendObject
             | Self::InitiateMultipartUpload
             | Self::CompleteMultipartUpload
-            | Self::DoMetaQuery => Method::POST,
+            | Self::DoMetaQuery
+            | Self::OpenMetaQuery
+            | Self::CloseMetaQuery => Method::POST,
             Self::PutObject
             | Self::CopyObject
             | Self::PutSymlink
@@ -107,6 +113,8 @@ impl OssOperation {
             Self::ListObjectVersions => "ListObjectVersions",
             Self::GetMetaQueryStatus => "GetMetaQueryStatus",
             Self::DoMetaQuery => "DoMetaQuery",
+            Self::OpenMetaQuery => "OpenMetaQuery",
+            Self::CloseMetaQuery => "CloseMetaQuery",
         }
     }
 
@@ -135,7 +143,7 @@ impl OssOperation {
             Self::ListObjectsV2 => "GET ?list-type",
             Self::ListObjectVersions => "GET ?versions",
             Self::GetMetaQueryStatus => "GET ?metaQuery",
-            Self::DoMetaQuery => "POST ?metaQuery",
+            Self::DoMetaQuery | Self::OpenMetaQuery | Self::CloseMetaQuery => "POST ?metaQuery",
         }
     }
 }

@@ -172,3 +172,27 @@ fn do_meta_query_answer() {
         OssErrorKind::InvalidResponse
     );
 }
+
+#[test]
+fn open_and_close_requests() {
+    let open = build_open_meta_query(&bucket());
+    assert_eq!(open.method, Method::POST);
+    assert_eq!(
+        open.query,
+        vec![
+            ("metaQuery".to_string(), String::new()),
+            ("comp".to_string(), "add".to_string()),
+            ("mode".to_string(), "basic".to_string()),
+        ]
+    );
+    assert_eq!(open.payload, Payload::Empty);
+    let close = build_close_meta_query(&bucket());
+    assert_eq!(close.operation, OssOperation::CloseMetaQuery);
+    assert_eq!(
+        close.query,
+        vec![
+            ("metaQuery".to_string(), String::new()),
+            ("comp".to_string(), "delete".to_string()),
+        ]
+    );
+}
