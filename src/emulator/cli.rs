@@ -39,6 +39,9 @@ pub struct EmulatorArgs {
     /// Region for V4 signatures.
     #[arg(long, default_value = "cn-hangzhou")]
     pub region: Option<String>,
+    /// How long a RestoreObject of an archive object runs, in milliseconds (default 1000).
+    #[arg(long, value_name = "MS")]
+    pub restore_delay_ms: Option<u64>,
     /// The STS endpoint for tests (see the `sts` module).
     #[command(flatten)]
     pub sts: super::sts::StsArgs,
@@ -62,6 +65,7 @@ impl std::fmt::Debug for EmulatorArgs {
             )
             .field("buckets", &self.buckets)
             .field("region", &self.region)
+            .field("restore_delay_ms", &self.restore_delay_ms)
             .finish()
     }
 }
@@ -118,6 +122,9 @@ pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     let handle = super::start(config).await?;
     handle.sts().configure(args.sts.to_config());
+    if let Some(ms) = args.restore_delay_ms {
+        handle.set_restore_delay(std::time::Duration::from_millis(ms));
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "ossgate emulator listening on {}", handle.endpoint())

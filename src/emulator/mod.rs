@@ -9,8 +9,11 @@
 //!   (delete markers and versionId in versioned buckets), Put/Get/DeleteObjectTagging
 //!   (versionId), PutSymlink/GetSymlink (GET/HEAD on a link resolve the target). PutObject and
 //!   PutSymlink take `x-oss-tagging`, `x-oss-meta-*`, `x-oss-forbid-overwrite`,
-//!   `x-oss-storage-class`, `x-oss-object-acl`. Everything else answers NotImplemented
-//!   (501) or MethodNotAllowed (405).
+//!   `x-oss-storage-class`, `x-oss-object-acl`. ListObjects (V1 and V2) and
+//!   ListObjectVersions (`encoding-type=url`, delimiters, markers), DeleteMultipleObjects,
+//!   Get/PutObjectAcl, RestoreObject (archive objects are readable only once restored;
+//!   [`EmulatorHandle::set_restore_delay`]), the multipart operations and their listings.
+//!   Everything else answers NotImplemented (501) or MethodNotAllowed (405).
 //! * **MetaQuery** ([`store::meta_query`]): OpenMetaQuery, GetMetaQueryStatus, DoMetaQuery
 //!   (mode `basic`) and CloseMetaQuery; the index is updated with every write, never lags.
 //! * **Errors:** OSS-shaped XML (`Code`, `Message`, `RequestId`, `HostId`, `EC` where one is
@@ -137,6 +140,15 @@ pub(crate) struct State {
     pub(crate) faults: faults::Faults,
     /// Open multipart uploads.
     pub(crate) uploads: ops::multipart::Uploads,
+    /// How long a RestoreObject takes, in milliseconds (see [`ops`]'s restore).
+    restore_delay_ms: AtomicU64,
+}
+
+impl State {
+    /// How long a RestoreObject takes before the object is readable.
+    pub(crate) fn restore_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.restore_delay_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// A running emulator. Dropping it without [`shutdown`](Self::shutdown) stops it too.
@@ -169,6 +181,13 @@ impl EmulatorHandle {
     /// How many HTTP requests reached the emulator.
     pub fn request_count(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Sets how long a RestoreObject of an archive object runs before the object can be
+    /// read (1 s by default; OSS takes minutes to hours).
+    pub fn set_restore_delay(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.restore_delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The STS endpoint (off until configured; see [`sts`]).
@@ -241,6 +260,7 @@ pub async fn start(config: EmulatorConfig) -> anyhow::Result<EmulatorHandle> {
         faults: faults::Faults::default(),
         uploads: ops::multipart::Uploads::open(config.data_dir.as_deref())
             .context("cannot open the multipart upload store")?,
+        restore_delay_ms: AtomicU64::new(ops::DEFAULT_RESTORE_DELAY.as_millis() as u64),
     });
     let app = axum::Router::new()
         .fallback(ops::handle)

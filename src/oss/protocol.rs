@@ -41,6 +41,10 @@ pub mod header {
     pub const OBJECT_TYPE: &str = "x-oss-object-type";
     pub const RANGE_BEHAVIOR: &str = "x-oss-range-behavior";
     pub const REQUEST_ID: &str = "x-oss-request-id";
+    /// The state of an archive object's restore (`ongoing-request="true"`, …).
+    pub const RESTORE: &str = "x-oss-restore";
+    /// The tier of a cold archive object's restore.
+    pub const RESTORE_PRIORITY: &str = "x-oss-object-restore-priority";
     pub const SECURITY_TOKEN: &str = "x-oss-security-token";
     pub const SERVER_TIME: &str = "x-oss-server-time";
     pub const SIGNATURE: &str = "x-oss-signature";

@@ -325,7 +325,7 @@ async fn write_errors() {
     let (s, code, _) = error_code(Req::new("PATCH", "bkt", "once").send(&e).await).await;
     assert_eq!((s, code.as_str()), (405, "MethodNotAllowed"));
     let r = Req::new("POST", "bkt", "once")
-        .q("restore", "")
+        .q("select", "")
         .send(&e)
         .await;
     let (s, code, _) = error_code(r).await;
@@ -345,9 +345,9 @@ async fn unknown_operations_are_501_even_on_a_missing_bucket() {
     for req in [
         Req::new("PUT", "no-such-bucket", ""),
         Req::new("GET", "no-such-bucket", "").q("acl", ""),
-        Req::new("POST", "no-such-bucket", "k").q("restore", ""),
-        Req::new("GET", "no-such-bucket", "k").q("acl", ""),
-        Req::new("POST", BUCKET, "k").q("restore", ""),
+        Req::new("GET", "no-such-bucket", "").q("cors", ""),
+        Req::new("POST", "no-such-bucket", "k").q("select", ""),
+        Req::new("POST", BUCKET, "k").q("select", ""),
     ] {
         let what = req.url("");
         let (s, code, body) = error_code(req.send(&e).await).await;

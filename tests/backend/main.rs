@@ -3,8 +3,8 @@
 //!
 //! - `emulator_captures`: the official SDKs' captured requests verify through the emulator.
 //! - `emulator_cli`: `ossgate emulator` as a process.
-//! - `emulator_http`, `emulator_multipart`, `emulator_metaquery`: the emulator's operations
-//!   over real HTTP.
+//! - `emulator_http`, `emulator_listing`, `emulator_multipart`, `emulator_metaquery`: the
+//!   emulator's operations over real HTTP.
 //! - `oss_client_smoke`, `oss_multipart_smoke`: the crate's OSS client against the emulator.
 //! - `real_oss`: the same client operations against a real OSS bucket (opt-in, see there).
 
@@ -17,6 +17,7 @@
 mod emulator_captures;
 mod emulator_cli;
 mod emulator_http;
+mod emulator_listing;
 mod emulator_metaquery;
 mod emulator_multipart;
 mod oss_client_smoke;

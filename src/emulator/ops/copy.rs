@@ -69,6 +69,8 @@ pub(super) async fn copy_object(state: &Arc<State>, ctx: &Ctx) -> Result<Respons
     {
         return Err(appendable_source());
     }
+    // An archive source must be restored first, as for GetObject.
+    super::restore::check_readable(&src)?;
     check_source_conditions(h, &src.etag(), src.last_modified_ms)?;
     let same_object = src_bucket == ctx.bucket && src_key == ctx.key;
     let in_place = same_object && !ctx.versioned && {

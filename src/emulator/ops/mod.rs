@@ -12,15 +12,22 @@ use axum::response::Response;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
+mod acl;
 mod append;
 mod copy;
+mod delete_multiple;
+mod listing;
 mod metaquery;
 pub(super) mod multipart;
 mod object;
 mod request;
+mod restore;
 mod shared;
 mod symlink;
 mod tagging;
+mod versions;
+
+pub(crate) use restore::DEFAULT_RESTORE_DELAY;
 
 use crate::emulator::State;
 use crate::emulator::auth::{self, AuthRequest};
@@ -204,16 +211,7 @@ async fn dispatch(
         ));
     };
     let Some(key) = key else {
-        return match method {
-            _ if q_has(&query, "metaQuery") => {
-                metaquery::handle(state, &bucket, &method, &query, &parts.headers, body).await
-            }
-            Method::GET if q_has(&query, "uploads") => {
-                state.store.is_versioned(&bucket)?;
-                multipart::list_uploads(state, &bucket, &query)
-            }
-            _ => Err(ApiError::not_implemented("Bucket-level operations")),
-        };
+        return bucket_operation(state, &method, &bucket, &query, &parts.headers, body).await;
     };
     // An operation the emulator lacks is 501 whatever the bucket and key: a NoSuchBucket or
     // InvalidObjectName would tell the client something false about its request.
@@ -259,6 +257,52 @@ async fn dispatch(
         ObjectOp::HeadObject => object::get_object(state, &ctx, true),
         ObjectOp::DeleteObjectTagging => tagging::delete_tagging(state, &ctx).await,
         ObjectOp::DeleteObject => object::delete_object(state, &ctx).await,
+        ObjectOp::GetObjectAcl => acl::get_acl(state, &ctx),
+        ObjectOp::PutObjectAcl => acl::put_acl(state, &ctx).await,
+        ObjectOp::RestoreObject => restore::restore_object(state, &ctx, body).await,
+    }
+}
+
+/// The query parameters of ListObjects (V1), which has no sub-resource of its own: a GET of
+/// the bucket with anything else names an operation the emulator lacks.
+const LIST_OBJECTS_PARAMS: &[&str] =
+    &["prefix", "delimiter", "marker", "max-keys", "encoding-type"];
+
+/// The route table of bucket-level requests (listings and DeleteMultipleObjects); others
+/// are 501 NotImplemented.
+async fn bucket_operation(
+    state: &Arc<State>,
+    method: &Method,
+    bucket: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+) -> Result<Response, ApiError> {
+    match *method {
+        _ if q_has(query, "metaQuery") => {
+            metaquery::handle(state, bucket, method, query, headers, body).await
+        }
+        Method::GET if q_has(query, "uploads") => {
+            state.store.is_versioned(bucket)?;
+            multipart::list_uploads(state, bucket, query)
+        }
+        Method::GET if q_has(query, "versions") => {
+            versions::list_object_versions(state, bucket, query)
+        }
+        Method::GET if q_get(query, "list-type") == Some("2") => {
+            listing::list_objects_v2(state, bucket, query)
+        }
+        Method::GET
+            if query
+                .iter()
+                .all(|(k, _)| LIST_OBJECTS_PARAMS.contains(&k.as_str())) =>
+        {
+            listing::list_objects_v1(state, bucket, query)
+        }
+        Method::POST if q_has(query, "delete") => {
+            delete_multiple::delete_multiple(state, bucket, query, headers, body).await
+        }
+        _ => Err(ApiError::not_implemented("Bucket-level operations")),
     }
 }
 
@@ -283,6 +327,9 @@ enum ObjectOp {
     HeadObject,
     DeleteObjectTagging,
     DeleteObject,
+    GetObjectAcl,
+    PutObjectAcl,
+    RestoreObject,
 }
 
 /// The route table of object-level requests: which operation a method, query and headers
@@ -292,16 +339,9 @@ fn object_operation(method: &Method, q: &Query, headers: &HeaderMap) -> Result<O
     // PUT ?tagging and PUT ?symlink win over the multipart and copy routes.
     let tagging_or_symlink = q_has(q, "tagging") || q_has(q, "symlink");
     // Sub-resources this emulator does not implement, once the routes that use them are past.
-    let unsupported = [
-        "append",
-        "uploads",
-        "uploadId",
-        "partNumber",
-        "restore",
-        "acl",
-    ]
-    .into_iter()
-    .find(|name| q_has(q, name));
+    let unsupported = ["append", "uploads", "uploadId", "partNumber"]
+        .into_iter()
+        .find(|name| q_has(q, name));
     Ok(match *method {
         Method::POST if q_has(q, "uploads") => ObjectOp::InitiateMultipartUpload,
         Method::POST if q_has(q, "append") => ObjectOp::AppendObject,
@@ -316,6 +356,9 @@ fn object_operation(method: &Method, q: &Query, headers: &HeaderMap) -> Result<O
         Method::PUT if !tagging_or_symlink && copy => ObjectOp::CopyObject,
         Method::GET if q_has(q, "uploadId") => ObjectOp::ListParts,
         Method::DELETE if q_has(q, "uploadId") => ObjectOp::AbortMultipartUpload,
+        Method::POST if q_has(q, "restore") => ObjectOp::RestoreObject,
+        Method::GET if q_has(q, "acl") => ObjectOp::GetObjectAcl,
+        Method::PUT if q_has(q, "acl") => ObjectOp::PutObjectAcl,
         _ if let Some(name) = unsupported => {
             return Err(ApiError::not_implemented(&format!(
                 "The {name:?} sub-resource"

@@ -137,6 +137,9 @@ pub(super) fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Re
         return Err(ApiError::internal("unexpected object kind"));
     };
     let size = *size;
+    if !head {
+        super::restore::check_readable(data_version)?;
+    }
     let modified_ms = link.last_modified_ms.max(data_version.last_modified_ms);
     check_conditions(&ctx.headers, etag, modified_ms)?;
     let range = if head {
@@ -194,6 +197,7 @@ pub(super) fn get_object(state: &Arc<State>, ctx: &Ctx, head: bool) -> Result<Re
         );
     }
     set(rh, protocol::header::STORAGE_CLASS, &link.storage_class);
+    super::restore::restore_header(rh, data_version);
     set(rh, protocol::header::HASH_CRC64ECMA, &crc64.to_string());
     if !link.tags.is_empty() {
         set(

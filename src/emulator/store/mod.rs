@@ -40,6 +40,8 @@ use super::lock;
 
 mod blob;
 mod files;
+/// The key walk of the listings and in-place version updates.
+mod listing;
 /// The MetaQuery data index (kept up to date by every commit below).
 mod meta_index;
 /// The MetaQuery query JSON, sort order, paging token and aggregations.
@@ -53,9 +55,10 @@ pub use blob::{BlobData, Pieces, StagedBlob, Staging};
 use blob::{Blobs, remove_path};
 use files::sync_dir;
 pub(crate) use files::write_atomic;
+pub use listing::Visit;
 pub use meta_index::{MAX_RESULTS, MetaPage, MetaQueryStatus, MetaSearch, PREPARATION};
 use version::new_version_id;
-pub use version::{Kind, Version, now_ms};
+pub use version::{Kind, Restore, Version, now_ms};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ObjectEntry {

@@ -57,6 +57,50 @@ pub struct Version {
     /// Object ACL (`default`, …).
     #[serde(default = "default_acl")]
     pub acl: String,
+    /// The last RestoreObject of an archive object, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
+}
+
+/// A RestoreObject of an Archive, ColdArchive or DeepColdArchive object: ongoing until
+/// `ready_ms`, then readable until `expiry_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    /// When the restored copy becomes readable (Unix milliseconds).
+    pub ready_ms: u64,
+    /// When the restored copy goes away again (Unix milliseconds).
+    pub expiry_ms: u64,
+    /// The tier asked for (`Expedited`, `Standard`, `Bulk`) of a cold archive restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+}
+
+impl Restore {
+    /// Whether the restore is still running at `now_ms`.
+    pub fn ongoing(&self, now_ms: u64) -> bool {
+        now_ms < self.ready_ms
+    }
+
+    /// Whether the restored copy can be read at `now_ms`.
+    pub fn readable(&self, now_ms: u64) -> bool {
+        (self.ready_ms..self.expiry_ms).contains(&now_ms)
+    }
+
+    /// The `x-oss-restore` header (and the listings' `RestoreInfo`) at `now_ms`, or `None`
+    /// once the restored copy has expired.
+    pub fn status(&self, now_ms: u64) -> Option<String> {
+        if self.ongoing(now_ms) {
+            Some("ongoing-request=\"true\"".to_owned())
+        } else if self.readable(now_ms) {
+            let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.expiry_ms);
+            Some(format!(
+                "ongoing-request=\"false\", expiry-date=\"{}\"",
+                httpdate::fmt_http_date(expiry)
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 fn default_storage_class() -> String {
@@ -79,6 +123,7 @@ impl Version {
             tags: BTreeMap::new(),
             storage_class: default_storage_class(),
             acl: default_acl(),
+            restore: None,
         }
     }
 
@@ -93,6 +138,14 @@ impl Version {
             Kind::Data { blob, .. } => Some(blob),
             _ => None,
         }
+    }
+
+    /// Whether the storage class keeps the data offline until a RestoreObject.
+    pub fn is_archived(&self) -> bool {
+        matches!(
+            self.storage_class.as_str(),
+            "Archive" | "ColdArchive" | "DeepColdArchive"
+        )
     }
 
     /// The ETag without quotes.

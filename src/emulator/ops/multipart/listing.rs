@@ -15,6 +15,24 @@ use crate::oss::protocol::limit::MAX_LIST_PAGE;
 /// Default and largest `max-parts` / `max-uploads`.
 const MAX_LIST: usize = MAX_LIST_PAGE as usize;
 
+/// The client-side encryption metadata an InitiateMultipartUpload carried
+/// (`x-oss-meta-client-side-encryption-*`), which ListParts repeats so an encryption client
+/// can resume the upload: (element, metadata key).
+const CLIENT_ENCRYPTION_FIELDS: &[(&str, &str)] = &[
+    ("ClientEncryptionKey", "client-side-encryption-key"),
+    ("ClientEncryptionStart", "client-side-encryption-start"),
+    ("ClientEncryptionCekAlg", "client-side-encryption-cek-alg"),
+    ("ClientEncryptionWrapAlg", "client-side-encryption-wrap-alg"),
+    (
+        "ClientEncryptionDataSize",
+        "client-side-encryption-data-size",
+    ),
+    (
+        "ClientEncryptionPartSize",
+        "client-side-encryption-part-size",
+    ),
+];
+
 /// A non-negative integer query parameter, or InvalidArgument.
 fn q_number(query: &[(String, String)], name: &str) -> Result<Option<u64>, ApiError> {
     match query.iter().find(|(k, _)| k == name) {
@@ -58,6 +76,11 @@ pub(in crate::emulator::ops) fn list_parts(
     xml.push_str(&el("NextPartNumberMarker", &next.to_string()));
     xml.push_str(&el("MaxParts", &max.to_string()));
     xml.push_str(&el("IsTruncated", if truncated { "true" } else { "false" }));
+    for (name, meta) in CLIENT_ENCRYPTION_FIELDS {
+        if let Some(value) = upload.meta.get(*meta) {
+            xml.push_str(&el(name, value));
+        }
+    }
     for (n, p) in page {
         xml.push_str("<Part>");
         xml.push_str(&el("PartNumber", &n.to_string()));

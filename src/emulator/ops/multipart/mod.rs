@@ -229,6 +229,8 @@ pub(super) async fn upload_part_copy(state: &Arc<State>, ctx: &Ctx) -> Result<Re
     if object_type == "Appendable" {
         return Err(super::copy::appendable_source());
     }
+    // An archive source must be restored first, as for GetObject.
+    super::restore::check_readable(data_version)?;
     check_source_conditions(&ctx.headers, etag, data_version.last_modified_ms)?;
     let (start, len) = match copy_range(ctx, *size)? {
         Some((a, b)) => (a, b - a + 1),
