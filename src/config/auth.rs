@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The operations a policy rule may name (besides `*`): the names of `rpc::auth::Operation`,
 /// which a test there keeps in step.
-pub const OPERATION_NAMES: [&str; 5] = ["read", "write", "tag", "copy", "delete"];
+pub const OPERATION_NAMES: [&str; 6] = ["read", "write", "tag", "copy", "delete", "list"];
 
 /// `[auth]`: callers' tokens and certificates, and what each principal may do. No tokens and
 /// no certificates = auth disabled.
@@ -55,7 +55,7 @@ pub struct PolicyRule {
     pub buckets: Vec<String>,
     /// Key prefixes (`""` = every key); empty list = every key.
     pub prefixes: Vec<String>,
-    /// Operations: `read`, `write`, `tag`, `copy`, `delete`, or `*`.
+    /// Operations: `read`, `write`, `tag`, `copy`, `delete`, `list`, or `*`.
     pub operations: Vec<String>,
 }
 
@@ -100,7 +100,7 @@ impl AuthSettings {
             for op in &rule.operations {
                 if op != "*" && !OPERATION_NAMES.contains(&op.as_str()) {
                     anyhow::bail!(
-                        "auth.policy[{i}].operations: {op:?} is not one of read, write, tag, copy, delete, *"
+                        "auth.policy[{i}].operations: {op:?} is not one of read, write, tag, copy, delete, list, *"
                     );
                 }
             }
@@ -184,7 +184,7 @@ mod tests {
         s.tokens[0].sha256 = "alice-token".into();
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.tokens[0].sha256"));
         let mut s = settings();
-        s.policy[1].operations = vec!["list".into()];
+        s.policy[1].operations = vec!["admin".into()];
         assert!(format!("{:#}", s.validate().unwrap_err()).contains("auth.policy[1].operations"));
         let mut s = settings();
         s.policy[0].buckets.clear();

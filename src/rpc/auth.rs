@@ -51,6 +51,8 @@ pub enum Operation {
     Copy,
     /// DeleteObject.
     Delete,
+    /// FindObjects (and listings): the names and attributes of the keys under a prefix.
+    List,
 }
 
 impl Operation {
@@ -62,6 +64,7 @@ impl Operation {
             Self::Tag => "tag",
             Self::Copy => "copy",
             Self::Delete => "delete",
+            Self::List => "list",
         }
     }
 
@@ -73,6 +76,7 @@ impl Operation {
             "tag" => Self::Tag,
             "copy" => Self::Copy,
             "delete" => Self::Delete,
+            "list" => Self::List,
             _ => return None,
         })
     }
@@ -147,6 +151,15 @@ impl Access {
             .get::<Access>()
             .cloned()
             .ok_or_else(|| unauthenticated("no caller identity"))
+    }
+
+    /// True when the caller may do `op` on `bucket`/`key` ([`Self::check`] without building
+    /// a status), to filter what a find returns.
+    pub fn allows(&self, op: Operation, bucket: &str, key: &str) -> bool {
+        match &self.inner {
+            AccessInner::Open => true,
+            AccessInner::Principal(principal, policy) => policy.allows(principal, op, bucket, key),
+        }
     }
 
     /// PERMISSION_DENIED unless the caller may do `op` on `bucket`/`key`.
@@ -240,6 +253,7 @@ mod tests {
             Operation::Tag,
             Operation::Copy,
             Operation::Delete,
+            Operation::List,
         ] {
             assert!(OPERATION_NAMES.contains(&op.as_str()), "{op:?}");
         }

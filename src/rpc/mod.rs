@@ -517,10 +517,11 @@ impl ObjectService for ObjectServiceImpl {
         // checked again before its tags are read or it is returned.
         let allowed = Access::of(&request).and_then(|a| {
             let r = request.get_ref();
+            a.check(Operation::List, &r.bucket, &r.prefix)?;
             a.check(Operation::Read, &r.bucket, &r.prefix)?;
             let bucket = r.bucket.clone();
             let visible: find::KeyFilter = std::sync::Arc::new(move |key: &str| {
-                a.check(Operation::Read, &bucket, key).is_ok()
+                a.allows(Operation::List, &bucket, key) && a.allows(Operation::Read, &bucket, key)
             });
             Ok(visible)
         });

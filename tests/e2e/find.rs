@@ -335,12 +335,15 @@ async fn policy_bounds_what_a_find_sees() {
 /// bounded queue and parallelism allow, instead of buffering the whole answer.
 #[tokio::test]
 async fn a_slow_reader_holds_the_scan_back() {
-    const OBJECTS: usize = 2000;
+    const OBJECTS: usize = 3000;
     let stack =
         Stack::start_with_settings(&[("OSSGATE_FIND__SCAN_OPS_PER_SECOND", "100000")]).await;
-    // Long tags make each match about 1 KiB, so a few batches fill HTTP/2's window.
-    let long = "v".repeat(200);
-    let pairs: Vec<(String, String)> = (0..5).map(|i| (format!("k{i}"), long.clone())).collect();
+    // The longest tags make each match about 4 KiB, so what the transport buffers (bytes)
+    // is few matches.
+    let long = "v".repeat(256);
+    let pairs: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("k{i}{}", "k".repeat(125)), long.clone()))
+        .collect();
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let mut client = stack.client.clone();
@@ -363,7 +366,11 @@ async fn a_slow_reader_holds_the_scan_back() {
     }
     let mut r = Request::new(proto::FindObjectsRequest {
         batch_size: 100,
-        ..find_request("slow/", r#"EXISTS "k0""#, FindEngine::Scan)
+        ..find_request(
+            "slow/",
+            &format!(r#"EXISTS "k0{}""#, "k".repeat(125)),
+            FindEngine::Scan,
+        )
     });
     r.set_timeout(DEADLINE);
     let mut stream = stack
@@ -374,10 +381,19 @@ async fn a_slow_reader_holds_the_scan_back() {
         .unwrap()
         .into_inner();
     let first = stream.message().await.unwrap().unwrap();
+    // The reader pauses until the gateway stops asking OSS for more (it must: nobody reads).
     let before = stack.emulator.request_count();
-    // The reader pauses; the scan could read every tag set in this time.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let during = stack.emulator.request_count() - before;
+    let mut seen = before;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = stack.emulator.request_count();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    let during = seen - before;
+    eprintln!("OSS requests while the reader paused: {during}");
     assert!(
         during < (OBJECTS / 2) as u64,
         "{during} OSS requests while nobody read: the scan did not wait"
