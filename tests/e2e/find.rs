@@ -102,8 +102,10 @@ async fn find(stack: &Stack, request: proto::FindObjectsRequest) -> Result<Found
     find_with(&mut stack.client.clone(), request).await
 }
 
-/// The objects of the query table: key, size, tags.
-const OBJECTS: &[(&str, usize, &[(&str, &str)])] = &[
+/// An object of the query table: key, size, tags.
+type TableObject = (&'static str, usize, &'static [(&'static str, &'static str)]);
+
+const OBJECTS: &[TableObject] = &[
     ("t/a.txt", 10, &[("team", "storage"), ("env", "prod")]),
     ("t/b.txt", 2000, &[("team", "storage"), ("env", "prod-eu")]),
     ("t/c.txt", 30, &[("team", "compute"), ("env", "dev")]),
