@@ -9,6 +9,7 @@
 //! `oss.oidc_provider_arn`, `oss.oidc_token_file`). Unknown settings are errors: a typo must not be ignored.
 
 pub mod auth;
+mod find;
 pub mod lock;
 mod oss;
 mod server;
@@ -18,6 +19,7 @@ mod text;
 pub mod tls;
 mod transfer;
 
+pub use find::FindSettings;
 pub use oss::OssSettings;
 pub use server::{READ_CHUNK_BYTES, ResponseCompression, ServerSettings, check_exposure};
 pub use telemetry::{LogFormat, LogSettings, MetricsSettings};
@@ -71,6 +73,8 @@ pub struct Settings {
     pub tag_policy: tag_policy::TagPolicySettings,
     /// The per-object tag-write lock (`[lock]`): in process, or Redis shared by replicas.
     pub lock: lock::LockSettings,
+    /// FindObjects' scan engine (`[find]`).
+    pub find: FindSettings,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -146,6 +150,7 @@ impl Default for Settings {
             audit: Default::default(),
             tag_policy: Default::default(),
             lock: Default::default(),
+            find: FindSettings::default(),
         }
     }
 }
@@ -266,6 +271,7 @@ impl Settings {
         self.validate_telemetry()?;
         self.tag_policy.validate(self.auth.enabled())?;
         self.validate_lock()?;
+        self.validate_find()?;
         Ok(())
     }
 

@@ -101,7 +101,8 @@ pub fn classify(http_status: u16, code: &str) -> (OssErrorKind, bool) {
         | "NoSuchBucket"
         | "NoSuchUpload"
         | "NoSuchVersion"
-        | "SymlinkTargetNotExist" => Some((K::NotFound, false)),
+        | "SymlinkTargetNotExist"
+        | "MetaQueryNotExist" => Some((K::NotFound, false)),
         "FileAlreadyExists" | "BucketAlreadyExists" => Some((K::AlreadyExists, false)),
         "PreconditionFailed"
         | "NotModified"

@@ -38,6 +38,9 @@ pub use ops::{
     PutSymlinkInput, PutSymlinkOutput,
 };
 pub use ops::{
+    DoMetaQueryInput, DoMetaQueryOutput, MetaQueryCondition, MetaQueryFile, MetaQueryStatus,
+};
+pub use ops::{
     ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsV2Input, ListObjectsV2Output,
     ListScope, ListedObject,
 };

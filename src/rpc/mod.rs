@@ -10,6 +10,7 @@ pub mod codec;
 mod condition;
 mod convert;
 mod copy;
+mod find;
 pub mod list;
 mod object;
 mod patch;
@@ -50,6 +51,7 @@ pub struct ObjectServiceImpl {
     tag_policy: tag_policy::TagPolicy,
     /// The per-object tag-write lock every tag write takes.
     locks: SharedTagWriteLock,
+    find: find::FindConfig,
 }
 
 /// How streamed writes run, shared by every call.
@@ -80,6 +82,7 @@ impl ObjectServiceImpl {
             list,
             locks,
             tag_policy: Default::default(),
+            find: find::FindConfig::new(&crate::config::FindSettings::default()),
         }
     }
 
@@ -89,6 +92,13 @@ impl ObjectServiceImpl {
             tag_policy: policy,
             ..self
         }
+    }
+
+    /// FindObjects' scan engine with the `[find]` settings (parallelism and the rate limit
+    /// all scans share) instead of the defaults.
+    pub fn with_find(mut self, settings: &crate::config::FindSettings) -> Self {
+        self.find = find::FindConfig::new(settings);
+        self
     }
 
     /// Bytes all uploads hold in memory right now.
@@ -649,5 +659,29 @@ impl ObjectService for ObjectServiceImpl {
         .await;
         trail.finish_call(&result, |r| &r.version_id);
         result
+    }
+
+    type FindObjectsStream = find::FindObjectsStream;
+
+    async fn find_objects(
+        &self,
+        request: Request<proto::FindObjectsRequest>,
+    ) -> Result<Response<Self::FindObjectsStream>, Status> {
+        // A find shows key names (`list`) and tag sets (`read`) under the prefix; each key is
+        // checked again before its tags are read or it is returned.
+        let allowed = Access::of(&request).and_then(|a| {
+            let r = request.get_ref();
+            a.check(Operation::List, &r.bucket, &r.prefix)?;
+            a.check(Operation::Read, &r.bucket, &r.prefix)?;
+            let bucket = r.bucket.clone();
+            let visible: find::KeyFilter = std::sync::Arc::new(move |key: &str| {
+                a.allows(Operation::List, &bucket, key) && a.allows(Operation::Read, &bucket, key)
+            });
+            Ok(visible)
+        });
+        observe("FindObjects", async {
+            find::find(&self.client, &self.find, allowed?, request.into_inner()).await
+        })
+        .await
     }
 }

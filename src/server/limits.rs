@@ -45,7 +45,7 @@ pub const STREAM_IDLE: &str = "STREAM_IDLE";
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// The ObjectService methods that stream (held for the whole stream).
-const STREAMING_METHODS: [&str; 3] = ["WriteObject", "AppendObject", "ReadObject"];
+const STREAMING_METHODS: [&str; 4] = ["WriteObject", "AppendObject", "ReadObject", "FindObjects"];
 
 /// One pool of call slots.
 #[derive(Clone, Debug)]

@@ -119,6 +119,7 @@ pub(super) fn object_service(
         locks,
     )
     .with_tag_policy(TagPolicy::new(&settings.tag_policy))
+    .with_find(&settings.find)
 }
 
 /// The authentication of ObjectService callers (`[auth]`).

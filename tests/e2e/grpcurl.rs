@@ -163,5 +163,27 @@ async fn readme_grpcurl_examples_work_as_written() {
         listing.contains("\"reports/2026/q1.csv\"") && listing.contains("\"finance\""),
         "{listing}"
     );
+    // The three finds (FindObjects): by tag, with OR/NOT/EXISTS/STARTS_WITH, a forced scan.
+    let finds: Vec<&str> = outputs
+        .iter()
+        .filter(|(command, _)| command.contains("/FindObjects"))
+        .map(|(_, out)| out.as_str())
+        .collect();
+    assert_eq!(finds.len(), 3, "{finds:?}");
+    assert!(
+        finds[0].contains("reports/q1.csv") && finds[0].contains("reports/q2.csv"),
+        "{}",
+        finds[0]
+    );
+    assert!(
+        finds[1].contains("reports/q1.csv") && !finds[1].contains("reports/q2.csv"),
+        "{}",
+        finds[1]
+    );
+    assert!(
+        finds[2].contains("reports/q2.csv") && finds[2].contains("FIND_ENGINE_SCAN"),
+        "{}",
+        finds[2]
+    );
     server.shutdown().await.unwrap();
 }

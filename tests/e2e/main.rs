@@ -15,6 +15,7 @@ mod copy;
 mod credentials;
 mod edge;
 mod errors;
+mod find;
 mod grpcurl;
 mod lifecycle;
 mod limits;

@@ -7,6 +7,7 @@
 pub mod append;
 pub mod copy;
 pub mod list;
+pub mod metaquery;
 pub mod multipart;
 pub mod object;
 pub mod operation;
@@ -21,6 +22,9 @@ pub use copy::{
 pub use list::{
     ListObjectVersionsInput, ListObjectVersionsOutput, ListObjectsV2Input, ListObjectsV2Output,
     ListScope, ListedObject,
+};
+pub use metaquery::{
+    DoMetaQueryInput, DoMetaQueryOutput, MetaQueryCondition, MetaQueryFile, MetaQueryStatus,
 };
 pub use multipart::{
     AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,

@@ -47,6 +47,14 @@ pub enum OssOperation {
     ListObjectsV2,
     /// `GET /?versions`.
     ListObjectVersions,
+    /// `GET /?metaQuery`.
+    GetMetaQueryStatus,
+    /// `POST /?metaQuery&comp=query`.
+    DoMetaQuery,
+    /// `POST /?metaQuery&comp=add`.
+    OpenMetaQuery,
+    /// `POST /?metaQuery&comp=delete`.
+    CloseMetaQuery,
 }
 
 impl OssOperation {
@@ -59,14 +67,18 @@ impl OssOperation {
             | Self::ListMultipartUploads
             | Self::ListParts
             | Self::ListObjectsV2
-            | Self::ListObjectVersions => Method::GET,
+            | Self::ListObjectVersions
+            | Self::GetMetaQueryStatus => Method::GET,
             Self::HeadObject => Method::HEAD,
             Self::DeleteObject | Self::DeleteObjectTagging | Self::AbortMultipartUpload => {
                 Method::DELETE
             }
-            Self::AppendObject | Self::InitiateMultipartUpload | Self::CompleteMultipartUpload => {
-                Method::POST
-            }
+            Self::AppendObject
+            | Self::InitiateMultipartUpload
+            | Self::CompleteMultipartUpload
+            | Self::DoMetaQuery
+            | Self::OpenMetaQuery
+            | Self::CloseMetaQuery => Method::POST,
             Self::PutObject
             | Self::CopyObject
             | Self::PutSymlink
@@ -99,6 +111,10 @@ impl OssOperation {
             Self::ListParts => "ListParts",
             Self::ListObjectsV2 => "ListObjectsV2",
             Self::ListObjectVersions => "ListObjectVersions",
+            Self::GetMetaQueryStatus => "GetMetaQueryStatus",
+            Self::DoMetaQuery => "DoMetaQuery",
+            Self::OpenMetaQuery => "OpenMetaQuery",
+            Self::CloseMetaQuery => "CloseMetaQuery",
         }
     }
 
@@ -126,6 +142,8 @@ impl OssOperation {
             Self::ListParts => "GET ?uploadId",
             Self::ListObjectsV2 => "GET ?list-type",
             Self::ListObjectVersions => "GET ?versions",
+            Self::GetMetaQueryStatus => "GET ?metaQuery",
+            Self::DoMetaQuery | Self::OpenMetaQuery | Self::CloseMetaQuery => "POST ?metaQuery",
         }
     }
 }
