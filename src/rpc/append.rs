@@ -16,9 +16,11 @@ use super::{
     has_tags,
     status::{invalid_field, oss_status},
     tag_policy::CallPolicy,
+    tag_write,
     validate::{NewObject, Validation},
 };
 use crate::{
+    lock::TagWriteLock,
     oss::{AppendObjectInput, Client, ObjectAttributes},
     proto,
 };
@@ -26,6 +28,7 @@ use crate::{
 /// AppendObject.
 pub async fn append(
     client: &Client,
+    locks: &dyn TagWriteLock,
     access: &Access,
     policy: &CallPolicy,
     trail: &mut Trail,
@@ -88,6 +91,16 @@ pub async fn append(
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
         policy.check("spec.tagging", bucket, key, &input.attributes.tags)?;
     }
+    // That append is a write with tags: it holds the object's tag-write lock, as every other
+    // tag write through ossgate does, until it is answered (later appends set no tags).
+    let mut tag_lock = tag_write::lock_for_tagged_write(
+        locks,
+        input.position == 0 && !input.attributes.tags.is_empty(),
+        input.bucket.as_str(),
+        input.key.as_str(),
+        trail,
+    )
+    .await?;
 
     let mut response = proto::AppendObjectResponse {
         next_append_position: first.position,
@@ -125,6 +138,9 @@ pub async fn append(
             }
             input.body = message.data;
             let out = client.append_object(&input).await.map_err(oss_status)?;
+            if let Some(guard) = tag_lock.take() {
+                guard.release().await;
+            }
             response.appends += 1;
             response.next_append_position = out.next_position as i64;
             response.version_id = version_string(out.version_id);

@@ -515,7 +515,15 @@ impl ObjectService for ObjectServiceImpl {
         let result = observe("AppendObject", async {
             let access = access?;
             let stream = request.into_inner();
-            append::append(&self.client, &access, &policy, &mut trail, stream).await
+            append::append(
+                &self.client,
+                &*self.locks,
+                &access,
+                &policy,
+                &mut trail,
+                stream,
+            )
+            .await
         })
         .await;
         trail.finish_call(&result, |r| &r.version_id);

@@ -575,3 +575,98 @@ async fn if_tags_on_write_is_checked_on_the_object_overwritten() {
     assert_eq!(read_all(&stack, BUCKET, key, "").await, b"small");
     stack.stop().await;
 }
+
+/// The append that creates an object with tags is a write with tags: it takes the object's
+/// tag-write lock like every other. Shown with the lock held by someone else in Redis: that
+/// append waits `lock.wait_ms` and is refused as TAG_LOCK_BUSY without writing; later appends,
+/// which set no tags, do not wait for the lock.
+#[tokio::test]
+async fn the_first_append_with_tags_takes_the_tag_write_lock() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let stack = Stack::start_with_settings(&[
+        ("OSSGATE_LOCK__REDIS_URL", url.as_str()),
+        ("OSSGATE_LOCK__WAIT_MS", "300"),
+    ])
+    .await;
+    let mut client = stack.client.clone();
+    let mut redis_conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = "append/locked";
+    // The lock's key in Redis (src/lock: `ossgate:taglock:<bucket>/<version or ->/<key>`).
+    let lock_key = format!("ossgate:taglock:{BUCKET}/-/{key}");
+    let hold = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let lock_key = lock_key.clone();
+        async move {
+            let taken: bool = redis::cmd("SET")
+                .arg(&lock_key)
+                .arg("another-writer")
+                .arg("NX")
+                .arg("PX")
+                .arg(30_000)
+                .query_async::<Option<String>>(&mut conn)
+                .await
+                .unwrap()
+                .is_some();
+            assert!(taken, "the test holds the lock");
+        }
+    };
+    let append = |position: i64, tagged: bool, data: &'static [u8]| proto::AppendObjectRequest {
+        spec: Some(proto::AppendObjectSpec {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            tagging: tagged.then(|| tags(&[("team", "storage")])),
+            ..Default::default()
+        }),
+        position,
+        data: bytes::Bytes::from_static(data),
+    };
+
+    hold(&mut redis_conn).await;
+    let status = client
+        .append_object(call(tokio_stream::iter(vec![append(0, true, b"one")])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let reason = status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone());
+    assert_eq!(reason.as_deref(), Some("TAG_LOCK_BUSY"), "{status:?}");
+    let head = client
+        .head_object(call(proto::HeadObjectRequest {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        head.code(),
+        Code::NotFound,
+        "the refused append wrote nothing"
+    );
+
+    let _: i64 = redis::cmd("DEL")
+        .arg(&lock_key)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    client
+        .append_object(call(tokio_stream::iter(vec![append(0, true, b"one")])))
+        .await
+        .unwrap();
+    // A later append sets no tags: it goes through while the lock is held elsewhere.
+    hold(&mut redis_conn).await;
+    let next = client
+        .append_object(call(tokio_stream::iter(vec![append(3, false, b"two")])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.next_append_position, 6);
+    stack.stop().await;
+}
