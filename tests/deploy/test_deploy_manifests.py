@@ -236,6 +236,10 @@ def test_production_static_keys_are_optional_and_match_the_example_secret(docs):
         for e in h.container(docs["production"])["env"]
         if "valueFrom" in e
     }
+    # The tag-write lock's Redis URL comes from its own Secret, optional too: without it the
+    # lock is per replica (and the start says so).
+    lock = refs.pop("OSSGATE_LOCK__REDIS_URL")
+    assert lock["optional"] is True and lock["name"] == "ossgate-lock"
     assert set(refs) == {"OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET"}
     for name, ref in refs.items():
         assert ref["optional"] is True, "RRSA-only pods must start without the Secret"
