@@ -9,7 +9,7 @@ use axum::response::Response;
 use http::StatusCode;
 use serde::Serialize;
 
-use super::listing::{OWNER, Owner, to_xml};
+use super::shared::{OWNER, Owner, to_xml};
 use super::{Ctx, base_response, blocking, finish, header, version_header};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;

@@ -3,7 +3,7 @@
 //! bucket carries (ACL, versioning, tags, Block Public Access) are in [`settings`].
 //!
 //! The emulator is one account in one region (its `--region`): every bucket is in that
-//! region and owned by [`OWNER_ID`]. Its endpoints are the address the request reached,
+//! region and owned by [`OWNER_ID`](super::shared::OWNER_ID). Its endpoints are the address the request reached,
 //! with the scheme (`http://127.0.0.1:9000`): a client given a bare host would assume
 //! HTTPS, which the emulator does not serve (OSS answers host names without a scheme).
 
@@ -18,7 +18,7 @@ use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::request::read_small_body;
-use super::shared::{iso8601, xml_response};
+use super::shared::{OWNER, Owner, iso8601, to_xml, xml_response};
 use super::{Query, base_response, blocking, finish, header, q_get, set};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
@@ -26,9 +26,6 @@ use crate::emulator::store::{BucketConfig, BucketSummary};
 use crate::model::{BucketName, StorageClass};
 use crate::oss::protocol;
 use crate::oss::protocol::limit::MAX_LIST_PAGE;
-
-/// The one account every bucket and object of the emulator belongs to.
-pub(super) const OWNER_ID: &str = "1000000000000001";
 
 /// The resource group every bucket is in (OSS puts buckets in the account's default group
 /// unless PutBucket names one).
@@ -39,27 +36,6 @@ pub(super) const MAX_SETTINGS_BODY: usize = 64 * 1024;
 
 /// ListBuckets' `max-keys` when the request names none.
 const DEFAULT_MAX_BUCKETS: usize = 100;
-
-/// `<Owner>`.
-#[derive(Serialize)]
-pub(super) struct Owner {
-    #[serde(rename = "ID")]
-    id: &'static str,
-    #[serde(rename = "DisplayName")]
-    display_name: &'static str,
-}
-
-pub(super) const OWNER: Owner = Owner {
-    id: OWNER_ID,
-    display_name: OWNER_ID,
-};
-
-/// A 200 XML answer: `value` serialized under the root element `root`.
-pub(super) fn to_xml<T: Serialize>(root: &str, value: &T) -> Result<Response, ApiError> {
-    let xml = quick_xml::se::to_string_with_root(root, value)
-        .map_err(|e| ApiError::internal(format!("cannot write the answer: {e}")))?;
-    xml_response(xml)
-}
 
 /// An empty answer with `status`.
 pub(super) fn empty(status: StatusCode) -> Result<Response, ApiError> {

@@ -10,9 +10,9 @@ use axum::response::Response;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::listing::to_xml;
 use super::request::read_small_body;
 use super::shared::listed_key;
+use super::shared::to_xml;
 use super::{Query, blocking, q_get};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;

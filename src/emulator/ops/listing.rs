@@ -15,7 +15,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::shared::{iso8601, listed_key, xml_response};
+use super::shared::{OWNER, Owner, iso8601, listed_key, to_xml};
 use super::{Query, q_get};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
@@ -24,23 +24,6 @@ use crate::oss::protocol::limit::MAX_LIST_PAGE;
 
 /// `max-keys` when the request names none.
 pub(super) const DEFAULT_MAX_KEYS: usize = 100;
-
-/// The owner every object of the emulator has (one account).
-pub(super) const OWNER_ID: &str = "1000000000000001";
-
-/// `<Owner>` of listings and ACLs.
-#[derive(Serialize)]
-pub(super) struct Owner {
-    #[serde(rename = "ID")]
-    id: &'static str,
-    #[serde(rename = "DisplayName")]
-    display_name: &'static str,
-}
-
-pub(super) const OWNER: Owner = Owner {
-    id: OWNER_ID,
-    display_name: OWNER_ID,
-};
 
 /// The parameters the three listings share.
 pub(super) struct ListParams<'a> {
@@ -246,13 +229,6 @@ fn render(
         }
     }
     (contents, prefixes, last)
-}
-
-/// Serializes a listing answer under its root element.
-pub(super) fn to_xml<T: Serialize>(root: &str, value: &T) -> Result<Response, ApiError> {
-    let xml = quick_xml::se::to_string_with_root(root, value)
-        .map_err(|e| ApiError::internal(format!("cannot write the listing: {e}")))?;
-    xml_response(xml)
 }
 
 #[derive(Serialize)]

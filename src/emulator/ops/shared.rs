@@ -26,6 +26,30 @@ pub(crate) fn iso8601(ms: u64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
 }
 
+/// The one account every bucket and object of the emulator belongs to.
+pub(crate) const OWNER_ID: &str = "1000000000000001";
+
+/// `<Owner>` of listings, bucket answers and ACLs.
+#[derive(serde::Serialize)]
+pub(crate) struct Owner {
+    #[serde(rename = "ID")]
+    id: &'static str,
+    #[serde(rename = "DisplayName")]
+    display_name: &'static str,
+}
+
+pub(crate) const OWNER: Owner = Owner {
+    id: OWNER_ID,
+    display_name: OWNER_ID,
+};
+
+/// A 200 XML answer: `value` serialized under the root element `root`.
+pub(crate) fn to_xml<T: serde::Serialize>(root: &str, value: &T) -> Result<Response, ApiError> {
+    let xml = quick_xml::se::to_string_with_root(root, value)
+        .map_err(|e| ApiError::internal(format!("cannot write the answer: {e}")))?;
+    xml_response(xml)
+}
+
 /// A 200 response with an XML document.
 pub(crate) fn xml_response(xml: String) -> Result<Response, ApiError> {
     finish(

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::listing::{CommonPrefix, ListParams, Listed, OWNER, Owner, to_xml};
+use super::listing::{CommonPrefix, ListParams, Listed};
 use super::shared::iso8601;
+use super::shared::{OWNER, Owner, to_xml};
 use super::{Query, q_get};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;

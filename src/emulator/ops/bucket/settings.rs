@@ -14,7 +14,8 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_SETTINGS_BODY, OWNER, Owner, bucket_acl, empty, to_xml};
+use super::super::shared::{OWNER, Owner, to_xml};
+use super::{MAX_SETTINGS_BODY, bucket_acl, empty};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
 use crate::emulator::ops::request::read_small_body;
