@@ -11,18 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
-async fn error_code(r: reqwest::Response) -> (u16, String, String) {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let code = text
-        .split("<Code>")
-        .nth(1)
-        .and_then(|s| s.split("</Code>").next())
-        .unwrap_or("")
-        .to_owned();
-    (status, code, text)
-}
-
 #[tokio::test]
 async fn put_get_head_meta_delete_round_trip() {
     let e = start().await;
@@ -112,16 +100,11 @@ async fn put_get_head_meta_delete_round_trip() {
     let r = Req::new("DELETE", "bkt", "dir/obj 1+x.txt").send(&e).await;
     assert_eq!(r.status(), 204, "deleting a missing object is 204");
     let (status, code, xml) =
-        error_code(Req::new("GET", "bkt", "dir/obj 1+x.txt").send(&e).await).await;
+        error_response(Req::new("GET", "bkt", "dir/obj 1+x.txt").send(&e).await).await;
     assert_eq!((status, code.as_str()), (404, "NoSuchKey"));
     assert!(xml.contains("<RequestId>") && xml.contains("<HostId>") && xml.contains("<EC>"));
     assert_eq!(e.request_count(), 9);
     e.shutdown().await;
-}
-
-fn md5_b64(data: &[u8]) -> String {
-    use md5::Digest;
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
 
 #[tokio::test]
@@ -147,10 +130,10 @@ async fn auth_errors() {
     let e = start().await;
     // Wrong secret.
     let (s, code, xml) =
-        error_code(Req::new("GET", "bkt", "k").secret("nope").send(&e).await).await;
+        error_response(Req::new("GET", "bkt", "k").secret("nope").send(&e).await).await;
     assert_eq!((s, code.as_str()), (403, "SignatureDoesNotMatch"));
     assert!(xml.contains("<StringToSign>"));
-    let (s, code, _) = error_code(
+    let (s, code, _) = error_response(
         Req::new("GET", "bkt", "k")
             .v1()
             .secret("nope")
@@ -162,7 +145,7 @@ async fn auth_errors() {
     // Unknown key.
     let mut r = Req::new("GET", "bkt", "k");
     r.creds.access_key_id = "other".into();
-    let (s, code, _) = error_code(r.send(&e).await).await;
+    let (s, code, _) = error_response(r.send(&e).await).await;
     assert_eq!((s, code.as_str()), (403, "InvalidAccessKeyId"));
     // Anonymous.
     let r = client()
@@ -170,7 +153,7 @@ async fn auth_errors() {
         .send()
         .await
         .unwrap();
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (403, "AccessDenied"));
     // Clock skew: a request signed 20 minutes ago.
     let mut headers = Vec::new();
@@ -189,11 +172,11 @@ async fn auth_errors() {
     for (k, v) in &headers {
         rb = rb.header(k, v);
     }
-    let (s, code, xml) = error_code(rb.send().await.unwrap()).await;
+    let (s, code, xml) = error_response(rb.send().await.unwrap()).await;
     assert_eq!((s, code.as_str()), (403, "RequestTimeTooSkewed"));
     assert!(xml.contains("<MaxAllowedSkewMilliseconds>900000"));
     // Missing bucket (signed correctly).
-    let (s, code, _) = error_code(Req::new("GET", "nobucket", "k").send(&e).await).await;
+    let (s, code, _) = error_response(Req::new("GET", "nobucket", "k").send(&e).await).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
     e.shutdown().await;
 }
@@ -216,11 +199,11 @@ async fn missing_bucket_is_404_before_authentication() {
                 r = r.q("uploads", "");
             }
             r.creds.access_key_id = "unknown-ak".into();
-            let (s, code, body) = error_code(r.send(&e).await).await;
+            let (s, code, body) = error_response(r.send(&e).await).await;
             assert_eq!((s, code.as_str()), want, "{bucket}/{key}: {body}");
         }
     }
-    let (s, code, _) = error_code(
+    let (s, code, _) = error_response(
         Req::new("HEAD", "nobucket", "k")
             .secret("nope")
             .send(&e)
@@ -233,7 +216,7 @@ async fn missing_bucket_is_404_before_authentication() {
         .send()
         .await
         .unwrap();
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
     e.shutdown().await;
 }
@@ -293,9 +276,9 @@ async fn sts_token_is_required() {
     assert_eq!(r.send(&e).await.status(), 200);
     let mut r = Req::new("GET", "bkt", "k");
     r.creds.security_token = Some("wrong".into());
-    let (s, code, _) = error_code(r.send(&e).await).await;
+    let (s, code, _) = error_response(r.send(&e).await).await;
     assert_eq!((s, code.as_str()), (403, "InvalidSecurityToken"));
-    let (s, code, _) = error_code(Req::new("GET", "bkt", "k").send(&e).await).await;
+    let (s, code, _) = error_response(Req::new("GET", "bkt", "k").send(&e).await).await;
     assert_eq!((s, code.as_str()), (403, "InvalidAccessKeyId"));
     e.shutdown().await;
 }
@@ -309,9 +292,9 @@ async fn write_errors() {
         .body(b"data")
         .send(&e)
         .await;
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (400, "InvalidDigest"));
-    let (s, code, _) = error_code(Req::new("GET", "bkt", "md5").send(&e).await).await;
+    let (s, code, _) = error_response(Req::new("GET", "bkt", "md5").send(&e).await).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchKey"));
     // forbid-overwrite.
     assert_eq!(
@@ -327,7 +310,7 @@ async fn write_errors() {
         .body(b"2")
         .send(&e)
         .await;
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (409, "FileAlreadyExists"));
     let r = Req::new("GET", "bkt", "once").send(&e).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"1");
@@ -343,7 +326,7 @@ async fn write_errors() {
             .send(&e)
             .await;
         assert_eq!(hv(&r, "x-oss-ec").as_deref(), Some(ec), "{name}: {value}");
-        let (s, code, _) = error_code(r).await;
+        let (s, code, _) = error_response(r).await;
         assert_eq!((s, code.as_str()), (400, "InvalidArgument"));
     }
     let big = "v".repeat(8200);
@@ -359,16 +342,16 @@ async fn write_errors() {
         .body(b"<Tagging><oops")
         .send(&e)
         .await;
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (400, "MalformedXML"));
     // Unsupported method and sub-resource.
-    let (s, code, _) = error_code(Req::new("PATCH", "bkt", "once").send(&e).await).await;
+    let (s, code, _) = error_response(Req::new("PATCH", "bkt", "once").send(&e).await).await;
     assert_eq!((s, code.as_str()), (405, "MethodNotAllowed"));
     let r = Req::new("POST", "bkt", "once")
         .q("select", "")
         .send(&e)
         .await;
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (501, "NotImplemented"));
     // Too large declared body.
     let raw = signed_put_head(&e, "big", 6_000_000_000);
@@ -388,7 +371,7 @@ async fn unknown_operations_are_501_not_a_misleading_error() {
         Req::new("POST", "", ""),
     ] {
         let what = req.url("");
-        let (s, code, body) = error_code(req.send(&e).await).await;
+        let (s, code, body) = error_response(req.send(&e).await).await;
         assert_eq!(
             (s, code.as_str()),
             (501, "NotImplemented"),
@@ -402,7 +385,7 @@ async fn unknown_operations_are_501_not_a_misleading_error() {
         Req::new("GET", "no-such-bucket", "").q("cors", ""),
         Req::new("GET", "no-such-bucket", "k"),
     ] {
-        let (s, code, _) = error_code(req.send(&e).await).await;
+        let (s, code, _) = error_response(req.send(&e).await).await;
         assert_eq!((s, code.as_str()), (404, "NoSuchBucket"));
     }
     e.shutdown().await;
@@ -508,7 +491,7 @@ async fn slow_headers_and_trickling_bodies_are_disconnected() {
         reply.starts_with("HTTP/1.1 4"),
         "the request is answered with an error: {reply}"
     );
-    let (s, code, _) = error_code(Req::new("GET", "bkt", "trickled").send(&e).await).await;
+    let (s, code, _) = error_response(Req::new("GET", "bkt", "trickled").send(&e).await).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchKey"), "nothing is stored");
     // Clients at normal speed are not affected.
     let r = Req::new("PUT", "bkt", "fast").body(b"fast").send(&e).await;
@@ -521,7 +504,7 @@ async fn incomplete_body_stores_nothing_and_chunked_body_works() {
     let e = start().await;
     let raw = signed_put_head(&e, "cut", 100) + "only ten b";
     let _ = raw_exchange(&e, raw.as_bytes(), true).await;
-    let (s, code, _) = error_code(Req::new("GET", "bkt", "cut").send(&e).await).await;
+    let (s, code, _) = error_response(Req::new("GET", "bkt", "cut").send(&e).await).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchKey"));
 
     // Chunked transfer encoding (no Content-Length).
@@ -595,14 +578,14 @@ async fn versioned_bucket_tags_delete_markers_and_versions() {
     let marker = hv(&r, "x-oss-version-id").unwrap();
     let r = Req::new("GET", "vbkt", "k").send(&e).await;
     assert_eq!(hv(&r, "x-oss-delete-marker").as_deref(), Some("true"));
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (404, "NoSuchKey"));
     let r = Req::new("GET", "vbkt", "k")
         .q("versionId", &v1_id)
         .send(&e)
         .await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"v1");
-    let (s, code, _) = error_code(
+    let (s, code, _) = error_response(
         Req::new("GET", "vbkt", "k")
             .q("versionId", "nope")
             .send(&e)
@@ -668,7 +651,7 @@ async fn symlinks() {
         assert_eq!(r.bytes().await.unwrap().as_ref(), b"target data");
     }
     // GetSymlink on a normal object.
-    let (s, code, _) = error_code(
+    let (s, code, _) = error_response(
         Req::new("GET", "bkt", "dir/target 1.txt")
             .q("symlink", "")
             .send(&e)
@@ -678,14 +661,14 @@ async fn symlinks() {
     assert_eq!((s, code.as_str()), (400, "NotSymlink"));
     // Target gone.
     Req::new("DELETE", "bkt", "dir/target 1.txt").send(&e).await;
-    let (s, code, _) = error_code(Req::new("GET", "bkt", "l1").send(&e).await).await;
+    let (s, code, _) = error_response(Req::new("GET", "bkt", "l1").send(&e).await).await;
     assert_eq!((s, code.as_str()), (404, "SymlinkTargetNotExist"));
     let r = Req::new("HEAD", "bkt", "l1").send(&e).await;
     assert_eq!(r.status(), 404);
     assert_eq!(hv(&r, "x-oss-ec").as_deref(), Some("0026-00000012"));
     // Missing target header.
     let (s, code, _) =
-        error_code(Req::new("PUT", "bkt", "l3").q("symlink", "").send(&e).await).await;
+        error_response(Req::new("PUT", "bkt", "l3").q("symlink", "").send(&e).await).await;
     assert_eq!((s, code.as_str()), (400, "MissingArgument"));
     e.shutdown().await;
 }
@@ -850,7 +833,7 @@ async fn conditional_get() {
         .h("if-match", "\"0000\"")
         .send(&e)
         .await;
-    let (s, code, _) = error_code(r).await;
+    let (s, code, _) = error_response(r).await;
     assert_eq!((s, code.as_str()), (412, "PreconditionFailed"));
     let r = Req::new("GET", "bkt", "cond")
         .h("if-none-match", &etag)
@@ -951,14 +934,14 @@ async fn early_errors_on_large_uploads_reach_the_client() {
             .body(&big)
             .send(&e)
             .await;
-        let (s, code, _) = error_code(r).await;
+        let (s, code, _) = error_response(r).await;
         assert_eq!((s, code.as_str()), (403, "SignatureDoesNotMatch"));
         let r = Req::new("PUT", "bkt", "big")
             .h("x-oss-tagging", "a=b=c")
             .body(&big)
             .send(&e)
             .await;
-        let (s, code, _) = error_code(r).await;
+        let (s, code, _) = error_response(r).await;
         assert_eq!((s, code.as_str()), (400, "InvalidArgument"));
     }
     e.shutdown().await;

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use ossgate::emulator::EmulatorHandle;
 
 use crate::support::*;
@@ -44,12 +43,6 @@ fn in_order(xml: &str, names: &[&str]) {
         })
         .collect();
     assert!(positions.is_sorted(), "{names:?} out of order in {xml}");
-}
-
-fn md5_b64(data: &[u8]) -> String {
-    let digest: [u8; 16] =
-        md5::Digest::finalize(<md5::Md5 as md5::Digest>::new_with_prefix(data)).into();
-    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 #[tokio::test]

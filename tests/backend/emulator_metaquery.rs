@@ -7,27 +7,6 @@ use ossgate::emulator::store::PREPARATION;
 
 use crate::support::*;
 
-async fn error_code(r: reqwest::Response) -> (u16, String) {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let code = xml_values(&text, "Code")
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    (status, code)
-}
-
-/// Every `<tag>text</tag>` value, in order (`&quot;` unescaped).
-fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    xml.split(&open)
-        .skip(1)
-        .filter_map(|s| s.split(&close).next())
-        .map(|s| s.replace("&quot;", "\""))
-        .collect()
-}
-
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use md5::Digest as _;
 use ossgate::emulator::{self, EmulatorHandle, Fault, FaultKind, FaultOp};
 use ossgate::model::crc64;
@@ -14,35 +13,8 @@ use crate::support::*;
 
 const KB: usize = 1024;
 
-async fn error_code(r: reqwest::Response) -> (u16, String) {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        xml_values(&text, "Code")
-            .into_iter()
-            .next()
-            .unwrap_or_default(),
-    )
-}
-
-/// Every `<tag>text</tag>` value, in order.
-fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    xml.split(&open)
-        .skip(1)
-        .filter_map(|s| s.split(&close).next())
-        .map(|s| s.replace("&quot;", "\""))
-        .collect()
-}
-
 fn md5_hex(data: &[u8]) -> String {
     hex::encode_upper(md5::Md5::digest(data))
-}
-
-fn md5_b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
 
 fn data(len: usize, seed: u8) -> Vec<u8> {

@@ -201,3 +201,38 @@ pub fn hv(r: &reqwest::Response, name: &str) -> Option<String> {
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
 }
+
+/// Every `<tag>text</tag>` value of an XML answer, in order (`&quot;` unescaped).
+pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split(&close).next())
+        .map(|s| s.replace("&quot;", "\""))
+        .collect()
+}
+
+/// An error answer's status, its `<Code>` (empty without one) and its whole body.
+pub async fn error_response(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let code = xml_values(&text, "Code")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    (status, code, text)
+}
+
+/// An error answer's status and `<Code>`.
+pub async fn error_code(r: reqwest::Response) -> (u16, String) {
+    let (status, code, _) = error_response(r).await;
+    (status, code)
+}
+
+/// The base64 MD5 of `data`, as `Content-MD5` carries it.
+pub fn md5_b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
