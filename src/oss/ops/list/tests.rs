@@ -7,13 +7,6 @@ use crate::oss::error::OssErrorKind;
 use crate::oss::ops::test_support::loopback::{Server, response};
 use crate::oss::ops::test_support::*;
 
-/// Query pairs in the order given (the request's order is the wire's).
-fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-    p.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn scope(prefix: Option<&str>, delimiter: Option<&str>, max_keys: Option<u32>) -> ListScope {
     ListScope {
         bucket: bucket(),

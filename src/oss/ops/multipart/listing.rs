@@ -341,17 +341,7 @@ mod tests {
     use super::*;
     use crate::oss::sign::SignatureVersion::{V1, V4};
 
-    const UPLOAD: &str = "0004B9895DBBB6EC98E36B8A5A7F3E21";
-
-    fn upload() -> MultipartUploadId {
-        MultipartUploadId::new(bucket(), key("multipart/big.bin"), UPLOAD)
-    }
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::super::tests::{UPLOAD, upload};
 
     #[test]
     fn list_parts_matches_pyv2_capture() {

@@ -523,16 +523,11 @@ mod tests {
     use super::*;
     use crate::oss::sign::SignatureVersion::{V1, V4};
 
-    const UPLOAD: &str = "0004B9895DBBB6EC98E36B8A5A7F3E21";
+    /// The upload id of the SDK captures (the listing tests use it too).
+    pub(super) const UPLOAD: &str = "0004B9895DBBB6EC98E36B8A5A7F3E21";
 
-    fn upload() -> MultipartUploadId {
+    pub(super) fn upload() -> MultipartUploadId {
         MultipartUploadId::new(bucket(), key("multipart/big.bin"), UPLOAD)
-    }
-
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

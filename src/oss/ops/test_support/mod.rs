@@ -42,11 +42,16 @@ pub fn sorted(req: &OssRequest) -> Vec<(String, String)> {
     h
 }
 
-pub fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = pairs
-        .iter()
+/// Pairs as owned strings, in the order given (a request's query order is the wire's).
+pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        .collect()
+}
+
+/// Pairs as owned strings, sorted.
+pub fn owned(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v = pairs(p);
     v.sort();
     v
 }
