@@ -359,31 +359,10 @@ impl Store {
         version_id: Option<&str>,
         tags: BTreeMap<String, String>,
     ) -> Result<Version, ApiError> {
-        let mut buckets = lock(&self.buckets);
-        let found = Self::find(&buckets, bucket, key, version_id)?.clone();
-        let Some(entry) = buckets.get_mut(bucket).and_then(|b| b.objects.get_mut(key)) else {
-            return Err(ApiError::no_such_key());
-        };
-        let before = entry.clone();
-        let Some(v) = entry
-            .versions
-            .iter_mut()
-            .rev()
-            .find(|v| v.version_id == found.version_id)
-        else {
-            return Err(ApiError::no_such_key());
-        };
-        v.tags = tags;
-        let updated = v.clone();
-        let entry_now = entry.clone();
-        if let Err(e) = self.persist(bucket, &entry_now) {
-            *entry = before;
-            return Err(e);
-        }
-        if let Some(b) = buckets.get_mut(bucket) {
-            b.reindex(key);
-        }
-        Ok(updated)
+        self.update_version(bucket, key, version_id, |v| {
+            v.tags = tags;
+            Ok(())
+        })
     }
 
     /// DeleteObject: removes the object (unversioned), adds a delete marker (versioned,
