@@ -14,7 +14,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 
 use super::request::read_small_body;
-use super::shared::{el, xml_response};
+use super::shared::{el, has_root, xml_response};
 use super::{Query, base_response, blocking, finish, q_get};
 use crate::emulator::State;
 use crate::emulator::error::ApiError;
@@ -131,16 +131,7 @@ struct AggregationXml {
 fn parse_request(bytes: &[u8]) -> Result<MetaSearch, ApiError> {
     let malformed = || ApiError::malformed_xml().ec("0010-00000101");
     let xml = std::str::from_utf8(bytes).map_err(|_| malformed())?;
-    // Past a BOM, the XML declaration and comments, the root must be <MetaQuery>.
-    let mut root = xml.trim_start_matches('\u{feff}').trim_start();
-    while let Some(rest) = root
-        .strip_prefix("<?")
-        .or_else(|| root.strip_prefix("<!--"))
-    {
-        let end = rest.find('>').ok_or_else(malformed)?;
-        root = rest[end + 1..].trim_start();
-    }
-    if !root.starts_with("<MetaQuery") {
+    if has_root(xml, "MetaQuery") != Some(true) {
         return Err(malformed());
     }
     let doc: MetaQueryXml = quick_xml::de::from_str(xml).map_err(|_| malformed())?;

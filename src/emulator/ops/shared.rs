@@ -50,6 +50,20 @@ pub(crate) fn to_xml<T: serde::Serialize>(root: &str, value: &T) -> Result<Respo
     xml_response(xml)
 }
 
+/// Whether an XML request body's root element is `<name`: past a BOM, the XML declaration
+/// and comments. `None` when a declaration or comment is not closed (malformed).
+pub(crate) fn has_root(xml: &str, name: &str) -> Option<bool> {
+    let mut root = xml.trim_start_matches('\u{feff}').trim_start();
+    while let Some(rest) = root
+        .strip_prefix("<?")
+        .or_else(|| root.strip_prefix("<!--"))
+    {
+        let end = rest.find('>')?;
+        root = rest[end + 1..].trim_start();
+    }
+    Some(root.starts_with(&format!("<{name}")))
+}
+
 /// A 200 response with an XML document.
 pub(crate) fn xml_response(xml: String) -> Result<Response, ApiError> {
     finish(

@@ -28,8 +28,8 @@ use super::request::{
     content_md5, digest_mismatch, entity_headers, read_small_body, write_options,
 };
 use super::shared::{
-    CopySource, check_source_conditions, copy_source, el, iso8601, listed_key, no_such_upload,
-    pump, url_encoding, xml_response,
+    CopySource, check_source_conditions, copy_source, el, has_root, iso8601, listed_key,
+    no_such_upload, pump, url_encoding, xml_response,
 };
 use super::{Ctx, base_response, blocking, finish, header, q_get, set, version_header};
 use crate::emulator::State;
@@ -268,15 +268,7 @@ struct PartXml {
 fn parse_complete(bytes: &[u8]) -> Result<Vec<(u32, String)>, ApiError> {
     let malformed = ApiError::malformed_xml;
     let xml = std::str::from_utf8(bytes).map_err(|_| malformed())?;
-    let mut root = xml.trim_start_matches('\u{feff}').trim_start();
-    while let Some(rest) = root
-        .strip_prefix("<?")
-        .or_else(|| root.strip_prefix("<!--"))
-    {
-        let end = rest.find('>').ok_or_else(malformed)?;
-        root = rest[end + 1..].trim_start();
-    }
-    if !root.starts_with("<CompleteMultipartUpload") {
+    if has_root(xml, "CompleteMultipartUpload") != Some(true) {
         return Err(malformed());
     }
     let doc: CompleteXml = quick_xml::de::from_str(xml).map_err(|_| malformed())?;
